@@ -1,0 +1,50 @@
+/*
+ * glora/gemm.h - single-precision matrix products.
+ *
+ * All matrices are row-major. glora_sgemm computes
+ *     C = alpha * op(A) * op(B) + beta * C
+ * with op(A) m x k, op(B) k x n, C m x n. When ta is GLORA_TRANS, A is stored
+ * k x m (lda >= m); otherwise m x k (lda >= k). Likewise B: TRANS means n x k
+ * storage. beta == 0 overwrites C (NaNs in C do not propagate).
+ *
+ * A ViT needs three forms: y = x * W^T (NT), dx = dy * W (NN) and
+ * dW += dy^T * x (TN).
+ *
+ * Determinism: a kernel splits work over blocks of rows and columns of C only,
+ * never over k, so each element of C is summed in the same order whatever the
+ * number of threads. Inside an enclosing parallel region the product runs on
+ * the calling thread alone.
+ */
+#ifndef GLORA_GEMM_H
+#define GLORA_GEMM_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { GLORA_NOTRANS = 0, GLORA_TRANS = 1 } glora_trans_t;
+
+void glora_sgemm(glora_trans_t ta, glora_trans_t tb, size_t m, size_t n, size_t k,
+                 float alpha, const float *a, size_t lda, const float *b, size_t ldb,
+                 float beta, float *c, size_t ldc);
+
+/* The naive triple loop: always correct, the fallback and the reference. */
+void glora_sgemm_ref(glora_trans_t ta, glora_trans_t tb, size_t m, size_t n, size_t k,
+                     float alpha, const float *a, size_t lda, const float *b, size_t ldb,
+                     float beta, float *c, size_t ldc);
+
+/* Kernel selection. Names: "auto" (best this CPU runs), "avx512", "avx2",
+ * "portable", "ref", and "cblas" when built --with-blas. Returns GLORA_OK, or
+ * GLORA_EINVAL (with a message) for an unknown name or one this CPU or build
+ * cannot run. The GLORA_GEMM environment variable, when set, is applied at
+ * first use. */
+int glora_gemm_set_kernel(const char *name);
+/* Name of the kernel glora_sgemm uses now (after "auto" is resolved). */
+const char *glora_gemm_kernel(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,92 @@
+/*
+ * glora/nn.h - the layers of a ViT as forward/backward pairs of free functions.
+ *
+ * Conventions (llm.c): forward writes its outputs (=); backward ACCUMULATES
+ * (+=) into gradient buffers, which the caller zeroes once per step. Any
+ * gradient pointer may be NULL: that gradient is then not computed (frozen
+ * tensors get no buffer at all). Forward arguments: outputs, then inputs and
+ * weights, then sizes. Backward: gradients out (d + forward name), then dout,
+ * then what forward saved, then sizes.
+ *
+ * Shapes: B batch, T tokens (patches + 1 cls), C model dim, NH heads,
+ * hd = C / NH, N = B*T rows where a layer treats tokens alike.
+ * All buffers are float32, row-major, contiguous.
+ *
+ * Parallel with OpenMP over independent rows / (batch, head) pairs; every
+ * reduction over rows (weight and bias gradients) is summed in a fixed order,
+ * so results are identical for any number of threads.
+ */
+#ifndef GLORA_NN_H
+#define GLORA_NN_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Patches of an image batch, in the order of a conv weight (C, Cin, P, P):
+ * img is (B, Cin, H, W); patches is (B, NP, Cin*P*P) with NP = (H/P)*(W/P),
+ * patches taken row by row, each flattened as [ci][ky][kx]. */
+void glora_im2col(float *patches, const float *img, size_t B, int cin, int h, int w, int p);
+
+/* Token sequence: x is (B, T, C) with T = NP + 1;
+ * x[b,0,:] = cls + pos[0,:], x[b,1+i,:] = pe[b,i,:] + pos[1+i,:].
+ * pe is (B, NP, C) (the patch projections), cls is (C), pos is (T, C). */
+void glora_tokens_forward(float *x, const float *pe, const float *cls, const float *pos,
+                          size_t B, int np, int C);
+void glora_tokens_backward(float *dpe, float *dcls, float *dpos, const float *dx,
+                           size_t B, int np, int C);
+
+/* out (N, OC) = inp (N, IC) * weight^T + bias; weight (OC, IC), bias (OC) or NULL. */
+void glora_linear_forward(float *out, const float *inp, const float *weight, const float *bias,
+                          size_t N, int IC, int OC);
+void glora_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                           const float *inp, const float *weight, size_t N, int IC, int OC);
+
+/* LayerNorm over the last dim C of inp (N, C); saves mean and rstd (N) for
+ * backward (either may be NULL in inference). */
+void glora_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                             const float *weight, const float *bias, size_t N, int C, float eps);
+void glora_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                              const float *inp, const float *weight, const float *mean,
+                              const float *rstd, size_t N, int C);
+
+/* Multi-head self-attention core (no projections), timm layout:
+ * qkv (B, T, 3C) holds, per token, q for all heads, then k, then v
+ * (qkv.reshape(B,T,3,NH,hd)); out (B, T, C) with heads concatenated;
+ * att (B, NH, T, T) keeps the softmax probabilities for backward.
+ * scores = q k^T / sqrt(hd), no mask. */
+void glora_attention_forward(float *out, float *att, const float *qkv,
+                             size_t B, int T, int C, int NH);
+/* datt is scratch of the size of att (contents on return unspecified). */
+void glora_attention_backward(float *dqkv, float *datt, const float *dout,
+                              const float *qkv, const float *att,
+                              size_t B, int T, int C, int NH);
+
+/* Exact GELU: x * 0.5 * (1 + erf(x / sqrt 2)), elementwise over n values. */
+void glora_gelu_forward(float *out, const float *inp, size_t n);
+void glora_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+
+/* out = a + b elementwise (residual connections); out may alias a or b. */
+void glora_add(float *out, const float *a, const float *b, size_t n);
+
+/* The cls token of each sequence: out (B, C) = x[b, 0, :]. Backward adds
+ * dout into dx[b, 0, :]. */
+void glora_cls_forward(float *out, const float *x, size_t B, int T, int C);
+void glora_cls_backward(float *dx, const float *dout, size_t B, int T, int C);
+
+/* Softmax cross-entropy with optional label smoothing s (0 = none): target
+ * distribution (1-s) on the label plus s/V spread over all V classes.
+ * losses (B) per example, probs (B, V) saved for backward. */
+void glora_xent_forward(float *losses, float *probs, const float *logits, const int *targets,
+                        size_t B, int V, float smoothing);
+/* dlogits += scale * (probs - target distribution); scale is usually 1/B
+ * for a mean loss. */
+void glora_xent_backward(float *dlogits, const float *probs, const int *targets,
+                         size_t B, int V, float smoothing, float scale);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,123 @@
+/* Unit tests of src/util: SHA-256 against FIPS vectors, the RNG's range and
+ * reproducibility, atomic writes and whole-file reads. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "glora/common.h"
+#include "glora/fileio.h"
+#include "glora/rng.h"
+
+static void test_sha256_vectors(void **state) {
+    (void)state;
+    char hex[65];
+    glora_sha256_hex("", 0, hex);
+    assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    glora_sha256_hex("abc", 3, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    glora_sha256_hex(m, strlen(m), hex);
+    assert_string_equal(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    /* One million 'a', fed in uneven pieces to exercise buffering. */
+    glora_sha256_t s;
+    glora_sha256_init(&s);
+    char a[997];
+    memset(a, 'a', sizeof a);
+    size_t left = 1000000;
+    for (size_t piece = 1; left > 0; piece = piece % 997 + 1) {
+        size_t take = piece < left ? piece : left;
+        glora_sha256_update(&s, a, take);
+        left -= take;
+    }
+    uint8_t d[32];
+    glora_sha256_final(&s, d);
+    static const uint8_t want[4] = {0xcd, 0xc7, 0x6e, 0x5c};
+    assert_memory_equal(d, want, 4);
+}
+
+static void test_rng(void **state) {
+    (void)state;
+    glora_rng_t r1, r2;
+    glora_rng_seed(&r1, 42);
+    glora_rng_seed(&r2, 42);
+    for (int i = 0; i < 100; i++) assert_true(glora_rng_u64(&r1) == glora_rng_u64(&r2));
+    int counts[7] = {0};
+    for (int i = 0; i < 70000; i++) counts[glora_rng_below(&r1, 7)]++;
+    for (int i = 0; i < 7; i++) assert_in_range(counts[i], 9500, 10500);
+    double sum = 0, sq = 0;
+    for (int i = 0; i < 100000; i++) {
+        double u = glora_rng_uniform(&r1);
+        assert_true(u >= 0.0 && u < 1.0);
+        double z = glora_rng_normal(&r2);
+        sum += z;
+        sq += z * z;
+    }
+    assert_true(sum / 100000 > -0.02 && sum / 100000 < 0.02);
+    assert_true(sq / 100000 > 0.98 && sq / 100000 < 1.02);
+    uint32_t idx[50];
+    for (uint32_t i = 0; i < 50; i++) idx[i] = i;
+    glora_rng_shuffle(&r1, idx, 50);
+    int seen[50] = {0};
+    for (int i = 0; i < 50; i++) seen[idx[i]]++;
+    for (int i = 0; i < 50; i++) assert_int_equal(seen[i], 1);
+    glora_rng_t f1, f2, f3;
+    glora_rng_fork(&r1, 1, &f1);
+    glora_rng_fork(&r1, 1, &f2);
+    glora_rng_fork(&r1, 2, &f3);
+    uint64_t a = glora_rng_u64(&f1);
+    assert_true(a == glora_rng_u64(&f2));
+    assert_true(a != glora_rng_u64(&f3));
+}
+
+static void test_atomic_write_and_read(void **state) {
+    (void)state;
+    char dir[] = "/tmp/glora-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/sub/dir/out.bin", dir);
+    char sub[256];
+    snprintf(sub, sizeof sub, "%s/sub/dir", dir);
+    assert_int_equal(glora_mkdir_p(sub), GLORA_OK);
+    assert_int_equal(glora_write_atomic(path, "hello", 5), GLORA_OK);
+    assert_int_equal(glora_write_atomic(path, "world!", 6), GLORA_OK);
+    char *data;
+    size_t n;
+    assert_int_equal(glora_read_file(path, 100, &data, &n), GLORA_OK);
+    assert_int_equal(n, 6);
+    assert_string_equal(data, "world!");
+    free(data);
+    /* Too large for the limit: refused with the path in the message. */
+    assert_int_equal(glora_read_file(path, 3, &data, &n), GLORA_EFORMAT);
+    assert_non_null(strstr(glora_errmsg(), path));
+    /* Aborted writes leave neither the target changed nor a temporary. */
+    glora_atomic_file_t *f;
+    assert_int_equal(glora_atomic_open(&f, path), GLORA_OK);
+    assert_int_equal(glora_atomic_write(f, "xx", 2), GLORA_OK);
+    glora_atomic_abort(f);
+    assert_int_equal(glora_read_file(path, 100, &data, &n), GLORA_OK);
+    assert_string_equal(data, "world!");
+    free(data);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "test $(ls -A %s/sub/dir | wc -l) -eq 1", dir);
+    assert_int_equal(system(cmd), 0);
+    /* Unwritable target directory: an error naming the path. */
+    assert_true(glora_write_atomic("/nonexistent-dir/x", "a", 1) < 0);
+    assert_non_null(strstr(glora_errmsg(), "/nonexistent-dir/x"));
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sha256_vectors),
+        cmocka_unit_test(test_rng),
+        cmocka_unit_test(test_atomic_write_and_read),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
