@@ -1,0 +1,201 @@
+/*
+ * glora/model.h - a ViT with timm semantics and GLoRA supernet layers.
+ *
+ * Architecture: patch embedding (conv, kernel = stride = patch), cls token,
+ * learned position embedding, `depth` pre-norm blocks
+ *     x = x + proj(attn(norm1(x)));  x = x + fc2(gelu(fc1(norm2(x))))
+ * (LayerNorm eps 1e-6, qkv with bias, exact GELU), final norm, linear head on
+ * the cls token. Adapted layers: attn.qkv, attn.proj, mlp.fc1, mlp.fc2 of
+ * every block (layer index l = 4 * block + site), never the head.
+ *
+ * Memory: all parameters live in ONE allocation (m->mem) with named views
+ * (m->params[i] in timm / official GLoRA names, and the typed pointers of
+ * m->w). Files are safetensors with the same names, so checkpoints move
+ * between glora and PyTorch without conversion.
+ *
+ * Metadata keys glora reads and writes (all string values):
+ *   glora.heads            number of attention heads
+ *   glora.rank             supernet rank R of the GLoRA tensors
+ *   glora.kind             "backbone", "supernet", "adapter" or "merged"
+ *   glora.backbone_sha256  sha256 of the backbone file an adapter was trained on
+ *   glora.subnet           (adapter files) the subnet spec JSON it was trained for
+ */
+#ifndef GLORA_MODEL_H
+#define GLORA_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "glora/layer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { GLORA_SITE_QKV = 0, GLORA_SITE_PROJ, GLORA_SITE_FC1, GLORA_SITE_FC2, GLORA_SITES };
+
+typedef struct {
+    int img_size;    /* square images, img_size x img_size */
+    int in_chans;
+    int patch;
+    int dim;
+    int depth;
+    int heads;
+    int mlp_hidden;
+    int num_classes;
+    int num_patches; /* (img_size / patch)^2 */
+    int tokens;      /* num_patches + 1 */
+} glora_vit_arch_t;
+
+/* Which part of the model a tensor belongs to; used as bit masks. */
+enum {
+    GLORA_ROLE_BACKBONE = 1, /* everything of the plain ViT except the head */
+    GLORA_ROLE_HEAD = 2,     /* head.weight, head.bias */
+    GLORA_ROLE_ADAPTER = 4,  /* the eight GLoRA tensors of each adapted layer */
+    GLORA_ROLE_ALL = 7,
+};
+
+typedef struct {
+    char name[64];
+    int ndim;
+    int64_t shape[4];
+    size_t numel;
+    size_t offset; /* in floats, from the start of the model's memory */
+    int role;
+} glora_param_t;
+
+/* Typed views of one block's tensors. */
+typedef struct {
+    float *ln1_w, *ln1_b, *qkv_w, *qkv_b, *proj_w, *proj_b;
+    float *ln2_w, *ln2_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+} glora_vit_block_t;
+
+typedef struct {
+    float *patch_w, *patch_b, *cls, *pos;
+    glora_vit_block_t *blk; /* depth entries */
+    float *norm_w, *norm_b, *head_w, *head_b;
+} glora_vit_weights_t;
+
+typedef struct {
+    glora_vit_arch_t arch;
+    int rank;                  /* GLoRA rank R; 0: no adapter tensors */
+    float *mem;                /* all parameters, n_floats of them */
+    size_t n_floats;
+    glora_param_t *params;     /* n_params named views */
+    int n_params;
+    glora_vit_weights_t w;     /* typed views into mem */
+    glora_adapter_t *adapters; /* 4 * depth, or NULL when rank == 0 */
+    char backbone_sha256[65];  /* of the backbone file it was loaded from ("" if none) */
+} glora_vit_t;
+
+/* Checks an architecture (positive sizes, patch divides the image, heads
+ * divide dim) and fills num_patches / tokens. */
+int glora_vit_arch_check(glora_vit_arch_t *arch);
+
+/* A zero-initialised model of the given architecture with adapter tensors of
+ * the given rank (0 for none). */
+int glora_vit_create(glora_vit_t **out, const glora_vit_arch_t *arch, int rank);
+void glora_vit_free(glora_vit_t *m); /* NULL-safe */
+
+/* Loads a backbone file (plain timm ViT), then optionally an adapter file
+ * (supernet or retrained adapter: GLoRA tensors and possibly a new head, which
+ * replaces the backbone's). heads: number of attention heads when the files'
+ * metadata doesn't say (0: metadata required). Architecture numbers come from
+ * the tensor shapes; every tensor is checked against them. */
+int glora_vit_load(glora_vit_t **out, const char *backbone_path, const char *adapter_path,
+                   int heads);
+
+/* Writes the tensors whose role is in role_mask as F32 safetensors,
+ * atomically, with glora.heads / glora.rank metadata plus the extra
+ * key/value pairs in meta (n_meta pairs, may be 0). */
+int glora_vit_save(const glora_vit_t *m, const char *path, int role_mask,
+                   const char *const *meta, size_t n_meta);
+
+/* Finds a parameter by name (NULL if absent). */
+const glora_param_t *glora_vit_param(const glora_vit_t *m, const char *name);
+
+/* Number of adapted layers (4 * depth), and layer l's name ("blocks.3.mlp.fc1"),
+ * shapes and frozen weights. */
+int glora_vit_layers(const glora_vit_t *m);
+void glora_vit_layer_name(int l, char buf[48]);
+/* Parses "blocks.<i>.<site>" into a layer index; -1 if not one. */
+int glora_vit_layer_index(const glora_vit_t *m, const char *name);
+void glora_vit_layer(const glora_vit_t *m, int l, const float **w0, const float **b0,
+                     int *out, int *in);
+
+/* Official parameter count of a whole configuration (4 * depth layers). */
+size_t glora_vit_config_params(const glora_vit_t *m, const glora_layer_cfg_t *cfg);
+
+/* The linear weights a forward pass uses: for each adapted layer either the
+ * frozen W0/b0 (configuration all none, or cfg NULL) or merged W'/b' held in
+ * this object's own memory. */
+typedef struct {
+    int n;             /* 4 * depth */
+    const float **w;   /* n pointers */
+    const float **b;
+    float *mem;        /* storage of merged layers */
+    float *scratch;    /* out*in floats for merging */
+} glora_vit_linears_t;
+
+int glora_vit_linears_create(glora_vit_linears_t **out, const glora_vit_t *m);
+void glora_vit_linears_free(glora_vit_linears_t *lin);
+/* Points every layer at W0/b0 (cfg NULL) or merges the configuration
+ * cfg[0 .. 4*depth). Runs on the calling thread. */
+void glora_vit_linears_set(glora_vit_linears_t *lin, const glora_vit_t *m,
+                           const glora_layer_cfg_t *cfg);
+
+/* Activations of one block, as the forward pass leaves them (N = B * T). */
+typedef struct {
+    float *ln1, *ln1_mean, *ln1_rstd; /* (N, C), (N), (N) */
+    float *qkv;                       /* (N, 3C) */
+    float *att;                       /* (B, NH, T, T) softmax probabilities */
+    float *attn;                      /* (N, C) attention output, before proj */
+    float *res1;                      /* (N, C) x + proj(attn) */
+    float *ln2, *ln2_mean, *ln2_rstd; /* (N, C), (N), (N) */
+    float *fc1;                       /* (N, H) before GELU */
+    float *gelu;                      /* (N, H) */
+    float *res2;                      /* (N, C) block output */
+} glora_vit_block_acts_t;
+
+/* Workspace of a forward pass for up to max_batch images. With keep_all
+ * every block keeps its own activations (training: backward reads them);
+ * without, blocks share one set (inference: memory of one block). */
+typedef struct {
+    size_t max_batch;
+    int keep_all;
+    float *mem;
+    float *patches;                /* (B, NP, Cin*P*P) */
+    float *pe;                     /* (B, NP, C) */
+    float *x0;                     /* (N, C) tokens in */
+    glora_vit_block_acts_t *blk;   /* depth entries */
+    float *lnf, *lnf_mean, *lnf_rstd; /* (N, C), (N), (N) final norm */
+    float *cls;                    /* (B, C) */
+    float *logits;                 /* (B, classes) */
+} glora_vit_acts_t;
+
+int glora_vit_acts_create(glora_vit_acts_t **out, const glora_vit_t *m, size_t max_batch,
+                          int keep_all);
+void glora_vit_acts_free(glora_vit_acts_t *a);
+
+/* Forward pass of B <= max_batch images x (B, Cin, H, W) with the given
+ * linears; logits land in a->logits (B, classes). */
+void glora_vit_forward(const glora_vit_t *m, const glora_vit_linears_t *lin,
+                       glora_vit_acts_t *a, const float *x, size_t B);
+
+/* Top-1 correct predictions over n images (x: n images, y: labels), in
+ * batches of the workspace's max_batch. */
+size_t glora_vit_count_correct(const glora_vit_t *m, const glora_vit_linears_t *lin,
+                               glora_vit_acts_t *a, const float *x, const int *y, size_t n);
+
+/* Accuracy of each of n candidate configurations (cands[i] points at
+ * 4 * depth layer configurations) on n_img images: the search's fitness.
+ * Candidates run in parallel (one per thread, each on its own workspace with
+ * batch `batch`), so acc is the same for any number of threads. */
+int glora_vit_eval_candidates(const glora_vit_t *m, const glora_layer_cfg_t *const *cands,
+                              size_t n, const float *x, const int *y, size_t n_img,
+                              size_t batch, double *acc);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
