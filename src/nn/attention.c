@@ -1,0 +1,101 @@
+/* Multi-head self-attention core: softmax(q k^T / sqrt(hd)) v per (batch,
+ * head) pair. Sequences are short (17 tokens for vit-tiny-28, 197 for
+ * ViT-B/16) and heads narrow, so plain loops over one pair at a time, with
+ * every row of q, k and v read in place from qkv, beat gathering heads into
+ * matrices for GEMM calls. Pairs are independent and write disjoint parts of
+ * the outputs, which is what the threads split. */
+#include "glora/nn.h"
+#include "glora/common.h"
+
+#include <math.h>
+
+#include "nn/nn-impl.h"
+
+static inline float dot(const float *a, const float *b, size_t n) {
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static inline void axpy(float *y, float a, const float *x, size_t n) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+void glora_attention_forward(float *out, float *att, const float *qkv,
+                             size_t B, int T, int C, int NH) {
+    /* qkv is (B, T, 3C) = (B, T, 3, NH, hd); out is (B, T, C) = (B, T, NH, hd);
+     * att is (B, NH, T, T) */
+    GLORA_ASSERT(NH > 0 && C % NH == 0);
+    const size_t Ts = (size_t)T, Cs = (size_t)C, C3 = 3 * Cs, hd = Cs / (size_t)NH;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const size_t pairs = B * (size_t)NH;
+#pragma omp parallel for schedule(static) if (nn_parallel(pairs * Ts * (Ts + hd)))
+    for (size_t bh = 0; bh < pairs; bh++) {
+        const size_t b = bh / (size_t)NH, h = bh % (size_t)NH;
+        const float *base = qkv + b * Ts * C3 + h * hd; /* q of token 0 */
+        float *a = att + bh * Ts * Ts;
+        for (size_t i = 0; i < Ts; i++) {
+            const float *q = base + i * C3;
+            float *ai = a + i * Ts;
+            float mx = -INFINITY;
+            for (size_t j = 0; j < Ts; j++) {
+                const float s = dot(q, base + j * C3 + Cs, hd) * scale;
+                ai[j] = s;
+                if (s > mx) mx = s;
+            }
+            float sum = 0.0f;
+            for (size_t j = 0; j < Ts; j++) {
+                ai[j] = expf(ai[j] - mx);
+                sum += ai[j];
+            }
+            const float inv = 1.0f / sum;
+            for (size_t j = 0; j < Ts; j++) ai[j] *= inv;
+            float *o = out + (b * Ts + i) * Cs + h * hd;
+            for (size_t d = 0; d < hd; d++) o[d] = 0.0f;
+            for (size_t j = 0; j < Ts; j++) axpy(o, ai[j], base + j * C3 + 2 * Cs, hd);
+        }
+    }
+}
+
+void glora_attention_backward(float *dqkv, float *datt, const float *dout,
+                              const float *qkv, const float *att,
+                              size_t B, int T, int C, int NH) {
+    /* dout is (B, T, C); qkv is (B, T, 3C); att and datt are (B, NH, T, T);
+     * dqkv (B, T, 3C) accumulates */
+    if (!dqkv) return;
+    GLORA_ASSERT(NH > 0 && C % NH == 0);
+    const size_t Ts = (size_t)T, Cs = (size_t)C, C3 = 3 * Cs, hd = Cs / (size_t)NH;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const size_t pairs = B * (size_t)NH;
+#pragma omp parallel for schedule(static) if (nn_parallel(pairs * Ts * (Ts + hd)))
+    for (size_t bh = 0; bh < pairs; bh++) {
+        const size_t b = bh / (size_t)NH, h = bh % (size_t)NH;
+        const float *base = qkv + b * Ts * C3 + h * hd;
+        float *dbase = dqkv + b * Ts * C3 + h * hd;
+        const float *a = att + bh * Ts * Ts;
+        float *da = datt + bh * Ts * Ts;
+        for (size_t i = 0; i < Ts; i++) {
+            const float *g = dout + (b * Ts + i) * Cs + h * hd;
+            const float *ai = a + i * Ts;
+            float *dai = da + i * Ts;
+            /* Through out_i = sum_j a_ij v_j. */
+            for (size_t j = 0; j < Ts; j++) {
+                dai[j] = dot(g, base + j * C3 + 2 * Cs, hd);
+                axpy(dbase + j * C3 + 2 * Cs, ai[j], g, hd);
+            }
+            /* Through the softmax: ds_ij = a_ij (da_ij - sum_k a_ik da_ik). */
+            float s = 0.0f;
+            for (size_t j = 0; j < Ts; j++) s += ai[j] * dai[j];
+            for (size_t j = 0; j < Ts; j++) dai[j] = ai[j] * (dai[j] - s) * scale;
+            /* Through s_ij = q_i . k_j (scale folded in above). */
+            const float *q = base + i * C3;
+            float *dq = dbase + i * C3;
+            for (size_t j = 0; j < Ts; j++) {
+                axpy(dq, dai[j], base + j * C3 + Cs, hd);
+                axpy(dbase + j * C3 + Cs, dai[j], q, hd);
+            }
+        }
+    }
+}

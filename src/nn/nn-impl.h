@@ -1,0 +1,25 @@
+/* Internals shared by the layer kernels of src/nn. */
+#ifndef GLORA_NN_IMPL_H
+#define GLORA_NN_IMPL_H
+
+#include <stddef.h>
+
+#include "glora/parallel.h"
+
+/* Below this many floats touched, a team of threads costs more than it saves
+ * (waking a team is a few microseconds; a core streams ~1e3 floats per us). */
+#define NN_PAR_MIN_WORK ((size_t)1 << 14)
+
+/* Whether a kernel with `work` floats of work should open a parallel region:
+ * never inside an enclosing one (the search evaluates candidates in parallel
+ * and a nested team would oversubscribe the cores), never for tiny sizes. */
+static inline int nn_parallel(size_t work) {
+    return work >= NN_PAR_MIN_WORK && !glora_in_parallel();
+}
+
+/* Column blocks for reductions over rows (bias and norm-weight gradients):
+ * each thread owns whole blocks and sums its rows in row order, so every
+ * element's sum has one fixed order whatever the thread count. */
+#define NN_COL_BLOCK 32
+
+#endif
