@@ -474,11 +474,38 @@ static void test_fuzz(void **state) {
     free(orig);
 }
 
+/* Files written by the Python reference (tests/ref/st.py, json.dumps with
+ * sorted keys, tensors ordered by element size then name). */
+static void test_python_fixtures(void **state) {
+    (void)state;
+    static const char *const files[] = {"backbone", "supernet", "forward", "train_step"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/tests/fixtures/ref/%s.safetensors", GLORA_SRCDIR, files[i]);
+        glora_st_t *st;
+        if (glora_st_open(&st, path) != GLORA_OK) fail_msg("%s", glora_errmsg());
+        assert_true(glora_st_count(st) > 0);
+        if (i == 0) {
+            assert_string_equal(glora_st_meta(st, "glora.heads"), "3");
+            float w[72 * 24];
+            const int64_t shape[2] = {72, 24};
+            assert_int_equal(glora_st_load_f32(st, "blocks.0.attn.qkv.weight", 2, shape, w),
+                             GLORA_OK);
+            /* First values as numpy prints them from the same file. */
+            assert_float_equal(w[0], 0.19896889, 1e-7);
+            assert_float_equal(w[1], -0.05904493, 1e-7);
+            assert_float_equal(w[2], -0.22955374, 1e-7);
+        }
+        glora_st_close(st);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_known_bytes),
         cmocka_unit_test(test_python_layout_and_dtypes),
+        cmocka_unit_test(test_python_fixtures),
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_writer_rejects),
         cmocka_unit_test(test_atomic_failure),
