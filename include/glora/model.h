@@ -123,7 +123,10 @@ int glora_vit_layer_index(const glora_vit_t *m, const char *name);
 void glora_vit_layer(const glora_vit_t *m, int l, const float **w0, const float **b0,
                      int *out, int *in);
 
+/* Shape (out x in) of adapted layer l of an architecture. */
+void glora_arch_layer_shape(const glora_vit_arch_t *a, int l, int *out, int *in);
 /* Official parameter count of a whole configuration (4 * depth layers). */
+size_t glora_arch_config_params(const glora_vit_arch_t *a, const glora_layer_cfg_t *cfg);
 size_t glora_vit_config_params(const glora_vit_t *m, const glora_layer_cfg_t *cfg);
 
 /* The linear weights a forward pass uses: for each adapted layer either the

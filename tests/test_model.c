@@ -1,0 +1,614 @@
+/* The ViT and the GLoRA layer against outside references:
+ *  - logits of the PyTorch reference (tests/fixtures/ref) for the plain
+ *    backbone and for eight supernet configurations;
+ *  - merged vs unmerged layer outputs for every one of the 432 official
+ *    configurations, the unmerged side computed term by term in double;
+ *  - merged vs unmerged whole models for random configurations;
+ *  - the adapter gradients against finite differences in double;
+ *  - parameter counting against hand-computed values;
+ *  - subnet specs: round trip, official spellings, and bad files. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "glora/common.h"
+#include "glora/fileio.h"
+#include "glora/layer.h"
+#include "glora/model.h"
+#include "glora/parallel.h"
+#include "glora/rng.h"
+#include "glora/safetensors.h"
+#include "glora/spec.h"
+
+#define FIX GLORA_SRCDIR "/tests/fixtures/ref/"
+
+static void fill_random(float *v, size_t n, glora_rng_t *r, float scale) {
+    for (size_t i = 0; i < n; i++) v[i] = scale * (float)glora_rng_normal(r);
+}
+
+/* Reads configs.json's configurations into specs-like layer arrays. */
+static int load_ref_configs(const glora_vit_t *m, char names[16][64], glora_layer_cfg_t cfg[16][64]) {
+    char *text;
+    size_t n;
+    assert_int_equal(glora_read_file(FIX "configs.json", 1 << 20, &text, &n), GLORA_OK);
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    assert_non_null(root);
+    const cJSON *list = cJSON_GetObjectItem(root, "configs"), *c;
+    int k = 0;
+    cJSON_ArrayForEach(c, list) {
+        assert_true(k < 16);
+        snprintf(names[k], 64, "%s", cJSON_GetObjectItem(c, "name")->valuestring);
+        const cJSON *layer;
+        cJSON_ArrayForEach(layer, cJSON_GetObjectItem(c, "layers")) {
+            int l = glora_vit_layer_index(m, layer->string);
+            assert_true(l >= 0);
+            for (int t = 0; t < GLORA_NTENSORS; t++) {
+                const char *s = cJSON_GetObjectItem(layer, glora_tensor_letter(t))->valuestring;
+                assert_int_equal(glora_choice_parse(s, t, m->rank, &cfg[k][l].t[t]), GLORA_OK);
+            }
+        }
+        k++;
+    }
+    cJSON_Delete(root);
+    return k;
+}
+
+static void check_logits(const float *got, const float *want, size_t n, const char *what) {
+    double maxabs = 0, maxerr = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (fabs(want[i]) > maxabs) maxabs = fabs(want[i]);
+        double e = fabs((double)got[i] - want[i]);
+        if (e > maxerr) maxerr = e;
+    }
+    if (maxerr > 1e-4 * maxabs) {
+        fail_msg("%s: max |error| %.3g exceeds 1e-4 * max |logit| %.3g", what, maxerr, maxabs);
+    }
+}
+
+static void test_reference_logits(void **state) {
+    (void)state;
+    glora_st_t *fw;
+    assert_int_equal(glora_st_open(&fw, FIX "forward.safetensors"), GLORA_OK);
+    float x[4 * 3 * 8 * 8], want[4 * 7], got[4 * 7];
+    assert_int_equal(glora_st_load_f32(fw, "x", 4, (int64_t[]){4, 3, 8, 8}, x), GLORA_OK);
+
+    /* The plain backbone. */
+    glora_vit_t *bb;
+    int rc = glora_vit_load(&bb, FIX "backbone.safetensors", NULL, 0);
+    if (rc) fail_msg("%s", glora_errmsg());
+    assert_int_equal(bb->arch.dim, 24);
+    assert_int_equal(bb->arch.depth, 2);
+    assert_int_equal(bb->arch.heads, 3);
+    assert_int_equal(bb->arch.img_size, 8);
+    assert_int_equal(bb->arch.num_classes, 7);
+    assert_int_equal(bb->rank, 0);
+    glora_vit_linears_t *lin;
+    glora_vit_acts_t *acts;
+    assert_int_equal(glora_vit_linears_create(&lin, bb), GLORA_OK);
+    assert_int_equal(glora_vit_acts_create(&acts, bb, 4, 0), GLORA_OK);
+    glora_vit_forward(bb, lin, acts, x, 4);
+    assert_int_equal(glora_st_load_f32(fw, "logits.backbone", 2, (int64_t[]){4, 7}, want), GLORA_OK);
+    memcpy(got, acts->logits, sizeof(float) * 28);
+    check_logits(got, want, 28, "backbone");
+    glora_vit_linears_free(lin);
+    glora_vit_acts_free(acts);
+    glora_vit_free(bb);
+
+    /* The supernet under each configuration, with inference and training
+     * workspaces (shared and per-block activations). */
+    glora_vit_t *m;
+    rc = glora_vit_load(&m, FIX "backbone.safetensors", FIX "supernet.safetensors", 0);
+    if (rc) fail_msg("%s", glora_errmsg());
+    assert_int_equal(m->rank, 4);
+    assert_int_equal(m->arch.num_classes, 5);
+    char names[16][64];
+    static glora_layer_cfg_t cfg[16][64];
+    int ncfg = load_ref_configs(m, names, cfg);
+    assert_int_equal(ncfg, 8);
+    assert_int_equal(glora_vit_linears_create(&lin, m), GLORA_OK);
+    for (int keep = 0; keep <= 1; keep++) {
+        assert_int_equal(glora_vit_acts_create(&acts, m, 3, keep), GLORA_OK);
+        for (int k = 0; k < ncfg; k++) {
+            char key[96];
+            snprintf(key, sizeof key, "logits.%s", names[k]);
+            assert_int_equal(glora_st_load_f32(fw, key, 2, (int64_t[]){4, 5}, want), GLORA_OK);
+            glora_vit_linears_set(lin, m, cfg[k]);
+            /* Batches of 3 then 1: the batch size must not matter. */
+            glora_vit_forward(m, lin, acts, x, 3);
+            memcpy(got, acts->logits, sizeof(float) * 15);
+            glora_vit_forward(m, lin, acts, x + 3 * 192, 1);
+            memcpy(got + 15, acts->logits, sizeof(float) * 5);
+            check_logits(got, want, 20, key);
+        }
+        glora_vit_acts_free(acts);
+    }
+    glora_vit_linears_free(lin);
+    glora_vit_free(m);
+    glora_st_close(fw);
+}
+
+/* y = x W'^T + b' computed term by term in double, never forming W'. */
+static void unmerged_layer(double *y, const float *x, int n, const float *w0, const float *b0,
+                           const glora_adapter_t *ad, const glora_layer_cfg_t *cfg) {
+    const int out = ad->out, in = ad->in, R = ad->rank;
+    glora_choice_t A = cfg->t[0], B = cfg->t[1], C = cfg->t[2], D = cfg->t[3], E = cfg->t[4];
+    for (int s = 0; s < n; s++) {
+        const float *xs = x + (size_t)s * in;
+        for (int o = 0; o < out; o++) {
+            double acc = 0;
+            for (int i = 0; i < in; i++) {
+                double w = w0[(size_t)o * in + i];
+                double a = 0, b = 0;
+                if (A.kind == GLORA_LORA)
+                    for (int r = 0; r < A.rank; r++) a += (double)ad->Ad[o * R + r] * ad->Au[r * in + i];
+                if (A.kind == GLORA_VECTOR) a = ad->Ad[o * R];
+                if (A.kind == GLORA_SCALAR) a = ad->Ad[0];
+                if (B.kind == GLORA_LORA)
+                    for (int r = 0; r < B.rank; r++) b += (double)ad->Bd[o * R + r] * ad->Bu[r * in + i];
+                if (B.kind == GLORA_VECTOR) b = ad->Bd[o * R];
+                if (B.kind == GLORA_SCALAR) b = ad->Bd[0];
+                acc += xs[i] * (w + w * a + b);
+            }
+            double bias = b0[o];
+            double d = D.kind == GLORA_VECTOR ? ad->D[o] : D.kind == GLORA_SCALAR ? ad->D[0] : 0;
+            double e = E.kind == GLORA_VECTOR ? ad->E[o] : E.kind == GLORA_SCALAR ? ad->E[0] : 0;
+            double prompt = 0;
+            for (int i = 0; i < in; i++) {
+                double c = 0;
+                if (C.kind == GLORA_LORA)
+                    for (int r = 0; r < C.rank; r++) c += (double)ad->Cd[i * R + r] * ad->Cu[r];
+                if (C.kind == GLORA_VECTOR) c = ad->Cd[i * R];
+                prompt += (double)w0[(size_t)o * in + i] * c;
+            }
+            y[(size_t)s * out + o] = acc + bias + bias * d + e + prompt;
+        }
+    }
+}
+
+static void test_merge_all_432(void **state) {
+    (void)state;
+    glora_rng_t rng;
+    glora_rng_seed(&rng, 7);
+    const int out = 13, in = 11, R = 4, n = 5;
+    size_t sz[8];
+    glora_adapter_sizes(out, in, R, sz);
+    float *mem = malloc(sizeof(float) * (sz[0] + sz[1] + sz[2] + sz[3] + sz[4] + sz[5] + sz[6] + sz[7]));
+    glora_adapter_t ad = {.out = out, .in = in, .rank = R};
+    float **slots[8] = {&ad.Ad, &ad.Au, &ad.Bd, &ad.Bu, &ad.Cd, &ad.Cu, &ad.D, &ad.E};
+    float *p = mem;
+    for (int i = 0; i < 8; i++) { *slots[i] = p; fill_random(p, sz[i], &rng, 0.3f); p += sz[i]; }
+    float w0[13 * 11], b0[13], x[5 * 11], w[13 * 11], b[13], scratch[13 * 11], y[5 * 13];
+    double ref[5 * 13];
+    fill_random(w0, sizeof w0 / 4, &rng, 0.5f);
+    fill_random(b0, 13, &rng, 0.5f);
+    fill_random(x, sizeof x / 4, &rng, 1.0f);
+    glora_space_t space;
+    glora_space_official(&space, R);
+    assert_int_equal(glora_space_size(&space), 432);
+    for (size_t i = 0; i < glora_space_size(&space); i++) {
+        glora_layer_cfg_t cfg;
+        glora_space_config(&space, i, &cfg);
+        glora_adapter_merge(w, b, w0, b0, &ad, &cfg, scratch);
+        for (int s = 0; s < n; s++)
+            for (int o = 0; o < out; o++) {
+                float acc = b[o];
+                for (int k = 0; k < in; k++) acc += x[s * in + k] * w[o * in + k];
+                y[s * out + o] = acc;
+            }
+        unmerged_layer(ref, x, n, w0, b0, &ad, &cfg);
+        double maxabs = 0, maxerr = 0;
+        for (int k = 0; k < n * out; k++) {
+            if (fabs(ref[k]) > maxabs) maxabs = fabs(ref[k]);
+            if (fabs(ref[k] - y[k]) > maxerr) maxerr = fabs(ref[k] - y[k]);
+        }
+        if (maxerr > 1e-4 * maxabs) fail_msg("configuration %zu: max |error| %.3g", i, maxerr);
+    }
+    /* Sub-rank slices only read the first r columns: poisoning the rest
+     * must not change the merged weights. */
+    glora_layer_cfg_t sub = {{{GLORA_LORA, 2}, {GLORA_LORA, 1}, {GLORA_LORA, 3}, {GLORA_VECTOR, 0}, {GLORA_SCALAR, 0}}};
+    glora_adapter_merge(w, b, w0, b0, &ad, &sub, scratch);
+    float w2[13 * 11], b2[13];
+    for (int o = 0; o < out; o++) { ad.Ad[o * R + 3] = NAN; ad.Bd[o * R + 2] = NAN; }
+    for (int i = 0; i < in; i++) ad.Cd[i * R + 3] = NAN;
+    glora_adapter_merge(w2, b2, w0, b0, &ad, &sub, scratch);
+    assert_memory_equal(w, w2, sizeof w);
+    assert_memory_equal(b, b2, sizeof b);
+    free(mem);
+}
+
+/* Loss = sum(G (.) W') + sum(g (.) b') for fixed random G, g; its gradient
+ * with respect to the stored tensors is what glora_adapter_backward gives
+ * for dw = G, db = g. Checked by central differences in double. */
+static double merged_objective(const float *G, const float *g, const float *w0, const float *b0,
+                               const glora_adapter_t *ad, const glora_layer_cfg_t *cfg) {
+    int out = ad->out, in = ad->in;
+    double *y = malloc(sizeof(double) * out * (in + 1));
+    float *xid = calloc((size_t)(in + 1) * in, sizeof(float));
+    /* y rows: x = e_i gives column i of W' plus b'; x = 0 gives b'. */
+    for (int i = 0; i < in; i++) xid[i * in + i] = 1.0f;
+    unmerged_layer(y, xid, in + 1, w0, b0, ad, cfg);
+    double L = 0;
+    for (int o = 0; o < out; o++) {
+        double bo = y[(size_t)in * out + o];
+        L += g[o] * bo;
+        for (int i = 0; i < in; i++) L += G[o * in + i] * (y[(size_t)i * out + o] - bo);
+    }
+    free(y);
+    free(xid);
+    return L;
+}
+
+static void test_adapter_backward_fd(void **state) {
+    (void)state;
+    glora_rng_t rng;
+    glora_rng_seed(&rng, 11);
+    const int out = 6, in = 5, R = 3;
+    size_t sz[8], total = 0;
+    glora_adapter_sizes(out, in, R, sz);
+    for (int i = 0; i < 8; i++) total += sz[i];
+    float *mem = malloc(sizeof(float) * total), *gmem = malloc(sizeof(float) * total);
+    glora_adapter_t ad = {.out = out, .in = in, .rank = R}, gr = ad;
+    float **slots[8] = {&ad.Ad, &ad.Au, &ad.Bd, &ad.Bu, &ad.Cd, &ad.Cu, &ad.D, &ad.E};
+    float **gslots[8] = {&gr.Ad, &gr.Au, &gr.Bd, &gr.Bu, &gr.Cd, &gr.Cu, &gr.D, &gr.E};
+    size_t off = 0;
+    for (int i = 0; i < 8; i++) { *slots[i] = mem + off; *gslots[i] = gmem + off; off += sz[i]; }
+    fill_random(mem, total, &rng, 0.5f);
+    float w0[30], b0[6], G[30], g[6], scratch[30];
+    fill_random(w0, 30, &rng, 0.7f);
+    fill_random(b0, 6, &rng, 0.7f);
+    fill_random(G, 30, &rng, 1.0f);
+    fill_random(g, 6, &rng, 1.0f);
+    glora_space_t space;
+    glora_space_official(&space, R);
+    /* Official space at rank 3 and sub-rank variants. */
+    for (size_t ci = 0; ci < glora_space_size(&space) + 20; ci++) {
+        glora_layer_cfg_t cfg;
+        if (ci < glora_space_size(&space)) {
+            glora_space_config(&space, ci, &cfg);
+        } else {
+            glora_space_config(&space, glora_rng_below(&rng, glora_space_size(&space)), &cfg);
+            for (int t = 0; t < 3; t++)
+                if (cfg.t[t].kind == GLORA_LORA) cfg.t[t].rank = (uint8_t)(1 + glora_rng_below(&rng, R));
+        }
+        memset(gmem, 0, sizeof(float) * total);
+        glora_adapter_backward(&gr, G, g, w0, b0, &ad, &cfg, scratch);
+        for (size_t k = 0; k < total; k++) {
+            float keep = mem[k];
+            /* Perturb in float and evaluate in double: h large enough for
+             * float storage, the objective is linear or bilinear in each
+             * single entry so central differences are exact up to rounding. */
+            const float h = 1e-2f;
+            mem[k] = keep + h;
+            double lp = merged_objective(G, g, w0, b0, &ad, &cfg);
+            mem[k] = keep - h;
+            double lm = merged_objective(G, g, w0, b0, &ad, &cfg);
+            mem[k] = keep;
+            double fd = (lp - lm) / (2.0 * h);
+            if (fabs(fd - gmem[k]) > 1e-3 * (1.0 + fabs(fd)))
+                fail_msg("configuration %zu, element %zu: backward %.6g, finite difference %.6g", ci, k,
+                         gmem[k], fd);
+        }
+    }
+    free(mem);
+    free(gmem);
+}
+
+static void test_whole_model_merged_vs_unmerged(void **state) {
+    (void)state;
+    /* A model whose linears are run unmerged (term by term in double inside
+     * a float forward is not available), so compare: merged forward vs the
+     * same forward with W' built by the double reference per layer. */
+    glora_vit_arch_t a = {.img_size = 8, .in_chans = 2, .patch = 4, .dim = 12, .depth = 2,
+                          .heads = 2, .mlp_hidden = 20, .num_classes = 4};
+    glora_vit_t *m;
+    assert_int_equal(glora_vit_create(&m, &a, 3), GLORA_OK);
+    glora_rng_t rng;
+    glora_rng_seed(&rng, 3);
+    fill_random(m->mem, m->n_floats, &rng, 0.3f);
+    glora_space_t space;
+    glora_space_official(&space, 3);
+    int L = glora_vit_layers(m);
+    glora_layer_cfg_t cfg[8];
+    glora_vit_linears_t *lin, *ref;
+    glora_vit_acts_t *acts;
+    assert_int_equal(glora_vit_linears_create(&lin, m), GLORA_OK);
+    assert_int_equal(glora_vit_linears_create(&ref, m), GLORA_OK);
+    assert_int_equal(glora_vit_acts_create(&acts, m, 3, 0), GLORA_OK);
+    float x[3 * 2 * 64];
+    fill_random(x, sizeof x / 4, &rng, 1.0f);
+    float *wbuf = malloc(sizeof(float) * 2 * (36 * 12 + 36 + 12 * 12 + 12 + 20 * 12 + 20 + 12 * 20 + 12));
+    for (int trial = 0; trial < 30; trial++) {
+        for (int l = 0; l < L; l++) glora_space_config(&space, glora_rng_below(&rng, 432), &cfg[l]);
+        glora_vit_linears_set(lin, m, cfg);
+        glora_vit_forward(m, lin, acts, x, 3);
+        float merged[12];
+        memcpy(merged, acts->logits, sizeof merged);
+        /* Reference linears: W' and b' read off the double term-by-term layer. */
+        float *p = wbuf;
+        for (int l = 0; l < L; l++) {
+            const float *w0, *b0;
+            int out, in;
+            glora_vit_layer(m, l, &w0, &b0, &out, &in);
+            double *y = malloc(sizeof(double) * out * (in + 1));
+            float *xid = calloc((size_t)(in + 1) * in, sizeof(float));
+            for (int i = 0; i < in; i++) xid[i * in + i] = 1.0f;
+            unmerged_layer(y, xid, in + 1, w0, b0, &m->adapters[l], &cfg[l]);
+            float *w = p, *b = p + out * in;
+            for (int o = 0; o < out; o++) {
+                b[o] = (float)y[(size_t)in * out + o];
+                for (int i = 0; i < in; i++) w[o * in + i] = (float)(y[(size_t)i * out + o] - y[(size_t)in * out + o]);
+            }
+            ref->w[l] = w;
+            ref->b[l] = b;
+            p += out * in + out;
+            free(y);
+            free(xid);
+        }
+        glora_vit_forward(m, ref, acts, x, 3);
+        check_logits(merged, acts->logits, 12, "random whole-model configuration");
+    }
+    free(wbuf);
+    glora_vit_linears_free(lin);
+    glora_vit_linears_free(ref);
+    glora_vit_acts_free(acts);
+    glora_vit_free(m);
+}
+
+static void test_param_counts(void **state) {
+    (void)state;
+    /* ViT-B/16 stack: dim 768, mlp 3072, depth 12 -> 48 layers. */
+    glora_vit_arch_t a = {.img_size = 224, .in_chans = 3, .patch = 16, .dim = 768, .depth = 12,
+                          .heads = 12, .mlp_hidden = 3072, .num_classes = 100};
+    assert_int_equal(glora_vit_arch_check(&a), GLORA_OK);
+    assert_int_equal(a.tokens, 197);
+    glora_layer_cfg_t cfg[48];
+    glora_choice_t l4 = {GLORA_LORA, 4}, vec = {GLORA_VECTOR, 0}, sca = {GLORA_SCALAR, 0};
+    for (int l = 0; l < 48; l++) cfg[l] = (glora_layer_cfg_t){{l4, l4, l4, vec, vec}};
+    /* Per block, by hand:
+     *   qkv  (2304 x 768): A,B 4*(2304+768)=12288 each; C 4*769=3076; D,E 2304 each -> 32260
+     *   proj (768 x 768):  A,B 6144 each; C 3076; D,E 768 each                  -> 16900
+     *   fc1  (3072 x 768): A,B 15360 each; C 3076; D,E 3072 each                -> 39940
+     *   fc2  (768 x 3072): A,B 15360 each; C 4*3073=12292; D,E 768 each         -> 44548
+     * block 133648, 12 blocks 1603776. */
+    assert_int_equal(glora_arch_config_params(&a, cfg), 1603776);
+    for (int l = 0; l < 48; l++) cfg[l] = (glora_layer_cfg_t){{sca, sca, vec, sca, sca}};
+    /* C vector = in: 768 + 768 + 768 + 3072 per block, + 4 scalars x 4 layers. */
+    assert_int_equal(glora_arch_config_params(&a, cfg), 12 * (768 * 3 + 3072 + 16));
+    /* LoRA r=4 baseline (B = lora_4 only) on vit-tiny-28: dim 128, mlp 512. */
+    glora_vit_arch_t t = {.img_size = 28, .in_chans = 1, .patch = 7, .dim = 128, .depth = 6,
+                          .heads = 4, .mlp_hidden = 512, .num_classes = 10};
+    assert_int_equal(glora_vit_arch_check(&t), GLORA_OK);
+    glora_choice_t none = {GLORA_NONE, 0};
+    for (int l = 0; l < 24; l++) cfg[l] = (glora_layer_cfg_t){{none, l4, none, none, none}};
+    /* 4 * ((384+128) + (128+128) + (512+128) + (128+512)) = 8192 per block. */
+    assert_int_equal(glora_arch_config_params(&t, cfg), 6 * 8192);
+}
+
+static void test_choice_parse(void **state) {
+    (void)state;
+    glora_choice_t c;
+    char buf[16];
+    assert_int_equal(glora_choice_parse("LoRA_4", GLORA_A, 4, &c), GLORA_OK);
+    assert_string_equal(glora_choice_str(c, buf), "lora_4");
+    assert_int_equal(glora_choice_parse("constant", GLORA_D, 4, &c), GLORA_OK);
+    assert_string_equal(glora_choice_str(c, buf), "scalar");
+    assert_int_equal(glora_choice_parse("lora_5", GLORA_A, 4, &c), GLORA_EINVAL);
+    assert_non_null(strstr(glora_errmsg(), "rank 5"));
+    assert_int_equal(glora_choice_parse("scalar", GLORA_C, 4, &c), GLORA_EINVAL);
+    assert_int_equal(glora_choice_parse("lora_2", GLORA_E, 4, &c), GLORA_EINVAL);
+    assert_int_equal(glora_choice_parse("lora_", GLORA_A, 4, &c), GLORA_EINVAL);
+    assert_int_equal(glora_choice_parse("lora_0", GLORA_A, 4, &c), GLORA_EINVAL);
+    assert_int_equal(glora_choice_parse("lora_2x", GLORA_A, 4, &c), GLORA_EINVAL);
+    assert_int_equal(glora_choice_parse("vectors", GLORA_A, 4, &c), GLORA_EINVAL);
+}
+
+static char tmpdir[64];
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_spec_roundtrip_and_errors(void **state) {
+    (void)state;
+    glora_vit_t *m;
+    assert_int_equal(glora_vit_load(&m, FIX "backbone.safetensors", FIX "supernet.safetensors", 0), GLORA_OK);
+    char names[16][64];
+    static glora_layer_cfg_t cfg[16][64];
+    load_ref_configs(m, names, cfg);
+    glora_spec_t s, back;
+    assert_int_equal(glora_spec_from_model(&s, m, cfg[4], "ab"), GLORA_OK);
+    s.has_val = 1;
+    s.val_accuracy = 0.625;
+    s.generation = 3;
+    char path[128];
+    snprintf(path, sizeof path, "%s/spec.json", tmpdir);
+    assert_int_equal(glora_spec_write(&s, path), GLORA_OK);
+    int rc = glora_spec_read(&back, path);
+    /* "ab" is not a valid sha256: the reader refuses what the writer wrote
+     * from a bad value, so write a good one. */
+    assert_int_equal(rc, GLORA_EFORMAT);
+    snprintf(s.supernet_sha256, sizeof s.supernet_sha256, "%064d", 0);
+    assert_int_equal(glora_spec_write(&s, path), GLORA_OK);
+    assert_int_equal(glora_spec_read(&back, path), GLORA_OK);
+    assert_int_equal(back.n_layers, 8);
+    assert_memory_equal(back.cfg, s.cfg, sizeof(glora_layer_cfg_t) * 8);
+    assert_int_equal(back.params, glora_vit_config_params(m, cfg[4]));
+    assert_true(back.has_val && back.val_accuracy == 0.625 && back.generation == 3);
+    assert_int_equal(glora_spec_check(&back, m, path), GLORA_OK);
+    glora_spec_free(&back);
+
+    /* Bad files: each error names the file and the key. */
+    char *json;
+    assert_int_equal(glora_spec_to_json(&s, &json), GLORA_OK);
+    struct { const char *from, *to, *expect; } cases[] = {
+        {"\"glora-subnet/1\"", "\"glora-subnet/9\"", "format"},
+        {"\"lora_1\"", "\"lora_7\"", "rank 7"},
+        {"\"blocks.1.mlp.fc2\"", "\"blocks.5.mlp.fc2\"", "blocks.5.mlp.fc2"},
+        {"\"dim\":\t24", "\"dim\":\t-24", "model.dim"},
+        {"\"params\":", "\"params\": 1, \"x\":", "params"},
+        {"\"E\":", "\"F\":", "layers."},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *pos = strstr(json, cases[i].from);
+        if (!pos) fail_msg("case %zu: '%s' not in the spec text", i, cases[i].from);
+        size_t n = strlen(json) + 64;
+        char *bad = malloc(n);
+        snprintf(bad, n, "%.*s%s%s", (int)(pos - json), json, cases[i].to, pos + strlen(cases[i].from));
+        write_text(path, bad);
+        free(bad);
+        assert_true(glora_spec_read(&back, path) < 0);
+        if (!strstr(glora_errmsg(), path) || !strstr(glora_errmsg(), cases[i].expect))
+            fail_msg("case %zu: message '%s' lacks the path or '%s'", i, glora_errmsg(), cases[i].expect);
+    }
+    write_text(path, "[1, 2]");
+    assert_true(glora_spec_read(&back, path) < 0);
+    assert_non_null(strstr(glora_errmsg(), "not a JSON object"));
+    write_text(path, "{\"format\": \"glora-subnet/1\"");
+    assert_true(glora_spec_read(&back, path) < 0);
+    assert_non_null(strstr(glora_errmsg(), "invalid JSON"));
+    free(json);
+    glora_spec_free(&s);
+    glora_vit_free(m);
+}
+
+static void test_load_errors(void **state) {
+    (void)state;
+    glora_vit_t *m;
+    /* The supernet alone is not a backbone. */
+    assert_true(glora_vit_load(&m, FIX "supernet.safetensors", NULL, 0) < 0);
+    assert_non_null(strstr(glora_errmsg(), "patch_embed.proj.weight"));
+    /* A backbone without head count metadata needs the caller's number. */
+    glora_vit_arch_t a = {.img_size = 8, .in_chans = 1, .patch = 4, .dim = 8, .depth = 1,
+                          .heads = 2, .mlp_hidden = 16, .num_classes = 3};
+    assert_int_equal(glora_vit_create(&m, &a, 0), GLORA_OK);
+    char path[128];
+    snprintf(path, sizeof path, "%s/nohead.safetensors", tmpdir);
+    /* glora_vit_save always writes glora.heads; strip it by writing raw. */
+    glora_st_entry_t e[64];
+    for (int i = 0; i < m->n_params; i++)
+        e[i] = (glora_st_entry_t){m->params[i].name, m->params[i].ndim, m->params[i].shape,
+                                  m->mem + m->params[i].offset};
+    assert_int_equal(glora_st_write(path, e, (size_t)m->n_params, NULL, 0), GLORA_OK);
+    glora_vit_t *m2;
+    assert_true(glora_vit_load(&m2, path, NULL, 0) < 0);
+    assert_non_null(strstr(glora_errmsg(), "heads"));
+    assert_non_null(glora_errhint());
+    assert_int_equal(glora_vit_load(&m2, path, NULL, 2), GLORA_OK);
+    assert_int_equal(m2->arch.heads, 2);
+    glora_vit_free(m2);
+    /* A missing tensor is named. */
+    assert_int_equal(glora_st_write(path, e, (size_t)m->n_params - 1, NULL, 0), GLORA_OK);
+    assert_true(glora_vit_load(&m2, path, NULL, 2) < 0);
+    assert_non_null(strstr(glora_errmsg(), "head.bias"));
+    /* A foreign tensor is named. */
+    float one = 1;
+    e[m->n_params] = (glora_st_entry_t){"blocks.0.attn.q_norm.weight", 1, (const int64_t[]){1}, &one};
+    assert_int_equal(glora_st_write(path, e, (size_t)m->n_params + 1, NULL, 0), GLORA_OK);
+    assert_true(glora_vit_load(&m2, path, NULL, 2) < 0);
+    assert_non_null(strstr(glora_errmsg(), "q_norm"));
+    /* Heads that do not divide dim. */
+    assert_true(glora_vit_load(&m2, FIX "backbone.safetensors", NULL, 5) < 0);
+    glora_vit_free(m);
+    /* An adapter trained on another backbone is refused. */
+    glora_vit_t *sn;
+    assert_int_equal(glora_vit_load(&sn, FIX "backbone.safetensors", FIX "supernet.safetensors", 0), GLORA_OK);
+    const char *meta[] = {"glora.backbone_sha256", "0000000000000000000000000000000000000000000000000000000000000000"};
+    snprintf(path, sizeof path, "%s/other.safetensors", tmpdir);
+    assert_int_equal(glora_vit_save(sn, path, GLORA_ROLE_ADAPTER | GLORA_ROLE_HEAD, meta, 1), GLORA_OK);
+    assert_true(glora_vit_load(&m2, FIX "backbone.safetensors", path, 0) < 0);
+    assert_non_null(strstr(glora_errmsg(), "sha256"));
+    /* Saved with the right sha256 it loads and gives identical weights. */
+    const char *meta2[] = {"glora.backbone_sha256", sn->backbone_sha256};
+    assert_int_equal(glora_vit_save(sn, path, GLORA_ROLE_ADAPTER | GLORA_ROLE_HEAD, meta2, 1), GLORA_OK);
+    assert_int_equal(glora_vit_load(&m2, FIX "backbone.safetensors", path, 0), GLORA_OK);
+    assert_int_equal(m2->n_floats, sn->n_floats);
+    assert_memory_equal(m2->mem, sn->mem, sn->n_floats * sizeof(float));
+    glora_vit_free(m2);
+    glora_vit_free(sn);
+}
+
+static void test_eval_candidates_thread_independent(void **state) {
+    (void)state;
+    glora_vit_t *m;
+    assert_int_equal(glora_vit_load(&m, FIX "backbone.safetensors", FIX "supernet.safetensors", 0), GLORA_OK);
+    glora_rng_t rng;
+    glora_rng_seed(&rng, 5);
+    enum { NIMG = 37, NC = 7 };
+    float *x = malloc(sizeof(float) * NIMG * 192);
+    int y[NIMG];
+    fill_random(x, NIMG * 192, &rng, 1.0f);
+    for (int i = 0; i < NIMG; i++) y[i] = (int)glora_rng_below(&rng, 5);
+    glora_layer_cfg_t cfg[NC][8];
+    const glora_layer_cfg_t *cands[NC];
+    glora_space_t space;
+    glora_space_official(&space, 4);
+    for (int c = 0; c < NC; c++) {
+        for (int l = 0; l < 8; l++) glora_space_config(&space, glora_rng_below(&rng, 432), &cfg[c][l]);
+        cands[c] = cfg[c];
+    }
+    double acc1[NC], acc2[NC], acc3[NC];
+    int saved = glora_max_threads();
+    glora_set_threads(1);
+    assert_int_equal(glora_vit_eval_candidates(m, cands, NC, x, y, NIMG, 10, acc1), GLORA_OK);
+    glora_set_threads(2);
+    assert_int_equal(glora_vit_eval_candidates(m, cands, NC, x, y, NIMG, 10, acc2), GLORA_OK);
+    glora_set_threads(3);
+    assert_int_equal(glora_vit_eval_candidates(m, cands, NC, x, y, NIMG, 37, acc3), GLORA_OK);
+    glora_set_threads(saved);
+    assert_memory_equal(acc1, acc2, sizeof acc1);
+    assert_memory_equal(acc1, acc3, sizeof acc1);
+    /* And equal to a direct count. */
+    glora_vit_linears_t *lin;
+    glora_vit_acts_t *acts;
+    assert_int_equal(glora_vit_linears_create(&lin, m), GLORA_OK);
+    assert_int_equal(glora_vit_acts_create(&acts, m, 8, 0), GLORA_OK);
+    for (int c = 0; c < NC; c++) {
+        glora_vit_linears_set(lin, m, cands[c]);
+        size_t ok = glora_vit_count_correct(m, lin, acts, x, y, NIMG);
+        assert_true(acc1[c] == (double)ok / NIMG);
+    }
+    glora_vit_linears_free(lin);
+    glora_vit_acts_free(acts);
+    free(x);
+    glora_vit_free(m);
+}
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/glora-model-XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    return system(cmd);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_choice_parse),
+        cmocka_unit_test(test_param_counts),
+        cmocka_unit_test(test_merge_all_432),
+        cmocka_unit_test(test_adapter_backward_fd),
+        cmocka_unit_test(test_reference_logits),
+        cmocka_unit_test(test_whole_model_merged_vs_unmerged),
+        cmocka_unit_test(test_spec_roundtrip_and_errors),
+        cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_eval_candidates_thread_independent),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
