@@ -20,6 +20,7 @@
 #include "glora/nn.h"
 #include "glora/parallel.h"
 #include "glora/rng.h"
+#include "nn/nn-math.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -487,6 +488,35 @@ static void test_gelu(void **state) {
     free(x); free(y); free(in[0]); free(want); free(R); free(dx); free(ax);
 }
 
+/* The vectorisable exp and normal CDF behind softmax and GELU, swept densely
+ * against libm in double. */
+static void test_vector_math(void **state) {
+    (void)state;
+    double worst = 0;
+    for (int i = 0; i <= 200000; i++) {
+        const float a = -87.0f * (float)i / 200000.0f;
+        const double want = exp((double)a), got = nn_exp_neg(a);
+        worst = fmax(worst, fabs(got / want - 1));
+    }
+    assert_true(nn_exp_neg(-1000.0f) > 0 && nn_exp_neg(-1000.0f) < 2e-38f);
+    assert_true(nn_exp_neg(0.0f) == 1.0f);
+    if (worst > 3e-7) fail_msg("exp: relative error %.3g", worst);
+
+    double wc = 0, wp = 0;
+    for (int i = 0; i <= 200000; i++) {
+        const float x = -12.0f + 24.0f * (float)i / 200000.0f;
+        float pdf;
+        const double cdf = nn_normcdf_pdf(x, &pdf);
+        const double wantc = 0.5 * erfc(-(double)x / sqrt(2.0));
+        const double wantp = exp(-0.5 * (double)x * x) / sqrt(2 * M_PI);
+        wc = fmax(wc, fabs(cdf / wantc - 1));
+        wp = fmax(wp, fabs(pdf / wantp - 1));
+    }
+    if (wc > 1e-6 || wp > 1e-6) fail_msg("normal cdf/pdf: relative error %.3g / %.3g", wc, wp);
+    float pdf;
+    assert_true(nn_normcdf_pdf(-40.0f, &pdf) < 1e-32f && nn_normcdf_pdf(40.0f, &pdf) == 1.0f);
+}
+
 static void test_add(void **state) {
     (void)state;
     const size_t n = 41;
@@ -667,7 +697,8 @@ int main(void) {
         cmocka_unit_test(test_im2col),    cmocka_unit_test(test_tokens),
         cmocka_unit_test(test_cls),       cmocka_unit_test(test_linear),
         cmocka_unit_test(test_layernorm), cmocka_unit_test(test_attention),
-        cmocka_unit_test(test_gelu),      cmocka_unit_test(test_add),
+        cmocka_unit_test(test_gelu),      cmocka_unit_test(test_vector_math),
+        cmocka_unit_test(test_add),
         cmocka_unit_test(test_xent),      cmocka_unit_test(test_threads_bit_identical),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

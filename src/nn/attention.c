@@ -10,6 +10,7 @@
 #include <math.h>
 
 #include "nn/nn-impl.h"
+#include "nn/nn-math.h"
 
 static inline float dot(const float *a, const float *b, size_t n) {
     float s = 0.0f;
@@ -46,9 +47,11 @@ void glora_attention_forward(float *out, float *att, const float *qkv,
                 if (s > mx) mx = s;
             }
             float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
             for (size_t j = 0; j < Ts; j++) {
-                ai[j] = expf(ai[j] - mx);
-                sum += ai[j];
+                const float e = nn_exp_neg(ai[j] - mx);
+                ai[j] = e;
+                sum += e;
             }
             const float inv = 1.0f / sum;
             for (size_t j = 0; j < Ts; j++) ai[j] *= inv;
