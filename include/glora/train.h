@@ -1,0 +1,216 @@
+/*
+ * glora/train.h - the training engine: gradients of the whole ViT, AdamW,
+ * the learning-rate schedule, checkpoints and the epoch loop.
+ *
+ * What trains is a per-parameter mask over the model's named table
+ * (m->params[i]); frozen tensors get no gradient buffer and no optimiser
+ * state at all. Gradients live in ONE allocation laid out like the
+ * parameters but holding only the trainable tensors (g->g[i] points into it,
+ * or is NULL); AdamW's two moments use that same layout.
+ *
+ * Determinism: every reduction is summed in a fixed order (the kernels of
+ * nn.h and gemm.h guarantee this for theirs), every random draw comes from a
+ * glora_rng_t whose state is checkpointed, so a run is a function of its
+ * inputs and seed, whatever the number of threads, and a run resumed from a
+ * checkpoint ends bit-identical to one never interrupted.
+ */
+#ifndef GLORA_TRAIN_H
+#define GLORA_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "glora/layer.h"
+#include "glora/model.h"
+#include "glora/rng.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- what trains ------------------------------------------------------- */
+
+/* Sets mask[i] (m->n_params entries) to 1 for every parameter matched by one
+ * of the comma-separated patterns, 0 otherwise. A pattern is a role word
+ * ("backbone", "head", "adapter" - also "glora") or an fnmatch(3) glob over
+ * the parameter names ("blocks.*.attn.qkv.*", "head.*"). A pattern matching
+ * nothing is an error (a typo would otherwise silently freeze everything). */
+int glora_train_select(const glora_vit_t *m, const char *patterns, unsigned char *mask);
+
+/* ---- gradients --------------------------------------------------------- */
+
+typedef struct {
+    int n_params;
+    float *mem;                /* all trainable gradients, n_floats of them */
+    size_t n_floats;
+    float **g;                 /* per parameter index: its gradient or NULL */
+    size_t *off;               /* per parameter index: offset in mem (valid if g[i]) */
+    glora_vit_weights_t w;     /* typed views (NULL for frozen tensors) */
+    glora_adapter_t *adapters; /* per adapted layer (NULL members when frozen),
+                                  or NULL when the model has no adapters */
+} glora_grads_t;
+
+/* Gradient buffers for the parameters with trainable[i] != 0. Training the
+ * backbone's adapted linear weights together with their adapter tensors is
+ * refused (GLORA_EINVAL): the merged form's W0 gradient is not dW'. */
+int glora_grads_create(glora_grads_t **out, const glora_vit_t *m,
+                       const unsigned char *trainable);
+void glora_grads_free(glora_grads_t *g); /* NULL-safe */
+void glora_grads_zero(glora_grads_t *g);
+
+/* Workspace of the backward pass for up to max_batch images (one
+ * allocation: the activation gradients, merged-layer gradients, scratch). */
+typedef struct glora_vit_bwd glora_vit_bwd_t;
+int glora_vit_bwd_create(glora_vit_bwd_t **out, const glora_vit_t *m, size_t max_batch);
+void glora_vit_bwd_free(glora_vit_bwd_t *ws); /* NULL-safe */
+
+/* Backward pass of the whole model for the B images whose forward pass (with
+ * keep_all activations and the linears lin set for cfg) is in a. dlogits
+ * (B, classes) is dL/dlogits. cfg holds 4 * depth layer configurations, or
+ * NULL when every layer runs its frozen W0/b0 (then adapters get nothing).
+ * Accumulates (+=) into the trainable gradients of g; the parts of the graph
+ * below the lowest trainable tensor are skipped. */
+void glora_vit_backward(const glora_vit_t *m, const glora_vit_linears_t *lin,
+                        const glora_layer_cfg_t *cfg, const glora_vit_acts_t *a,
+                        const float *dlogits, size_t B, glora_grads_t *g,
+                        glora_vit_bwd_t *ws);
+
+/* Sum of squares of every trainable gradient, in double, in parameter order. */
+double glora_grads_sumsq(const glora_grads_t *g);
+/* Scales gradients so that their global L2 norm is at most max_norm
+ * (max_norm <= 0: no clipping). Returns the norm before clipping. */
+double glora_grads_clip(glora_grads_t *g, double max_norm);
+
+/* ---- AdamW ------------------------------------------------------------- */
+
+typedef struct {
+    double beta1, beta2, eps, weight_decay;
+} glora_adamw_cfg_t;
+
+/* Moments in the gradients' layout; t steps taken so far. */
+typedef struct {
+    size_t n_floats;
+    float *m, *v; /* one allocation: v = m + n_floats */
+    int64_t t;
+} glora_adamw_t;
+
+int glora_adamw_create(glora_adamw_t **out, const glora_grads_t *g);
+void glora_adamw_free(glora_adamw_t *opt); /* NULL-safe */
+/* One step at learning rate lr over every trainable tensor (those with zero
+ * gradient included, as torch.optim.AdamW does):
+ *   p *= 1 - lr wd;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+ *   p -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps). */
+void glora_adamw_step(glora_adamw_t *opt, glora_vit_t *m, const glora_grads_t *g,
+                      const glora_adamw_cfg_t *cfg, double lr);
+
+/* ---- schedule ---------------------------------------------------------- */
+
+/* Cosine over `epochs` stepped once per epoch, with a linear warm-up (timm's
+ * CosineLRScheduler, as the official GLoRA code uses it): for epoch e
+ * (0-based) < warmup: start + e (lr - start) / warmup; else
+ * floor + (lr - floor) (1 + cos(pi e / epochs)) / 2. */
+typedef struct {
+    double lr, warmup_start, floor;
+    int epochs, warmup;
+} glora_sched_t;
+double glora_sched_lr(const glora_sched_t *s, int epoch);
+/* Default warm-up epochs for a run: round(epochs * 10 / 500). */
+int glora_sched_default_warmup(int epochs);
+
+/* ---- initialisation ---------------------------------------------------- */
+
+/* GLoRA tensors as the official code: down factors (Ad, Bd, Cd) and D, E
+ * zero; Au, Bu, Cu xavier uniform. */
+void glora_train_init_adapters(glora_vit_t *m, glora_rng_t *rng);
+/* A ViT from scratch as timm: linear weights and pos_embed normal with std
+ * 0.02 (timm's trunc_normal_ cuts at +-2, absolute: in effect never), biases zero, cls_token normal (std 1e-6),
+ * patch conv uniform +-1/sqrt(fan_in) (PyTorch's default), LayerNorms 1/0.
+ * Only backbone and head; adapters untouched. */
+void glora_train_init_vit(glora_vit_t *m, glora_rng_t *rng);
+/* Zeroes every element of layer l's adapter tensors that cfg does not read
+ * (unused ranks, columns beyond 0 of vector forms...), so that a subnet's
+ * file holds exactly its own parameters and the rest stays at zero. */
+void glora_train_zero_unused(glora_vit_t *m, const glora_layer_cfg_t *cfg);
+/* Sets mask[i] = 1 for the adapter tensors cfg uses (4 * depth configs). */
+void glora_train_mask_subnet(const glora_vit_t *m, const glora_layer_cfg_t *cfg,
+                             unsigned char *mask);
+
+/* ---- the loop ---------------------------------------------------------- */
+
+/* A labelled image set: n images (Cin, H, W) float32, labels in [0, classes). */
+typedef struct {
+    const float *x;
+    const int *y;
+    size_t n;
+} glora_train_data_t;
+
+/* What the loop reports (to the callbacks; the library never prints). */
+typedef struct {
+    int epoch;        /* 0-based */
+    int epochs;
+    size_t step;      /* steps done in this epoch */
+    size_t steps;     /* steps per epoch */
+    double lr;
+    double loss;      /* mean training loss so far in this epoch */
+    double accuracy;  /* training top-1 so far in this epoch */
+    double images_per_s;
+    double elapsed;   /* seconds of this epoch so far */
+    int has_val;
+    double val_accuracy;
+    double grad_norm; /* of the last step (before clipping) */
+} glora_train_progress_t;
+typedef void (*glora_train_cb)(const glora_train_progress_t *p, void *ctx);
+
+typedef struct {
+    int epochs;
+    size_t batch;
+    glora_sched_t sched;          /* its epochs field is taken from epochs */
+    glora_adamw_cfg_t adamw;
+    double clip_norm;             /* <= 0: none */
+    float label_smoothing;
+    uint64_t seed;
+    /* Layer configurations: fixed_cfg (4 * depth, e.g. a subnet) used every
+     * step; or, when space is non-NULL, every step every layer draws its
+     * configuration uniformly from *space (supernet training); or neither:
+     * the plain model (frozen W0/b0 everywhere). */
+    const glora_layer_cfg_t *fixed_cfg;
+    const glora_space_t *space;
+    /* Checkpoint file written atomically after every epoch (NULL: none);
+     * with resume, training continues from it when it exists. */
+    const char *checkpoint;
+    int resume;
+    /* Identifies the run's settings; a checkpoint of other settings is
+     * refused on resume (GLORA_ESTATE). */
+    const char *run_hash;
+    glora_train_cb on_step;  /* after every step (may be NULL) */
+    glora_train_cb on_epoch; /* after every epoch, val included (may be NULL) */
+    void *cb_ctx;
+} glora_train_opts_t;
+
+/* Trains the tensors with trainable[i] != 0 of m on train for opts->epochs
+ * epochs (batches of opts->batch drawn from a permutation redrawn every epoch,
+ * last partial batch dropped), measuring val (may be NULL or empty) after
+ * each epoch. Returns a status; on success m holds the trained weights.
+ * *epochs_done (may be NULL) is the number of epochs that ran in this call. */
+int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
+                    const glora_train_opts_t *opts, const glora_train_data_t *train,
+                    const glora_train_data_t *val, int *epochs_done);
+
+/* Checkpoint file (safetensors, docs/formats.md "Training checkpoints"): the
+ * trainable tensors under their names, "adamw.m.<name>" and "adamw.v.<name>",
+ * and metadata glora.kind=checkpoint, glora.epoch (epochs completed),
+ * glora.adam_step, glora.rng (four 64-bit words in hex), glora.run_hash. */
+int glora_checkpoint_save(const char *path, const glora_vit_t *m, const glora_grads_t *g,
+                          const glora_adamw_t *opt, int epoch, const glora_rng_t *rng,
+                          const char *run_hash);
+/* Restores what glora_checkpoint_save wrote into m / opt / rng / *epoch.
+ * Refuses a checkpoint of another run hash or another set of trainable
+ * tensors (GLORA_ESTATE). */
+int glora_checkpoint_load(const char *path, glora_vit_t *m, const glora_grads_t *g,
+                          glora_adamw_t *opt, int *epoch, glora_rng_t *rng,
+                          const char *run_hash);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

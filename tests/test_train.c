@@ -1,0 +1,526 @@
+/* Unit tests of the training engine (src/train).
+ *
+ * The whole-model backward is checked against central finite differences of
+ * an independent double-precision forward pass written here (naive loops,
+ * the GLoRA merge from its formulas), under random layer configurations
+ * (sub-rank LoRA slices, vector and scalar forms) and several choices of what
+ * trains. The optimiser and schedule are checked against their formulas; the
+ * PyTorch step fixture lives in test_train_ref.c. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "glora/common.h"
+#include "glora/layer.h"
+#include "glora/model.h"
+#include "glora/nn.h"
+#include "glora/rng.h"
+#include "glora/train.h"
+
+/* ---- a double-precision reference forward ------------------------------ */
+
+typedef struct {
+    const glora_vit_t *m; /* for shapes and offsets only */
+    const double *p;      /* all parameters in the model's layout */
+} ref_t;
+
+static const double *P(const ref_t *r, const float *fp) { return r->p + (fp - r->m->mem); }
+
+/* W' and b' of layer l under configuration c, from the formulas of GLORA.md. */
+static void ref_merge(const ref_t *r, int l, const glora_layer_cfg_t *c, double *w, double *b) {
+    const float *fw0, *fb0;
+    int out, in;
+    glora_vit_layer(r->m, l, &fw0, &fb0, &out, &in);
+    const double *w0 = P(r, fw0), *b0 = P(r, fb0);
+    for (int o = 0; o < out; o++) {
+        for (int i = 0; i < in; i++) w[o * in + i] = w0[o * in + i];
+        b[o] = b0[o];
+    }
+    if (!c || !r->m->adapters) return;
+    const glora_adapter_t *fa = &r->m->adapters[l];
+    const int R = fa->rank;
+    const double *Ad = P(r, fa->Ad), *Au = P(r, fa->Au), *Bd = P(r, fa->Bd), *Bu = P(r, fa->Bu);
+    const double *Cd = P(r, fa->Cd), *Cu = P(r, fa->Cu), *D = P(r, fa->D), *E = P(r, fa->E);
+    for (int o = 0; o < out; o++) {
+        for (int i = 0; i < in; i++) {
+            double A = 0, Bv = 0;
+            glora_choice_t ca = c->t[GLORA_A], cb = c->t[GLORA_B];
+            if (ca.kind == GLORA_LORA)
+                for (int k = 0; k < ca.rank; k++) A += Ad[o * R + k] * Au[k * in + i];
+            else if (ca.kind == GLORA_VECTOR) A = Ad[o * R];
+            else if (ca.kind == GLORA_SCALAR) A = Ad[0];
+            if (cb.kind == GLORA_LORA)
+                for (int k = 0; k < cb.rank; k++) Bv += Bd[o * R + k] * Bu[k * in + i];
+            else if (cb.kind == GLORA_VECTOR) Bv = Bd[o * R];
+            else if (cb.kind == GLORA_SCALAR) Bv = Bd[0];
+            w[o * in + i] = w0[o * in + i] + w0[o * in + i] * A + Bv;
+        }
+        glora_choice_t cd = c->t[GLORA_D], ce = c->t[GLORA_E], cc = c->t[GLORA_C];
+        double d = cd.kind == GLORA_VECTOR ? D[o] : cd.kind == GLORA_SCALAR ? D[0] : 0;
+        double e = ce.kind == GLORA_VECTOR ? E[o] : ce.kind == GLORA_SCALAR ? E[0] : 0;
+        double pc = 0;
+        for (int i = 0; i < in && cc.kind != GLORA_NONE; i++) {
+            double ci = 0;
+            if (cc.kind == GLORA_LORA)
+                for (int k = 0; k < cc.rank; k++) ci += Cd[i * R + k] * Cu[k];
+            else ci = Cd[i * R];
+            pc += w0[o * in + i] * ci;
+        }
+        b[o] = b0[o] + b0[o] * d + e + pc;
+    }
+}
+
+static void ref_linear(double *y, const double *x, const double *w, const double *b, int n, int in,
+                       int out) {
+    for (int t = 0; t < n; t++)
+        for (int o = 0; o < out; o++) {
+            double s = b ? b[o] : 0;
+            for (int i = 0; i < in; i++) s += x[t * in + i] * w[o * in + i];
+            y[t * out + o] = s;
+        }
+}
+
+static void ref_layernorm(double *y, const double *x, const double *g, const double *b, int n, int C) {
+    for (int t = 0; t < n; t++) {
+        double mu = 0, var = 0;
+        for (int c = 0; c < C; c++) mu += x[t * C + c];
+        mu /= C;
+        for (int c = 0; c < C; c++) var += (x[t * C + c] - mu) * (x[t * C + c] - mu);
+        var /= C;
+        double rs = 1.0 / sqrt(var + 1e-6);
+        for (int c = 0; c < C; c++) y[t * C + c] = (x[t * C + c] - mu) * rs * g[c] + b[c];
+    }
+}
+
+/* Mean cross-entropy (label smoothing s) of the model on B images. */
+static double ref_loss(const ref_t *r, const glora_layer_cfg_t *cfg, const float *img,
+                       const int *y, int B, double s) {
+    const glora_vit_t *m = r->m;
+    const glora_vit_arch_t *a = &m->arch;
+    const int C = a->dim, T = a->tokens, NP = a->num_patches, H = a->mlp_hidden, NH = a->heads;
+    const int Pp = a->patch, cin = a->in_chans, S = a->img_size, side = S / Pp, hd = C / NH;
+    const int N = B * T, V = a->num_classes;
+    double *x = calloc((size_t)N * C, sizeof *x), *h = calloc((size_t)N * C, sizeof *h);
+    double *qkv = calloc((size_t)N * 3 * C, sizeof *qkv), *at = calloc((size_t)N * C, sizeof *at);
+    double *f1 = calloc((size_t)N * H, sizeof *f1), *o = calloc((size_t)N * C, sizeof *o);
+    double *w = calloc((size_t)4 * C * H + 3 * C * C, sizeof *w), *bb = calloc((size_t)3 * C + H, sizeof *bb);
+    double loss = 0;
+    /* patch embedding + tokens */
+    const double *pw = P(r, m->w.patch_w), *pb = P(r, m->w.patch_b);
+    const double *cls = P(r, m->w.cls), *pos = P(r, m->w.pos);
+    for (int b = 0; b < B; b++) {
+        for (int c = 0; c < C; c++) x[(b * T) * C + c] = cls[c] + pos[c];
+        for (int pi = 0; pi < NP; pi++) {
+            int py = pi / side, px = pi % side;
+            for (int c = 0; c < C; c++) {
+                double sum = pb[c];
+                for (int ci = 0; ci < cin; ci++)
+                    for (int ky = 0; ky < Pp; ky++)
+                        for (int kx = 0; kx < Pp; kx++)
+                            sum += pw[((c * cin + ci) * Pp + ky) * Pp + kx] *
+                                   img[((size_t)(b * cin + ci) * S + py * Pp + ky) * S + px * Pp + kx];
+                x[(b * T + 1 + pi) * C + c] = sum + pos[(1 + pi) * C + c];
+            }
+        }
+    }
+    for (int i = 0; i < a->depth; i++) {
+        const glora_vit_block_t *bw = &m->w.blk[i];
+        const glora_layer_cfg_t *c0 = cfg ? &cfg[4 * i] : NULL;
+        ref_layernorm(h, x, P(r, bw->ln1_w), P(r, bw->ln1_b), N, C);
+        ref_merge(r, 4 * i + 0, c0 ? c0 + 0 : NULL, w, bb);
+        ref_linear(qkv, h, w, bb, N, C, 3 * C);
+        for (int b = 0; b < B; b++)
+            for (int hh = 0; hh < NH; hh++)
+                for (int t = 0; t < T; t++) {
+                    double sc[64], mx = -1e300, sum = 0;
+                    for (int u = 0; u < T; u++) {
+                        double d = 0;
+                        for (int k = 0; k < hd; k++)
+                            d += qkv[(b * T + t) * 3 * C + hh * hd + k] *
+                                 qkv[(b * T + u) * 3 * C + C + hh * hd + k];
+                        sc[u] = d / sqrt((double)hd);
+                        if (sc[u] > mx) mx = sc[u];
+                    }
+                    for (int u = 0; u < T; u++) sum += (sc[u] = exp(sc[u] - mx));
+                    for (int k = 0; k < hd; k++) {
+                        double acc = 0;
+                        for (int u = 0; u < T; u++)
+                            acc += sc[u] / sum * qkv[(b * T + u) * 3 * C + 2 * C + hh * hd + k];
+                        at[(b * T + t) * C + hh * hd + k] = acc;
+                    }
+                }
+        ref_merge(r, 4 * i + 1, c0 ? c0 + 1 : NULL, w, bb);
+        ref_linear(o, at, w, bb, N, C, C);
+        for (int k = 0; k < N * C; k++) x[k] += o[k];
+        ref_layernorm(h, x, P(r, bw->ln2_w), P(r, bw->ln2_b), N, C);
+        ref_merge(r, 4 * i + 2, c0 ? c0 + 2 : NULL, w, bb);
+        ref_linear(f1, h, w, bb, N, C, H);
+        for (int k = 0; k < N * H; k++) f1[k] = 0.5 * f1[k] * (1 + erf(f1[k] / sqrt(2.0)));
+        ref_merge(r, 4 * i + 3, c0 ? c0 + 3 : NULL, w, bb);
+        ref_linear(o, f1, w, bb, N, H, C);
+        for (int k = 0; k < N * C; k++) x[k] += o[k];
+    }
+    ref_layernorm(h, x, P(r, m->w.norm_w), P(r, m->w.norm_b), N, C);
+    const double *hw = P(r, m->w.head_w), *hb = P(r, m->w.head_b);
+    for (int b = 0; b < B; b++) {
+        double z[64], mx = -1e300, sum = 0, zs = 0;
+        ref_linear(z, h + (size_t)b * T * C, hw, hb, 1, C, V);
+        for (int v = 0; v < V; v++) mx = z[v] > mx ? z[v] : mx;
+        for (int v = 0; v < V; v++) sum += exp(z[v] - mx);
+        double lse = mx + log(sum);
+        for (int v = 0; v < V; v++) zs += lse - z[v];
+        loss += (1 - s) * (lse - z[y[b]]) + s / V * zs;
+    }
+    free(x); free(h); free(qkv); free(at); free(f1); free(o); free(w); free(bb);
+    return loss / B;
+}
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static glora_vit_arch_t tiny_arch(void) {
+    glora_vit_arch_t a = {.img_size = 8, .in_chans = 2, .patch = 4, .dim = 8, .depth = 2,
+                          .heads = 2, .mlp_hidden = 16, .num_classes = 3};
+    assert_int_equal(glora_vit_arch_check(&a), 0);
+    return a;
+}
+
+static void fill_random(glora_vit_t *m, glora_rng_t *rng, float scale) {
+    for (size_t k = 0; k < m->n_floats; k++) m->mem[k] = (float)(glora_rng_normal(rng) * scale);
+    /* LayerNorm gains near one, so the network stays well conditioned. */
+    for (int i = 0; i < m->n_params; i++)
+        if (strstr(m->params[i].name, "norm") && strstr(m->params[i].name, ".weight"))
+            for (size_t k = 0; k < m->params[i].numel; k++) m->mem[m->params[i].offset + k] += 1.0f;
+}
+
+static glora_choice_t random_choice(glora_rng_t *rng, int t, int R) {
+    for (;;) {
+        glora_choice_t c = {(uint8_t)glora_rng_below(rng, 4), 0};
+        if (c.kind == GLORA_LORA) c.rank = (uint8_t)(1 + glora_rng_below(rng, (uint64_t)R));
+        if (glora_choice_valid(t, c)) return c;
+    }
+}
+
+static void random_cfg(glora_rng_t *rng, glora_layer_cfg_t *cfg, int n, int R) {
+    for (int l = 0; l < n; l++)
+        for (int t = 0; t < GLORA_NTENSORS; t++) cfg[l].t[t] = random_choice(rng, t, R);
+}
+
+/* Runs the float forward + backward and compares every trainable gradient
+ * with central differences of ref_loss; returns the worst error relative to
+ * the tensor's largest gradient. */
+static double grad_check(glora_vit_t *m, const unsigned char *mask, const glora_layer_cfg_t *cfg,
+                         const float *x, const int *y, int B, float smoothing) {
+    glora_grads_t *g;
+    glora_vit_linears_t *lin;
+    glora_vit_acts_t *acts;
+    glora_vit_bwd_t *ws;
+    assert_int_equal(glora_grads_create(&g, m, mask), 0);
+    assert_int_equal(glora_vit_linears_create(&lin, m), 0);
+    assert_int_equal(glora_vit_acts_create(&acts, m, (size_t)B, 1), 0);
+    assert_int_equal(glora_vit_bwd_create(&ws, m, (size_t)B), 0);
+    for (int i = 0; i < m->n_params; i++) assert_true((g->g[i] != NULL) == (mask[i] != 0));
+
+    glora_vit_linears_set(lin, m, cfg);
+    glora_vit_forward(m, lin, acts, x, (size_t)B);
+    const int V = m->arch.num_classes;
+    float *losses = malloc((size_t)B * sizeof(float)), *probs = malloc((size_t)B * V * sizeof(float));
+    float *dlogits = calloc((size_t)B * V, sizeof(float));
+    glora_xent_forward(losses, probs, acts->logits, y, (size_t)B, V, smoothing);
+    glora_grads_zero(g);
+    glora_xent_backward(dlogits, probs, y, (size_t)B, V, smoothing, 1.0f / (float)B);
+    glora_vit_backward(m, lin, cfg, acts, dlogits, (size_t)B, g, ws);
+
+    double *p = malloc(m->n_floats * sizeof(double));
+    for (size_t k = 0; k < m->n_floats; k++) p[k] = m->mem[k];
+    ref_t r = {m, p};
+    double floss = 0;
+    for (int b = 0; b < B; b++) floss += losses[b];
+    floss /= B;
+    double dloss = ref_loss(&r, cfg, x, y, B, smoothing);
+    assert_true(fabs(floss - dloss) <= 1e-5 * (1 + fabs(dloss)));
+
+    /* Which adapter elements cfg reads: zero_unused of a model of ones. */
+    glora_vit_t *used = NULL;
+    if (cfg && m->adapters) {
+        assert_int_equal(glora_vit_create(&used, &m->arch, m->rank), 0);
+        for (size_t k = 0; k < used->n_floats; k++) used->mem[k] = 1.0f;
+        glora_train_zero_unused(used, cfg);
+    }
+    double worst = 0;
+    const double h = 1e-6;
+    for (int i = 0; i < m->n_params; i++) {
+        if (!mask[i]) continue;
+        const glora_param_t *q = &m->params[i];
+        double *fd = malloc(q->numel * sizeof(double)), gmax = 0, emax = 0;
+        for (size_t k = 0; k < q->numel; k++) {
+            double *pk = &p[q->offset + k], save = *pk;
+            *pk = save + h;
+            double lp = ref_loss(&r, cfg, x, y, B, smoothing);
+            *pk = save - h;
+            double lm = ref_loss(&r, cfg, x, y, B, smoothing);
+            *pk = save;
+            fd[k] = (lp - lm) / (2 * h);
+            if (fabs(fd[k]) > gmax) gmax = fabs(fd[k]);
+        }
+        for (size_t k = 0; k < q->numel; k++) {
+            double e = fabs(g->g[i][k] - fd[k]);
+            if (e > emax) emax = e;
+            /* Elements a configuration never reads get exactly nothing. */
+            if (used && used->mem[q->offset + k] == 0.0f && g->g[i][k] != 0.0f) {
+                fprintf(stderr, "%s[%zu]: gradient %g where nothing depends on it\n", q->name, k,
+                        g->g[i][k]);
+                fail();
+            }
+        }
+        double rel = emax / (gmax > 1e-2 ? gmax : 1e-2); /* gradients that vanish (LayerNorm invariances) */
+        if (rel > 1e-4) fprintf(stderr, "%s: max |grad - fd| %.3g (max |fd| %.3g)\n", q->name, emax, gmax);
+        if (rel > worst) worst = rel;
+        free(fd);
+    }
+    free(p); free(losses); free(probs); free(dlogits);
+    glora_vit_free(used);
+    glora_grads_free(g);
+    glora_vit_linears_free(lin);
+    glora_vit_acts_free(acts);
+    glora_vit_bwd_free(ws);
+    return worst;
+}
+
+typedef struct {
+    glora_vit_t *m;
+    float *x;
+    int y[4];
+    int B;
+    glora_rng_t rng;
+} fixture_t;
+
+static int setup(void **state) {
+    fixture_t *f = calloc(1, sizeof *f);
+    glora_vit_arch_t a = tiny_arch();
+    glora_rng_seed(&f->rng, 7);
+    if (glora_vit_create(&f->m, &a, 3)) return -1;
+    fill_random(f->m, &f->rng, 0.3f);
+    f->B = 3;
+    size_t n = (size_t)f->B * a.in_chans * a.img_size * a.img_size;
+    f->x = malloc(n * sizeof(float));
+    for (size_t k = 0; k < n; k++) f->x[k] = (float)glora_rng_normal(&f->rng);
+    for (int b = 0; b < f->B; b++) f->y[b] = (int)glora_rng_below(&f->rng, 3);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture_t *f = *state;
+    glora_vit_free(f->m);
+    free(f->x);
+    free(f);
+    return 0;
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void test_backward_supernet_configs(void **state) {
+    fixture_t *f = *state;
+    glora_vit_t *m = f->m;
+    unsigned char *mask = calloc((size_t)m->n_params, 1);
+    assert_int_equal(glora_train_select(m, "adapter,head", mask), 0);
+    glora_layer_cfg_t cfg[8];
+    for (int trial = 0; trial < 4; trial++) {
+        random_cfg(&f->rng, cfg, 8, m->rank);
+        double worst = grad_check(m, mask, cfg, f->x, f->y, f->B, trial % 2 ? 0.1f : 0.0f);
+        printf("supernet config %d: worst relative gradient error %.3g\n", trial, worst);
+        assert_true(worst < 1e-4);
+    }
+    free(mask);
+}
+
+static void test_backward_full(void **state) {
+    fixture_t *f = *state;
+    glora_vit_t *m = f->m;
+    unsigned char *mask = calloc((size_t)m->n_params, 1);
+    assert_int_equal(glora_train_select(m, "backbone,head", mask), 0);
+    double worst = grad_check(m, mask, NULL, f->x, f->y, f->B, 0.1f);
+    printf("full fine-tuning: worst relative gradient error %.3g\n", worst);
+    assert_true(worst < 1e-4);
+    free(mask);
+}
+
+static void test_backward_partial(void **state) {
+    fixture_t *f = *state;
+    glora_vit_t *m = f->m;
+    unsigned char *mask = calloc((size_t)m->n_params, 1);
+    glora_layer_cfg_t cfg[8];
+    random_cfg(&f->rng, cfg, 8, m->rank);
+    /* Head only (linear probe): the backward stops at the head. */
+    assert_int_equal(glora_train_select(m, "head", mask), 0);
+    assert_true(grad_check(m, mask, cfg, f->x, f->y, f->B, 0.0f) < 1e-4);
+    /* Something in the top block only, and a norm deep down. */
+    assert_int_equal(glora_train_select(m, "blocks.1.norm1.*,blocks.1.mlp.fc1.?d,blocks.1.mlp.fc1.?u,"
+                                           "blocks.1.mlp.fc1.D,norm.bias", mask), 0);
+    assert_true(grad_check(m, mask, cfg, f->x, f->y, f->B, 0.0f) < 1e-4);
+    assert_int_equal(glora_train_select(m, "patch_embed.*,cls_token,pos_embed,blocks.0.attn.qkv.[BC]?", mask), 0);
+    assert_true(grad_check(m, mask, cfg, f->x, f->y, f->B, 0.0f) < 1e-4);
+    free(mask);
+}
+
+static void test_select_errors(void **state) {
+    fixture_t *f = *state;
+    glora_vit_t *m = f->m;
+    unsigned char *mask = calloc((size_t)m->n_params, 1);
+    assert_int_equal(glora_train_select(m, "blocks.9.*", mask), GLORA_EINVAL);
+    assert_non_null(strstr(glora_errmsg(), "blocks.9.*"));
+    glora_grads_t *g = NULL;
+    /* A weight together with its own adapter. */
+    assert_int_equal(glora_train_select(m, "blocks.0.mlp.fc2.*", mask), 0);
+    assert_int_equal(glora_grads_create(&g, m, mask), GLORA_EINVAL);
+    assert_null(g);
+    /* Half a factor pair. */
+    assert_int_equal(glora_train_select(m, "blocks.0.mlp.fc2.Ad", mask), 0);
+    assert_int_equal(glora_grads_create(&g, m, mask), GLORA_EINVAL);
+    /* Frozen tensors get no buffer: the allocation is exactly the trainable size. */
+    assert_int_equal(glora_train_select(m, "head", mask), 0);
+    assert_int_equal(glora_grads_create(&g, m, mask), 0);
+    assert_int_equal(g->n_floats, (size_t)(3 * 8 + 3));
+    glora_grads_free(g);
+    free(mask);
+}
+
+static void test_adamw_formula(void **state) {
+    (void)state;
+    glora_vit_arch_t a = tiny_arch();
+    glora_vit_t *m;
+    assert_int_equal(glora_vit_create(&m, &a, 0), 0);
+    unsigned char *mask = calloc((size_t)m->n_params, 1);
+    assert_int_equal(glora_train_select(m, "head", mask), 0);
+    glora_grads_t *g;
+    glora_adamw_t *opt;
+    assert_int_equal(glora_grads_create(&g, m, mask), 0);
+    assert_int_equal(glora_adamw_create(&opt, g), 0);
+    glora_rng_t rng;
+    glora_rng_seed(&rng, 3);
+    const size_t n = g->n_floats;
+    double *p = malloc(n * sizeof *p), *mm = calloc(n, sizeof *mm), *vv = calloc(n, sizeof *vv);
+    float *head = m->w.head_w; /* head.weight then head.bias, contiguous in both layouts */
+    for (size_t k = 0; k < n; k++) p[k] = head[k] = (float)glora_rng_normal(&rng);
+    glora_adamw_cfg_t c = {0.9, 0.999, 1e-8, 0.05};
+    for (int t = 1; t <= 5; t++) {
+        double lr = 1e-2 / t;
+        for (size_t k = 0; k < n; k++) g->mem[k] = (float)glora_rng_normal(&rng) * (k % 5 == 0 ? 0.0f : 1.0f);
+        glora_adamw_step(opt, m, g, &c, lr);
+        for (size_t k = 0; k < n; k++) {
+            p[k] *= 1 - lr * c.weight_decay;
+            mm[k] = c.beta1 * mm[k] + (1 - c.beta1) * g->mem[k];
+            vv[k] = c.beta2 * vv[k] + (1 - c.beta2) * (double)g->mem[k] * g->mem[k];
+            p[k] -= lr * (mm[k] / (1 - pow(c.beta1, t))) / (sqrt(vv[k] / (1 - pow(c.beta2, t))) + c.eps);
+            assert_true(fabs(head[k] - p[k]) <= 1e-5 * (1 + fabs(p[k])));
+        }
+    }
+    assert_int_equal(opt->t, 5);
+    free(p); free(mm); free(vv); free(mask);
+    glora_adamw_free(opt);
+    glora_grads_free(g);
+    glora_vit_free(m);
+}
+
+static void test_schedule(void **state) {
+    (void)state;
+    /* The official recipe: 500 epochs, 10 warm-up from 1e-6, floor 1e-5. */
+    assert_int_equal(glora_sched_default_warmup(500), 10);
+    assert_int_equal(glora_sched_default_warmup(100), 2);
+    assert_int_equal(glora_sched_default_warmup(200), 4);
+    assert_int_equal(glora_sched_default_warmup(6), 0);
+    assert_int_equal(glora_sched_default_warmup(25), 1); /* 0.5 rounds up */
+    glora_sched_t s = {.lr = 1e-3, .warmup_start = 1e-6, .floor = 1e-5, .epochs = 100, .warmup = 2};
+    assert_true(fabs(glora_sched_lr(&s, 0) - 1e-6) < 1e-15);
+    assert_true(fabs(glora_sched_lr(&s, 1) - (1e-6 + (1e-3 - 1e-6) / 2)) < 1e-15);
+    double e2 = 1e-5 + 0.5 * (1e-3 - 1e-5) * (1 + cos(M_PI * 2 / 100));
+    assert_true(fabs(glora_sched_lr(&s, 2) - e2) < 1e-15);
+    assert_true(fabs(glora_sched_lr(&s, 50) - (1e-5 + 0.5 * (1e-3 - 1e-5))) < 1e-15);
+    for (int e = 3; e < 100; e++) assert_true(glora_sched_lr(&s, e) < glora_sched_lr(&s, e - 1));
+    assert_true(glora_sched_lr(&s, 99) > 1e-5);
+    s.warmup = 0;
+    assert_true(fabs(glora_sched_lr(&s, 0) - 1e-3) < 1e-15);
+}
+
+static void test_clip(void **state) {
+    (void)state;
+    glora_vit_arch_t a = tiny_arch();
+    glora_vit_t *m;
+    assert_int_equal(glora_vit_create(&m, &a, 0), 0);
+    unsigned char *mask = calloc((size_t)m->n_params, 1);
+    assert_int_equal(glora_train_select(m, "norm.*,head.*", mask), 0);
+    glora_grads_t *g;
+    assert_int_equal(glora_grads_create(&g, m, mask), 0);
+    for (size_t k = 0; k < g->n_floats; k++) g->mem[k] = (k % 2) ? 3.0f : -4.0f;
+    double want = 0;
+    for (size_t k = 0; k < g->n_floats; k++) want += (k % 2) ? 9.0 : 16.0;
+    double norm = glora_grads_clip(g, 0.0);
+    assert_true(fabs(norm - sqrt(want)) < 1e-9 * norm);
+    glora_grads_clip(g, 1.0);
+    assert_true(fabs(sqrt(glora_grads_sumsq(g)) - 1.0) < 1e-5);
+    glora_grads_free(g);
+    glora_vit_free(m);
+    free(mask);
+}
+
+static void test_zero_unused_and_mask(void **state) {
+    fixture_t *f = *state;
+    glora_vit_arch_t a = tiny_arch();
+    glora_vit_t *m;
+    assert_int_equal(glora_vit_create(&m, &a, 3), 0);
+    memcpy(m->mem, f->m->mem, m->n_floats * sizeof(float));
+    glora_layer_cfg_t cfg[8];
+    random_cfg(&f->rng, cfg, 8, 3);
+    cfg[0].t[GLORA_A] = (glora_choice_t){GLORA_LORA, 2};
+    cfg[0].t[GLORA_B] = (glora_choice_t){GLORA_VECTOR, 0};
+    cfg[0].t[GLORA_C] = (glora_choice_t){GLORA_NONE, 0};
+    cfg[0].t[GLORA_D] = (glora_choice_t){GLORA_SCALAR, 0};
+    glora_train_zero_unused(m, cfg);
+    /* The merged layers are unchanged by zeroing what they don't read. */
+    glora_vit_linears_t *l1, *l2;
+    assert_int_equal(glora_vit_linears_create(&l1, m), 0);
+    assert_int_equal(glora_vit_linears_create(&l2, f->m), 0);
+    glora_vit_linears_set(l1, m, cfg);
+    glora_vit_linears_set(l2, f->m, cfg);
+    for (int l = 0; l < 8; l++) {
+        const float *w0, *b0;
+        int o, i;
+        glora_vit_layer(m, l, &w0, &b0, &o, &i);
+        for (int k = 0; k < o * i; k++) assert_true(l1->w[l][k] == l2->w[l][k]);
+        for (int k = 0; k < o; k++) assert_true(l1->b[l][k] == l2->b[l][k]);
+    }
+    const glora_adapter_t *ad = &m->adapters[0];
+    assert_true(ad->Ad[2] == 0.0f && ad->Ad[1] != 0.0f && ad->Au[2 * ad->in] == 0.0f);
+    assert_true(ad->Bd[1] == 0.0f && ad->Bd[0] != 0.0f && ad->Bu[0] == 0.0f);
+    assert_true(ad->Cd[0] == 0.0f && ad->Cu[0] == 0.0f && ad->D[1] == 0.0f && ad->D[0] != 0.0f);
+    unsigned char *mask = calloc((size_t)m->n_params, 1);
+    glora_train_mask_subnet(m, cfg, mask);
+    assert_int_equal(mask[glora_vit_param(m, "blocks.0.attn.qkv.Ad") - m->params], 1);
+    assert_int_equal(mask[glora_vit_param(m, "blocks.0.attn.qkv.Cd") - m->params], 0);
+    assert_int_equal(mask[glora_vit_param(m, "blocks.0.attn.qkv.D") - m->params], 1);
+    assert_int_equal(mask[glora_vit_param(m, "head.weight") - m->params], 0);
+    free(mask);
+    glora_vit_linears_free(l1);
+    glora_vit_linears_free(l2);
+    glora_vit_free(m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_backward_supernet_configs),
+        cmocka_unit_test(test_backward_full),
+        cmocka_unit_test(test_backward_partial),
+        cmocka_unit_test(test_select_errors),
+        cmocka_unit_test(test_zero_unused_and_mask),
+        cmocka_unit_test(test_adamw_formula),
+        cmocka_unit_test(test_schedule),
+        cmocka_unit_test(test_clip),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
