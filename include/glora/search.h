@@ -1,0 +1,231 @@
+/*
+ * glora/search.h - evolutionary layer-wise structure search (AutoFormer/NOAH
+ * algorithm, as in the official GLoRA code), resumable and deterministic.
+ *
+ * The engine knows nothing about models: a problem is a list of layers (their
+ * out/in sizes, a name and the choices allowed for each of A..E) and ONE batch
+ * evaluation callback, called once per generation with all of that
+ * generation's new candidates, so that it can parallelise (OpenMP threads, or
+ * later MPI ranks) without the algorithm knowing. glora_search_vit_* bind the
+ * engine to a glora_vit_t supernet.
+ *
+ * Algorithm (official semantics, defects fixed):
+ *   generation 0: `population` random candidates within [min, max] params;
+ *   generations 1..G: `mutations` children of the parents (a parent drawn
+ *     uniformly, each gene -- one of A..E of one layer -- redrawn uniformly
+ *     from that layer's options with probability `mutation_prob`), then
+ *     `crossovers` children of two distinct parents (each gene from either
+ *     with equal chance), then random candidates up to `population`;
+ *     each kind of child gets at most wanted * max_tries attempts; a child
+ *     outside [min, max] or already seen (evaluated before, or already in
+ *     this generation) is skipped, so no candidate is evaluated twice;
+ *   after each generation's evaluation, including the last one, the parents
+ *     are the top `parents` of (parents + new candidates), i.e. of everything
+ *     evaluated so far, ranked by accuracy (higher first), then parameters
+ *     (fewer first), then the candidate encoding (strcmp, smaller first).
+ * All random draws come from one glora_rng_t on the calling thread, in a fixed
+ * order; with an evaluator whose results do not depend on the thread count,
+ * the whole search (and every checkpoint) is a function of the options, the
+ * problem, the evaluator and the seed.
+ *
+ * Candidate encoding (checkpoints, pareto.json, ranking ties): one token per
+ * layer, joined by '|'; a token is the five choices of A..E joined by '.',
+ * each "N" (none), "S" (scalar), "V" (vector) or "L<r>" (lora_r), e.g.
+ *     "L4.V.S.N.V|N.L2.V.S.S|..."
+ *
+ * Files written in the output directory after every generation (atomically,
+ * checkpoint first, formats in docs/formats.md, "## Search"):
+ *   checkpoint.json            "glora-search-checkpoint/1", everything needed to resume
+ *   history.jsonl              one JSON object per generation
+ *   pareto.json                non-dominated candidates over all evaluated
+ *   best.json                  best candidate (through problem->write_spec)
+ *   best-under-<budget>.json   best candidate with params <= budget, per extra budget
+ */
+#ifndef GLORA_SEARCH_H
+#define GLORA_SEARCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "glora/layer.h"
+#include "glora/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GLORA_SEARCH_CHECKPOINT_FORMAT "glora-search-checkpoint/1"
+#define GLORA_SEARCH_MAX_BUDGETS 16
+
+/* One searchable layer. name is used in outputs ("blocks.0.attn.qkv"). */
+typedef struct {
+    int out, in;
+    char name[48];
+    glora_space_t space;
+} glora_search_layer_t;
+
+/* Accuracy of n candidates (cands[i] points at n_layers configurations) into
+ * acc[0..n). Must be a pure function of the candidate (not of n, the order,
+ * or the thread count). Returns a glora status. */
+typedef int (*glora_search_eval_fn)(void *ctx, const glora_layer_cfg_t *const *cands, size_t n,
+                                    double *acc);
+/* Writes a subnet spec of cfg to path (best.json, best-under-*.json). */
+typedef int (*glora_search_spec_fn)(void *ctx, const char *path, const glora_layer_cfg_t *cfg,
+                                    size_t params, double acc, int generation);
+
+typedef struct {
+    int n_layers;
+    const glora_search_layer_t *layers; /* n_layers, copied by glora_search_create */
+    glora_search_eval_fn evaluate;
+    glora_search_spec_fn write_spec;    /* NULL: no best*.json files */
+    void *ctx;                          /* passed to both callbacks */
+} glora_search_problem_t;
+
+typedef struct {
+    int population;       /* 50 */
+    int parents;          /* 10 */
+    int mutations;        /* 25 */
+    int crossovers;       /* 25 */
+    double mutation_prob; /* 0.2 */
+    int max_tries;        /* 10 attempts per wanted child */
+    int generations;      /* 20: generations 1..20 after the random generation 0 */
+    size_t min_params, max_params; /* budget; max 0 means no upper bound */
+    uint64_t seed;
+    size_t budgets[GLORA_SEARCH_MAX_BUDGETS]; /* extra budgets: best-under-<b>.json */
+    int n_budgets;
+    /* Not part of the search's identity (not checkpointed or compared): */
+    int stop_after;       /* >= 0: return after generation stop_after is
+                             checkpointed, as if killed (tests); -1: never */
+    double (*clock)(void); /* seconds for history; NULL: glora_now */
+} glora_search_opts_t;
+
+/* The official options; budget [0, unbounded], seed 0, no extra budgets. */
+void glora_search_opts_default(glora_search_opts_t *o);
+/* Checks option ranges; messages name the option ("search.parents"). */
+int glora_search_opts_check(const glora_search_opts_t *o);
+
+/* Statistics of one generation, as in history.jsonl. */
+typedef struct {
+    int generation;
+    double best_acc;          /* best over everything evaluated so far */
+    size_t best_params;
+    double parents_mean_acc;  /* mean accuracy of the parents after ranking */
+    size_t evaluated;         /* new candidates of this generation */
+    size_t evaluated_total;
+    double seconds;           /* wall time of the generation */
+} glora_search_gen_t;
+
+/* Progress callbacks (the library never prints). Both may be NULL. */
+typedef struct {
+    /* Before a generation's batch is evaluated. */
+    void (*batch)(void *ctx, int generation, size_t n_candidates);
+    /* After a generation is ranked and its files are written. */
+    void (*generation)(void *ctx, const glora_search_gen_t *g);
+    void *ctx;
+} glora_search_hooks_t;
+
+typedef struct glora_search glora_search_t;
+
+/* A fresh search (generation -1, nothing evaluated). config_hash and
+ * supernet_sha256 (may be NULL = "") identify the run in checkpoints: a
+ * resume refuses to continue when either differs. */
+int glora_search_create(glora_search_t **out, const glora_search_problem_t *p,
+                        const glora_search_opts_t *o, const char *config_hash,
+                        const char *supernet_sha256);
+void glora_search_free(glora_search_t *s); /* NULL-safe */
+
+/* Loads the state of a checkpoint file into a fresh search. Refuses (ESTATE,
+ * message saying what changed) a checkpoint whose options, layers, spaces,
+ * config hash or supernet differ from the search's. */
+int glora_search_resume(glora_search_t *s, const char *checkpoint_path);
+
+/* Runs the remaining generations; after each, writes the checkpoint and the
+ * outputs into dir (created if needed). Before the first new generation it
+ * rewrites the outputs of the state it starts from, so a run killed between
+ * writing the checkpoint and the outputs ends up complete. Returns 0 when the
+ * search is finished or stopped by opts.stop_after. After a failure the
+ * search object may only be freed. */
+int glora_search_run(glora_search_t *s, const char *dir, const glora_search_hooks_t *hooks);
+
+/* Last completed generation (-1 before generation 0), and whether all are done. */
+int glora_search_generation(const glora_search_t *s);
+int glora_search_done(const glora_search_t *s);
+size_t glora_search_n_evaluated(const glora_search_t *s);
+/* Candidate i (in evaluation order) of everything evaluated: its layer
+ * configurations (n_layers, owned by s), and optionally params / acc /
+ * generation. */
+const glora_layer_cfg_t *glora_search_candidate(const glora_search_t *s, size_t i,
+                                                size_t *params, double *acc, int *generation);
+/* Index of the best candidate overall (budget 0) or with params <= budget;
+ * -1 when there is none. */
+long glora_search_best(const glora_search_t *s, size_t budget);
+/* Encoding of candidate i (owned by s). */
+const char *glora_search_encoding(const glora_search_t *s, size_t i);
+
+/* Official parameter count of a candidate. */
+size_t glora_search_params(const glora_search_problem_t *p, const glora_layer_cfg_t *cand);
+
+/* Encodes a candidate (n_layers configurations) into a malloc'd string. */
+char *glora_search_encode(const glora_layer_cfg_t *cand, int n_layers);
+/* Decodes an encoding into cand[0..n_layers); EFORMAT with a message on a
+ * malformed text, a wrong number of layers or an illegal choice. */
+int glora_search_decode(const char *enc, glora_layer_cfg_t *cand, int n_layers);
+
+/* Parses a budget: a plain non-negative number, or with a K (x1e3) or M (x1e6)
+ * suffix, case-insensitive ("300K", "1.5M"); the result must be a whole
+ * number. key names the setting in messages. */
+int glora_search_parse_budget(const char *text, const char *key, size_t *out);
+/* The file name part of a budget: "1M", "300K", "1500K" or the plain number. */
+void glora_search_budget_str(size_t budget, char buf[32]);
+
+/* Search space rules. Each rule replaces, on the layers it selects, the
+ * options of the tensors it lists (choices[t] non-NULL) by the parsed choice
+ * strings. select: NULL or "" (every layer), a layer kind "qkv", "proj",
+ * "fc1", "fc2" (name ends in that), "blocks.<i>" (every layer of block i)
+ * or a full layer name. Errors name key + ".A".. (EINVAL): empty list,
+ * unknown choice, rank above max_rank, kind not offered (C scalar, D/E lora),
+ * duplicate choice, more than GLORA_SPACE_MAX options, or a selector that
+ * matches no layer. */
+typedef struct {
+    const char *select;
+    const char *const *choices[GLORA_NTENSORS]; /* NULL: keep */
+    size_t n[GLORA_NTENSORS];
+    const char *key;                            /* "search.space" etc. */
+} glora_search_space_rule_t;
+int glora_search_space_apply(glora_search_layer_t *layers, int n_layers,
+                             const glora_search_space_rule_t *rule, int max_rank);
+/* A layer's space as text, "A=L4,V,S,N B=L4,V,S,N C=L4,V,N D=S,V,N E=S,V,N". */
+void glora_search_space_str(const glora_space_t *sp, char *buf, size_t size);
+
+/* ---- Binding to a ViT supernet ---- */
+
+/* layers[0 .. 4*depth) with the model's names and shapes and the official
+ * space at the model's rank. Caller frees *layers. */
+int glora_search_vit_layers(const glora_vit_t *m, glora_search_layer_t **layers);
+
+/* Context of the ViT evaluator and spec writer. */
+typedef struct {
+    const glora_vit_t *m;
+    const float *x;            /* n_img validation images */
+    const int *y;
+    size_t n_img;
+    size_t batch;              /* images per forward pass of one candidate */
+    char supernet_sha256[65];  /* into the specs */
+    /* Live counter: called on the calling thread after each chunk of the
+     * batch with the candidates done so far (may be NULL). */
+    void (*tick)(void *ctx, size_t done, size_t total);
+    void *tick_ctx;
+} glora_search_vit_t;
+
+/* The glora_search_eval_fn for ctx = glora_search_vit_t*: top-1 accuracy on
+ * the images through glora_vit_eval_candidates. */
+int glora_search_vit_evaluate(void *ctx, const glora_layer_cfg_t *const *cands, size_t n,
+                              double *acc);
+/* The glora_search_spec_fn for ctx = glora_search_vit_t*: glora_spec_write. */
+int glora_search_vit_write_spec(void *ctx, const char *path, const glora_layer_cfg_t *cfg,
+                                size_t params, double acc, int generation);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,69 @@
+/* Internals of the search engine shared by its files (see glora/search.h). */
+#ifndef GLORA_SEARCH_IMPL_H
+#define GLORA_SEARCH_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "glora/rng.h"
+#include "glora/search.h"
+
+/* One evaluated (or being evaluated) candidate; its genes live in
+ * s->genes[i * n_layers ...]. */
+typedef struct {
+    size_t params;
+    double acc;
+    int gen;   /* generation that produced it */
+    char *enc; /* encoding, owned */
+} cand_t;
+
+struct glora_search {
+    glora_search_problem_t p;     /* p.layers points at layers below */
+    glora_search_layer_t *layers;
+    glora_search_opts_t o;
+    char config_hash[130];
+    char supernet_sha256[65];
+
+    glora_rng_t rng;
+    int generation;               /* last completed generation, -1 before any */
+
+    cand_t *c;                    /* every candidate, in evaluation order */
+    glora_layer_cfg_t *genes;
+    size_t n, cap;
+    uint32_t *table;              /* open addressing: candidate index + 1, 0 free */
+    size_t table_cap;             /* power of two */
+
+    size_t pop_start, pop_n;      /* the last generation's candidates */
+    size_t *parents;              /* indices, best first */
+    int n_parents;
+    glora_search_gen_t *hist;     /* one per completed generation */
+    int n_hist;
+};
+
+/* Growable text buffer for the JSON writers; on allocation failure it
+ * remembers the failure and later appends do nothing. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    int failed;
+} sbuf_t;
+void sb_puts(sbuf_t *b, const char *s);
+void sb_printf(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sb_double(sbuf_t *b, double v);   /* shortest text that reads back exactly */
+void sb_jstr(sbuf_t *b, const char *s); /* JSON string with escapes */
+
+/* Ranking order: accuracy desc, params asc, encoding asc. <0: a before b. */
+int search_cand_cmp(const struct glora_search *s, size_t a, size_t b);
+
+/* Appends a candidate (not yet evaluated) and indexes it. */
+int search_add(struct glora_search *s, const glora_layer_cfg_t *genes, size_t params, int gen,
+               char *enc_or_null);
+/* Index of an identical candidate, or -1. */
+long search_find(const struct glora_search *s, const glora_layer_cfg_t *genes);
+
+/* One history entry as a JSON object (no newline). */
+void search_gen_json(sbuf_t *b, const glora_search_gen_t *h);
+int search_checkpoint_write(const struct glora_search *s, const char *path);
+int search_outputs_write(const struct glora_search *s, const char *dir);
+
+#endif

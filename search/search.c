@@ -1,0 +1,439 @@
+/* The evolutionary search: state, breeding, ranking, the generation loop
+ * (see glora/search.h for the algorithm and its fixes of the official code). */
+#include "search/search-impl.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "glora/common.h"
+#include "glora/fileio.h"
+
+void glora_search_opts_default(glora_search_opts_t *o) {
+    memset(o, 0, sizeof *o);
+    o->population = 50;
+    o->parents = 10;
+    o->mutations = 25;
+    o->crossovers = 25;
+    o->mutation_prob = 0.2;
+    o->max_tries = 10;
+    o->generations = 20;
+    o->stop_after = -1;
+}
+
+int glora_search_opts_check(const glora_search_opts_t *o) {
+    if (o->population < 1 || o->population > 1000000)
+        return glora_error(GLORA_EINVAL, "option 'search.population': %d is not in [1, 1000000]",
+                           o->population);
+    if (o->parents < 1 || o->parents > o->population)
+        return glora_error(GLORA_EINVAL,
+                           "option 'search.parents': %d is not in [1, population = %d]",
+                           o->parents, o->population);
+    if (o->mutations < 0 || o->mutations > o->population)
+        return glora_error(GLORA_EINVAL,
+                           "option 'search.mutations': %d is not in [0, population = %d]",
+                           o->mutations, o->population);
+    if (o->crossovers < 0 || o->crossovers > o->population - o->mutations)
+        return glora_error(GLORA_EINVAL,
+                           "option 'search.crossovers': %d is not in [0, population - "
+                           "mutations = %d]",
+                           o->crossovers, o->population - o->mutations);
+    if (!(o->mutation_prob >= 0.0 && o->mutation_prob <= 1.0))
+        return glora_error(GLORA_EINVAL, "option 'search.mutation_prob': %g is not in [0, 1]",
+                           o->mutation_prob);
+    if (o->max_tries < 1 || o->max_tries > 1000000)
+        return glora_error(GLORA_EINVAL, "option 'search.max_tries': %d is not in [1, 1000000]",
+                           o->max_tries);
+    if (o->generations < 0 || o->generations > 1000000)
+        return glora_error(GLORA_EINVAL,
+                           "option 'search.generations': %d is not in [0, 1000000]",
+                           o->generations);
+    if (o->max_params != 0 && o->min_params > o->max_params)
+        return glora_error(GLORA_EINVAL,
+                           "option 'search.min_params': %zu is above search.max_params = %zu",
+                           o->min_params, o->max_params);
+    if (o->n_budgets < 0 || o->n_budgets > GLORA_SEARCH_MAX_BUDGETS)
+        return glora_error(GLORA_EINVAL,
+                           "option 'search.extra_budgets': %d budgets, at most %d allowed",
+                           o->n_budgets, GLORA_SEARCH_MAX_BUDGETS);
+    for (int i = 0; i < o->n_budgets; i++) {
+        if (o->budgets[i] == 0)
+            return glora_error(GLORA_EINVAL, "option 'search.extra_budgets[%d]': must be > 0", i);
+        for (int j = 0; j < i; j++)
+            if (o->budgets[j] == o->budgets[i])
+                return glora_error(GLORA_EINVAL,
+                                   "option 'search.extra_budgets[%d]': %zu is listed twice", i,
+                                   o->budgets[i]);
+    }
+    return 0;
+}
+
+size_t glora_search_params(const glora_search_problem_t *p, const glora_layer_cfg_t *cand) {
+    size_t total = 0;
+    for (int l = 0; l < p->n_layers; l++)
+        total += glora_layer_params(&cand[l], p->layers[l].out, p->layers[l].in);
+    return total;
+}
+
+/* ---- candidate store and the "seen" set ---- */
+
+static uint64_t genes_hash(const glora_layer_cfg_t *g, int n_layers) {
+    const uint8_t *p = (const uint8_t *)g;
+    size_t n = (size_t)n_layers * sizeof *g;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 1099511628211ull;
+    }
+    return h ^ (h >> 29);
+}
+
+static const glora_layer_cfg_t *genes_of(const struct glora_search *s, size_t i) {
+    return s->genes + i * (size_t)s->p.n_layers;
+}
+
+long search_find(const struct glora_search *s, const glora_layer_cfg_t *genes) {
+    if (s->table_cap == 0) return -1;
+    size_t mask = s->table_cap - 1;
+    size_t bytes = (size_t)s->p.n_layers * sizeof *genes;
+    for (size_t h = genes_hash(genes, s->p.n_layers) & mask;; h = (h + 1) & mask) {
+        uint32_t v = s->table[h];
+        if (v == 0) return -1;
+        if (memcmp(genes_of(s, v - 1), genes, bytes) == 0) return (long)(v - 1);
+    }
+}
+
+static void table_insert(struct glora_search *s, size_t idx) {
+    size_t mask = s->table_cap - 1;
+    size_t h = genes_hash(genes_of(s, idx), s->p.n_layers) & mask;
+    while (s->table[h] != 0) h = (h + 1) & mask;
+    s->table[h] = (uint32_t)(idx + 1);
+}
+
+int search_add(struct glora_search *s, const glora_layer_cfg_t *genes, size_t params, int gen,
+               char *enc) {
+    size_t nl = (size_t)s->p.n_layers;
+    if (enc == NULL) {
+        enc = glora_search_encode(genes, s->p.n_layers);
+        if (!enc) return glora_error(GLORA_ENOMEM, "search: out of memory for a candidate");
+    }
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 256, bytes;
+        if (cap > UINT32_MAX - 1 || glora_size_mul(cap, nl * sizeof *genes, &bytes)) {
+            free(enc);
+            return glora_error(GLORA_ENOMEM, "search: too many candidates (%zu)", s->n);
+        }
+        cand_t *c = realloc(s->c, cap * sizeof *c);
+        if (c) s->c = c;
+        glora_layer_cfg_t *g = c ? realloc(s->genes, bytes) : NULL;
+        if (!c || !g) {
+            free(enc);
+            return glora_error(GLORA_ENOMEM, "search: out of memory for %zu candidates", cap);
+        }
+        s->genes = g;
+        s->cap = cap;
+    }
+    if (2 * (s->n + 1) > s->table_cap) { /* keep the load at most 1/2 */
+        size_t cap = s->table_cap ? 2 * s->table_cap : 1024;
+        uint32_t *t = calloc(cap, sizeof *t);
+        if (!t) {
+            free(enc);
+            return glora_error(GLORA_ENOMEM, "search: out of memory for the candidate index");
+        }
+        free(s->table);
+        s->table = t;
+        s->table_cap = cap;
+        for (size_t i = 0; i < s->n; i++) table_insert(s, i);
+    }
+    memcpy(s->genes + s->n * nl, genes, nl * sizeof *genes);
+    s->c[s->n] = (cand_t){.params = params, .acc = NAN, .gen = gen, .enc = enc};
+    table_insert(s, s->n);
+    s->n++;
+    return 0;
+}
+
+int search_cand_cmp(const struct glora_search *s, size_t a, size_t b) {
+    const cand_t *x = &s->c[a], *y = &s->c[b];
+    if (x->acc != y->acc) return x->acc > y->acc ? -1 : 1;
+    if (x->params != y->params) return x->params < y->params ? -1 : 1;
+    return strcmp(x->enc, y->enc);
+}
+
+/* ---- life cycle ---- */
+
+int glora_search_create(glora_search_t **out, const glora_search_problem_t *p,
+                        const glora_search_opts_t *o, const char *config_hash,
+                        const char *supernet_sha256) {
+    *out = NULL;
+    if (p->n_layers < 1 || !p->layers || !p->evaluate)
+        return glora_error(GLORA_EINVAL, "search problem: needs layers and an evaluator");
+    int rc = glora_search_opts_check(o);
+    if (rc) return rc;
+    for (int l = 0; l < p->n_layers; l++) {
+        const glora_search_layer_t *L = &p->layers[l];
+        if (L->out < 1 || L->in < 1)
+            return glora_error(GLORA_EINVAL, "search layer '%s': bad shape %d x %d", L->name,
+                               L->out, L->in);
+        for (int t = 0; t < GLORA_NTENSORS; t++) {
+            if (L->space.n[t] < 1 || L->space.n[t] > GLORA_SPACE_MAX)
+                return glora_error(GLORA_EINVAL, "search layer '%s': tensor %s has %d options",
+                                   L->name, glora_tensor_letter(t), L->space.n[t]);
+            for (int k = 0; k < L->space.n[t]; k++)
+                if (!glora_choice_valid(t, L->space.opt[t][k]))
+                    return glora_error(GLORA_EINVAL,
+                                       "search layer '%s': option %d of tensor %s is not legal",
+                                       L->name, k, glora_tensor_letter(t));
+        }
+    }
+    if (config_hash && strlen(config_hash) >= sizeof ((glora_search_t *)0)->config_hash)
+        return glora_error(GLORA_EINVAL, "search: config hash '%s' is too long", config_hash);
+    if (supernet_sha256 && strlen(supernet_sha256) > 64)
+        return glora_error(GLORA_EINVAL, "search: supernet sha256 '%s' is too long",
+                           supernet_sha256);
+    glora_search_t *s = calloc(1, sizeof *s);
+    if (!s) return glora_error(GLORA_ENOMEM, "search: out of memory");
+    s->layers = malloc((size_t)p->n_layers * sizeof *s->layers);
+    s->parents = malloc((size_t)o->parents * sizeof *s->parents);
+    s->hist = malloc(((size_t)o->generations + 1) * sizeof *s->hist);
+    if (!s->layers || !s->parents || !s->hist) {
+        glora_search_free(s);
+        return glora_error(GLORA_ENOMEM, "search: out of memory");
+    }
+    memcpy(s->layers, p->layers, (size_t)p->n_layers * sizeof *s->layers);
+    s->p = *p;
+    s->p.layers = s->layers;
+    s->o = *o;
+    snprintf(s->config_hash, sizeof s->config_hash, "%s", config_hash ? config_hash : "");
+    snprintf(s->supernet_sha256, sizeof s->supernet_sha256, "%s",
+             supernet_sha256 ? supernet_sha256 : "");
+    glora_rng_seed(&s->rng, o->seed);
+    s->generation = -1;
+    *out = s;
+    return 0;
+}
+
+void glora_search_free(glora_search_t *s) {
+    if (!s) return;
+    for (size_t i = 0; i < s->n; i++) free(s->c[i].enc);
+    free(s->c);
+    free(s->genes);
+    free(s->table);
+    free(s->layers);
+    free(s->parents);
+    free(s->hist);
+    free(s);
+}
+
+int glora_search_generation(const glora_search_t *s) { return s->generation; }
+int glora_search_done(const glora_search_t *s) { return s->generation >= s->o.generations; }
+size_t glora_search_n_evaluated(const glora_search_t *s) { return s->n; }
+
+const glora_layer_cfg_t *glora_search_candidate(const glora_search_t *s, size_t i,
+                                                size_t *params, double *acc, int *generation) {
+    GLORA_ASSERT(i < s->n);
+    if (params) *params = s->c[i].params;
+    if (acc) *acc = s->c[i].acc;
+    if (generation) *generation = s->c[i].gen;
+    return genes_of(s, i);
+}
+
+const char *glora_search_encoding(const glora_search_t *s, size_t i) {
+    GLORA_ASSERT(i < s->n);
+    return s->c[i].enc;
+}
+
+long glora_search_best(const glora_search_t *s, size_t budget) {
+    long best = -1;
+    for (size_t i = 0; i < s->n; i++) {
+        if (budget && s->c[i].params > budget) continue;
+        if (isnan(s->c[i].acc)) continue;
+        if (best < 0 || search_cand_cmp(s, i, (size_t)best) < 0) best = (long)i;
+    }
+    return best;
+}
+
+/* ---- breeding ---- */
+
+static int within_budget(const struct glora_search *s, size_t params) {
+    return params >= s->o.min_params && (s->o.max_params == 0 || params <= s->o.max_params);
+}
+
+/* Adds child to the generation if it is within the budget and new. Returns 1
+ * if added, 0 if skipped, <0 on error. */
+static int offer(struct glora_search *s, const glora_layer_cfg_t *child, int gen) {
+    size_t params = glora_search_params(&s->p, child);
+    if (!within_budget(s, params)) return 0;
+    if (search_find(s, child) >= 0) return 0;
+    int rc = search_add(s, child, params, gen, NULL);
+    return rc ? rc : 1;
+}
+
+static glora_choice_t draw_option(struct glora_search *s, int l, int t) {
+    const glora_space_t *sp = &s->layers[l].space;
+    return sp->opt[t][glora_rng_below(&s->rng, (uint64_t)sp->n[t])];
+}
+
+static void random_candidate(struct glora_search *s, glora_layer_cfg_t *child) {
+    for (int l = 0; l < s->p.n_layers; l++)
+        for (int t = 0; t < GLORA_NTENSORS; t++) child[l].t[t] = draw_option(s, l, t);
+}
+
+static void mutate(struct glora_search *s, glora_layer_cfg_t *child) {
+    size_t pi = s->parents[glora_rng_below(&s->rng, (uint64_t)s->n_parents)];
+    memcpy(child, genes_of(s, pi), (size_t)s->p.n_layers * sizeof *child);
+    for (int l = 0; l < s->p.n_layers; l++)
+        for (int t = 0; t < GLORA_NTENSORS; t++)
+            if (glora_rng_uniform(&s->rng) < s->o.mutation_prob) child[l].t[t] = draw_option(s, l, t);
+}
+
+/* Two distinct parents when there are two (identical parents could only
+ * reproduce a candidate already seen). */
+static void crossover(struct glora_search *s, glora_layer_cfg_t *child) {
+    uint64_t np = (uint64_t)s->n_parents;
+    uint64_t i = glora_rng_below(&s->rng, np), j = i;
+    if (np > 1) {
+        j = glora_rng_below(&s->rng, np - 1);
+        if (j >= i) j++;
+    }
+    const glora_layer_cfg_t *a = genes_of(s, s->parents[i]), *b = genes_of(s, s->parents[j]);
+    for (int l = 0; l < s->p.n_layers; l++)
+        for (int t = 0; t < GLORA_NTENSORS; t++)
+            child[l].t[t] = (glora_rng_u64(&s->rng) >> 63) ? b[l].t[t] : a[l].t[t];
+}
+
+enum { MAKE_RANDOM, MAKE_MUTATION, MAKE_CROSSOVER };
+
+/* Up to `want` new children of one kind, in at most want * max_tries attempts. */
+static int breed(struct glora_search *s, int how, size_t want, int gen, glora_layer_cfg_t *child) {
+    size_t got = 0;
+    uint64_t tries = (uint64_t)want * (uint64_t)s->o.max_tries;
+    while (got < want && tries-- > 0) {
+        if (how == MAKE_MUTATION) mutate(s, child);
+        else if (how == MAKE_CROSSOVER) crossover(s, child);
+        else random_candidate(s, child);
+        int rc = offer(s, child, gen);
+        if (rc < 0) return rc;
+        got += (size_t)rc;
+    }
+    return 0;
+}
+
+/* ---- one generation ---- */
+
+static int rank_parents(struct glora_search *s) {
+    size_t cap = (size_t)s->n_parents + s->pop_n;
+    size_t *pool = malloc((cap ? cap : 1) * sizeof *pool);
+    if (!pool) return glora_error(GLORA_ENOMEM, "search: out of memory");
+    size_t n = 0;
+    for (int i = 0; i < s->n_parents; i++) pool[n++] = s->parents[i];
+    for (size_t i = 0; i < s->pop_n; i++) pool[n++] = s->pop_start + i;
+    for (size_t i = 1; i < n; i++) { /* insertion sort: the pool is small */
+        size_t v = pool[i], j = i;
+        while (j > 0 && search_cand_cmp(s, v, pool[j - 1]) < 0) {
+            pool[j] = pool[j - 1];
+            j--;
+        }
+        pool[j] = v;
+    }
+    s->n_parents = n < (size_t)s->o.parents ? (int)n : s->o.parents;
+    memcpy(s->parents, pool, (size_t)s->n_parents * sizeof *pool);
+    free(pool);
+    return 0;
+}
+
+static int run_generation(struct glora_search *s, const glora_search_hooks_t *hooks) {
+    double (*clock)(void) = s->o.clock ? s->o.clock : glora_now;
+    double t0 = clock();
+    int gen = s->generation + 1;
+    size_t nl = (size_t)s->p.n_layers;
+    glora_layer_cfg_t *child = malloc(nl * sizeof *child);
+    if (!child) return glora_error(GLORA_ENOMEM, "search: out of memory");
+    size_t start = s->n;
+    int rc = 0;
+    if (gen > 0 && s->n_parents > 0) {
+        rc = breed(s, MAKE_MUTATION, (size_t)s->o.mutations, gen, child);
+        if (!rc) rc = breed(s, MAKE_CROSSOVER, (size_t)s->o.crossovers, gen, child);
+    }
+    if (!rc) {
+        size_t have = s->n - start;
+        if (have < (size_t)s->o.population)
+            rc = breed(s, MAKE_RANDOM, (size_t)s->o.population - have, gen, child);
+    }
+    free(child);
+    if (rc) return rc;
+    size_t n_new = s->n - start;
+    if (gen == 0 && n_new == 0) {
+        rc = glora_error(GLORA_EINVAL,
+                         "option 'search.min_params'/'search.max_params': no random candidate "
+                         "within [%zu, %zu] parameters in %zu tries",
+                         s->o.min_params, s->o.max_params,
+                         (size_t)s->o.population * (size_t)s->o.max_tries);
+        glora_error_hint("widen the budget or the search space");
+        return rc;
+    }
+
+    if (hooks && hooks->batch) hooks->batch(hooks->ctx, gen, n_new);
+    if (n_new > 0) {
+        const glora_layer_cfg_t **cands = malloc(n_new * sizeof *cands);
+        double *acc = malloc(n_new * sizeof *acc);
+        if (!cands || !acc) {
+            free(cands);
+            free(acc);
+            return glora_error(GLORA_ENOMEM, "search: out of memory");
+        }
+        for (size_t i = 0; i < n_new; i++) {
+            cands[i] = genes_of(s, start + i);
+            acc[i] = NAN;
+        }
+        rc = s->p.evaluate(s->p.ctx, cands, n_new, acc);
+        for (size_t i = 0; !rc && i < n_new; i++) {
+            if (!isfinite(acc[i]))
+                rc = glora_error(GLORA_ESTATE, "search: evaluator returned no accuracy for "
+                                               "candidate %zu of generation %d", i, gen);
+            s->c[start + i].acc = acc[i];
+        }
+        free(cands);
+        free(acc);
+        if (rc) return rc;
+    }
+    s->pop_start = start;
+    s->pop_n = n_new;
+    rc = rank_parents(s);
+    if (rc) return rc;
+    s->generation = gen;
+
+    glora_search_gen_t *h = &s->hist[s->n_hist++];
+    memset(h, 0, sizeof *h);
+    h->generation = gen;
+    double sum = 0;
+    for (int i = 0; i < s->n_parents; i++) sum += s->c[s->parents[i]].acc;
+    if (s->n_parents > 0) {
+        h->best_acc = s->c[s->parents[0]].acc;
+        h->best_params = s->c[s->parents[0]].params;
+        h->parents_mean_acc = sum / s->n_parents;
+    }
+    h->evaluated = n_new;
+    h->evaluated_total = s->n;
+    h->seconds = clock() - t0;
+    return 0;
+}
+
+int glora_search_run(glora_search_t *s, const char *dir, const glora_search_hooks_t *hooks) {
+    int rc = glora_mkdir_p(dir);
+    if (rc) return rc;
+    size_t plen = strlen(dir) + 32;
+    char *ckpt = malloc(plen);
+    if (!ckpt) return glora_error(GLORA_ENOMEM, "search: out of memory");
+    snprintf(ckpt, plen, "%s/checkpoint.json", dir);
+    if (s->generation >= 0) rc = search_outputs_write(s, dir);
+    while (!rc && s->generation < s->o.generations &&
+           (s->o.stop_after < 0 || s->generation < s->o.stop_after)) {
+        rc = run_generation(s, hooks);
+        if (!rc) rc = search_checkpoint_write(s, ckpt);
+        if (!rc) rc = search_outputs_write(s, dir);
+        if (!rc && hooks && hooks->generation) hooks->generation(hooks->ctx, &s->hist[s->n_hist - 1]);
+    }
+    free(ckpt);
+    return rc;
+}
