@@ -54,6 +54,7 @@ void glora_attention_forward(float *out, float *att, const float *qkv,
                 sum += e;
             }
             const float inv = 1.0f / sum;
+#pragma omp simd
             for (size_t j = 0; j < Ts; j++) ai[j] *= inv;
             float *o = out + (b * Ts + i) * Cs + h * hd;
             for (size_t d = 0; d < hd; d++) o[d] = 0.0f;
@@ -90,7 +91,9 @@ void glora_attention_backward(float *dqkv, float *datt, const float *dout,
             }
             /* Through the softmax: ds_ij = a_ij (da_ij - sum_k a_ik da_ik). */
             float s = 0.0f;
+#pragma omp simd reduction(+ : s)
             for (size_t j = 0; j < Ts; j++) s += ai[j] * dai[j];
+#pragma omp simd
             for (size_t j = 0; j < Ts; j++) dai[j] = ai[j] * (dai[j] - s) * scale;
             /* Through s_ij = q_i . k_j (scale folded in above). */
             const float *q = base + i * C3;

@@ -43,6 +43,7 @@ void glora_tokens_forward(float *x, const float *pe, const float *cls, const flo
         const float *src = t == 0 ? cls : pe + (b * (size_t)np + t - 1) * Cs;
         const float *pt = pos + t * Cs;
         float *xt = x + r * Cs;
+#pragma omp simd
         for (size_t c = 0; c < Cs; c++) xt[c] = src[c] + pt[c];
     }
 }
@@ -61,6 +62,7 @@ void glora_tokens_backward(float *dpe, float *dcls, float *dpos, const float *dx
                 const size_t b = r / (size_t)np, i = r % (size_t)np;
                 const float *src = dx + (b * T + 1 + i) * Cs;
                 float *dst = dpe + r * Cs;
+#pragma omp simd
                 for (size_t c = 0; c < Cs; c++) dst[c] += src[c];
             }
         }
@@ -75,6 +77,7 @@ void glora_tokens_backward(float *dpe, float *dcls, float *dpos, const float *dx
                     float acc[NN_COL_BLOCK] = {0};
                     for (size_t b = 0; b < B; b++) {
                         const float *src = dx + (b * T + t) * Cs + c0;
+#pragma omp simd
                         for (size_t c = 0; c < nc; c++) acc[c] += src[c];
                     }
                     if (dpos)
@@ -99,6 +102,7 @@ void glora_cls_backward(float *dx, const float *dout, size_t B, int T, int C) {
     for (size_t b = 0; b < B; b++) {
         float *d = dx + b * (size_t)T * (size_t)C;
         const float *g = dout + b * (size_t)C;
+#pragma omp simd
         for (int c = 0; c < C; c++) d[c] += g[c];
     }
 }

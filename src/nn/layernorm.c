@@ -7,12 +7,11 @@
 
 #include "nn/nn-impl.h"
 
-/* weight or bias NULL act as ones or zeros (a norm without affine part). */
 void glora_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                              const float *weight, const float *bias, size_t N, int C, float eps) {
     /* inp is (N, C), weight and bias are (C); out is (N, C); mean, rstd are (N) */
     const size_t Cs = (size_t)C;
-    GLORA_ASSERT(C > 0);
+    GLORA_ASSERT(C > 0 && weight && bias);
 #pragma omp parallel for schedule(static) if (nn_parallel(N * Cs))
     for (size_t n = 0; n < N; n++) {
         const float *x = inp + n * Cs;
@@ -26,13 +25,8 @@ void glora_layernorm_forward(float *out, float *mean, float *rstd, const float *
 #pragma omp simd reduction(+ : v)
         for (size_t c = 0; c < Cs; c++) v += (x[c] - m) * (x[c] - m);
         const float r = 1.0f / sqrtf(v / (float)C + eps);
-        if (weight && bias) {
 #pragma omp simd
-            for (size_t c = 0; c < Cs; c++) o[c] = (x[c] - m) * r * weight[c] + bias[c];
-        } else {
-            for (size_t c = 0; c < Cs; c++)
-                o[c] = (x[c] - m) * r * (weight ? weight[c] : 1.0f) + (bias ? bias[c] : 0.0f);
-        }
+        for (size_t c = 0; c < Cs; c++) o[c] = (x[c] - m) * r * weight[c] + bias[c];
         if (mean) mean[n] = m;
         if (rstd) rstd[n] = r;
     }
@@ -41,10 +35,10 @@ void glora_layernorm_forward(float *out, float *mean, float *rstd, const float *
 void glora_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                               const float *inp, const float *weight, const float *mean,
                               const float *rstd, size_t N, int C) {
-    /* dout, inp are (N, C); weight is (C) or NULL; mean, rstd are (N);
+    /* dout, inp are (N, C); weight is (C); mean, rstd are (N);
      * dinp (N, C), dweight (C), dbias (C) accumulate */
     const size_t Cs = (size_t)C;
-    GLORA_ASSERT(mean && rstd);
+    GLORA_ASSERT(weight && mean && rstd);
     const size_t nblk = (Cs + NN_COL_BLOCK - 1) / NN_COL_BLOCK;
 #pragma omp parallel if (nn_parallel(N * Cs))
     {
@@ -58,7 +52,7 @@ void glora_layernorm_backward(float *dinp, float *dweight, float *dbias, const f
                 float sg = 0.0f, sgx = 0.0f;
 #pragma omp simd reduction(+ : sg, sgx)
                 for (size_t c = 0; c < Cs; c++) {
-                    const float dxh = g[c] * (weight ? weight[c] : 1.0f);
+                    const float dxh = g[c] * weight[c];
                     sg += dxh;
                     sgx += dxh * (x[c] - m) * r;
                 }
@@ -67,7 +61,7 @@ void glora_layernorm_backward(float *dinp, float *dweight, float *dbias, const f
                 float *d = dinp + n * Cs;
 #pragma omp simd
                 for (size_t c = 0; c < Cs; c++) {
-                    const float dxh = g[c] * (weight ? weight[c] : 1.0f);
+                    const float dxh = g[c] * weight[c];
                     d[c] += (dxh - sg - (x[c] - m) * r * sgx) * r;
                 }
             }

@@ -13,6 +13,7 @@ void glora_linear_forward(float *out, const float *inp, const float *weight, con
 #pragma omp parallel for schedule(static) if (nn_parallel(N * oc))
     for (size_t n = 0; n < N; n++) {
         float *o = out + n * oc;
+#pragma omp simd
         for (size_t j = 0; j < oc; j++) o[j] += bias[j];
     }
 }
@@ -39,6 +40,7 @@ void glora_linear_backward(float *dinp, float *dweight, float *dbias, const floa
         float acc[NN_COL_BLOCK] = {0};
         for (size_t n = 0; n < N; n++) {
             const float *g = dout + n * oc + j0;
+#pragma omp simd
             for (size_t j = 0; j < nj; j++) acc[j] += g[j];
         }
         for (size_t j = 0; j < nj; j++) dbias[j0 + j] += acc[j];
