@@ -44,8 +44,10 @@ void glora_linear_forward(float *out, const float *inp, const float *weight, con
 void glora_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                            const float *inp, const float *weight, size_t N, int IC, int OC);
 
-/* LayerNorm over the last dim C of inp (N, C); saves mean and rstd (N) for
- * backward (either may be NULL in inference). */
+/* LayerNorm over the last dim C of inp (N, C); weight and bias (C) are
+ * required; saves mean and rstd (N) for backward (either may be NULL in
+ * inference). out = (inp - mean) * rstd * weight + bias with
+ * rstd = 1 / sqrt(biased variance + eps). */
 void glora_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                              const float *weight, const float *bias, size_t N, int C, float eps);
 void glora_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
@@ -64,7 +66,9 @@ void glora_attention_backward(float *dqkv, float *datt, const float *dout,
                               const float *qkv, const float *att,
                               size_t B, int T, int C, int NH);
 
-/* Exact GELU: x * 0.5 * (1 + erf(x / sqrt 2)), elementwise over n values. */
+/* Exact GELU: x * 0.5 * (1 + erf(x / sqrt 2)), elementwise over n values
+ * (the erf form, not tanh; accurate to a few float ulps, relative, also for
+ * large negative x). */
 void glora_gelu_forward(float *out, const float *inp, size_t n);
 void glora_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 
