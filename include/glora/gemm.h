@@ -43,6 +43,12 @@ void glora_sgemm_ref(glora_trans_t ta, glora_trans_t tb, size_t m, size_t n, siz
 int glora_gemm_set_kernel(const char *name);
 /* Name of the kernel glora_sgemm uses now (after "auto" is resolved). */
 const char *glora_gemm_kernel(void);
+/* Its micro-kernel, named by ISA, type and tile, e.g. "sgemm_avx512_12x32". */
+const char *glora_gemm_ukernel(void);
+/* GLORA_OK, or the error (with a message naming GLORA_GEMM) when GLORA_GEMM
+ * names a kernel that cannot be used; "auto" is then in force. Lets a tool
+ * report a bad setting instead of silently ignoring it. */
+int glora_gemm_check_env(void);
 
 #ifdef __cplusplus
 }

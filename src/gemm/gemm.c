@@ -1,19 +1,164 @@
-/* Kernel dispatch. (Placeholder dispatch to the reference kernel until the
- * blocked kernels land.) */
-#include "glora/gemm.h"
+/* Kernel table and dispatch: which kernel glora_sgemm uses, chosen once by
+ * CPU detection ("auto"), by GLORA_GEMM at first use, or by
+ * glora_gemm_set_kernel. */
+#include "config.h"
+#include "gemm-impl.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "glora/common.h"
 
-#include <string.h>
+static int cpu_avx512(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("fma");
+}
+
+static int cpu_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+static int cpu_any(void) { return 1; }
+
+/* The native kernels, best first, with their register tiles and cache
+ * blocks. kc: the A micro-panel (mr x kc) stays in L1; nc: the B block
+ * (kc x nc) stays in L2; mc: the A block (mc x kc) one thread packs. */
+static const sgemm_kernel_t kernels[] = {
+    {"avx512", "sgemm_avx512_12x32", cpu_avx512, 12, 32, 240, 384, 512,
+     sgemm_avx512_12x32, sgemm_pack_a_portable, sgemm_pack_b_portable},
+    {"avx2", "sgemm_avx2_6x16", cpu_avx2, 6, 16, 144, 256, 512,
+     sgemm_avx2_6x16, sgemm_pack_a_portable, sgemm_pack_b_portable},
+    {"portable", "sgemm_portable_6x8", cpu_any, 6, 8, 120, 256, 512,
+     sgemm_portable_6x8, sgemm_pack_a_portable, sgemm_pack_b_portable},
+};
+#define NKERNELS ((int)(sizeof kernels / sizeof kernels[0]))
+enum { KERNEL_REF = NKERNELS, KERNEL_CBLAS };
+
+static atomic_int current = -1;
+static int env_status = GLORA_OK;
+static char env_message[256];
+static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+
+static int best_native(void) {
+    for (int i = 0; i < NKERNELS; i++)
+        if (kernels[i].cpu_ok()) return i;
+    return KERNEL_REF; /* unreachable: the portable kernel runs anywhere */
+}
+
+/* Resolves a name to a kernel index, or sets the error and returns < 0. */
+static int lookup(const char *name) {
+    if (!name) return glora_error(GLORA_EINVAL, "GEMM kernel '(null)': no name given");
+    if (strcmp(name, "auto") == 0) return best_native();
+    if (strcmp(name, "ref") == 0) return KERNEL_REF;
+    if (strcmp(name, "cblas") == 0) {
+#ifdef GLORA_HAVE_CBLAS
+        return KERNEL_CBLAS;
+#else
+        glora_error(GLORA_EINVAL, "GEMM kernel '%s': not built in", name);
+        glora_error_hint("configure with --with-blas=openblas");
+        return GLORA_EINVAL;
+#endif
+    }
+    for (int i = 0; i < NKERNELS; i++) {
+        if (strcmp(name, kernels[i].name) != 0) continue;
+        if (!kernels[i].cpu_ok())
+            return glora_error(GLORA_EINVAL, "GEMM kernel '%s': this CPU lacks its instructions",
+                               name);
+        return i;
+    }
+    return glora_error(GLORA_EINVAL,
+                       "GEMM kernel '%s': unknown (auto, avx512, avx2, portable, ref, cblas)",
+                       name);
+}
+
+static void apply_env(void) {
+    const char *name = getenv("GLORA_GEMM");
+    int id = best_native();
+    if (name && *name) {
+        int found = lookup(name);
+        if (found >= 0) {
+            id = found;
+        } else {
+            env_status = found;
+            snprintf(env_message, sizeof env_message, "GLORA_GEMM: %s", glora_errmsg());
+            glora_error_clear();
+        }
+    }
+    atomic_store(&current, id);
+}
+
+static int current_kernel(void) {
+    int id = atomic_load_explicit(&current, memory_order_relaxed);
+    if (id >= 0) return id;
+    pthread_once(&env_once, apply_env);
+    return atomic_load(&current);
+}
+
+int glora_gemm_set_kernel(const char *name) {
+    pthread_once(&env_once, apply_env);
+    int id = lookup(name);
+    if (id < 0) return id;
+    atomic_store(&current, id);
+    return GLORA_OK;
+}
+
+const char *glora_gemm_kernel(void) {
+    int id = current_kernel();
+    if (id == KERNEL_REF) return "ref";
+    if (id == KERNEL_CBLAS) return "cblas";
+    return kernels[id].name;
+}
+
+const char *glora_gemm_ukernel(void) {
+    int id = current_kernel();
+    if (id == KERNEL_REF) return "sgemm_ref";
+    if (id == KERNEL_CBLAS) return "cblas_sgemm";
+    return kernels[id].ukernel_name;
+}
+
+int glora_gemm_check_env(void) {
+    pthread_once(&env_once, apply_env);
+    if (env_status == GLORA_OK) return GLORA_OK;
+    return glora_error(env_status, "%s", env_message);
+}
+
+/* C = beta * C, the whole product when alpha or k is zero (A and B are then
+ * not read, as in BLAS). */
+static void scale_c(size_t m, size_t n, float beta, float *c, size_t ldc) {
+    if (beta == 1.0f) return;
+    for (size_t i = 0; i < m; i++) {
+        float *ci = c + i * ldc;
+        if (beta == 0.0f)
+            memset(ci, 0, n * sizeof *ci);
+        else
+            for (size_t j = 0; j < n; j++) ci[j] *= beta;
+    }
+}
 
 void glora_sgemm(glora_trans_t ta, glora_trans_t tb, size_t m, size_t n, size_t k,
                  float alpha, const float *a, size_t lda, const float *b, size_t ldb,
                  float beta, float *c, size_t ldc) {
-    glora_sgemm_ref(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (m == 0 || n == 0) return;
+    GLORA_ASSERT(c && ldc >= n);
+    if (k == 0 || alpha == 0.0f) {
+        scale_c(m, n, beta, c, ldc);
+        return;
+    }
+    GLORA_ASSERT(a && lda >= (ta ? m : k));
+    GLORA_ASSERT(b && ldb >= (tb ? k : n));
+    int id = current_kernel();
+    if (id == KERNEL_CBLAS &&
+        sgemm_cblas(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) == 0)
+        return;
+    /* The reference needs no buffers: it is also the way out when the packed
+     * panels cannot be allocated. */
+    if (id >= NKERNELS ||
+        sgemm_blocked(&kernels[id], ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) != 0)
+        glora_sgemm_ref(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
-
-int glora_gemm_set_kernel(const char *name) {
-    if (strcmp(name, "ref") == 0 || strcmp(name, "auto") == 0) return GLORA_OK;
-    return glora_error(GLORA_EINVAL, "unknown GEMM kernel '%s': only 'ref' is built", name);
-}
-
-const char *glora_gemm_kernel(void) { return "ref"; }

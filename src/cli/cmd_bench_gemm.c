@@ -1,0 +1,253 @@
+/* glora bench gemm: GFLOP/s of glora_sgemm on the products of ViT layers
+ * and, when built with OpenBLAS, OpenBLAS's figure on the same data in the
+ * same run (timed turn about, so both see the same machine load), their
+ * ratio and its geometric mean. */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "glora/common.h"
+#include "glora/gemm.h"
+#include "glora/parallel.h"
+#include "glora/rng.h"
+
+#ifdef GLORA_HAVE_CBLAS
+#include <cblas.h>
+#endif
+
+int glora_cmd_bench_gemm(int argc, char **argv);
+
+typedef struct {
+    const char *model; /* "vit-b-16" or "vit-tiny-28" */
+    const char *what;  /* the layer and pass */
+    glora_trans_t ta, tb;
+    size_t m, n, k;
+    int quick;         /* part of --quick */
+} shape_t;
+
+#define NT GLORA_NOTRANS, GLORA_TRANS
+#define NN GLORA_NOTRANS, GLORA_NOTRANS
+#define TN GLORA_TRANS, GLORA_NOTRANS
+
+/* Forward y = x W^T (NT), input gradient dx = dy W (NN), weight gradient
+ * dW = dy^T x (TN). ViT-B/16: 197 tokens per image, dim 768, MLP 3072.
+ * vit-tiny-28: 17 tokens per image, dim 128, MLP 512; batch 64 (1088 rows),
+ * the search's val200 (3400 rows) and a few images (68 rows). */
+static const shape_t shapes[] = {
+    {"vit-b-16", "qkv fwd, 2 img", NT, 394, 2304, 768, 0},
+    {"vit-b-16", "qkv fwd, 8 img", NT, 1576, 2304, 768, 1},
+    {"vit-b-16", "proj fwd", NT, 1576, 768, 768, 0},
+    {"vit-b-16", "fc1 fwd", NT, 1576, 3072, 768, 0},
+    {"vit-b-16", "fc2 fwd", NT, 1576, 768, 3072, 1},
+    {"vit-b-16", "fc1 fwd, 4096 tok", NT, 4096, 3072, 768, 0},
+    {"vit-b-16", "fc1 dx", NN, 1576, 768, 3072, 1},
+    {"vit-b-16", "qkv dx", NN, 1576, 768, 2304, 0},
+    {"vit-b-16", "fc1 dW", TN, 3072, 768, 1576, 1},
+    {"vit-b-16", "qkv dW", TN, 2304, 768, 1576, 0},
+    {"vit-tiny-28", "qkv fwd, 4 img", NT, 68, 384, 128, 1},
+    {"vit-tiny-28", "fc1 fwd, 4 img", NT, 68, 512, 128, 0},
+    {"vit-tiny-28", "qkv fwd", NT, 1088, 384, 128, 1},
+    {"vit-tiny-28", "proj fwd", NT, 1088, 128, 128, 0},
+    {"vit-tiny-28", "fc1 fwd", NT, 1088, 512, 128, 0},
+    {"vit-tiny-28", "fc2 fwd", NT, 1088, 128, 512, 1},
+    {"vit-tiny-28", "qkv fwd, val200", NT, 3400, 384, 128, 0},
+    {"vit-tiny-28", "fc2 fwd, val200", NT, 3400, 128, 512, 0},
+    {"vit-tiny-28", "qkv dx", NN, 1088, 128, 384, 1},
+    {"vit-tiny-28", "fc1 dx", NN, 1088, 128, 512, 0},
+    {"vit-tiny-28", "fc2 dx", NN, 1088, 512, 128, 0},
+    {"vit-tiny-28", "qkv dW", TN, 384, 128, 1088, 1},
+    {"vit-tiny-28", "proj dW", TN, 128, 128, 1088, 0},
+    {"vit-tiny-28", "fc1 dW", TN, 512, 128, 1088, 0},
+};
+#define NSHAPES (sizeof shapes / sizeof shapes[0])
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: glora bench gemm [--threads N] [--kernel NAME] [--quick] [--reps N]\n"
+            "\n"
+            "Times glora_sgemm on the matrix products of ViT-B/16 and vit-tiny-28 layers\n"
+            "(forward NT, input-gradient NN, weight-gradient TN) and prints GFLOP/s, the\n"
+            "median of several timed repetitions after a warm-up.%s\n"
+            "\n"
+            "  --threads N    threads for glora (and OpenBLAS); default: OpenMP's\n"
+            "  --kernel NAME  auto, avx512, avx2, portable, ref or cblas (default auto)\n"
+            "  --quick        a representative third of the shapes, fewer repetitions\n"
+            "  --reps N       timed repetitions per shape (default 7, --quick 3)\n"
+            "  --help         this text\n",
+#ifdef GLORA_HAVE_CBLAS
+            "\nOpenBLAS runs on the same data, turn\n"
+            "about with glora; the ratio is glora / OpenBLAS, with its geometric mean over\n"
+            "all shapes and over the vit-tiny-28 ones."
+#else
+            ""
+#endif
+    );
+}
+
+static int usage_error(const char *fmt, const char *arg) {
+    fprintf(stderr, "glora: error: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nhint: see 'glora bench gemm --help'\n");
+    return 2;
+}
+
+static int parse_count(const char *s, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 1 || v > 1024) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+typedef void (*product_fn)(const shape_t *s, const float *a, const float *b, float *c);
+
+static void run_glora(const shape_t *s, const float *a, const float *b, float *c) {
+    glora_sgemm(s->ta, s->tb, s->m, s->n, s->k, 1.0f, a, s->ta ? s->m : s->k, b,
+                s->tb ? s->k : s->n, 0.0f, c, s->n);
+}
+
+#ifdef GLORA_HAVE_CBLAS
+static void run_openblas(const shape_t *s, const float *a, const float *b, float *c) {
+    cblas_sgemm(CblasRowMajor, s->ta ? CblasTrans : CblasNoTrans,
+                s->tb ? CblasTrans : CblasNoTrans, (int)s->m, (int)s->n, (int)s->k, 1.0f,
+                a, (int)(s->ta ? s->m : s->k), b, (int)(s->tb ? s->k : s->n), 0.0f, c,
+                (int)s->n);
+}
+#endif
+
+/* Seconds for `calls` back-to-back products. */
+static double time_calls(product_fn fn, const shape_t *s, const float *a, const float *b,
+                         float *c, int calls) {
+    double t0 = glora_now();
+    for (int i = 0; i < calls; i++) fn(s, a, b, c);
+    return glora_now() - t0;
+}
+
+static int cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+int glora_cmd_bench_gemm(int argc, char **argv) {
+    int threads = glora_max_threads(), reps = 0, quick = 0;
+    const char *kernel = "auto";
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(arg, "--quick") == 0) {
+            quick = 1;
+        } else if (strcmp(arg, "--threads") == 0 || strcmp(arg, "--reps") == 0 ||
+                   strcmp(arg, "--kernel") == 0) {
+            if (i + 1 >= argc) return usage_error("option '%s' needs a value", arg);
+            const char *val = argv[++i];
+            if (strcmp(arg, "--kernel") == 0)
+                kernel = val;
+            else if (parse_count(val, strcmp(arg, "--threads") == 0 ? &threads : &reps) != 0)
+                return usage_error("expected a count from 1 to 1024, not '%s'", val);
+        } else {
+            return usage_error("unknown option '%s'", arg);
+        }
+    }
+    if (glora_gemm_check_env() != GLORA_OK || glora_gemm_set_kernel(kernel) != GLORA_OK) {
+        fprintf(stderr, "glora: error: %s\n", glora_errmsg());
+        if (glora_errhint()) fprintf(stderr, "hint: %s\n", glora_errhint());
+        return 2;
+    }
+    if (reps == 0) reps = quick ? 3 : 7;
+    const double min_rep_seconds = quick ? 0.002 : 0.01;
+    glora_set_threads(threads);
+#ifdef GLORA_HAVE_CBLAS
+    openblas_set_num_threads(threads);
+    const int with_openblas = 1;
+#else
+    const int with_openblas = 0;
+#endif
+
+    /* One set of buffers, big enough for every shape. */
+    size_t amax = 0, bmax = 0, cmax = 0;
+    for (size_t s = 0; s < NSHAPES; s++) {
+        if (shapes[s].m * shapes[s].k > amax) amax = shapes[s].m * shapes[s].k;
+        if (shapes[s].k * shapes[s].n > bmax) bmax = shapes[s].k * shapes[s].n;
+        if (shapes[s].m * shapes[s].n > cmax) cmax = shapes[s].m * shapes[s].n;
+    }
+    float *a = malloc(amax * sizeof *a), *b = malloc(bmax * sizeof *b);
+    float *c = malloc(cmax * sizeof *c);
+    double *times = malloc(2 * (size_t)reps * sizeof *times);
+    if (!a || !b || !c || !times) {
+        fprintf(stderr, "glora: error: bench gemm: out of memory for %zu floats\n",
+                amax + bmax + cmax);
+        free(a), free(b), free(c), free(times);
+        return 1;
+    }
+    glora_rng_t rng;
+    glora_rng_seed(&rng, 1);
+    for (size_t i = 0; i < amax; i++) a[i] = (float)(2.0 * glora_rng_uniform(&rng) - 1.0);
+    for (size_t i = 0; i < bmax; i++) b[i] = (float)(2.0 * glora_rng_uniform(&rng) - 1.0);
+
+    printf("glora bench gemm: kernel %s (%s), %d thread%s, median of %d reps\n",
+           glora_gemm_kernel(), glora_gemm_ukernel(), threads, threads == 1 ? "" : "s", reps);
+#ifdef GLORA_HAVE_CBLAS
+    printf("beside OpenBLAS, core %s (%s)\n", openblas_get_corename(), openblas_get_config());
+#endif
+    printf("%-4s %-12s %-18s %6s %6s %6s %10s", "form", "model", "layer", "M", "N", "K",
+           "glora GF/s");
+    if (with_openblas) printf(" %13s %6s", "OpenBLAS GF/s", "ratio");
+    printf("\n");
+
+    double log_all = 0.0, log_tiny = 0.0;
+    int n_all = 0, n_tiny = 0;
+    for (size_t si = 0; si < NSHAPES; si++) {
+        const shape_t *s = &shapes[si];
+        if (quick && !s->quick) continue;
+        double flops = 2.0 * (double)s->m * (double)s->n * (double)s->k;
+        /* Warm up (page faults, thread pools, caches) and size one rep. */
+        run_glora(s, a, b, c);
+        double once = time_calls(run_glora, s, a, b, c, 1);
+        int calls = once >= min_rep_seconds ? 1 : (int)(min_rep_seconds / (once + 1e-9)) + 1;
+        double *t_glora = times, *t_blas = times + reps;
+#ifdef GLORA_HAVE_CBLAS
+        run_openblas(s, a, b, c);
+#endif
+        for (int r = 0; r < reps; r++) {
+            t_glora[r] = time_calls(run_glora, s, a, b, c, calls) / calls;
+#ifdef GLORA_HAVE_CBLAS
+            t_blas[r] = time_calls(run_openblas, s, a, b, c, calls) / calls;
+#endif
+        }
+        double gf = flops / median(t_glora, reps) * 1e-9;
+        printf("%-4s %-12s %-18s %6zu %6zu %6zu %10.1f", s->ta ? "TN" : s->tb ? "NT" : "NN",
+               s->model, s->what, s->m, s->n, s->k, gf);
+        if (with_openblas) {
+            double gf_blas = flops / median(t_blas, reps) * 1e-9, ratio = gf / gf_blas;
+            printf(" %13.1f %6.2f", gf_blas, ratio);
+            log_all += log(ratio);
+            n_all++;
+            if (strcmp(s->model, "vit-tiny-28") == 0) {
+                log_tiny += log(ratio);
+                n_tiny++;
+            }
+        }
+        printf("\n");
+        fflush(stdout);
+    }
+    if (with_openblas) {
+        printf("geometric mean of glora/OpenBLAS: %.3f over all %d shapes, %.3f over the %d "
+               "vit-tiny-28 shapes\n",
+               exp(log_all / n_all), n_all, exp(log_tiny / n_tiny), n_tiny);
+    }
+    free(a), free(b), free(c), free(times);
+    return 0;
+}

@@ -1,0 +1,103 @@
+/*
+ * gemm-impl.h - internals of the blocked single-precision GEMM.
+ *
+ * The product is the BLIS loop nest, written for row-major C:
+ *
+ *   gemm_blocked.c  pc loop over k (never split across threads): pack one
+ *                   kc x n panel of op(B), shared by the team; then the
+ *                   (ic, jc) tiles of C are dealt out to the threads
+ *   gemm_macro.c    inside one tile: ir over MR rows (the A micro-panel
+ *                   stays in L1), jr over NR columns (B streams from L2)
+ *   gemm_pack*.c    packing, separate from compute
+ *   kernel_*.c      register-tiled micro-kernels, one per ISA
+ *
+ * The register tile and the cache blocks of every ISA are in one table,
+ * gemm_kernels[] in gemm.c.
+ *
+ * Every element of C is produced by the same sequence of operations
+ * whatever tile, edge or thread it falls in: one accumulator per element,
+ * summed over k in order inside each kc block, then merged into C
+ * (beta on the first block, 1 afterwards). That is what makes results
+ * bit-identical for any number of threads.
+ */
+#ifndef GLORA_GEMM_IMPL_H
+#define GLORA_GEMM_IMPL_H
+
+#include <stddef.h>
+
+#include "glora/gemm.h"
+
+/*
+ * A micro-kernel computes one m x n tile of C (m <= MR, n <= NR):
+ *     C = alpha * Ap * Bp + beta * C        (beta == 0: C is not read)
+ * ap is a packed A micro-panel (k steps of MR floats, rows past m are
+ * zero), bp a packed B micro-panel (k steps of NR floats, columns past n
+ * are zero); both 64-byte aligned. Only the m x n elements of C are touched.
+ */
+typedef void (*sgemm_ukernel_fn)(size_t k, const float *ap, const float *bp,
+                                 float *c, size_t ldc, size_t m, size_t n,
+                                 float alpha, float beta);
+
+/*
+ * Packs the mc x kc block of op(A) starting at a (already offset to the
+ * block) into ceil(mc/mr) micro-panels of kc x mr floats, zero-padding the
+ * last one.
+ */
+typedef void (*sgemm_pack_a_fn)(glora_trans_t ta, size_t mc, size_t kc,
+                                const float *a, size_t lda, size_t mr, float *dst);
+/*
+ * Packs the kc x nc block of op(B) starting at b into ceil(nc/nr)
+ * micro-panels of kc x nr floats, zero-padding the last one.
+ */
+typedef void (*sgemm_pack_b_fn)(glora_trans_t tb, size_t kc, size_t nc,
+                                const float *b, size_t ldb, size_t nr, float *dst);
+
+typedef struct {
+    const char *name;        /* "avx512", "avx2", "portable" */
+    const char *ukernel_name; /* ISA, type and tile, e.g. "sgemm_avx512_12x32" */
+    int (*cpu_ok)(void);     /* non-zero when this CPU runs it */
+    size_t mr, nr;           /* register tile: rows x columns of C */
+    size_t mc, kc, nc;       /* cache blocks: rows, depth, columns */
+    sgemm_ukernel_fn ukernel;
+    sgemm_pack_a_fn pack_a;
+    sgemm_pack_b_fn pack_b;
+} sgemm_kernel_t;
+
+/* The loop nest (gemm_blocked.c). Returns 0, or -1 when its buffers
+ * cannot be allocated (C is then untouched). Needs m, n, k > 0. */
+int sgemm_blocked(const sgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb,
+                  size_t m, size_t n, size_t k, float alpha, const float *a,
+                  size_t lda, const float *b, size_t ldb, float beta, float *c,
+                  size_t ldc);
+
+/* One tile of C from a packed A block (mc x kc) and a packed B block
+ * (kc x nc) (gemm_macro.c). */
+void sgemm_macro(const sgemm_kernel_t *kern, size_t mc, size_t nc, size_t kc,
+                 float alpha, const float *apack, const float *bpack, float beta,
+                 float *c, size_t ldc);
+
+/* Portable packing (gemm_pack.c), valid for any mr and nr. */
+void sgemm_pack_a_portable(glora_trans_t ta, size_t mc, size_t kc, const float *a,
+                           size_t lda, size_t mr, float *dst);
+void sgemm_pack_b_portable(glora_trans_t tb, size_t kc, size_t nc, const float *b,
+                           size_t ldb, size_t nr, float *dst);
+
+/* Micro-kernels and ISA-specific packing. */
+void sgemm_portable_6x8(size_t k, const float *ap, const float *bp, float *c,
+                        size_t ldc, size_t m, size_t n, float alpha, float beta);
+void sgemm_avx2_6x16(size_t k, const float *ap, const float *bp, float *c,
+                     size_t ldc, size_t m, size_t n, float alpha, float beta);
+void sgemm_avx512_12x32(size_t k, const float *ap, const float *bp, float *c,
+                        size_t ldc, size_t m, size_t n, float alpha, float beta);
+void sgemm_avx512_pack_a(glora_trans_t ta, size_t mc, size_t kc, const float *a,
+                         size_t lda, size_t mr, float *dst);
+void sgemm_avx512_pack_b(glora_trans_t tb, size_t kc, size_t nc, const float *b,
+                         size_t ldb, size_t nr, float *dst);
+
+/* The cblas backend (gemm_cblas.c). Returns 0, or -1 when it cannot
+ * take the product (not built in, or a size beyond its int arguments). */
+int sgemm_cblas(glora_trans_t ta, glora_trans_t tb, size_t m, size_t n, size_t k,
+                 float alpha, const float *a, size_t lda, const float *b, size_t ldb,
+                 float beta, float *c, size_t ldc);
+
+#endif

@@ -1,0 +1,71 @@
+/* sgemm_avx2_6x16: 6 rows x 16 columns of C in 12 ymm accumulators (of 16
+ * registers: two for the B row, one for the broadcast A value). Short rows
+ * get their own unrolled instance; short columns use masked loads/stores.
+ *
+ * Compiled for AVX2+FMA by the pragma below, whatever the build's flags;
+ * the dispatcher only calls in here after checking the CPU. */
+#pragma GCC target("avx2,fma")
+#include <immintrin.h>
+
+#include "gemm-impl.h"
+
+#define MR 6
+#define NR 16
+
+static inline __attribute__((always_inline)) void
+tile(size_t k, const float *ap, const float *bp, float *c, size_t ldc, const int rows,
+     size_t n, float alpha, float beta) {
+    __m256 acc0[MR], acc1[MR];
+    #pragma GCC unroll 6
+    for (int i = 0; i < rows; i++) {
+        acc0[i] = _mm256_setzero_ps();
+        acc1[i] = _mm256_setzero_ps();
+    }
+    for (size_t p = 0; p < k; p++, ap += MR, bp += NR) {
+        __m256 b0 = _mm256_load_ps(bp);
+        __m256 b1 = _mm256_load_ps(bp + 8);
+        #pragma GCC unroll 6
+        for (int i = 0; i < rows; i++) {
+            __m256 ai = _mm256_broadcast_ss(ap + i);
+            acc0[i] = _mm256_fmadd_ps(ai, b0, acc0[i]);
+            acc1[i] = _mm256_fmadd_ps(ai, b1, acc1[i]);
+        }
+    }
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    int n0 = n >= 8 ? 8 : (int)n, n1 = n >= 16 ? 8 : n > 8 ? (int)n - 8 : 0;
+    __m256i k0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(n0), lane);
+    __m256i k1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(n1), lane);
+    __m256 va = _mm256_set1_ps(alpha);
+    if (beta == 0.0f) {
+        #pragma GCC unroll 6
+        for (int i = 0; i < rows; i++) {
+            float *ci = c + (size_t)i * ldc;
+            _mm256_maskstore_ps(ci, k0, _mm256_mul_ps(va, acc0[i]));
+            _mm256_maskstore_ps(ci + 8, k1, _mm256_mul_ps(va, acc1[i]));
+        }
+    } else {
+        __m256 vb = _mm256_set1_ps(beta);
+        #pragma GCC unroll 6
+        for (int i = 0; i < rows; i++) {
+            float *ci = c + (size_t)i * ldc;
+            __m256 c0 = _mm256_maskload_ps(ci, k0);
+            __m256 c1 = _mm256_maskload_ps(ci + 8, k1);
+            _mm256_maskstore_ps(ci, k0, _mm256_fmadd_ps(vb, c0, _mm256_mul_ps(va, acc0[i])));
+            _mm256_maskstore_ps(ci + 8, k1,
+                                _mm256_fmadd_ps(vb, c1, _mm256_mul_ps(va, acc1[i])));
+        }
+    }
+}
+
+void sgemm_avx2_6x16(size_t k, const float *ap, const float *bp, float *c, size_t ldc,
+                     size_t m, size_t n, float alpha, float beta) {
+    switch (m) {
+    case 6: tile(k, ap, bp, c, ldc, 6, n, alpha, beta); break;
+    case 5: tile(k, ap, bp, c, ldc, 5, n, alpha, beta); break;
+    case 4: tile(k, ap, bp, c, ldc, 4, n, alpha, beta); break;
+    case 3: tile(k, ap, bp, c, ldc, 3, n, alpha, beta); break;
+    case 2: tile(k, ap, bp, c, ldc, 2, n, alpha, beta); break;
+    case 1: tile(k, ap, bp, c, ldc, 1, n, alpha, beta); break;
+    default: break;
+    }
+}
