@@ -1,0 +1,63 @@
+/* Binding of the search engine to a ViT supernet: layers and spaces from the
+ * model, fitness through glora_vit_eval_candidates, subnet specs through
+ * glora_spec_write (see glora/search.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "glora/common.h"
+#include "glora/parallel.h"
+#include "glora/search.h"
+#include "glora/spec.h"
+
+int glora_search_vit_layers(const glora_vit_t *m, glora_search_layer_t **layers) {
+    *layers = NULL;
+    if (m->rank < 1)
+        return glora_error(GLORA_ESTATE, "search model: has no GLoRA tensors (rank 0); a "
+                                         "supernet is needed");
+    int n = glora_vit_layers(m);
+    glora_search_layer_t *L = calloc((size_t)n, sizeof *L);
+    if (!L) return glora_error(GLORA_ENOMEM, "search model: out of memory");
+    for (int l = 0; l < n; l++) {
+        const float *w0, *b0;
+        glora_vit_layer(m, l, &w0, &b0, &L[l].out, &L[l].in);
+        glora_vit_layer_name(l, L[l].name);
+        glora_space_official(&L[l].space, m->rank);
+    }
+    *layers = L;
+    return 0;
+}
+
+int glora_search_vit_evaluate(void *ctx, const glora_layer_cfg_t *const *cands, size_t n,
+                              double *acc) {
+    glora_search_vit_t *v = ctx;
+    if (!v->tick)
+        return glora_vit_eval_candidates(v->m, cands, n, v->x, v->y, v->n_img, v->batch, acc);
+    /* Chunks of a few candidates per thread, so the counter moves; each
+     * candidate's accuracy does not depend on which chunk it is in. */
+    size_t chunk = 4 * (size_t)glora_max_threads();
+    v->tick(v->tick_ctx, 0, n);
+    for (size_t i = 0; i < n; i += chunk) {
+        size_t k = n - i < chunk ? n - i : chunk;
+        int rc = glora_vit_eval_candidates(v->m, cands + i, k, v->x, v->y, v->n_img, v->batch,
+                                           acc + i);
+        if (rc) return rc;
+        v->tick(v->tick_ctx, i + k, n);
+    }
+    return 0;
+}
+
+int glora_search_vit_write_spec(void *ctx, const char *path, const glora_layer_cfg_t *cfg,
+                                size_t params, double acc, int generation) {
+    glora_search_vit_t *v = ctx;
+    glora_spec_t spec;
+    memset(&spec, 0, sizeof spec);
+    int rc = glora_spec_from_model(&spec, v->m, cfg, v->supernet_sha256);
+    if (rc) return rc;
+    GLORA_ASSERT(spec.params == params);
+    spec.has_val = 1;
+    spec.val_accuracy = acc;
+    spec.generation = generation;
+    rc = glora_spec_write(&spec, path);
+    glora_spec_free(&spec);
+    return rc;
+}
