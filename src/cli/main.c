@@ -1,13 +1,87 @@
-/* glora command-line entry point (placeholder until the commands land). */
+/* glora: the command-line tool. Dispatches to one function per command. */
 #include <stdio.h>
 #include <string.h>
+
+#include "cli/cli.h"
+#include "cli/commands.h"
 #include "glora/common.h"
+#include "glora/gemm.h"
+#include "glora/parallel.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command_t;
+
+static const command_t commands[] = {
+    {"init", glora_cmd_init, "write a freshly initialised ViT backbone (vit-tiny-28, ViT-B/16, or custom)"},
+    {"info", glora_cmd_info, "show a model's architecture, tensors and adapted layers"},
+    {"eval", glora_cmd_eval, "accuracy and speed of a backbone, supernet subnet or adapter on a data split"},
+    {"merge", glora_cmd_merge, "fold a subnet's GLoRA tensors into plain ViT weights"},
+    {"pretrain", glora_cmd_pretrain, "train a ViT backbone from scratch"},
+    {"finetune", glora_cmd_finetune, "full fine-tuning or linear probe of a backbone (baselines)"},
+    {"supernet", glora_cmd_supernet, "train a GLoRA supernet on a frozen backbone"},
+    {"search", glora_cmd_search, "evolutionary layer-wise search of a subnet under a parameter budget"},
+    {"retrain", glora_cmd_retrain, "train the components a subnet spec chose"},
+};
+
+static const command_t bench_commands[] = {
+    {"gemm", glora_cmd_bench_gemm, "GFLOP/s of the GEMM kernels on ViT shapes (vs OpenBLAS when built with it)"},
+    {"train", glora_cmd_bench_train, "supernet training images/s (vs the PyTorch reference)"},
+    {"search", glora_cmd_bench_search, "search candidate evaluations/s (vs the PyTorch reference)"},
+};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: glora <command> [options]\n\n"
+            "GLoRA (Generalized LoRA) for vision transformers: train a supernet, search\n"
+            "a layer-wise subnet under a parameter budget, retrain it and merge it into\n"
+            "plain weights.\n\ncommands:\n");
+    for (size_t i = 0; i < COUNT(commands); i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    for (size_t i = 0; i < COUNT(bench_commands); i++) {
+        char name[32];
+        snprintf(name, sizeof name, "bench %s", bench_commands[i].name);
+        fprintf(out, "  %-14s %s\n", name, bench_commands[i].summary);
+    }
+    fprintf(out, "\n'glora <command> --help' describes a command and its config keys.\n"
+                 "Options for every command: --threads N, --set KEY=VALUE, --help.\n");
+}
 
 int main(int argc, char **argv) {
-    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-        printf("glora %s\n", GLORA_VERSION_STRING);
-        return 0;
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
     }
-    fprintf(stderr, "usage: glora <command> [options]\n");
-    return 2;
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("glora %s (GEMM kernel: %s, threads: %d)\n", GLORA_VERSION_STRING, glora_gemm_kernel(),
+               glora_max_threads());
+        return CLI_OK;
+    }
+    if (strcmp(cmd, "bench") == 0) {
+        if (argc < 3 || strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0) {
+            FILE *out = argc < 3 ? stderr : stdout;
+            fprintf(out, "usage: glora bench <what> [options]\n\n");
+            for (size_t i = 0; i < COUNT(bench_commands); i++)
+                fprintf(out, "  %-8s %s\n", bench_commands[i].name, bench_commands[i].summary);
+            return argc < 3 ? CLI_USAGE : CLI_OK;
+        }
+        for (size_t i = 0; i < COUNT(bench_commands); i++)
+            if (strcmp(argv[2], bench_commands[i].name) == 0)
+                return bench_commands[i].run(argc - 2, argv + 2);
+        fprintf(stderr, "glora: error: unknown benchmark '%s'\nhint: see 'glora bench --help'\n", argv[2]);
+        return CLI_USAGE;
+    }
+    for (size_t i = 0; i < COUNT(commands); i++)
+        if (strcmp(cmd, commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "glora: error: unknown command '%s'\nhint: see 'glora --help'\n", cmd);
+    return CLI_USAGE;
 }

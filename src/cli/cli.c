@@ -1,0 +1,173 @@
+/* Shared command-line plumbing (see cli.h). */
+#include "cli/cli.h"
+
+#include "glora/common.h"
+#include "glora/parallel.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int cli_fail(void) {
+    fprintf(stderr, "glora: error: %s\n", glora_errmsg());
+    if (glora_errhint()) fprintf(stderr, "hint: %s\n", glora_errhint());
+    return CLI_FAIL;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "glora: error: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nhint: see 'glora %s --help'\n", cmd);
+    va_end(ap);
+    return CLI_USAGE;
+}
+
+int cli_is_tty(void) { return isatty(STDERR_FILENO); }
+
+const char *cli_human(double v, char buf[32]) {
+    if (v >= 1e9) snprintf(buf, 32, "%.2fG", v / 1e9);
+    else if (v >= 1e6) snprintf(buf, 32, "%.2fM", v / 1e6);
+    else if (v >= 1e4) snprintf(buf, 32, "%.1fK", v / 1e3);
+    else snprintf(buf, 32, "%.0f", v);
+    return buf;
+}
+
+void cli_help(const cli_cmd_t *cmd, FILE *out) {
+    fprintf(out, "usage: glora %s %s\n\n%s\n", cmd->name, cmd->synopsis, cmd->summary);
+    fprintf(out, "\noptions:\n");
+    for (size_t i = 0; i < cmd->n_flags; i++) {
+        char left[64];
+        snprintf(left, sizeof left, "%s%s%s", cmd->flags[i].flag, cmd->flags[i].arg ? " " : "",
+                 cmd->flags[i].arg ? cmd->flags[i].arg : "");
+        fprintf(out, "  %-24s %s", left, cmd->flags[i].help);
+        if (cmd->flags[i].key) fprintf(out, " (= --set %s)", cmd->flags[i].key);
+        fprintf(out, "\n");
+    }
+    if (cmd->schema) fprintf(out, "  %-24s %s\n", "--set KEY=VALUE", "override one config key (repeatable)");
+    fprintf(out, "  %-24s %s\n", "--threads N", "OpenMP threads (default: all cores; results do not depend on it)");
+    fprintf(out, "  %-24s %s\n", "-h, --help", "show this help");
+    if (!cmd->schema || cmd->schema->nkeys == 0) return;
+    fprintf(out, "\nconfig keys (YAML file and --set; see docs/config.md):\n");
+    for (size_t i = 0; i < cmd->schema->nkeys; i++) {
+        const glora_config_key_t *k = &cmd->schema->keys[i];
+        char desc[160];
+        glora_config_describe(k, desc, sizeof desc);
+        fprintf(out, "  %-28s %s", k->key, k->help);
+        fprintf(out, " [%s", desc);
+        if (k->def) fprintf(out, "; default %s", k->def[0] ? k->def : "\"\"");
+        fprintf(out, "]\n");
+    }
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, cli_args_t *args) {
+    memset(args, 0, sizeof *args);
+    const char *sets[256];
+    int n_sets = 0;
+    char *owned[256];
+    int n_owned = 0;
+    int rc = CLI_OK;
+    for (int i = 1; i < argc && rc == CLI_OK; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            cli_help(cmd, stdout);
+            rc = -1;
+            break;
+        }
+        if (strcmp(a, "--threads") == 0) {
+            char *end;
+            long n = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : 0;
+            if (i + 1 >= argc || *end || n < 1 || n > 1024) {
+                rc = cli_usage_error(cmd->name, "--threads takes a number of threads from 1 to 1024");
+                break;
+            }
+            args->threads = (int)n;
+            i++;
+            continue;
+        }
+        if (strcmp(a, "--set") == 0 || strncmp(a, "--set=", 6) == 0) {
+            const char *v = a[5] == '=' ? a + 6 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!v || !strchr(v, '=')) {
+                rc = cli_usage_error(cmd->name, "--set takes KEY=VALUE");
+                break;
+            }
+            if (!cmd->schema) {
+                rc = cli_usage_error(cmd->name, "'glora %s' takes no config keys", cmd->name);
+                break;
+            }
+            if (n_sets == 256) { rc = cli_usage_error(cmd->name, "too many --set options"); break; }
+            sets[n_sets++] = v;
+            continue;
+        }
+        if (a[0] == '-' && a[1] != '\0') {
+            const cli_flag_t *f = NULL;
+            size_t fi = 0;
+            const char *eq = strchr(a, '=');
+            size_t alen = eq ? (size_t)(eq - a) : strlen(a);
+            for (fi = 0; fi < cmd->n_flags; fi++)
+                if (strlen(cmd->flags[fi].flag) == alen && strncmp(cmd->flags[fi].flag, a, alen) == 0) {
+                    f = &cmd->flags[fi];
+                    break;
+                }
+            if (!f) { rc = cli_usage_error(cmd->name, "unknown option '%s'", a); break; }
+            if (!f->arg) {
+                if (eq) { rc = cli_usage_error(cmd->name, "%s takes no value", f->flag); break; }
+                args->switches |= 1u << fi;
+                continue;
+            }
+            const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!v) { rc = cli_usage_error(cmd->name, "%s needs a value (%s)", f->flag, f->arg); break; }
+            size_t n = strlen(f->key) + strlen(v) + 2;
+            char *assign = malloc(n);
+            if (!assign || n_sets == 256 || n_owned == 256) {
+                free(assign);
+                rc = cli_usage_error(cmd->name, "too many options");
+                break;
+            }
+            snprintf(assign, n, "%s=%s", f->key, v);
+            owned[n_owned++] = assign;
+            sets[n_sets++] = assign;
+            continue;
+        }
+        /* A positional argument: the config (a .yaml file) or one of the
+         * command's own. */
+        if (cmd->schema && !args->config_path && (ends_with(a, ".yaml") || ends_with(a, ".yml"))) {
+            args->config_path = a;
+        } else if (args->n_positional < cmd->max_positional) {
+            args->positional[args->n_positional++] = a;
+        } else {
+            rc = cli_usage_error(cmd->name, "unexpected argument '%s'", a);
+        }
+    }
+    if (rc == CLI_OK && cmd->schema) {
+        if (glora_config_load(&args->cfg, args->config_path, cmd->schema) != GLORA_OK) {
+            rc = cli_fail();
+        }
+        for (int i = 0; i < n_sets && rc == CLI_OK; i++)
+            if (glora_config_set(args->cfg, sets[i]) != GLORA_OK) rc = cli_fail();
+    }
+    for (int i = 0; i < n_owned; i++) free(owned[i]);
+    if (rc == CLI_OK && args->threads > 0) glora_set_threads(args->threads);
+    if (rc != CLI_OK) cli_args_free(args);
+    return rc;
+}
+
+void cli_args_free(cli_args_t *args) {
+    glora_config_free(args->cfg);
+    args->cfg = NULL;
+}
+
+int cli_switch(const cli_cmd_t *cmd, const cli_args_t *args, const char *flag) {
+    for (size_t i = 0; i < cmd->n_flags; i++)
+        if (strcmp(cmd->flags[i].flag, flag) == 0) return (args->switches >> i) & 1u;
+    GLORA_ASSERT(!"switch not declared by the command");
+    return 0;
+}

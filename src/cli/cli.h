@@ -1,0 +1,71 @@
+/*
+ * cli.h - what the glora commands share: error reporting in the one format
+ * users see, and parsing of "[CONFIG] [--set key=value] [--flag value]".
+ *
+ * Every command reads a YAML config checked against its schema; flags are
+ * shortcuts for --set of one key (e.g. --model F is --set model.backbone=F),
+ * so a command line and a config file say the same things.
+ */
+#ifndef GLORA_CLI_H
+#define GLORA_CLI_H
+
+#include <stdio.h>
+
+#include "glora/config.h"
+
+/* Exit statuses. */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+/* Prints "glora: error: <glora_errmsg()>" (and "hint: ..." when there is
+ * one) on stderr; returns CLI_FAIL. */
+int cli_fail(void);
+/* Prints "glora: error: <text>" and "hint: ..." for a usage error; returns
+ * CLI_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+typedef struct {
+    const char *flag;    /* "--model" */
+    const char *key;     /* config key it sets, or NULL for a switch */
+    const char *arg;     /* name of its argument in help ("FILE"), NULL for a switch */
+    const char *help;
+} cli_flag_t;
+
+typedef struct {
+    const char *name;      /* "eval" or "bench gemm" */
+    const char *synopsis;  /* "[CONFIG] [options]" */
+    const char *summary;   /* what the command does, a few lines */
+    const glora_config_schema_t *schema;
+    const cli_flag_t *flags;
+    size_t n_flags;
+    int max_positional;    /* positional arguments besides CONFIG (usually 0) */
+    const char *positional_help; /* e.g. "MODEL" */
+} cli_cmd_t;
+
+typedef struct {
+    glora_config_t *cfg;
+    const char *config_path;   /* NULL when none was given */
+    const char *positional[4]; /* extra positional arguments */
+    int n_positional;
+    unsigned switches;         /* bit i set when switch flags[i] was given */
+    int threads;               /* --threads N (0: default) */
+} cli_args_t;
+
+/* Parses argv[1..] (argv[0] is the command name). Returns CLI_OK with args
+ * filled, or the exit status to return: CLI_USAGE / CLI_FAIL after printing
+ * the error, or -1 after printing --help (exit 0). --threads N is accepted by
+ * every command and applied. With positional_is_config, the first positional
+ * argument that ends in .yaml/.yml is the config. */
+int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, cli_args_t *args);
+void cli_args_free(cli_args_t *args);
+/* Non-zero when the switch flag (e.g. "--json") was given. */
+int cli_switch(const cli_cmd_t *cmd, const cli_args_t *args, const char *flag);
+/* Prints the command's help: synopsis, summary, flags and the config keys. */
+void cli_help(const cli_cmd_t *cmd, FILE *out);
+
+/* Non-zero when stderr is a terminal (live progress lines). */
+int cli_is_tty(void);
+
+/* Human-readable counts: 1234567 -> "1.23M". */
+const char *cli_human(double v, char buf[32]);
+
+#endif

@@ -1,0 +1,35 @@
+/* Config keys and loaders the commands share: the model files and a data
+ * split. */
+#ifndef GLORA_CLI_MODEL_H
+#define GLORA_CLI_MODEL_H
+
+#include "glora/config.h"
+#include "glora/data.h"
+#include "glora/model.h"
+#include "glora/spec.h"
+
+#define CLI_MODEL_KEYS                                                                     \
+    {"model.backbone", GLORA_CFG_STRING, NULL, "backbone safetensors file (a timm ViT)", 0, 0, NULL}, \
+    {"model.adapter", GLORA_CFG_STRING, NULL, "supernet or adapter file (GLoRA tensors, new head)", 0, 0, NULL}, \
+    {"model.heads", GLORA_CFG_INT, "0", "attention heads if the file's metadata lacks them (0: metadata)", 0, 1024, NULL}
+
+#define CLI_DATA_KEYS                                                                      \
+    {"data.images", GLORA_CFG_STRING, NULL, "IDX images file (plain or .gz)", 0, 0, NULL},  \
+    {"data.labels", GLORA_CFG_STRING, NULL, "IDX labels file (plain or .gz)", 0, 0, NULL},  \
+    {"data.start", GLORA_CFG_INT, "0", "first example of the split, in file order", 0, 1e9, NULL}, \
+    {"data.count", GLORA_CFG_INT, "0", "examples in the split (0: to the end)", 0, 1e9, NULL},      \
+    {"data.mean", GLORA_CFG_NUMBER, "0.5", "normalisation mean (pixels in [0, 1])", 0, 0, NULL},    \
+    {"data.std", GLORA_CFG_NUMBER, "0.5", "normalisation standard deviation", 1e-6, 1e6, NULL}
+
+/* Loads model.backbone (+ model.adapter) with model.heads. */
+int cli_load_model(const glora_config_t *cfg, glora_vit_t **m);
+/* Loads the data.* split and checks it fits the model (image size,
+ * channels, labels below the number of classes). m may be NULL. */
+int cli_load_data(const glora_config_t *cfg, const glora_vit_t *m, glora_dataset_t *ds);
+/* The configuration to run: from the spec file (checked against m) if path is
+ * non-empty; otherwise from the adapter's embedded glora.subnet metadata when
+ * present; otherwise NULL (plain backbone / all none). *cfg is malloc'd. */
+int cli_load_subnet(const glora_vit_t *m, const char *spec_path, const char *adapter_path,
+                    glora_spec_t *spec, int *have);
+
+#endif

@@ -1,0 +1,101 @@
+/* glora eval: top-1 accuracy and images/s of a model on a data split. */
+#include "cli/cli.h"
+#include "cli/cli_model.h"
+#include "cli/commands.h"
+
+#include "glora/common.h"
+#include "glora/parallel.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static const glora_config_key_t keys[] = {
+    CLI_MODEL_KEYS,
+    CLI_DATA_KEYS,
+    {"subnet", GLORA_CFG_STRING, NULL, "subnet spec to evaluate on a supernet (default: the adapter's own)", 0, 0, NULL},
+    {"eval.batch", GLORA_CFG_INT, "200", "images per forward pass", 1, 65536, NULL},
+};
+static const glora_config_schema_t schema = GLORA_CONFIG_SCHEMA(keys);
+
+static const cli_flag_t flags[] = {
+    {"--model", "model.backbone", "FILE", "backbone safetensors file"},
+    {"--adapter", "model.adapter", "FILE", "supernet or adapter file"},
+    {"--heads", "model.heads", "N", "attention heads (when not in the file's metadata)"},
+    {"--subnet", "subnet", "SPEC", "subnet spec (JSON) for a supernet"},
+    {"--images", "data.images", "FILE", "IDX images"},
+    {"--labels", "data.labels", "FILE", "IDX labels"},
+    {"--start", "data.start", "N", "first example"},
+    {"--count", "data.count", "N", "number of examples (0: all)"},
+    {"--batch", "eval.batch", "N", "batch size"},
+    {"--json", NULL, NULL, "print one JSON line instead of text"},
+};
+
+static const cli_cmd_t cmd = {
+    .name = "eval",
+    .synopsis = "[CONFIG] [options]",
+    .summary = "Top-1 accuracy and images/s of a plain backbone, of a supernet under a subnet\n"
+               "spec (weights inherited), of a retrained adapter, or of a merged model, on a\n"
+               "split of an IDX data set. Example:\n"
+               "  glora eval --model runs/q/backbone.safetensors --adapter runs/q/supernet.safetensors \\\n"
+               "    --subnet runs/q/search/best.json --images data/fashion-mnist/t10k-images-idx3-ubyte.gz \\\n"
+               "    --labels data/fashion-mnist/t10k-labels-idx1-ubyte.gz",
+    .schema = &schema,
+    .flags = flags,
+    .n_flags = sizeof flags / sizeof flags[0],
+};
+
+int glora_cmd_eval(int argc, char **argv) {
+    cli_args_t args;
+    int rc = cli_parse(&cmd, argc, argv, &args);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    const glora_config_t *cfg = args.cfg;
+    glora_vit_t *m = NULL;
+    glora_dataset_t ds = {0};
+    glora_spec_t spec = {0};
+    glora_vit_linears_t *lin = NULL;
+    glora_vit_acts_t *acts = NULL;
+    int have_spec = 0;
+    if (cli_load_model(cfg, &m) || cli_load_data(cfg, m, &ds) ||
+        cli_load_subnet(m, glora_config_string(cfg, "subnet"), glora_config_string(cfg, "model.adapter"),
+                        &spec, &have_spec)) {
+        rc = cli_fail();
+        goto out;
+    }
+    if (m->rank > 0 && !have_spec) {
+        glora_error(GLORA_EINVAL, "model '%s': has GLoRA tensors but no subnet spec says which to use",
+                    glora_config_string(cfg, "model.adapter"));
+        glora_error_hint("pass --subnet SPEC (a search's best.json, for example)");
+        rc = cli_fail();
+        goto out;
+    }
+    size_t batch = (size_t)glora_config_int(cfg, "eval.batch");
+    if (batch > ds.n) batch = ds.n;
+    if (ds.n == 0 || glora_vit_linears_create(&lin, m) || glora_vit_acts_create(&acts, m, batch, 0)) {
+        if (ds.n == 0) glora_error(GLORA_EINVAL, "data '%s': the split is empty", glora_config_string(cfg, "data.images"));
+        rc = cli_fail();
+        goto out;
+    }
+    glora_vit_linears_set(lin, m, have_spec ? spec.cfg : NULL);
+    double t0 = glora_now();
+    size_t correct = glora_vit_count_correct(m, lin, acts, ds.x, ds.y, ds.n);
+    double secs = glora_now() - t0;
+    double acc = (double)correct / (double)ds.n;
+    size_t params = have_spec ? spec.params : 0;
+    if (cli_switch(&cmd, &args, "--json")) {
+        printf("{\"accuracy\": %.6f, \"correct\": %zu, \"n\": %zu, \"params\": %zu, \"images_per_s\": %.1f, "
+               "\"threads\": %d}\n", acc, correct, ds.n, params, (double)ds.n / secs, glora_max_threads());
+    } else {
+        printf("accuracy %.4f (%zu/%zu)", acc, correct, ds.n);
+        if (have_spec) printf(", GLoRA parameters %zu", params);
+        printf(", %.0f images/s on %d threads\n", (double)ds.n / secs, glora_max_threads());
+    }
+    rc = CLI_OK;
+out:
+    glora_vit_linears_free(lin);
+    glora_vit_acts_free(acts);
+    glora_spec_free(&spec);
+    glora_dataset_free(&ds);
+    glora_vit_free(m);
+    cli_args_free(&args);
+    return rc;
+}
