@@ -15,11 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "glora/common.h"
 #include "glora/layer.h"
 #include "glora/model.h"
 #include "glora/nn.h"
+#include "glora/parallel.h"
 #include "glora/rng.h"
 #include "glora/train.h"
 
@@ -511,6 +513,126 @@ static void test_zero_unused_and_mask(void **state) {
     glora_vit_free(m);
 }
 
+
+/* ---- the loop ------------------------------------------------------------ */
+
+/* Two classes a small ViT separates: bright top half vs bright bottom half. */
+static void toy_data(glora_rng_t *rng, float *x, int *y, size_t n, int side) {
+    for (size_t i = 0; i < n; i++) {
+        y[i] = (int)(i % 2);
+        for (int r = 0; r < side; r++)
+            for (int c = 0; c < side; c++)
+                x[(i * side + r) * side + c] = (float)(0.3 * glora_rng_normal(rng)) +
+                                              ((r < side / 2) == (y[i] == 0) ? 1.0f : -1.0f);
+    }
+}
+
+static glora_vit_t *toy_model(int rank) {
+    glora_vit_arch_t a = {.img_size = 8, .in_chans = 1, .patch = 4, .dim = 16, .depth = 2,
+                          .heads = 2, .mlp_hidden = 32, .num_classes = 2};
+    glora_vit_t *m;
+    assert_int_equal(glora_vit_create(&m, &a, rank), 0);
+    glora_rng_t rng;
+    glora_rng_seed(&rng, 11);
+    glora_train_init_vit(m, &rng);
+    glora_train_init_adapters(m, &rng);
+    return m;
+}
+
+static void print_epoch(const glora_train_progress_t *p, void *ctx) {
+    (void)ctx;
+    if (getenv("GLORA_TEST_VERBOSE"))
+        printf("  epoch %d: lr %.3g loss %.4f acc %.3f val %.3f |g| %.3g\n", p->epoch + 1, p->lr,
+               p->loss, p->accuracy, p->val_accuracy, p->grad_norm);
+}
+
+static glora_train_opts_t toy_opts(void) {
+    glora_train_opts_t o = {0};
+    o.epochs = 15;
+    o.batch = 8;
+    o.sched = (glora_sched_t){.lr = 1e-2, .warmup_start = 1e-6, .floor = 1e-5, .warmup = 1};
+    o.adamw = (glora_adamw_cfg_t){0.9, 0.999, 1e-8, 1e-4};
+    o.label_smoothing = 0.1f;
+    o.seed = 42;
+    o.on_epoch = print_epoch;
+    return o;
+}
+
+static void test_loop_learns_and_resumes(void **state) {
+    (void)state;
+    enum { N = 68 }; /* 8 full batches and a dropped partial one */
+    float *x = malloc((size_t)N * 64 * sizeof(float));
+    int y[N];
+    glora_rng_t rng;
+    glora_rng_seed(&rng, 5);
+    toy_data(&rng, x, y, N, 8);
+    glora_train_data_t train = {x, y, N}, val = {x, y, 20};
+
+    /* From scratch, everything trains. */
+    glora_vit_t *m = toy_model(0);
+    unsigned char *mask = calloc((size_t)m->n_params, 1);
+    assert_int_equal(glora_train_select(m, "all", mask), 0);
+    glora_train_opts_t o = toy_opts();
+    glora_train_result_t res;
+    assert_int_equal(glora_train_run(m, mask, &o, &train, &val, &res), 0);
+    printf("toy pretraining: loss %.4f, accuracy %.3f, val %.3f\n", res.loss, res.accuracy,
+           res.val_accuracy);
+    assert_int_equal(res.epochs_run, 15);
+    assert_true(res.accuracy > 0.95 && res.has_val && res.val_accuracy > 0.95);
+
+    /* Supernet training on top: uninterrupted vs stopped after 2 epochs and
+     * resumed, and vs another number of threads: the same bits. */
+    glora_vit_t *ref = toy_model(2), *run = toy_model(2);
+    memcpy(ref->mem, m->mem, (size_t)(ref->params[glora_vit_param(ref, "head.bias") - ref->params].offset + 2) * sizeof(float));
+    memcpy(run->mem, ref->mem, ref->n_floats * sizeof(float));
+    glora_vit_t *run1 = toy_model(2);
+    memcpy(run1->mem, ref->mem, ref->n_floats * sizeof(float));
+    unsigned char *smask = calloc((size_t)ref->n_params, 1);
+    assert_int_equal(glora_train_select(ref, "adapter,head", smask), 0);
+    glora_space_t space;
+    glora_space_official(&space, 2);
+    char dir[] = "/tmp/glora-test-train-XXXXXX", ck[64], ck1[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(ck, sizeof ck, "%s/ck.safetensors", dir);
+    snprintf(ck1, sizeof ck1, "%s/ck1.safetensors", dir);
+    o = toy_opts();
+    o.epochs = 4;
+    o.space = &space;
+    o.clip_norm = 1.0;
+    o.run_hash = "toy";
+    assert_int_equal(glora_train_run(ref, smask, &o, &train, &val, &res), 0);
+    o.checkpoint = ck;
+    o.resume = 1;
+    o.stop_after = 2;
+    assert_int_equal(glora_train_run(run, smask, &o, &train, &val, &res), 0);
+    assert_int_equal(res.epochs_run, 2);
+    assert_memory_not_equal(run->mem, ref->mem, ref->n_floats * sizeof(float));
+    /* A fresh process: the model as loaded, then resumed. */
+    glora_vit_free(run);
+    run = toy_model(2);
+    memcpy(run->mem, run1->mem, ref->n_floats * sizeof(float));
+    o.stop_after = 0;
+    assert_int_equal(glora_train_run(run, smask, &o, &train, &val, &res), 0);
+    assert_int_equal(res.start_epoch, 2);
+    assert_int_equal(res.epochs_run, 2);
+    assert_memory_equal(run->mem, ref->mem, ref->n_floats * sizeof(float));
+    /* One thread instead of the default. */
+    int threads = glora_max_threads();
+    glora_set_threads(1);
+    o.checkpoint = ck1;
+    assert_int_equal(glora_train_run(run1, smask, &o, &train, &val, &res), 0);
+    glora_set_threads(threads);
+    assert_memory_equal(run1->mem, ref->mem, ref->n_floats * sizeof(float));
+    /* Resuming with other settings is refused. */
+    o.run_hash = "other";
+    assert_int_equal(glora_train_run(run1, smask, &o, &train, &val, &res), GLORA_ESTATE);
+    unlink(ck);
+    unlink(ck1);
+    rmdir(dir);
+    free(smask); free(mask); free(x);
+    glora_vit_free(m); glora_vit_free(ref); glora_vit_free(run); glora_vit_free(run1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_backward_supernet_configs),
@@ -521,6 +643,7 @@ int main(void) {
         cmocka_unit_test(test_adamw_formula),
         cmocka_unit_test(test_schedule),
         cmocka_unit_test(test_clip),
+        cmocka_unit_test(test_loop_learns_and_resumes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

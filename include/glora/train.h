@@ -179,6 +179,9 @@ typedef struct {
      * with resume, training continues from it when it exists. */
     const char *checkpoint;
     int resume;
+    /* Stop (as if killed) after this many epochs of this call; 0: never.
+     * For tests of resuming and for splitting a run over sessions. */
+    int stop_after;
     /* Identifies the run's settings; a checkpoint of other settings is
      * refused on resume (GLORA_ESTATE). */
     const char *run_hash;
@@ -187,14 +190,26 @@ typedef struct {
     void *cb_ctx;
 } glora_train_opts_t;
 
+typedef struct {
+    int start_epoch;    /* epochs already done when this call started (resume) */
+    int epochs_run;     /* epochs this call ran */
+    double loss;        /* mean training loss of the last epoch run */
+    double accuracy;    /* training top-1 of the last epoch run */
+    int has_val;
+    double val_accuracy;
+    double images_per_s; /* training throughput over this call */
+} glora_train_result_t;
+
 /* Trains the tensors with trainable[i] != 0 of m on train for opts->epochs
  * epochs (batches of opts->batch drawn from a permutation redrawn every epoch,
  * last partial batch dropped), measuring val (may be NULL or empty) after
- * each epoch. Returns a status; on success m holds the trained weights.
- * *epochs_done (may be NULL) is the number of epochs that ran in this call. */
+ * each epoch: with a fixed configuration or the plain model, its accuracy;
+ * in supernet training, the mean accuracy of four random configurations
+ * drawn once from a stream forked off the seed. Returns a status; on
+ * success m holds the trained weights and *res (may be NULL) the summary. */
 int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
                     const glora_train_opts_t *opts, const glora_train_data_t *train,
-                    const glora_train_data_t *val, int *epochs_done);
+                    const glora_train_data_t *val, glora_train_result_t *res);
 
 /* Checkpoint file (safetensors, docs/formats.md "Training checkpoints"): the
  * trainable tensors under their names, "adamw.m.<name>" and "adamw.v.<name>",

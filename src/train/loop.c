@@ -1,0 +1,245 @@
+/* The epoch loop shared by every training command: shuffled batches,
+ * forward, cross-entropy, backward, clipping, AdamW, validation and a
+ * checkpoint after each epoch (see glora/train.h). */
+#include "glora/train.h"
+#include "glora/common.h"
+#include "glora/nn.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define VAL_SUBNETS 4
+
+typedef struct {
+    glora_grads_t *g;
+    glora_adamw_t *opt;
+    glora_vit_linears_t *lin;
+    glora_vit_acts_t *acts;
+    glora_vit_bwd_t *bwd;
+    glora_vit_linears_t *eval_lin;
+    glora_vit_acts_t *eval_acts;
+    float *xb, *losses, *probs, *dlogits;
+    int *yb;
+    uint32_t *perm;
+    glora_layer_cfg_t *cfg;      /* per step (supernet) */
+    glora_layer_cfg_t *val_cfg;  /* VAL_SUBNETS x layers (supernet) */
+} run_t;
+
+static void run_free(run_t *r) {
+    glora_grads_free(r->g);
+    glora_adamw_free(r->opt);
+    glora_vit_linears_free(r->lin);
+    glora_vit_acts_free(r->acts);
+    glora_vit_bwd_free(r->bwd);
+    glora_vit_linears_free(r->eval_lin);
+    glora_vit_acts_free(r->eval_acts);
+    free(r->xb);
+    free(r->losses);
+    free(r->probs);
+    free(r->dlogits);
+    free(r->yb);
+    free(r->perm);
+    free(r->cfg);
+    free(r->val_cfg);
+}
+
+static int check_opts(const glora_vit_t *m, const glora_train_opts_t *o,
+                      const glora_train_data_t *train) {
+    if (o->epochs < 1) return glora_error(GLORA_EINVAL, "training 'epochs': %d, must be at least 1", o->epochs);
+    if (o->batch < 1 || o->batch > (1u << 20))
+        return glora_error(GLORA_EINVAL, "training 'batch': %zu out of range", o->batch);
+    if (train->n < o->batch)
+        return glora_error(GLORA_EINVAL, "training 'data': %zu examples, fewer than one batch of %zu",
+                           train->n, o->batch);
+    if (train->n > UINT32_MAX) return glora_error(GLORA_EINVAL, "training 'data': too many examples");
+    if ((o->space || o->fixed_cfg) && m->rank == 0)
+        return glora_error(GLORA_EINVAL, "training 'model': GLoRA configurations need a model with "
+                           "adapter tensors (rank 0)");
+    if (o->space) {
+        for (int t = 0; t < GLORA_NTENSORS; t++) {
+            if (o->space->n[t] < 1)
+                return glora_error(GLORA_EINVAL, "training 'space': no choice for %s", glora_tensor_letter(t));
+            for (int k = 0; k < o->space->n[t]; k++)
+                if (o->space->opt[t][k].kind == GLORA_LORA && o->space->opt[t][k].rank > m->rank)
+                    return glora_error(GLORA_EINVAL, "training 'space': lora_%d above the model's rank %d",
+                                       o->space->opt[t][k].rank, m->rank);
+        }
+    }
+    for (size_t i = 0; i < train->n; i++)
+        if (train->y[i] < 0 || train->y[i] >= m->arch.num_classes)
+            return glora_error(GLORA_EINVAL, "training 'labels': example %zu has label %d, the head has %d classes",
+                               i, train->y[i], m->arch.num_classes);
+    return GLORA_OK;
+}
+
+static int argmax(const float *v, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[best]) best = i;
+    return best;
+}
+
+/* Validation accuracy with the run's configuration(s). */
+static double validate(const glora_vit_t *m, const glora_train_opts_t *o, run_t *r,
+                       const glora_train_data_t *val) {
+    const int L = glora_vit_layers(m);
+    int n_cfg = o->space ? VAL_SUBNETS : 1;
+    size_t correct = 0;
+    for (int k = 0; k < n_cfg; k++) {
+        const glora_layer_cfg_t *c = o->space ? r->val_cfg + (size_t)k * L : o->fixed_cfg;
+        glora_vit_linears_set(r->eval_lin, m, c);
+        correct += glora_vit_count_correct(m, r->eval_lin, r->eval_acts, val->x, val->y, val->n);
+    }
+    return (double)correct / ((double)val->n * n_cfg);
+}
+
+int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
+                    const glora_train_opts_t *o, const glora_train_data_t *train,
+                    const glora_train_data_t *val, glora_train_result_t *res) {
+    int rc = check_opts(m, o, train);
+    if (rc) return rc;
+    const glora_vit_arch_t *a = &m->arch;
+    const size_t B = o->batch, img = (size_t)a->in_chans * a->img_size * a->img_size;
+    const int V = a->num_classes, L = glora_vit_layers(m);
+    const size_t steps = train->n / B;
+    const int has_val = val && val->n > 0;
+    run_t r = {0};
+    glora_train_result_t out = {0};
+
+    if ((rc = glora_grads_create(&r.g, m, trainable)) || (rc = glora_adamw_create(&r.opt, r.g)) ||
+        (rc = glora_vit_linears_create(&r.lin, m)) || (rc = glora_vit_acts_create(&r.acts, m, B, 1)) ||
+        (rc = glora_vit_bwd_create(&r.bwd, m, B)))
+        goto done;
+    if (has_val && ((rc = glora_vit_linears_create(&r.eval_lin, m)) ||
+                    (rc = glora_vit_acts_create(&r.eval_acts, m, B < val->n ? B : val->n, 0))))
+        goto done;
+    r.xb = malloc(B * img * sizeof(float));
+    r.losses = malloc(B * sizeof(float));
+    r.probs = malloc(B * (size_t)V * sizeof(float));
+    r.dlogits = malloc(B * (size_t)V * sizeof(float));
+    r.yb = malloc(B * sizeof(int));
+    r.perm = malloc(train->n * sizeof(uint32_t));
+    r.cfg = calloc((size_t)L, sizeof *r.cfg);
+    r.val_cfg = calloc((size_t)L * VAL_SUBNETS, sizeof *r.val_cfg);
+    if (!r.xb || !r.losses || !r.probs || !r.dlogits || !r.yb || !r.perm || !r.cfg || !r.val_cfg) {
+        rc = glora_error(GLORA_ENOMEM, "training 'run': out of memory for batch %zu", B);
+        goto done;
+    }
+
+    glora_rng_t rng;
+    glora_rng_seed(&rng, o->seed);
+    if (o->space) {
+        /* Validation subnets come from their own stream: drawing them does
+         * not move the training stream. */
+        glora_rng_t vr;
+        glora_rng_fork(&rng, 0x76616c /* "val" */, &vr);
+        size_t size = glora_space_size(o->space);
+        for (int k = 0; k < VAL_SUBNETS * L; k++)
+            glora_space_config(o->space, (size_t)glora_rng_below(&vr, size), &r.val_cfg[k]);
+    }
+    int start = 0;
+    if (o->checkpoint && o->resume && access(o->checkpoint, F_OK) == 0) {
+        if ((rc = glora_checkpoint_load(o->checkpoint, m, r.g, r.opt, &start, &rng, o->run_hash)) != 0)
+            goto done;
+        if (start > o->epochs) {
+            rc = glora_error(GLORA_ESTATE, "checkpoint '%s': %d epochs done, more than the %d configured",
+                             o->checkpoint, start, o->epochs);
+            goto done;
+        }
+    }
+    out.start_epoch = start;
+    glora_sched_t sched = o->sched;
+    sched.epochs = o->epochs;
+    const size_t space_size = o->space ? glora_space_size(o->space) : 0;
+    double t_total = 0;
+    size_t img_total = 0;
+
+    for (int epoch = start; epoch < o->epochs; epoch++) {
+        const double lr = glora_sched_lr(&sched, epoch);
+        const double t0 = glora_now();
+        /* The permutation depends on the stream only, not on the last one. */
+        for (size_t i = 0; i < train->n; i++) r.perm[i] = (uint32_t)i;
+        glora_rng_shuffle(&rng, r.perm, train->n);
+        double loss_sum = 0, gnorm = 0;
+        size_t correct = 0;
+        glora_train_progress_t pr = {.epoch = epoch, .epochs = o->epochs, .steps = steps, .lr = lr};
+        for (size_t s = 0; s < steps; s++) {
+            const uint32_t *idx = r.perm + s * B;
+            for (size_t b = 0; b < B; b++) {
+                memcpy(r.xb + b * img, train->x + (size_t)idx[b] * img, img * sizeof(float));
+                r.yb[b] = train->y[idx[b]];
+            }
+            const glora_layer_cfg_t *cfg = o->fixed_cfg;
+            if (o->space) {
+                for (int l = 0; l < L; l++)
+                    glora_space_config(o->space, (size_t)glora_rng_below(&rng, space_size), &r.cfg[l]);
+                cfg = r.cfg;
+            }
+            /* Merged weights follow the adapters as they train; with no
+             * configuration the linears point at W0 itself. */
+            glora_vit_linears_set(r.lin, m, cfg);
+            glora_vit_forward(m, r.lin, r.acts, r.xb, B);
+            glora_xent_forward(r.losses, r.probs, r.acts->logits, r.yb, B, V, o->label_smoothing);
+            memset(r.dlogits, 0, B * (size_t)V * sizeof(float));
+            glora_xent_backward(r.dlogits, r.probs, r.yb, B, V, o->label_smoothing, 1.0f / (float)B);
+            glora_grads_zero(r.g);
+            glora_vit_backward(m, r.lin, cfg, r.acts, r.dlogits, B, r.g, r.bwd);
+            gnorm = glora_grads_clip(r.g, o->clip_norm);
+            glora_adamw_step(r.opt, m, r.g, &o->adamw, lr);
+            for (size_t b = 0; b < B; b++) {
+                loss_sum += r.losses[b];
+                correct += argmax(r.acts->logits + b * V, V) == r.yb[b];
+            }
+            if (!isfinite(loss_sum)) {
+                rc = glora_error(GLORA_ESTATE, "training 'loss': not finite at epoch %d step %zu",
+                                 epoch + 1, s + 1);
+                glora_error_hint("lower the learning rate or enable gradient clipping (train.clip_norm)");
+                goto done;
+            }
+            if (o->on_step) {
+                pr.step = s + 1;
+                pr.elapsed = glora_now() - t0;
+                pr.loss = loss_sum / (double)((s + 1) * B);
+                pr.accuracy = (double)correct / (double)((s + 1) * B);
+                pr.images_per_s = pr.elapsed > 0 ? (double)((s + 1) * B) / pr.elapsed : 0;
+                pr.grad_norm = gnorm;
+                o->on_step(&pr, o->cb_ctx);
+            }
+        }
+        const double train_time = glora_now() - t0;
+        t_total += train_time;
+        img_total += steps * B;
+        pr.step = steps;
+        pr.elapsed = train_time;
+        pr.loss = loss_sum / (double)(steps * B);
+        pr.accuracy = (double)correct / (double)(steps * B);
+        pr.images_per_s = train_time > 0 ? (double)(steps * B) / train_time : 0;
+        pr.grad_norm = gnorm;
+        if (has_val) {
+            pr.has_val = 1;
+            pr.val_accuracy = validate(m, o, &r, val);
+        }
+        if (o->checkpoint &&
+            (rc = glora_checkpoint_save(o->checkpoint, m, r.g, r.opt, epoch + 1, &rng, o->run_hash)) != 0)
+            goto done;
+        out.epochs_run++;
+        out.loss = pr.loss;
+        out.accuracy = pr.accuracy;
+        out.has_val = pr.has_val;
+        out.val_accuracy = pr.val_accuracy;
+        if (o->on_epoch) o->on_epoch(&pr, o->cb_ctx);
+        if (o->stop_after > 0 && out.epochs_run >= o->stop_after) break;
+    }
+    out.images_per_s = t_total > 0 ? (double)img_total / t_total : 0;
+    if (out.epochs_run == 0 && has_val) {
+        out.has_val = 1;
+        out.val_accuracy = validate(m, o, &r, val);
+    }
+    if (res) *res = out;
+done:
+    run_free(&r);
+    return rc;
+}
