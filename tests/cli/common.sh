@@ -1,0 +1,28 @@
+# Sourced by the CLI tests: paths, a scratch directory and small assertions.
+set -u
+: "${GLORA:?run through make check}"
+: "${top_srcdir:?run through make check}"
+FIX="$top_srcdir/tests/fixtures/ref"
+FASHION=/usr/share/datasets/fashion-mnist
+T=$(mktemp -d "${TMPDIR:-/tmp}/glora-cli.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+failures=0
+
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+
+# expect STATUS CMD...: runs CMD, keeps stdout/stderr in $T/out, $T/err.
+expect() {
+    local want=$1; shift
+    "$@" >"$T/out" 2>"$T/err"
+    local got=$?
+    [ "$got" -eq "$want" ] || fail "'$*' exited $got, expected $want: $(head -3 "$T/err")"
+}
+# has FILE PATTERN: FILE ($T/out or $T/err) contains the extended regex.
+has() { grep -Eq -- "$2" "$1" || fail "$(basename "$1") lacks /$2/: $(head -3 "$1")"; }
+# one_line: stderr is exactly one error line (plus an optional hint).
+one_line() {
+    local n; n=$(grep -vc '^hint: ' "$T/err")
+    [ "$n" -eq 1 ] || fail "expected one error line, got $n: $(cat "$T/err")"
+    has "$T/err" '^glora: error: '
+}
+finish() { [ "$failures" -eq 0 ] && echo "all checks passed" && exit 0; exit 1; }
