@@ -6,14 +6,15 @@
  *
  *     static const char *const kinds[] = {"vit-tiny-28", "vit-b16", NULL};
  *     static const glora_config_key_t keys[] = {
- *         {"model.kind", GLORA_CFG_ENUM, "vit-tiny-28", "backbone", .choices = kinds},
- *         {"train.lr", GLORA_CFG_NUMBER, "1e-3", "peak learning rate",
+ *         {"model.kind", GLORA_CFG_ENUM, "vit-tiny-28", .help = "backbone",
+ *          .choices = kinds},
+ *         {"train.lr", GLORA_CFG_NUMBER, "1e-3", .help = "peak learning rate",
  *          .min = 0, .max = 10},
- *         {"search.population", GLORA_CFG_INT, "50", "candidates per generation",
+ *         {"search.population", GLORA_CFG_INT, "50", .help = "candidates per generation",
  *          .min = 2, .max = 100000},
- *         {"search.budget", GLORA_CFG_SIZE, "1.5M", "most trainable parameters"},
+ *         {"search.budget", GLORA_CFG_SIZE, "1.5M", .help = "most trainable parameters"},
  *         {"search.space.override.*.A", GLORA_CFG_STRINGS, "[]",
- *          "choices of A for one layer kind"},
+ *          .help = "choices of A for one layer kind"},
  *     };
  *     static const glora_config_schema_t schema = GLORA_CONFIG_SCHEMA(keys);
  *
@@ -73,7 +74,9 @@ typedef enum {
  * min/max bound ints, numbers, sizes and the elements of their lists,
  * inclusively; they are checked only when min < max, so leaving both 0
  * means unbounded.  choices is a NULL-terminated list of allowed values for
- * ENUM (required) and STRINGS (optional). */
+ * ENUM (required) and STRINGS (optional).  Write entries as
+ * {key, type, default, .help = ..., .min = ..., ...}: naming the fields after
+ * the default keeps -Wextra quiet about the ones left out. */
 typedef struct {
     const char *key;
     glora_config_type_t type;

@@ -144,15 +144,15 @@ int glora_config_diff(const glora_config_t *old, const glora_config_t *new_, cha
             i++, j++;
         } else if (r < 0) {
             cfg_buf_add(&t, sep);
-                cfg_buf_add(&t, a[i].key);
-                cfg_buf_add(&t, " removed (was ");
+            cfg_buf_add(&t, a[i].key);
+            cfg_buf_add(&t, " removed (was ");
             cfg_buf_add(&t, a[i].canon);
             cfg_buf_add(&t, ")");
             count++, i++;
         } else {
             cfg_buf_add(&t, sep);
-                cfg_buf_add(&t, b[j].key);
-                cfg_buf_add(&t, " added (");
+            cfg_buf_add(&t, b[j].key);
+            cfg_buf_add(&t, " added (");
             cfg_buf_add(&t, b[j].canon);
             cfg_buf_add(&t, ")");
             count++, j++;

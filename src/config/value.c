@@ -183,7 +183,9 @@ static int parse_size(const char *s, size_t *out) {
             continue;
         }
         int d = *q - '0';
-        if (mant > (UINT64_MAX - 9) / 10) {  /* keep the top digits exactly */
+        if (mant > UINT64_MAX / 10 || (mant == UINT64_MAX / 10 && (uint64_t)d > UINT64_MAX % 10)) {
+            /* No room for this digit: fine only if it is a zero of the
+             * integer part (then it scales) or of the fraction. */
             if (d != 0) big = 1;
             if (!seen_dot) exp10++;
             continue;
@@ -392,10 +394,11 @@ int cfg_value_from_node(cfg_value_t *v, const glora_config_key_t *k, const char 
     cfg_buf_t canon = {0};
     int rc = 0;
     memset(v, 0, sizeof *v);
+    if (node == NULL) return bad_type(k, name, NULL, o, 0, 0);  /* empty text */
     if (!is_list(k->type)) {
         rc = scalar_into(v, 0, k, name, node, o, 0, &canon);
-    } else if (node == NULL || node->kind != YNODE_SEQ) {
-        rc = bad_type(k, name, node, o, node ? node->line : 0, 0);
+    } else if (node->kind != YNODE_SEQ) {
+        rc = bad_type(k, name, node, o, node->line, 0);
     } else {
         size_t n = node->n ? node->n : 1;
         if (k->type == GLORA_CFG_STRINGS) v->strs = calloc(n, sizeof *v->strs);
