@@ -96,13 +96,15 @@ static void test_schema_check(void **state) {
         glora_config_schema_t s;
         const char *want;
     } cases[] = {
-        {GLORA_CONFIG_SCHEMA(bad_default), "key 'a.b': bad default"},
+        {GLORA_CONFIG_SCHEMA(bad_default),
+         "config schema: default '1.5': key 'a.b' must be an integer, found '1.5'"},
         {GLORA_CONFIG_SCHEMA(clash), "key 'a.b.c': clashes"},
         {GLORA_CONFIG_SCHEMA(twice), "key 'a.b': clashes"},
         {GLORA_CONFIG_SCHEMA(star_named), "key 'a.b.y': '*' and named keys"},
         {GLORA_CONFIG_SCHEMA(no_choices), "key 'a': an enum needs choices"},
         {GLORA_CONFIG_SCHEMA(bad_path), "key 'a..b': segments"},
-        {GLORA_CONFIG_SCHEMA(bad_range), "key 'a': bad default"},
+        {GLORA_CONFIG_SCHEMA(bad_range),
+         "config schema: default '0': key 'a' must be between 1 and 5, found 0"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         assert_int_equal(glora_config_schema_check(&cases[i].s), GLORA_EINVAL);
@@ -279,7 +281,7 @@ static void test_set(void **state) {
     (void)state;
     glora_config_t *cfg = load_ok("good/run.yaml");
     char before[65], after[65];
-    glora_config_hash(cfg, before);
+    assert_int_equal(glora_config_hash(cfg, before), 0);
     /* Overrides win over the file and over defaults. */
     assert_int_equal(glora_config_set(cfg, "search.population=40"), 0);
     assert_int_equal(glora_config_int(cfg, "search.population"), 40);
@@ -297,7 +299,7 @@ static void test_set(void **state) {
     /* The last --set of a key wins. */
     assert_int_equal(glora_config_set(cfg, "search.population=30"), 0);
     assert_int_equal(glora_config_int(cfg, "search.population"), 30);
-    glora_config_hash(cfg, after);
+    assert_int_equal(glora_config_hash(cfg, after), 0);
     assert_string_not_equal(before, after);
 
     const struct {
@@ -334,7 +336,7 @@ static void test_set(void **state) {
     }
     /* Failed overrides leave the config as it was. */
     char again[65];
-    glora_config_hash(cfg, again);
+    assert_int_equal(glora_config_hash(cfg, again), 0);
     assert_string_equal(after, again);
     assert_int_equal(glora_config_int(cfg, "search.population"), 30);
     glora_config_free(cfg);
@@ -428,8 +430,8 @@ static void test_hash_dump_diff(void **state) {
     glora_config_t *a = load_ok("good/run.yaml");
     glora_config_t *b = load_ok("good/run_reordered.yaml");
     char ha[65], hb[65];
-    glora_config_hash(a, ha);
-    glora_config_hash(b, hb);
+    assert_int_equal(glora_config_hash(a, ha), 0);
+    assert_int_equal(glora_config_hash(b, hb), 0);
     assert_int_equal(strlen(ha), 64);
     assert_string_equal(ha, hb);
     char *summary;
@@ -439,12 +441,12 @@ static void test_hash_dump_diff(void **state) {
 
     /* Giving a default explicitly does not change the effective config. */
     assert_int_equal(glora_config_set(b, "train.optimizer=adamw"), 0);
-    glora_config_hash(b, hb);
+    assert_int_equal(glora_config_hash(b, hb), 0);
     assert_string_equal(ha, hb);
 
     /* Any change of value does, and diff names it. */
     assert_int_equal(glora_config_set(b, "search.population=40"), 0);
-    glora_config_hash(b, hb);
+    assert_int_equal(glora_config_hash(b, hb), 0);
     assert_string_not_equal(ha, hb);
     assert_int_equal(glora_config_diff(a, b, &summary), 1);
     assert_string_equal(summary, "search.population changed from 50 to 40");
@@ -472,8 +474,8 @@ static void test_hash_dump_diff(void **state) {
         fail();
     }
     char hc[65];
-    glora_config_hash(b, hb);
-    glora_config_hash(c, hc);
+    assert_int_equal(glora_config_hash(b, hb), 0);
+    assert_int_equal(glora_config_hash(c, hc), 0);
     assert_string_equal(hb, hc);
     assert_int_equal(glora_config_diff(b, c, NULL), 0);
     assert_string_equal(glora_config_string(c, "train.name"), "odd: name, with [stuff] # and\n");
@@ -511,8 +513,8 @@ static void test_dump_odd_names(void **state) {
         fail();
     }
     char ha[65], hb[65];
-    glora_config_hash(a, ha);
-    glora_config_hash(b, hb);
+    assert_int_equal(glora_config_hash(a, ha), 0);
+    assert_int_equal(glora_config_hash(b, hb), 0);
     assert_string_equal(ha, hb);
     size_t n;
     const char *const *v = glora_config_strings(b, "search.space.override.my layer.B", &n);

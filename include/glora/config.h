@@ -160,8 +160,9 @@ int glora_config_dump(const glora_config_t *cfg, char **yaml_out);
 
 /* SHA-256 (hex) of the effective values in canonical form: independent of
  * key order, of spelling (1e-3 vs 0.001, 500K vs 500000) and of whether a
- * value came from a default, the file or --set. */
-void glora_config_hash(const glora_config_t *cfg, char hex[65]);
+ * value came from a default, the file or --set.  Adding a key with a
+ * default to the schema changes every hash.  0 or GLORA_ENOMEM. */
+int glora_config_hash(const glora_config_t *cfg, char hex[65]);
 
 /* Compares effective values: returns how many keys differ between old and
  * new_ (or GLORA_ENOMEM), and when summary is not NULL stores a malloc'd

@@ -31,10 +31,12 @@ typedef struct ynode {
 #define CFG_MAX_NODES 10000
 
 /* Where a piece of YAML came from, to prefix messages:
- * file != NULL -> "config '<file>': line N: ", else "--set '<assignment>': ". */
+ * file != NULL -> "config '<file>': line N: ",
+ * else "<label> '<assignment>': " with label "--set" when NULL. */
 typedef struct {
     const char *file;
     const char *assignment;
+    const char *label;
 } cfg_origin_t;
 
 /* Sets "<origin prefix><printf text>" as the thread's message; returns code. */

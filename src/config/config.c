@@ -96,7 +96,10 @@ static int unknown_key(const glora_config_schema_t *s, const char *path, const c
         size_t d = cfg_distance(cand, path);
         const char *last = strrchr(cand, '.') ? strrchr(cand, '.') + 1 : cand;
         size_t allowed = strlen(last) < 5 ? 1 : strlen(last) / 3 > 2 ? strlen(last) / 3 : 2;
-        if (d <= allowed && d < bestd) bestd = d, snprintf(best, sizeof best, "%s", cand);
+        if (d <= allowed && d < bestd) {
+            bestd = d;
+            snprintf(best, sizeof best, "%s", cand);
+        }
     }
     if (best[0] == '\0') {
         const char *last = strrchr(path, '.') ? strrchr(path, '.') + 1 : path;
@@ -108,7 +111,8 @@ static int unknown_key(const glora_config_schema_t *s, const char *path, const c
     }
     int rc;
     if (best[0])
-        rc = cfg_fail(GLORA_EINVAL, o, line, "key '%s' is unknown (did you mean '%s'?)", path, best);
+        rc = cfg_fail(GLORA_EINVAL, o, line, "key '%s' is unknown (did you mean '%s'?)", path,
+                      best);
     else
         rc = cfg_fail(GLORA_EINVAL, o, line, "key '%s' is unknown", path);
     glora_error_hint("the command's --help lists the keys it reads");
@@ -226,12 +230,8 @@ int glora_config_schema_check(const glora_config_schema_t *s) {
         }
         if (k->def) {
             cfg_value_t v;
-            cfg_origin_t o = {.assignment = k->def};
-            if (parse_text(&v, k, k->def, &o)) {
-                char why[900];
-                snprintf(why, sizeof why, "bad default: %s", glora_errmsg());
-                return schema_fail(k, why);
-            }
+            cfg_origin_t o = {.assignment = k->def, .label = "config schema: default"};
+            if (parse_text(&v, k, k->def, &o)) return GLORA_EINVAL;  /* names the key */
             cfg_value_clear(&v);
         }
     }
@@ -308,7 +308,7 @@ int glora_config_load(glora_config_t **out, const char *path,
     }
     for (size_t i = 0; i < schema->nkeys; i++) {
         const glora_config_key_t *k = &schema->keys[i];
-        cfg_origin_t o = {.assignment = k->def};
+        cfg_origin_t o = {.assignment = k->def, .label = "config schema: default"};
         if (k->def == NULL) continue;
         if ((rc = parse_text(&c->defaults[i], k, k->def, &o))) goto fail;
         c->has_default[i] = 1;
@@ -346,7 +346,8 @@ int glora_config_set(glora_config_t *c, const char *assignment) {
     while (end > start && (end[-1] == ' ' || end[-1] == '\t')) end--;
     if (eq == NULL || end == start) {
         int rc = cfg_fail(GLORA_EINVAL, &o, 0, "expected key=value");
-        glora_error_hint("for example: --set train.lr=1e-4 or --set 'search.space.A=[lora_4, none]'");
+        glora_error_hint("for example --set train.lr=1e-4 "
+                         "or --set 'search.space.A=[lora_4, none]'");
         return rc;
     }
     char *key = strndup(start, (size_t)(end - start));
@@ -458,8 +459,9 @@ int glora_config_require(const glora_config_t *c, const char *key) {
     GLORA_ASSERT(spec != NULL);
     entry_pos(c, key, &found);
     if (found || c->has_default[spec - c->schema->keys]) return 0;
-    int rc = c->file ? glora_error(GLORA_EINVAL, "config '%s': key '%s' is required", c->file, key)
-                     : glora_error(GLORA_EINVAL, "config: key '%s' is required", key);
+    int rc = c->file
+                 ? glora_error(GLORA_EINVAL, "config '%s': key '%s' is required", c->file, key)
+                 : glora_error(GLORA_EINVAL, "config: key '%s' is required", key);
     glora_error_hint("give it in the config file or with --set %s=...", key);
     return rc;
 }

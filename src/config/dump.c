@@ -18,7 +18,8 @@ int cfg_effective(const glora_config_t *c, cfg_pair_t **out, size_t *n) {
     size_t cap, m = 0;
     *out = NULL;
     *n = 0;
-    if (glora_size_add(c->n, c->schema->nkeys + 1, &cap)) return glora_error(GLORA_ENOMEM, "out of memory");
+    if (glora_size_add(c->n, c->schema->nkeys + 1, &cap))
+        return glora_error(GLORA_ENOMEM, "out of memory");
     cfg_pair_t *p = calloc(cap, sizeof *p);
     if (p == NULL) return glora_error(GLORA_ENOMEM, "out of memory");
     for (size_t i = 0; i < c->n; i++) p[m++] = (cfg_pair_t){c->e[i].key, c->e[i].v.canon};
@@ -98,12 +99,13 @@ int glora_config_dump(const glora_config_t *c, char **yaml_out) {
     return 0;
 }
 
-void glora_config_hash(const glora_config_t *c, char hex[65]) {
+int glora_config_hash(const glora_config_t *c, char hex[65]) {
     GLORA_ASSERT(c != NULL);
     cfg_pair_t *p;
     size_t n;
-    /* Out of memory here is not worth a status in every caller. */
-    GLORA_ASSERT(cfg_effective(c, &p, &n) == 0);
+    hex[0] = '\0';
+    int rc = cfg_effective(c, &p, &n);
+    if (rc) return rc;
     glora_sha256_t s;
     glora_sha256_init(&s);
     for (size_t i = 0; i < n; i++) {
@@ -114,6 +116,7 @@ void glora_config_hash(const glora_config_t *c, char hex[65]) {
     uint8_t d[32];
     glora_sha256_final(&s, d);
     for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    return 0;
 }
 
 int glora_config_diff(const glora_config_t *old, const glora_config_t *new_, char **summary) {

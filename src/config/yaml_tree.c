@@ -27,7 +27,8 @@ int cfg_fail(int code, const cfg_origin_t *o, int line, const char *fmt, ...) {
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
     if (o->file == NULL)
-        return glora_error(code, "--set '%s': %s", o->assignment ? o->assignment : "", why);
+        return glora_error(code, "%s '%s': %s", o->label ? o->label : "--set",
+                           o->assignment ? o->assignment : "", why);
     if (line > 0) return glora_error(code, "config '%s': line %d: %s", o->file, line, why);
     return glora_error(code, "config '%s': %s", o->file, why);
 }
@@ -47,10 +48,12 @@ static int syntax_error(ctx_t *c) {
     int line = (int)p->problem_mark.line + 1;
     int col = (int)p->problem_mark.column + 1;
     if (c->o->file)
-        return glora_error(GLORA_EFORMAT, "config '%s': line %d, column %d: YAML syntax error: %s%s",
+        return glora_error(GLORA_EFORMAT,
+                           "config '%s': line %d, column %d: YAML syntax error: %s%s",
                            c->o->file, line, col, problem, where);
-    return glora_error(GLORA_EFORMAT, "--set '%s': YAML syntax error at column %d: %s%s",
-                       c->o->assignment, col, problem, where);
+    return glora_error(GLORA_EFORMAT, "%s '%s': YAML syntax error at column %d: %s%s",
+                       c->o->label ? c->o->label : "--set", c->o->assignment, col, problem,
+                       where);
 }
 
 static int next_event(ctx_t *c, yaml_event_t *ev) {
@@ -73,7 +76,8 @@ void ytree_free(ynode_t *node) {
 static int check_plain(ctx_t *c, const yaml_event_t *ev, const yaml_char_t *anchor,
                        const yaml_char_t *tag) {
     int line = (int)ev->start_mark.line + 1;
-    if (anchor) return cfg_fail(GLORA_EINVAL, c->o, line, "anchors (&%s) are not supported", anchor);
+    if (anchor)
+        return cfg_fail(GLORA_EINVAL, c->o, line, "anchors (&%s) are not supported", anchor);
     if (tag) return cfg_fail(GLORA_EINVAL, c->o, line, "tags (%s) are not supported", tag);
     return 0;
 }
@@ -115,7 +119,8 @@ static int parse_node(ctx_t *c, yaml_event_t *ev, int depth, ynode_t **out) {
     int line = (int)ev->start_mark.line + 1;
     *out = NULL;
     if (depth > CFG_MAX_DEPTH) {
-        rc = cfg_fail(GLORA_EINVAL, c->o, line, "nesting deeper than %d levels", CFG_MAX_DEPTH);
+        rc = cfg_fail(GLORA_EINVAL, c->o, line, "nesting deeper than %d levels",
+                      CFG_MAX_DEPTH);
         goto done;
     }
     switch (ev->type) {
