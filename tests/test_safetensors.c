@@ -231,6 +231,43 @@ static void test_python_layout_and_dtypes(void **state) {
     glora_st_close(st);
 }
 
+/* Every one of the 65536 half-precision values, against the definition of
+ * the format evaluated in double precision. */
+static void test_f16_exhaustive(void **state) {
+    (void)state;
+    const char *header = "{\"h\":{\"dtype\":\"F16\",\"shape\":[65536],"
+                         "\"data_offsets\":[0,131072]}}";
+    size_t hl = strlen(header), size = 8 + hl + 131072;
+    uint8_t *file = malloc(size);
+    float *out = malloc(65536 * sizeof *out);
+    assert_non_null(file);
+    assert_non_null(out);
+    for (int i = 0; i < 8; i++) file[i] = (uint8_t)((uint64_t)hl >> (8 * i));
+    memcpy(file + 8, header, hl);
+    for (unsigned v = 0; v < 65536; v++) {
+        file[8 + hl + 2 * v] = (uint8_t)v;
+        file[8 + hl + 2 * v + 1] = (uint8_t)(v >> 8);
+    }
+    glora_st_t *st;
+    assert_int_equal(glora_st_open_buffer(&st, file, size, "f16"), GLORA_OK);
+    assert_int_equal(glora_st_load_f32(st, "h", 1, (const int64_t[]){65536}, out), GLORA_OK);
+    for (unsigned v = 0; v < 65536; v++) {
+        int sign = v >> 15, e = (v >> 10) & 31, m = v & 1023;
+        double want = e == 0    ? ldexp(m, -24)
+                      : e == 31 ? (m ? NAN : INFINITY)
+                                : ldexp(1024 + m, e - 25);
+        if (sign) want = -want;
+        if (isnan(want)) {
+            if (!isnan(out[v])) fail_msg("0x%04x: %g, expected NaN", v, out[v]);
+        } else if ((double)out[v] != want || !signbit(out[v]) != !signbit(want)) {
+            fail_msg("0x%04x: %.9g, expected %.9g", v, out[v], want);
+        }
+    }
+    glora_st_close(st);
+    free(out);
+    free(file);
+}
+
 /* Opens a file made of header and data and expects a refusal whose message
  * holds the path, "tensor '<tensor>'" (when tensor is not NULL) and why. */
 static void expect_reject(const char *header, const void *data, size_t n, const char *tensor,
@@ -506,6 +543,7 @@ int main(void) {
         cmocka_unit_test(test_known_bytes),
         cmocka_unit_test(test_python_layout_and_dtypes),
         cmocka_unit_test(test_python_fixtures),
+        cmocka_unit_test(test_f16_exhaustive),
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_writer_rejects),
         cmocka_unit_test(test_atomic_failure),
