@@ -19,7 +19,8 @@
     {"data.start", GLORA_CFG_INT, "0", "first example of the split, in file order", 0, 1e9, NULL}, \
     {"data.count", GLORA_CFG_INT, "0", "examples in the split (0: to the end)", 0, 1e9, NULL},      \
     {"data.mean", GLORA_CFG_NUMBER, "0.5", "normalisation mean (pixels in [0, 1])", 0, 0, NULL},    \
-    {"data.std", GLORA_CFG_NUMBER, "0.5", "normalisation standard deviation", 1e-6, 1e6, NULL}
+    {"data.std", GLORA_CFG_NUMBER, "0.5", "normalisation standard deviation", 1e-6, 1e6, NULL}, \
+    {"data.resize", GLORA_CFG_BOOL, "no", "resize images (bilinear) and repeat grey channels to fit the model", 0, 0, NULL}
 
 /* Loads model.backbone (+ model.adapter) with model.heads. */
 int cli_load_model(const glora_config_t *cfg, glora_vit_t **m);

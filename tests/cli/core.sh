@@ -45,6 +45,10 @@ YAML
     expect 1 "$GLORA" eval --model "$FIX/backbone.safetensors" --images "$FASHION/t10k-images-idx3-ubyte.gz" \
         --labels "$FASHION/t10k-labels-idx1-ubyte.gz" --count 10
     one_line; has "$T/err" '28x28x1.*8x8x3'
+    # ViT-B/16 shape on resized grey images (bilinear to 224x224, grey repeated).
+    expect 0 "$GLORA" eval --model "$T/b16.safetensors" --images "$FASHION/t10k-images-idx3-ubyte.gz" \
+        --labels "$FASHION/t10k-labels-idx1-ubyte.gz" --count 2 --batch 2 --set data.resize=yes --json
+    has "$T/out" '"n": 2'
 else
     echo "skipping eval on Fashion-MNIST: $FASHION missing (scripts/install-deps installs it)"
 fi
