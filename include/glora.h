@@ -7,4 +7,12 @@
 #include "glora/fileio.h"
 #include "glora/gemm.h"
 #include "glora/nn.h"
+#include "glora/safetensors.h"
+#include "glora/data.h"
+#include "glora/config.h"
+#include "glora/layer.h"
+#include "glora/model.h"
+#include "glora/spec.h"
+#include "glora/train.h"
+#include "glora/search.h"
 #endif

@@ -24,6 +24,7 @@ static const command_t commands[] = {
     {"supernet", glora_cmd_supernet, "train a GLoRA supernet on a frozen backbone"},
     {"search", glora_cmd_search, "evolutionary layer-wise search of a subnet under a parameter budget"},
     {"retrain", glora_cmd_retrain, "train the components a subnet spec chose"},
+    {"report", glora_cmd_report, "draw a run's search as an SVG (progress, accuracy vs parameters)"},
 };
 
 static const command_t bench_commands[] = {
