@@ -1,0 +1,140 @@
+#!/bin/sh
+# glora search end to end on a small random supernet: outputs, the same
+# results for 1 and 2 threads, SIGKILL at several points + --resume giving
+# exactly the uninterrupted result, refusal of a changed config, and the
+# one-line errors of invalid search spaces and budgets.
+. "$top_srcdir/tests/cli/common.sh"
+
+MK="$top_builddir/tests/test_search_mkfixture"
+[ -x "$MK" ] || { echo "no $MK"; exit 1; }
+"$MK" "$T/fx" || exit 1
+
+cat >"$T/search.yaml" <<EOF
+model:
+  backbone: $T/fx/backbone.safetensors
+  adapter: $T/fx/supernet.safetensors
+data:
+  images: $T/fx/images-idx3-ubyte
+  labels: $T/fx/labels-idx1-ubyte
+  start: 100
+  count: 100
+output:
+  dir: $T/ref
+search:
+  population: 16
+  parents: 4
+  mutations: 6
+  crossovers: 6
+  generations: 8
+  seed: 3
+  max_params: 4K
+  extra_budgets: [2K, 1K]
+  space:
+    ranks: [2, 1]
+    override:
+      fc2:
+        C: [none, vector]
+EOF
+
+# The files of a search with the wall-clock seconds blanked out.
+norm() {
+    for f in checkpoint.json history.jsonl pareto.json best.json best-under-2K.json \
+             best-under-1K.json config.yaml; do
+        [ -f "$1/$f" ] || { echo "missing $f"; continue; }
+        echo "== $f"
+        sed -e 's/"seconds": [-0-9.e+]*/"seconds": 0/g' -e "s|$1|DIR|g" "$1/$f"
+    done
+}
+
+expect 0 "$GLORA" search "$T/search.yaml" --threads 1
+has "$T/out" '^best: val accuracy'
+has "$T/out" 'under 2K'
+has "$T/err" 'generation 8/8'
+[ "$(wc -l <"$T/ref/history.jsonl")" -eq 9 ] || fail "history.jsonl should have 9 lines"
+grep -Eq '"format":[[:space:]]*"glora-subnet/1"' "$T/ref/best.json" || fail "best.json is not a subnet spec"
+grep -Eq '"val_accuracy":[[:space:]]*0\.[0-9]' "$T/ref/best.json" || fail "best.json lacks val_accuracy"
+grep -q '"C": "lora_2"' "$T/ref/pareto.json" || grep -q '"C": "lora_1"' "$T/ref/pareto.json" ||
+    grep -q '"C": "vector"' "$T/ref/pareto.json" || fail "pareto.json lacks per-layer choices"
+grep -Eq 'blocks\.[0-9]\.mlp\.fc2": \{"A": "[a-z_0-9]*", "B": "[a-z_0-9]*", "C": "(lora|scalar)' \
+    "$T/ref/pareto.json" && fail "the fc2 override of C was not applied"
+norm "$T/ref" >"$T/ref.txt"
+
+# Same results with 2 threads.
+expect 0 "$GLORA" search "$T/search.yaml" --threads 2 --output "$T/two"
+norm "$T/two" >"$T/two.txt"
+diff "$T/ref.txt" "$T/two.txt" >/dev/null || {
+    diff "$T/ref.txt" "$T/two.txt" | head -5 >&2; fail "1 and 2 threads give different results"; }
+
+# An existing search is not overwritten without --resume.
+expect 1 "$GLORA" search "$T/search.yaml"
+one_line; has "$T/err" 'already holds a search'
+
+# SIGKILL at several points, each time resumed, then run to the end.
+kill_when() { # kill_when LINES: start/resume, SIGKILL once history.jsonl has LINES lines (or at once)
+    "$GLORA" search "$T/search.yaml" --resume --threads 2 --output "$T/k" >/dev/null 2>&1 &
+    pid=$!
+    n=0
+    while [ "$n" -lt 400 ]; do
+        l=$(cat "$T/k/history.jsonl" 2>/dev/null | wc -l)
+        [ "$l" -ge "$1" ] && break
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.01
+        n=$((n + 1))
+    done
+    kill -9 $pid 2>/dev/null
+    wait $pid 2>/dev/null
+}
+kill_when 0
+kill_when 1
+kill_when 3
+kill_when 4
+kill_when 7
+expect 0 "$GLORA" search "$T/search.yaml" --resume --threads 1 --output "$T/k"
+norm "$T/k" >"$T/k.txt"
+diff "$T/ref.txt" "$T/k.txt" >/dev/null || {
+    diff "$T/ref.txt" "$T/k.txt" | head -5 >&2; fail "killed and resumed search differs"; }
+# Resuming a finished search changes nothing.
+expect 0 "$GLORA" search "$T/search.yaml" --resume
+has "$T/err" 'resuming after generation 8'
+norm "$T/ref" >"$T/ref2.txt"
+cmp -s "$T/ref.txt" "$T/ref2.txt" || fail "resuming a finished search changed its files"
+
+# A changed config or supernet is refused, saying what changed.
+expect 1 "$GLORA" search "$T/search.yaml" --resume --set search.population=20
+one_line; has "$T/err" 'search.population'
+expect 1 "$GLORA" search "$T/search.yaml" --resume --set data.start=0
+one_line; has "$T/err" 'data.start'
+"$MK" "$T/fx2" 7 || exit 1
+expect 1 "$GLORA" search "$T/search.yaml" --resume --set "model.adapter=$T/fx2/supernet.safetensors"
+one_line; has "$T/err" 'model.adapter'
+# The same path with other contents: the supernet's sha256 catches it.
+cp "$T/fx/supernet.safetensors" "$T/fx/supernet.orig"
+cp "$T/fx2/supernet.safetensors" "$T/fx/supernet.safetensors"
+expect 1 "$GLORA" search "$T/search.yaml" --resume
+one_line; has "$T/err" 'supernet changed'
+cp "$T/fx/supernet.orig" "$T/fx/supernet.safetensors"
+
+# Invalid spaces and budgets: one line naming the key.
+for bad in 'search.space.A=[lora_4]:search.space.A' \
+           'search.space.A=[diagonal]:search.space.A' \
+           'search.space.C=[scalar]:search.space.C' \
+           'search.space.D=[]:search.space.D' \
+           'search.space.E=[lora_1]:search.space.E' \
+           'search.space.ranks=[3]:search.space.ranks' \
+           'search.space.override.fc3.A=[none]:fc3' \
+           'search.space.override.block9.A=[none]:block9' \
+           'search.max_params=12Q:search.max_params' \
+           'search.parents=99:search.parents'; do
+    set_=${bad%:*}; key=${bad##*:}
+    expect 1 "$GLORA" search "$T/search.yaml" --output "$T/bad" --set "$set_"
+    one_line; has "$T/err" "$key"
+done
+# A budget nothing fits into.
+expect 1 "$GLORA" search "$T/search.yaml" --output "$T/bad2" --set search.min_params=10M \
+    --set search.max_params=11M
+one_line; has "$T/err" 'search.m(in|ax)_params'
+# No supernet.
+expect 1 "$GLORA" search "$T/search.yaml" --output "$T/bad3" --set model.adapter=
+one_line; has "$T/err" 'model.adapter'
+
+finish
