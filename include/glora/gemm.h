@@ -30,6 +30,11 @@ void glora_sgemm(glora_trans_t ta, glora_trans_t tb, size_t m, size_t n, size_t 
                  float alpha, const float *a, size_t lda, const float *b, size_t ldb,
                  float beta, float *c, size_t ldc);
 
+/* glora_sgemm keeps its packing buffer (up to 64 MiB) per calling thread
+ * between calls, so that repeated products do not pay for fresh pages.
+ * This frees the calling thread's buffer. */
+void glora_gemm_release(void);
+
 /* The naive triple loop: always correct, the fallback and the reference. */
 void glora_sgemm_ref(glora_trans_t ta, glora_trans_t tb, size_t m, size_t n, size_t k,
                      float alpha, const float *a, size_t lda, const float *b, size_t ldb,

@@ -1,7 +1,7 @@
 /* glora bench gemm: GFLOP/s of glora_sgemm on the products of ViT layers
  * and, when built with OpenBLAS, OpenBLAS's figure on the same data in the
- * same run (timed turn about, so both see the same machine load), their
- * ratio and its geometric mean. */
+ * same run (shape by shape, one right after the other, so both see much
+ * the same machine load), their ratio and its geometric mean. */
 #include "config.h"
 
 #include <errno.h>
@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "glora/common.h"
 #include "glora/gemm.h"
@@ -129,6 +130,24 @@ static double time_calls(product_fn fn, const shape_t *s, const float *a, const 
     return glora_now() - t0;
 }
 
+/* Times reps repetitions of fn on shape s into t (seconds per product).
+ * Both libraries keep idle worker threads spinning for a while after a
+ * call (OpenBLAS about 0.1 s, GNU OpenMP a few ms): with a team, wait that
+ * out first so that neither is timed while the other's threads still take
+ * the cores. Then warm up (page faults, caches) and size a repetition to
+ * at least min_seconds. */
+static void time_reps(product_fn fn, const shape_t *s, const float *a, const float *b,
+                      float *c, int reps, double min_seconds, int threads, double *t) {
+    if (threads > 1) {
+        struct timespec settle = {0, 150000000};
+        nanosleep(&settle, NULL);
+    }
+    fn(s, a, b, c);
+    double once = time_calls(fn, s, a, b, c, 1);
+    int calls = once >= min_seconds ? 1 : (int)(min_seconds / (once + 1e-9)) + 1;
+    for (int r = 0; r < reps; r++) t[r] = time_calls(fn, s, a, b, c, calls) / calls;
+}
+
 static int cmp_double(const void *x, const void *y) {
     double a = *(const double *)x, b = *(const double *)y;
     return (a > b) - (a < b);
@@ -213,20 +232,11 @@ int glora_cmd_bench_gemm(int argc, char **argv) {
         const shape_t *s = &shapes[si];
         if (quick && !s->quick) continue;
         double flops = 2.0 * (double)s->m * (double)s->n * (double)s->k;
-        /* Warm up (page faults, thread pools, caches) and size one rep. */
-        run_glora(s, a, b, c);
-        double once = time_calls(run_glora, s, a, b, c, 1);
-        int calls = once >= min_rep_seconds ? 1 : (int)(min_rep_seconds / (once + 1e-9)) + 1;
         double *t_glora = times, *t_blas = times + reps;
+        time_reps(run_glora, s, a, b, c, reps, min_rep_seconds, threads, t_glora);
 #ifdef GLORA_HAVE_CBLAS
-        run_openblas(s, a, b, c);
+        time_reps(run_openblas, s, a, b, c, reps, min_rep_seconds, threads, t_blas);
 #endif
-        for (int r = 0; r < reps; r++) {
-            t_glora[r] = time_calls(run_glora, s, a, b, c, calls) / calls;
-#ifdef GLORA_HAVE_CBLAS
-            t_blas[r] = time_calls(run_openblas, s, a, b, c, calls) / calls;
-#endif
-        }
         double gf = flops / median(t_glora, reps) * 1e-9;
         printf("%-4s %-12s %-18s %6zu %6zu %6zu %10.1f", s->ta ? "TN" : s->tb ? "NT" : "NN",
                s->model, s->what, s->m, s->n, s->k, gf);

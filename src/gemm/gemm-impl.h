@@ -3,11 +3,12 @@
  *
  * The product is the BLIS loop nest, written for row-major C:
  *
- *   gemm_blocked.c  pc loop over k (never split across threads): pack one
- *                   kc x n panel of op(B), shared by the team; then the
- *                   (ic, jc) tiles of C are dealt out to the threads
- *   gemm_macro.c    inside one tile: ir over MR rows (the A micro-panel
- *                   stays in L1), jr over NR columns (B streams from L2)
+ *   gemm_blocked.c  pack op(A) and op(B) whole, shared by the team; deal
+ *                   the (ic, jc) tiles of C to threads; in each tile, the
+ *                   pc loop over k blocks (never split across threads)
+ *   gemm_macro.c    one tile and k block: ir over MR rows (the A
+ *                   micro-panel stays in L1), jr over NR columns (the B
+ *                   block, kc x nc, stays in L2)
  *   gemm_pack*.c    packing, separate from compute
  *   kernel_*.c      register-tiled micro-kernels, one per ISA
  *
@@ -70,11 +71,12 @@ int sgemm_blocked(const sgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb
                   size_t lda, const float *b, size_t ldb, float beta, float *c,
                   size_t ldc);
 
-/* One tile of C from a packed A block (mc x kc) and a packed B block
- * (kc x nc) (gemm_macro.c). */
+/* One mc x nc tile of C for one k block (gemm_macro.c): apack and bpack
+ * point at the block's part of the first A and B micro-panels; the next
+ * panels are a_stride and b_stride floats further on. */
 void sgemm_macro(const sgemm_kernel_t *kern, size_t mc, size_t nc, size_t kc,
-                 float alpha, const float *apack, const float *bpack, float beta,
-                 float *c, size_t ldc);
+                 float alpha, const float *apack, size_t a_stride, const float *bpack,
+                 size_t b_stride, float beta, float *c, size_t ldc);
 
 /* Portable packing (gemm_pack.c), valid for any mr and nr. */
 void sgemm_pack_a_portable(glora_trans_t ta, size_t mc, size_t kc, const float *a,

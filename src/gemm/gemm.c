@@ -31,7 +31,7 @@ static int cpu_any(void) { return 1; }
  * (kc x nc) stays in L2; mc: the A block (mc x kc) one thread packs. */
 static const sgemm_kernel_t kernels[] = {
     {"avx512", "sgemm_avx512_12x32", cpu_avx512, 12, 32, 240, 384, 512,
-     sgemm_avx512_12x32, sgemm_pack_a_portable, sgemm_pack_b_portable},
+     sgemm_avx512_12x32, sgemm_avx512_pack_a, sgemm_avx512_pack_b},
     {"avx2", "sgemm_avx2_6x16", cpu_avx2, 6, 16, 144, 256, 512,
      sgemm_avx2_6x16, sgemm_pack_a_portable, sgemm_pack_b_portable},
     {"portable", "sgemm_portable_6x8", cpu_any, 6, 8, 120, 256, 512,

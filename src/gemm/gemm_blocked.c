@@ -1,25 +1,70 @@
-/* The outer loops of the blocked product: the pc loop over k, the packing
- * of op(B) shared by the team, and the dealing of (ic, jc) tiles of C to
- * threads. Threads split rows and columns of C only; each element is summed
- * by one thread in the same order whatever the team size. */
+/* The outer loops of the blocked product. op(A) and op(B) are packed once,
+ * whole, into micro-panels shared by the team (each panel holds all of k,
+ * so a k block of it is a contiguous run). Then the (ic, jc) tiles of C are
+ * dealt out to the threads, first come first served, and each tile runs
+ * the pc loop over k blocks itself, in order. Threads split rows and
+ * columns of C only: every element is summed by one thread in the same
+ * order whatever the team size, and a thread the machine delays just takes
+ * fewer tiles. */
 #include "gemm-impl.h"
 
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "glora/common.h"
 #include "glora/parallel.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+/* Threads in the current team. (glora/parallel.h has no such query yet;
+ * it belongs there.) */
+static int team_size(void) { return omp_get_num_threads(); }
+#else
+static int team_size(void) { return 1; }
+#endif
+
 /* Below this many multiply-adds per thread, starting a team costs more than
- * it saves (a warm OpenMP team takes a few microseconds to start). */
+ * it saves (waking a worker takes microseconds, longer on a loaded box). */
 #define FMAS_PER_THREAD ((double)(1u << 20))
+/* Tiles per thread when a team runs, so that dealing them out evens out
+ * threads the machine slows down. */
+#define TILES_PER_THREAD 4
+
+/* The packing buffer is kept per calling thread between products: a fresh
+ * allocation of megabytes costs page faults on every call (5% of a ViT-B
+ * layer), and the search makes many small products on each of its
+ * threads. Buffers above the limit are not kept. */
+#define KEEP_FLOATS_MAX ((size_t)16 << 20) /* 64 MiB */
+static _Thread_local float *kept_buf;
+static _Thread_local size_t kept_floats;
+
+static float *get_buffer(size_t floats) {
+    if (floats <= kept_floats) return kept_buf;
+    float *buf = aligned_alloc(64, floats * sizeof(float));
+    if (!buf || floats > KEEP_FLOATS_MAX) return buf;
+    free(kept_buf);
+    kept_buf = buf;
+    kept_floats = floats;
+    return buf;
+}
+
+static void put_buffer(float *buf) {
+    if (buf != kept_buf) free(buf);
+}
+
+void glora_gemm_release(void) {
+    free(kept_buf);
+    kept_buf = NULL;
+    kept_floats = 0;
+}
 
 static size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
 static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 
-/* How C is cut into tiles and op(B) into kc blocks for one product. Tile i
- * of mt covers micro-panel rows [i*pm/mt, (i+1)*pm/mt) (likewise columns),
- * so tiles differ by at most one micro-panel and threads stay balanced. */
+/* Tile i of mt covers micro-panel rows [i*pm/mt, (i+1)*pm/mt) (likewise
+ * columns), so tiles differ by at most one micro-panel. */
 typedef struct {
     const sgemm_kernel_t *kern;
     glora_trans_t ta, tb;
@@ -28,12 +73,11 @@ typedef struct {
     const float *a, *b;
     size_t lda, ldb, ldc;
     float *c;
-    size_t kc_max;      /* depth of every k block but the last */
-    size_t pm, pn;      /* micro-panels along m and n */
-    size_t mt, nt;      /* tiles along m and n */
-    size_t a_stride;    /* floats of one thread's packed A block */
-    float *bpack;       /* kc x round_up(n, nr), shared */
-    float *apack;       /* one A block per thread */
+    size_t kc_max;   /* depth of every k block but the last */
+    size_t pm, pn;   /* micro-panels along m and n */
+    size_t mt, nt;   /* tiles along m and n */
+    float *apack;    /* pm panels of k x mr */
+    float *bpack;    /* pn panels of k x nr */
 } plan_t;
 
 static int choose_threads(size_t m, size_t n, size_t k) {
@@ -44,76 +88,98 @@ static int choose_threads(size_t m, size_t n, size_t k) {
     return nt < 1 ? 1 : nt;
 }
 
-/* Tiles no larger than the cache blocks, in a number the team divides.
- * Rows are split first: each row tile packs its own A block, so splitting
- * columns instead makes every thread pack the same rows of A again. */
+/* Tiles no larger than the cache blocks; with a team, at least
+ * TILES_PER_THREAD per thread where the shape allows, cutting rows first
+ * (down to two micro-panels a tile) and then columns. */
 static void plan_tiles(plan_t *p, int threads) {
     const sgemm_kernel_t *kern = p->kern;
     p->pm = ceil_div(p->m, kern->mr);
     p->pn = ceil_div(p->n, kern->nr);
-    p->mt = ceil_div(p->m, kern->mc);
-    p->nt = ceil_div(p->n, kern->nc);
-    size_t t = (size_t)threads;
-    if (t > 1 && (p->mt * p->nt) % t != 0) {
-        if (p->pm >= 4 * t || p->pn < t)
-            p->mt = ceil_div(p->mt, t) * t;
+    p->mt = ceil_div(p->pm, kern->mc / kern->mr);
+    p->nt = ceil_div(p->pn, kern->nc / kern->nr);
+    if (threads <= 1) return;
+    size_t want = (size_t)threads * TILES_PER_THREAD;
+    while (p->mt * p->nt < want) {
+        if (p->pm >= 2 * (p->mt + 1))
+            p->mt++;
+        else if (p->pn >= p->nt + 1)
+            p->nt++;
         else
-            p->nt = ceil_div(p->nt, t) * t;
+            break;
     }
-    if (p->mt > p->pm) p->mt = p->pm;
-    if (p->nt > p->pn) p->nt = p->pn;
 }
 
-static void pack_b_panel(const plan_t *p, size_t pc, size_t kc, size_t jp) {
+static void pack_a_panel(const plan_t *p, size_t ip) {
+    const sgemm_kernel_t *kern = p->kern;
+    size_t i0 = ip * kern->mr;
+    const float *src = p->ta ? p->a + i0 : p->a + i0 * p->lda;
+    kern->pack_a(p->ta, min_size(kern->mr, p->m - i0), p->k, src, p->lda, kern->mr,
+                 p->apack + ip * p->k * kern->mr);
+}
+
+static void pack_b_panel(const plan_t *p, size_t jp) {
     const sgemm_kernel_t *kern = p->kern;
     size_t j0 = jp * kern->nr;
-    size_t cols = min_size(kern->nr, p->n - j0);
-    const float *src = p->tb ? p->b + j0 * p->ldb + pc : p->b + pc * p->ldb + j0;
-    kern->pack_b(p->tb, kc, cols, src, p->ldb, kern->nr, p->bpack + j0 * kc);
+    const float *src = p->tb ? p->b + j0 * p->ldb : p->b + j0;
+    kern->pack_b(p->tb, p->k, min_size(kern->nr, p->n - j0), src, p->ldb, kern->nr,
+                 p->bpack + jp * p->k * kern->nr);
 }
 
-/* One tile of C for the k block at pc. *packed_row remembers which row
- * tile apack holds, so consecutive tiles of one row reuse it. */
-static void compute_tile(const plan_t *p, size_t pc, size_t kc, size_t u,
-                         float *apack, size_t *packed_row) {
+/* Tile u of C, all k blocks in order: beta on the first, 1 afterwards. */
+static void compute_tile(const plan_t *p, size_t u) {
     const sgemm_kernel_t *kern = p->kern;
+    size_t mr = kern->mr, nr = kern->nr, k = p->k;
     size_t ti = u / p->nt, tj = u % p->nt;
-    size_t i0 = ti * p->pm / p->mt * kern->mr;
-    size_t i1 = min_size((ti + 1) * p->pm / p->mt * kern->mr, p->m);
-    size_t j0 = tj * p->pn / p->nt * kern->nr;
-    size_t j1 = min_size((tj + 1) * p->pn / p->nt * kern->nr, p->n);
-    if (*packed_row != ti) {
-        const float *src = p->ta ? p->a + pc * p->lda + i0 : p->a + i0 * p->lda + pc;
-        kern->pack_a(p->ta, i1 - i0, kc, src, p->lda, kern->mr, apack);
-        *packed_row = ti;
+    size_t ip = ti * p->pm / p->mt, jp = tj * p->pn / p->nt;
+    size_t i0 = ip * mr, i1 = min_size((ti + 1) * p->pm / p->mt * mr, p->m);
+    size_t j0 = jp * nr, j1 = min_size((tj + 1) * p->pn / p->nt * nr, p->n);
+    for (size_t pc = 0; pc < k; pc += p->kc_max) {
+        size_t kc = min_size(p->kc_max, k - pc);
+        sgemm_macro(kern, i1 - i0, j1 - j0, kc, p->alpha,
+                    p->apack + ip * k * mr + pc * mr, k * mr,
+                    p->bpack + jp * k * nr + pc * nr, k * nr,
+                    pc == 0 ? p->beta : 1.0f, p->c + i0 * p->ldc + j0, p->ldc);
     }
-    sgemm_macro(kern, i1 - i0, j1 - j0, kc, p->alpha, apack, p->bpack + j0 * kc,
-                pc == 0 ? p->beta : 1.0f, p->c + i0 * p->ldc + j0, p->ldc);
 }
 
 static void run_serial(const plan_t *p) {
-    for (size_t pc = 0; pc < p->k; pc += p->kc_max) {
-        size_t kc = min_size(p->kc_max, p->k - pc);
-        for (size_t jp = 0; jp < p->pn; jp++) pack_b_panel(p, pc, kc, jp);
-        size_t packed_row = SIZE_MAX;
-        for (size_t u = 0; u < p->mt * p->nt; u++)
-            compute_tile(p, pc, kc, u, p->apack, &packed_row);
-    }
+    for (size_t ip = 0; ip < p->pm; ip++) pack_a_panel(p, ip);
+    for (size_t jp = 0; jp < p->pn; jp++) pack_b_panel(p, jp);
+    for (size_t u = 0; u < p->mt * p->nt; u++) compute_tile(p, u);
+}
+
+/* Waits for a counter the other threads advance, giving the core away
+ * meanwhile: on a loaded machine the thread waited for may be queued on
+ * this very core, and the OpenMP barrier's busy wait would hold it off for
+ * a whole time slice. */
+static void wait_until(atomic_size_t *counter, size_t target) {
+    while (atomic_load_explicit(counter, memory_order_acquire) < target) sched_yield();
 }
 
 static void run_parallel(const plan_t *p, int threads) {
+    atomic_size_t packed = 0, finished = 0;
+    size_t panels = p->pm + p->pn;
     #pragma omp parallel num_threads(threads)
     {
-        float *apack = p->apack + (size_t)glora_thread_id() * p->a_stride;
-        for (size_t pc = 0; pc < p->k; pc += p->kc_max) {
-            size_t kc = min_size(p->kc_max, p->k - pc);
-            #pragma omp for schedule(static)
-            for (size_t jp = 0; jp < p->pn; jp++) pack_b_panel(p, pc, kc, jp);
-            size_t packed_row = SIZE_MAX;
-            #pragma omp for schedule(static)
-            for (size_t u = 0; u < p->mt * p->nt; u++)
-                compute_tile(p, pc, kc, u, apack, &packed_row);
+        size_t mine = 0;
+        #pragma omp for schedule(dynamic, 4) nowait
+        for (size_t ip = 0; ip < p->pm; ip++) {
+            pack_a_panel(p, ip);
+            mine++;
         }
+        #pragma omp for schedule(dynamic, 2) nowait
+        for (size_t jp = 0; jp < p->pn; jp++) {
+            pack_b_panel(p, jp);
+            mine++;
+        }
+        atomic_fetch_add_explicit(&packed, mine, memory_order_release);
+        wait_until(&packed, panels);
+        #pragma omp for schedule(dynamic, 1) nowait
+        for (size_t u = 0; u < p->mt * p->nt; u++) compute_tile(p, u);
+        /* Everyone past its last tile before the closing barrier, which
+         * then costs nothing. */
+        atomic_fetch_add_explicit(&finished, 1, memory_order_release);
+        wait_until(&finished, (size_t)team_size());
     }
 }
 
@@ -131,26 +197,26 @@ int sgemm_blocked(const sgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb
     plan_tiles(&p, threads);
     if ((size_t)threads > p.mt * p.nt) threads = (int)(p.mt * p.nt);
 
-    /* One allocation: the shared B panel, then one A block per thread, each
-     * rounded to 64 bytes. */
-    size_t rows = ceil_div(p.pm, p.mt) * kern->mr;
+    /* One allocation for both packed operands; the B panels first, so each
+     * starts on a 64-byte boundary (nr floats are a multiple of 64 bytes,
+     * or of 32 for the portable kernel, which does not care). */
     size_t bfloats, afloats, total;
-    if (glora_size_mul(p.kc_max, p.pn * kern->nr, &bfloats) ||
-        glora_size_mul(p.kc_max, rows, &p.a_stride) ||
-        glora_size_mul(ceil_div(p.a_stride, 16) * 16, (size_t)threads, &afloats) ||
-        glora_size_add(ceil_div(bfloats, 16) * 16, afloats, &total) ||
+    if (glora_size_mul(p.pn * kern->nr, k, &bfloats) ||
+        glora_size_mul(p.pm * kern->mr, k, &afloats) ||
+        glora_size_add(bfloats, afloats, &total) ||
+        glora_size_add(total, 15, &total) ||
         total > SIZE_MAX / sizeof(float))
         return -1;
-    p.a_stride = ceil_div(p.a_stride, 16) * 16;
-    float *buf = aligned_alloc(64, total * sizeof(float));
+    total &= ~(size_t)15;
+    float *buf = get_buffer(total);
     if (!buf) return -1;
     p.bpack = buf;
-    p.apack = buf + ceil_div(bfloats, 16) * 16;
+    p.apack = buf + bfloats;
 
     if (threads > 1)
         run_parallel(&p, threads);
     else
         run_serial(&p);
-    free(buf);
+    put_buffer(buf);
     return 0;
 }
