@@ -110,6 +110,14 @@ int glora_config_schema_check(const glora_config_schema_t *schema);
 int glora_config_load(glora_config_t **out, const char *path,
                       const glora_config_schema_t *schema);
 
+/* The same for one section of a larger file: only the map under the
+ * top-level key `section` (written nested, "section:\n  key: ...") is read
+ * and checked; the file's other top-level keys are ignored. Lets one YAML
+ * file hold the configs of several commands (glora run). Line numbers in
+ * messages are those of the whole file. */
+int glora_config_load_section(glora_config_t **out, const char *path, const char *section,
+                              const glora_config_schema_t *schema);
+
 /* Applies one "key=value" override; value is a YAML flow scalar or a flow
  * sequence ("[a, b]").  It replaces what the file said.  On failure the
  * config is unchanged and the message starts with "--set '<assignment>'". */

@@ -47,7 +47,10 @@ void cli_help(const cli_cmd_t *cmd, FILE *out) {
         if (cmd->flags[i].key) fprintf(out, " (= --set %s)", cmd->flags[i].key);
         fprintf(out, "\n");
     }
-    if (cmd->schema) fprintf(out, "  %-24s %s\n", "--set KEY=VALUE", "override one config key (repeatable)");
+    if (cmd->schema) {
+        fprintf(out, "  %-24s %s\n", "--set KEY=VALUE", "override one config key (repeatable)");
+        fprintf(out, "  %-24s %s\n", "--section NAME", "read only the map under NAME of CONFIG (one file for a whole run)");
+    }
     fprintf(out, "  %-24s %s\n", "--threads N", "OpenMP threads (default: all cores; results do not depend on it)");
     fprintf(out, "  %-24s %s\n", "-h, --help", "show this help");
     if (!cmd->schema || cmd->schema->nkeys == 0) return;
@@ -91,6 +94,14 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, cli_args_t *args) {
             }
             args->threads = (int)n;
             i++;
+            continue;
+        }
+        if (strcmp(a, "--section") == 0) {
+            if (i + 1 >= argc || !cmd->schema) {
+                rc = cli_usage_error(cmd->name, "--section takes the name of a top-level key of the config");
+                break;
+            }
+            args->section = argv[++i];
             continue;
         }
         if (strcmp(a, "--set") == 0 || strncmp(a, "--set=", 6) == 0) {
@@ -148,7 +159,10 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, cli_args_t *args) {
         }
     }
     if (rc == CLI_OK && cmd->schema) {
-        if (glora_config_load(&args->cfg, args->config_path, cmd->schema) != GLORA_OK) {
+        if (args->section && !args->config_path) {
+            rc = cli_usage_error(cmd->name, "--section needs a config file");
+        } else if ((args->section ? glora_config_load_section(&args->cfg, args->config_path, args->section, cmd->schema)
+                                  : glora_config_load(&args->cfg, args->config_path, cmd->schema)) != GLORA_OK) {
             rc = cli_fail();
         }
         for (int i = 0; i < n_sets && rc == CLI_OK; i++)

@@ -44,6 +44,7 @@ typedef struct {
 typedef struct {
     glora_config_t *cfg;
     const char *config_path;   /* NULL when none was given */
+    const char *section;       /* --section NAME: the part of the config read */
     const char *positional[4]; /* extra positional arguments */
     int n_positional;
     unsigned switches;         /* bit i set when switch flags[i] was given */

@@ -289,8 +289,8 @@ static int walk(glora_config_t *c, const cfg_origin_t *o, const char *prefix,
     return 0;
 }
 
-int glora_config_load(glora_config_t **out, const char *path,
-                      const glora_config_schema_t *schema) {
+static int load_impl(glora_config_t **out, const char *path, const char *section,
+                     const glora_config_schema_t *schema) {
     int rc;
     char *text = NULL;
     size_t n;
@@ -317,7 +317,23 @@ int glora_config_load(glora_config_t **out, const char *path,
     if ((rc = glora_read_file(path, CFG_MAX_BYTES, &text, &n))) goto fail;
     cfg_origin_t o = {.file = path};
     if ((rc = ytree_parse(&root, text, n, &o))) goto fail;
-    if (root && root->kind == YNODE_MAP) {
+    if (section && root && root->kind == YNODE_MAP) {
+        /* Only the map under the top-level key `section` is this config;
+         * the rest of the file belongs to other commands. */
+        const ynode_t *sub = NULL;
+        for (size_t i = 0; i < root->n; i++)
+            if (strcmp(root->keys[i]->text, section) == 0) sub = root->items[i];
+        if (sub == NULL) {
+            rc = cfg_fail(GLORA_EINVAL, &o, 0, "no section '%s' at the top level", section);
+            goto fail;
+        }
+        if (sub->kind == YNODE_MAP) {
+            if ((rc = walk(c, &o, "", (ynode_t *)sub))) goto fail;
+        } else if (!(sub->kind == YNODE_SCALAR && sub->null)) {
+            rc = cfg_fail(GLORA_EINVAL, &o, sub->line, "section '%s' must be a map of keys", section);
+            goto fail;
+        }
+    } else if (root && root->kind == YNODE_MAP) {
         if ((rc = walk(c, &o, "", root))) goto fail;
     } else if (root && !(root->kind == YNODE_SCALAR && root->null)) {
         rc = cfg_fail(GLORA_EINVAL, &o, root->line,
@@ -335,6 +351,17 @@ fail:
     free(text);
     glora_config_free(c);
     return rc;
+}
+
+int glora_config_load(glora_config_t **out, const char *path,
+                      const glora_config_schema_t *schema) {
+    return load_impl(out, path, NULL, schema);
+}
+
+int glora_config_load_section(glora_config_t **out, const char *path, const char *section,
+                              const glora_config_schema_t *schema) {
+    GLORA_ASSERT(section != NULL);
+    return load_impl(out, path, section, schema);
 }
 
 int glora_config_set(glora_config_t *c, const char *assignment) {

@@ -41,6 +41,13 @@ data:
 YAML
     expect 0 "$GLORA" eval "$T/eval.yaml" --set data.start=100 --json
     has "$T/out" '"n": 100'
+    # One file for several commands: --section reads one top-level map.
+    { echo "other:"; echo "  anything: 1"; echo "ev:"; sed 's/^/  /' "$T/eval.yaml"; } >"$T/run.yaml"
+    expect 0 "$GLORA" eval "$T/run.yaml" --section ev --json
+    has "$T/out" '"n": 100'
+    expect 1 "$GLORA" eval "$T/run.yaml" --section nope; one_line; has "$T/err" "no section 'nope'"
+    printf '  bogus: 1\n' >>"$T/run.yaml"
+    expect 1 "$GLORA" eval "$T/run.yaml" --section ev; one_line; has "$T/err" "line 1[0-9].*bogus"
     # A model of another shape is refused with both shapes named.
     expect 1 "$GLORA" eval --model "$FIX/backbone.safetensors" --images "$FASHION/t10k-images-idx3-ubyte.gz" \
         --labels "$FASHION/t10k-labels-idx1-ubyte.gz" --count 10
