@@ -217,6 +217,45 @@ static void test_wildcard_maps(void **state) {
     glora_config_free(cfg);
 }
 
+static void test_sections(void **state) {
+    (void)state;
+    const char *path = FIXTURES "/good/stages.yaml";
+    glora_config_t *cfg;
+    assert_int_equal(glora_config_load_section(&cfg, path, "finetune", &schema), GLORA_OK);
+    assert_true(glora_config_number(cfg, "train.lr") == 1e-4);
+    assert_int_equal(glora_config_int(cfg, "train.epochs"), 30);
+    assert_int_equal(glora_config_size(cfg, "search.budget"), 500000);
+    /* Lines are those of the whole file. */
+    assert_int_equal(glora_config_error(cfg, "train.epochs", "is odd"), GLORA_EINVAL);
+    assert_msg_has("stages.yaml': line 8: key 'train.epochs' is odd");
+    glora_config_free(cfg);
+    assert_int_equal(glora_config_load_section(&cfg, path, "pretrain", &schema), GLORA_OK);
+    assert_int_equal(glora_config_int(cfg, "train.epochs"), 6);
+    glora_config_free(cfg);
+    assert_int_equal(glora_config_load_section(&cfg, path, "empty", &schema), GLORA_OK);
+    assert_int_equal(glora_config_int(cfg, "train.epochs"), 100);
+    glora_config_free(cfg);
+    assert_int_equal(glora_config_load_section(&cfg, path, "nope", &schema), GLORA_EINVAL);
+    assert_msg_has("stages.yaml': no section 'nope' at the top level "
+                   "(found: pretrain, finetune, empty, listed, other)");
+    assert_int_equal(glora_config_load_section(&cfg, path, "listed", &schema), GLORA_EINVAL);
+    assert_msg_has("line 11: section 'listed' must be a map of keys, found a list");
+    assert_int_equal(glora_config_load_section(&cfg, path, "other", &schema), GLORA_EINVAL);
+    assert_msg_has("line 12: key 'not' is unknown");
+    const char *text = "a:\n  train: {lr: 1}\nb: {}\na:\n  train: {lr: 2}\n";
+    path = write_tmp("twice.yaml", text, strlen(text));
+    assert_int_equal(glora_config_load_section(&cfg, path, "a", &schema), GLORA_EINVAL);
+    assert_msg_has("line 4: section 'a' appears twice (first on line 1)");
+    text = "- a\n";
+    path = write_tmp("list.yaml", text, strlen(text));
+    assert_int_equal(glora_config_load_section(&cfg, path, "a", &schema), GLORA_EINVAL);
+    assert_msg_has("line 1: the top level must be a map of sections");
+    path = write_tmp("nothing.yaml", "", 0);
+    assert_int_equal(glora_config_load_section(&cfg, path, "a", &schema), GLORA_EINVAL);
+    assert_msg_has("no section 'a' at the top level");
+    assert_null(cfg);
+}
+
 /* Every file under bad/ is refused with a message holding its "# expect:"
  * lines. */
 static void test_bad_files(void **state) {
@@ -700,6 +739,7 @@ int main(void) {
         cmocka_unit_test(test_defaults_only),
         cmocka_unit_test(test_valid_file),
         cmocka_unit_test(test_wildcard_maps),
+        cmocka_unit_test(test_sections),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_error_codes),
         cmocka_unit_test(test_set),

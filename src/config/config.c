@@ -289,6 +289,35 @@ static int walk(glora_config_t *c, const cfg_origin_t *o, const char *prefix,
     return 0;
 }
 
+/* The value under the top-level key `section` of a file holding the
+ * configs of several commands; the other top-level keys are not looked at
+ * (they belong to other commands), except that none may repeat `section`. */
+static int find_section(const ynode_t *root, const char *section, const cfg_origin_t *o,
+                        const ynode_t **out) {
+    char have[200] = "";
+    size_t used = 0, at = SIZE_MAX;
+    *out = NULL;
+    if (root && root->kind != YNODE_MAP && !(root->kind == YNODE_SCALAR && root->null))
+        return cfg_fail(GLORA_EINVAL, o, root->line, "the top level must be a map of sections");
+    for (size_t i = 0; root && root->kind == YNODE_MAP && i < root->n; i++) {
+        const ynode_t *k = root->keys[i];
+        if (strcmp(k->text, section) == 0) {
+            if (at != SIZE_MAX)
+                return cfg_fail(GLORA_EINVAL, o, k->line, "section '%s' appears twice (first "
+                                "on line %d)", section, root->keys[at]->line);
+            at = i;
+        }
+        if (used < sizeof have)
+            used += (size_t)snprintf(have + used, sizeof have - used, "%s%s", used ? ", " : "",
+                                     k->text);
+    }
+    if (at == SIZE_MAX)
+        return cfg_fail(GLORA_EINVAL, o, 0, "no section '%s' at the top level%s%s%s", section,
+                        used ? " (found: " : "", have, used ? ")" : "");
+    *out = root->items[at];
+    return 0;
+}
+
 static int load_impl(glora_config_t **out, const char *path, const char *section,
                      const glora_config_schema_t *schema) {
     int rc;
@@ -317,28 +346,18 @@ static int load_impl(glora_config_t **out, const char *path, const char *section
     if ((rc = glora_read_file(path, CFG_MAX_BYTES, &text, &n))) goto fail;
     cfg_origin_t o = {.file = path};
     if ((rc = ytree_parse(&root, text, n, &o))) goto fail;
-    if (section && root && root->kind == YNODE_MAP) {
-        /* Only the map under the top-level key `section` is this config;
-         * the rest of the file belongs to other commands. */
-        const ynode_t *sub = NULL;
-        for (size_t i = 0; i < root->n; i++)
-            if (strcmp(root->keys[i]->text, section) == 0) sub = root->items[i];
-        if (sub == NULL) {
-            rc = cfg_fail(GLORA_EINVAL, &o, 0, "no section '%s' at the top level", section);
-            goto fail;
-        }
-        if (sub->kind == YNODE_MAP) {
-            if ((rc = walk(c, &o, "", (ynode_t *)sub))) goto fail;
-        } else if (!(sub->kind == YNODE_SCALAR && sub->null)) {
-            rc = cfg_fail(GLORA_EINVAL, &o, sub->line, "section '%s' must be a map of keys", section);
-            goto fail;
-        }
-    } else if (root && root->kind == YNODE_MAP) {
-        if ((rc = walk(c, &o, "", root))) goto fail;
-    } else if (root && !(root->kind == YNODE_SCALAR && root->null)) {
-        rc = cfg_fail(GLORA_EINVAL, &o, root->line,
-                      "the top level must be a map of keys (key: value), found %s",
-                      root->kind == YNODE_SEQ ? "a list" : "a single value");
+    const ynode_t *top = root;  /* the map this config reads */
+    if (section && (rc = find_section(root, section, &o, &top))) goto fail;
+    if (top && top->kind == YNODE_MAP) {
+        if ((rc = walk(c, &o, "", top))) goto fail;
+    } else if (top && !(top->kind == YNODE_SCALAR && top->null)) {
+        const char *found = top->kind == YNODE_SEQ ? "a list" : "a single value";
+        if (section)
+            rc = cfg_fail(GLORA_EINVAL, &o, top->line, "section '%s' must be a map of keys, "
+                          "found %s", section, found);
+        else
+            rc = cfg_fail(GLORA_EINVAL, &o, top->line, "the top level must be a map of keys "
+                          "(key: value), found %s", found);
         goto fail;
     }
 done:
