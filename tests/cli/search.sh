@@ -137,4 +137,11 @@ one_line; has "$T/err" 'search.m(in|ax)_params'
 expect 1 "$GLORA" search "$T/search.yaml" --output "$T/bad3" --set model.adapter=
 one_line; has "$T/err" 'model.adapter'
 
+# The benchmark driver, glora side only, on the fixture's supernet (seconds).
+expect 0 "$GLORA" bench search --no-peer --candidates 2 --warmup 0 --repeat 1 --threads 1 \
+    --backbone "$T/fx/backbone.safetensors" --supernet "$T/fx/supernet.safetensors" --json
+has "$T/out" '"impl": "glora", "images_per_s": [0-9]'
+expect 2 "$GLORA" bench search --backbone "$T/fx/backbone.safetensors"
+one_line; has "$T/err" 'go together'
+
 finish

@@ -1,0 +1,368 @@
+/* glora bench search: candidate evaluations per second of the search's
+ * fitness (glora_vit_eval_candidates: each candidate merged once, one GEMM
+ * per adapted layer, one candidate per thread), beside the PyTorch peer
+ * bench/bench_search.py (the official evaluation loop and a careful one)
+ * run in the same invocation. */
+#include "cli/commands.h"
+
+#include "glora/common.h"
+#include "glora/data.h"
+#include "glora/model.h"
+#include "glora/parallel.h"
+#include "glora/rng.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: glora bench search [--threads N] [--candidates N] [--warmup N] [--repeat N]\n"
+            "                          [--backbone FILE --supernet FILE] [--data DIR]\n"
+            "                          [--no-peer] [--peer-script FILE] [--json]\n"
+            "\n"
+            "Times the search's fitness: top-1 accuracy of random candidates from the official\n"
+            "space on 200 images (Fashion-MNIST val200 = train examples 800..999 when found,\n"
+            "else random images), as images/s and candidates/s, the median of --repeat runs.\n"
+            "Without model files the model is vit-tiny-28 with random weights and rank-4\n"
+            "GLoRA tensors. The PyTorch peer (bench/bench_search.py: the official evaluation\n"
+            "loop and a careful one) runs in the same invocation, between glora's runs, with\n"
+            "the same settings, through /usr/bin/python3 with OPENBLAS_CORETYPE and\n"
+            "OPENBLAS_L2_SIZE unset.\n"
+            "\n"
+            "  --threads N        threads for glora and torch (default 2)\n"
+            "  --candidates N     timed candidates per run (default 40)\n"
+            "  --warmup N         untimed candidates first (default 4)\n"
+            "  --repeat N         timed runs; the median is reported (default 3)\n"
+            "  --backbone FILE    backbone safetensors (with --supernet)\n"
+            "  --supernet FILE    supernet safetensors\n"
+            "  --data DIR         directory with train-images-idx3-ubyte[.gz] and labels\n"
+            "                     (default: data/fashion-mnist, then /usr/share/datasets/fashion-mnist)\n"
+            "  --no-peer          glora only\n"
+            "  --peer-script FILE the peer (default: bench/bench_search.py of the source tree)\n"
+            "  --peak-gflops X    the machine's GEMM peak for the 'physical limit' line (default 300)\n"
+            "  --json             JSON lines only\n"
+            "  --help             this text\n");
+}
+
+static int usage_error(const char *fmt, const char *arg) {
+    fprintf(stderr, "glora: error: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nhint: see 'glora bench search --help'\n");
+    return 2;
+}
+
+static int fail(void) {
+    fprintf(stderr, "glora: error: %s\n", glora_errmsg());
+    if (glora_errhint()) fprintf(stderr, "hint: %s\n", glora_errhint());
+    return 1;
+}
+
+static int parse_count(const char *s, int lo, int hi, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Forward FLOPs of one image: 2 x the multiply-adds of the patch embedding,
+ * the linears of every block, attention's two products and the head. */
+static double flops_per_image(const glora_vit_arch_t *a) {
+    double T = a->tokens, C = a->dim, H = a->mlp_hidden;
+    double pe = (double)a->num_patches * C * a->in_chans * a->patch * a->patch;
+    double lin = T * (C * 3 * C + C * C + 2 * C * H);
+    double att = 2 * T * T * C;
+    return 2 * (pe + a->depth * (lin + att) + C * a->num_classes);
+}
+
+static int file_exists(const char *p) { return access(p, R_OK) == 0; }
+
+/* bench/bench_search.py of the source tree: under the working directory, or
+ * next to the build directory the binary lives in. */
+static int find_peer(char *out, size_t size) {
+    if (file_exists("bench/bench_search.py")) {
+        snprintf(out, size, "bench/bench_search.py");
+        return 1;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return 0;
+    exe[n] = 0;
+    for (int up = 0; up < 3; up++) {
+        char *slash = strrchr(exe, '/');
+        if (!slash) return 0;
+        *slash = 0;
+        int n = snprintf(out, size, "%s/bench/bench_search.py", exe);
+        if (n > 0 && (size_t)n < size && file_exists(out)) return 1;
+    }
+    return 0;
+}
+
+static int find_data(const char *dir, char img[PATH_MAX], char lab[PATH_MAX]) {
+    const char *dirs[] = {dir, "data/fashion-mnist", "/usr/share/datasets/fashion-mnist"};
+    for (size_t d = dir ? 0 : 1; d < sizeof dirs / sizeof *dirs; d++) {
+        for (int gz = 0; gz < 2; gz++) {
+            snprintf(img, PATH_MAX, "%s/train-images-idx3-ubyte%s", dirs[d], gz ? ".gz" : "");
+            snprintf(lab, PATH_MAX, "%s/train-labels-idx1-ubyte%s", dirs[d], gz ? ".gz" : "");
+            if (file_exists(img) && file_exists(lab)) return 1;
+        }
+        if (dir) return 0; /* an explicit --data must hold the files */
+    }
+    return 0;
+}
+
+typedef struct {
+    char impl[64];
+    double images_per_s;
+} peer_line_t;
+
+/* Runs the peer; keeps its JSON lines (printed too with --json). */
+static int run_peer(const char *script, int threads, int candidates, int warmup, int repeat,
+                    const char *backbone, const char *supernet, const char *datadir, int json,
+                    peer_line_t *lines, int *n_lines) {
+    char cmd[4 * PATH_MAX + 512];
+    int n = snprintf(cmd, sizeof cmd,
+                     "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 '%s' --threads %d "
+                     "--candidates %d --warmup %d --repeat %d",
+                     script, threads, candidates, warmup, repeat);
+    if (backbone)
+        n += snprintf(cmd + n, sizeof cmd - (size_t)n, " --backbone '%s' --supernet '%s'", backbone,
+                      supernet);
+    if (datadir) snprintf(cmd + n, sizeof cmd - (size_t)n, " --data '%s'", datadir);
+    FILE *p = popen(cmd, "r");
+    if (!p) return glora_error(GLORA_EIO, "peer '%s': cannot start: %s", script, strerror(errno));
+    char line[4096];
+    *n_lines = 0;
+    while (fgets(line, sizeof line, p)) {
+        cJSON *j = cJSON_Parse(line);
+        const cJSON *impl = cJSON_GetObjectItem(j, "impl"), *ips = cJSON_GetObjectItem(j, "images_per_s");
+        if (cJSON_IsString(impl) && cJSON_IsNumber(ips) && *n_lines < 4) {
+            snprintf(lines[*n_lines].impl, sizeof lines[0].impl, "%s", impl->valuestring);
+            lines[*n_lines].images_per_s = ips->valuedouble;
+            (*n_lines)++;
+            if (json) fputs(line, stdout);
+        }
+        cJSON_Delete(j);
+    }
+    int st = pclose(p);
+    if (st != 0 || *n_lines == 0)
+        return glora_error(GLORA_EIO, "peer '%s': exited with status %d after %d result lines", script,
+                           st, *n_lines);
+    return 0;
+}
+
+int glora_cmd_bench_search(int argc, char **argv) {
+    int threads = 2, candidates = 40, warmup = 4, repeat = 3, peer = 1, json = 0;
+    const char *backbone = NULL, *supernet = NULL, *datadir = NULL, *script = NULL;
+    double peak = 300;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--no-peer")) {
+            peer = 0;
+        } else if (!strcmp(a, "--json")) {
+            json = 1;
+        } else if (!strcmp(a, "--threads") || !strcmp(a, "--candidates") || !strcmp(a, "--warmup") ||
+                   !strcmp(a, "--repeat") || !strcmp(a, "--backbone") || !strcmp(a, "--supernet") ||
+                   !strcmp(a, "--data") || !strcmp(a, "--peer-script") || !strcmp(a, "--peak-gflops")) {
+            if (i + 1 >= argc) return usage_error("option '%s' needs a value", a);
+            const char *v = argv[++i];
+            int bad = 0;
+            if (!strcmp(a, "--threads")) bad = parse_count(v, 1, 1024, &threads);
+            else if (!strcmp(a, "--candidates")) bad = parse_count(v, 1, 100000, &candidates);
+            else if (!strcmp(a, "--warmup")) bad = parse_count(v, 0, 100000, &warmup);
+            else if (!strcmp(a, "--repeat")) bad = parse_count(v, 1, 1000, &repeat);
+            else if (!strcmp(a, "--backbone")) backbone = v;
+            else if (!strcmp(a, "--supernet")) supernet = v;
+            else if (!strcmp(a, "--data")) datadir = v;
+            else if (!strcmp(a, "--peer-script")) script = v;
+            else {
+                char *end;
+                peak = strtod(v, &end);
+                bad = *end || !(peak > 0);
+            }
+            if (bad) return usage_error("bad value '%s'", v);
+        } else {
+            return usage_error("unknown option '%s'", a);
+        }
+    }
+    if (!backbone != !supernet) return usage_error("%s", "--backbone and --supernet go together");
+    glora_set_threads(threads);
+
+    glora_vit_t *m = NULL;
+    glora_dataset_t ds = {0};
+    glora_layer_cfg_t *cfg = NULL;
+    const glora_layer_cfg_t **cands = NULL;
+    double *acc = NULL, *runs = NULL;
+    float *xr = NULL;
+    int *yr = NULL;
+    int rc = 1;
+    glora_rng_t r;
+    glora_rng_seed(&r, 1);
+    if (backbone) {
+        if (glora_vit_load(&m, backbone, supernet, 0)) goto out_fail;
+        if (m->rank < 1) {
+            glora_error(GLORA_ESTATE, "supernet '%s': has no GLoRA tensors", supernet);
+            goto out_fail;
+        }
+    } else {
+        /* vit-tiny-28 (PROTOCOL.md), random weights, non-zero GLoRA tensors */
+        glora_vit_arch_t a = {.img_size = 28, .in_chans = 1, .patch = 7, .dim = 128, .depth = 6,
+                              .heads = 4, .mlp_hidden = 512, .num_classes = 10};
+        if (glora_vit_create(&m, &a, 4)) goto out_fail;
+        for (int i = 0; i < m->n_params; i++) {
+            const glora_param_t *p = &m->params[i];
+            int gain = strstr(p->name, "norm") && strstr(p->name, ".weight");
+            for (size_t k = 0; k < p->numel; k++)
+                m->mem[p->offset + k] = gain ? 1.0f : 0.1f * (float)glora_rng_normal(&r);
+        }
+    }
+    const glora_vit_arch_t *A = &m->arch;
+    enum { N_IMG = 200 };
+    char img[PATH_MAX], lab[PATH_MAX];
+    const char *data_desc = "random images";
+    const float *x;
+    const int *y;
+    if (find_data(datadir, img, lab) && A->img_size == 28 && A->in_chans == 1 && A->num_classes >= 10) {
+        if (glora_idx_load(&ds, img, lab, 800, N_IMG, 0.5f, 0.5f)) goto out_fail;
+        x = ds.x;
+        y = ds.y;
+        data_desc = "fashion-mnist val200";
+        if (!datadir) {
+            static char dbuf[PATH_MAX];
+            snprintf(dbuf, sizeof dbuf, "%s", img);
+            *strrchr(dbuf, '/') = 0;
+            datadir = dbuf; /* the peer reads the same images */
+        }
+    } else {
+        if (datadir) {
+            glora_error(GLORA_EINVAL, "data '%s': no train-images-idx3-ubyte[.gz] / labels there "
+                                      "fitting the model", datadir);
+            goto out_fail;
+        }
+        size_t n = (size_t)N_IMG * A->in_chans * A->img_size * A->img_size;
+        xr = malloc(n * sizeof *xr);
+        yr = malloc(N_IMG * sizeof *yr);
+        if (!xr || !yr) goto out_oom;
+        for (size_t i = 0; i < n; i++) xr[i] = (float)glora_rng_normal(&r);
+        for (int i = 0; i < N_IMG; i++) yr[i] = (int)glora_rng_below(&r, (uint64_t)A->num_classes);
+        x = xr;
+        y = yr;
+    }
+
+    /* Random candidates of the official space, gene by gene. */
+    int L = glora_vit_layers(m), total = warmup + candidates;
+    glora_space_t space;
+    glora_space_official(&space, m->rank);
+    cfg = malloc((size_t)total * (size_t)L * sizeof *cfg);
+    cands = malloc((size_t)total * sizeof *cands);
+    acc = malloc((size_t)total * sizeof *acc);
+    runs = malloc((size_t)repeat * sizeof *runs);
+    if (!cfg || !cands || !acc || !runs) goto out_oom;
+    for (int c = 0; c < total; c++) {
+        for (int l = 0; l < L; l++)
+            for (int t = 0; t < GLORA_NTENSORS; t++)
+                cfg[(size_t)c * L + l].t[t] = space.opt[t][glora_rng_below(&r, (uint64_t)space.n[t])];
+        cands[c] = cfg + (size_t)c * L;
+    }
+
+    if (!json)
+        printf("glora bench search: %dx%d ViT dim %d depth %d, rank %d, %d images (%s), %d candidates "
+               "x %d runs, %d threads\n",
+               A->img_size, A->img_size, A->dim, A->depth, m->rank, N_IMG, data_desc, candidates,
+               repeat, threads);
+    fflush(stdout);
+    if (warmup && glora_vit_eval_candidates(m, cands, (size_t)warmup, x, y, N_IMG, N_IMG, acc))
+        goto out_fail;
+    /* glora's runs before and after the peer's, so that a burst of load on
+     * the shared machine does not fall on one side only. */
+    int before = (repeat + 1) / 2;
+    for (int k = 0; k < before; k++) {
+        double t0 = glora_now();
+        if (glora_vit_eval_candidates(m, cands + warmup, (size_t)candidates, x, y, N_IMG, N_IMG, acc))
+            goto out_fail;
+        runs[k] = glora_now() - t0;
+    }
+    peer_line_t pl[4];
+    int npl = 0;
+    char found[PATH_MAX];
+    if (peer && !script && find_peer(found, sizeof found)) script = found;
+    if (peer && !script) {
+        fprintf(stderr, "glora bench search: bench/bench_search.py not found (run from the source "
+                        "tree or pass --peer-script); glora only\n");
+    } else if (peer && run_peer(script, threads, candidates, warmup, repeat, backbone, supernet,
+                                ds.n ? datadir : NULL, json, pl, &npl)) {
+        fprintf(stderr, "glora: warning: %s; glora only\n", glora_errmsg());
+        npl = 0;
+    }
+    for (int k = before; k < repeat; k++) {
+        double t0 = glora_now();
+        if (glora_vit_eval_candidates(m, cands + warmup, (size_t)candidates, x, y, N_IMG, N_IMG, acc))
+            goto out_fail;
+        runs[k] = glora_now() - t0;
+    }
+    /* runs[] become images/s in run order (printed), sorted[] gives the median */
+    for (int k = 0; k < repeat; k++) runs[k] = (double)candidates * N_IMG / runs[k];
+    double *sorted = malloc((size_t)repeat * sizeof *sorted);
+    if (!sorted) goto out_oom;
+    memcpy(sorted, runs, (size_t)repeat * sizeof *sorted);
+    double g = median(sorted, repeat);
+    free(sorted);
+    double fpi = flops_per_image(A), gflops = g * fpi * 1e-9;
+    if (json) {
+        printf("{\"bench\": \"search\", \"impl\": \"glora\", \"images_per_s\": %.1f, "
+               "\"candidates_per_s\": %.2f, \"runs_images_per_s\": [",
+               g, g / N_IMG);
+        for (int k = 0; k < repeat; k++) printf("%s%.1f", k ? ", " : "", runs[k]);
+        printf("], \"threads\": %d, \"images\": %d, \"candidates\": %d, \"rank\": %d, "
+               "\"mflop_per_image\": %.1f, \"gflop_per_s\": %.1f, \"data\": \"%s\"",
+               threads, N_IMG, candidates, m->rank, fpi * 1e-6, gflops, data_desc);
+        for (int i = 0; i < npl; i++)
+            printf(", \"speedup_vs_%s\": %.2f", pl[i].impl, pl[i].images_per_s > 0 ? g / pl[i].images_per_s : 0);
+        printf("}\n");
+    } else {
+        printf("  %-18s %8.0f images/s  %7.2f candidates/s  (runs:", "glora", g, g / N_IMG);
+        for (int k = 0; k < repeat; k++) printf(" %.0f", runs[k]);
+        printf(")\n");
+        for (int i = 0; i < npl; i++)
+            printf("  %-18s %8.0f images/s  glora is %.2fx\n", pl[i].impl, pl[i].images_per_s,
+                   pl[i].images_per_s > 0 ? g / pl[i].images_per_s : 0);
+        printf("  physical limit: %.1f MFLOP per image at %.0f GFLOP/s = %.0f images/s; glora runs "
+               "%.1f GFLOP/s, %.0f%% of it\n",
+               fpi * 1e-6, peak, peak * 1e9 / fpi, gflops, 100 * gflops / peak);
+    }
+    rc = 0;
+    goto out;
+out_oom:
+    glora_error(GLORA_ENOMEM, "bench search: out of memory");
+out_fail:
+    rc = fail();
+out:
+    free(cfg);
+    free(cands);
+    free(acc);
+    free(runs);
+    free(xr);
+    free(yr);
+    glora_dataset_free(&ds);
+    glora_vit_free(m);
+    return rc;
+}
