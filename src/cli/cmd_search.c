@@ -11,6 +11,7 @@
 #include "glora/search.h"
 
 #include <ctype.h>
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,6 +231,21 @@ static int check_same_config(const glora_config_t *cfg, const char *saved_path) 
     return rc;
 }
 
+/* Temporaries a killed search left behind (glora_write_atomic's
+ * "<file>.tmp.XXXXXX" of the files the search writes). */
+static void remove_stale_temporaries(const char *dir) {
+    static const char *const names[] = {"checkpoint.json", "history.jsonl", "pareto.json", "best.json",
+                                        "best-under-*.json", "config.yaml"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char pat[4096];
+        if (snprintf(pat, sizeof pat, "%s/%s.tmp.??????", dir, names[i]) >= (int)sizeof pat) return;
+        glob_t g;
+        if (glob(pat, 0, NULL, &g) == 0)
+            for (size_t k = 0; k < g.gl_pathc; k++) unlink(g.gl_pathv[k]);
+        globfree(&g);
+    }
+}
+
 /* ---- progress ---- */
 
 typedef struct {
@@ -325,6 +341,7 @@ int glora_cmd_search(int argc, char **argv) {
         goto fail;
     }
     if (glora_mkdir_p(dir)) goto fail;
+    remove_stale_temporaries(dir);
     snprintf(path, plen, "%s/config.yaml", dir);
     if (have_ckpt) {
         if (check_same_config(cfg, path)) goto fail;

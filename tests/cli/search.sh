@@ -89,10 +89,13 @@ kill_when 1
 kill_when 3
 kill_when 4
 kill_when 7
+# A temporary a kill may leave in the middle of a write is cleaned up.
+echo partial >"$T/k/checkpoint.json.tmp.AbC123"
 expect 0 "$GLORA" search "$T/search.yaml" --resume --threads 1 --output "$T/k"
 norm "$T/k" >"$T/k.txt"
 diff "$T/ref.txt" "$T/k.txt" >/dev/null || {
     diff "$T/ref.txt" "$T/k.txt" | head -5 >&2; fail "killed and resumed search differs"; }
+[ -e "$T/k/checkpoint.json.tmp.AbC123" ] && fail "a stale temporary was left in the output directory"
 # Resuming a finished search changes nothing.
 expect 0 "$GLORA" search "$T/search.yaml" --resume
 has "$T/err" 'resuming after generation 8'
