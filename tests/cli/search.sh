@@ -34,6 +34,10 @@ search:
     override:
       fc2:
         C: [none, vector]
+      block1:
+        D: [none]
+      block0_qkv:
+        E: [vector]
 EOF
 
 # The files of a search with the wall-clock seconds blanked out.
@@ -57,6 +61,15 @@ grep -q '"C": "lora_2"' "$T/ref/pareto.json" || grep -q '"C": "lora_1"' "$T/ref/
     grep -q '"C": "vector"' "$T/ref/pareto.json" || fail "pareto.json lacks per-layer choices"
 grep -Eq 'blocks\.[0-9]\.mlp\.fc2": \{"A": "[a-z_0-9]*", "B": "[a-z_0-9]*", "C": "(lora|scalar)' \
     "$T/ref/pareto.json" && fail "the fc2 override of C was not applied"
+# The space of each layer: official at rank 2 with ranks [2, 1], then kinds,
+# blocks and single layers, the most specific last.
+sp() { grep -o "\"name\": \"$1\", [^}]*" "$T/ref/checkpoint.json" | sed 's/.*"space": //'; }
+[ "$(sp blocks.0.attn.qkv)" = '"A=L2,L1,V,S,N B=L2,L1,V,S,N C=L2,L1,V,N D=S,V,N E=V"' ] ||
+    fail "space of blocks.0.attn.qkv: $(sp blocks.0.attn.qkv)"
+[ "$(sp blocks.1.mlp.fc2)" = '"A=L2,L1,V,S,N B=L2,L1,V,S,N C=N,V D=N E=S,V,N"' ] ||
+    fail "space of blocks.1.mlp.fc2: $(sp blocks.1.mlp.fc2)"
+[ "$(sp blocks.2.attn.proj)" = '"A=L2,L1,V,S,N B=L2,L1,V,S,N C=L2,L1,V,N D=S,V,N E=S,V,N"' ] ||
+    fail "space of blocks.2.attn.proj: $(sp blocks.2.attn.proj)"
 norm "$T/ref" >"$T/ref.txt"
 
 # Same results with 2 threads.
