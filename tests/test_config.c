@@ -407,6 +407,13 @@ static void test_value_syntax(void **state) {
         assert_int_equal(set_value(cfg, "search.budget", sizes[i].text), 0);
         assert_true(glora_config_size(cfg, "search.budget") == sizes[i].want);
     }
+    assert_int_equal(set_value(cfg, "search.budget", "0.000000000000000000001G"), GLORA_EINVAL);
+    assert_msg_has("must be a whole number");
+    assert_int_equal(set_value(cfg, "search.budget", "1e-2000"), GLORA_EINVAL);
+    assert_msg_has("must be a whole number");
+    assert_int_equal(set_value(cfg, "search.budget", "0e-2000"), 0);
+    assert_int_equal(set_value(cfg, "search.budget", "123456789012345678901"), GLORA_EINVAL);
+    assert_msg_has("is too large");
     const char *bad_sizes[] = {"1.0005K", "1.5", "-5", "5KB", "K", "1e-3",
                                "18446744073709551616", "99999999999999999999999", "1.5 M",
                                "0x10", ""};

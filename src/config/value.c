@@ -104,7 +104,8 @@ size_t cfg_distance(const char *a, const char *b) {
     return row[lb];
 }
 
-/* ---- scalar parsers: 0 ok, -1 malformed, -2 out of representable range -- */
+/* ---- scalar parsers: 0 ok, -1 malformed, -2 out of representable range,
+ * -3 (sizes) not a whole number ---------------------------------------- */
 
 /* [+-]? (digits [. digits*] | . digits) ([eE] [+-]? digits)? ; no hex, inf, nan. */
 static int number_syntax(const char *s, int allow_sign) {
@@ -184,20 +185,24 @@ static int parse_size(const char *s, size_t *out) {
         }
         int d = *q - '0';
         if (mant > UINT64_MAX / 10 || (mant == UINT64_MAX / 10 && (uint64_t)d > UINT64_MAX % 10)) {
-            /* No room for this digit: fine only if it is a zero of the
-             * integer part (then it scales) or of the fraction. */
-            if (d != 0) big = 1;
+            /* No room for a 20th significant digit: fine when it is a zero.
+             * Otherwise the value is too large, or, after the point, has a
+             * fraction no suffix can make whole. */
+            if (d != 0) big = seen_dot ? -3 : -2;
             if (!seen_dot) exp10++;
             continue;
         }
         mant = mant * 10 + (uint64_t)d;
         if (seen_dot) exp10--;
     }
-    if (big) return -2;
+    if (big) return big;
     if (q < p + len) {
         errno = 0;
         long e = strtol(q + 1, NULL, 10);
-        if (errno == ERANGE || e > 1000 || e < -1000) return mant == 0 ? (*out = 0, 0) : -2;
+        if (errno == ERANGE || e > 1000 || e < -1000) {
+            if (mant == 0) return *out = 0, 0;
+            return e > 0 ? -2 : -3;
+        }
         exp10 += e;
     }
     for (; exp10 < 0 && mant != 0; exp10++) {
@@ -336,7 +341,7 @@ static int scalar_into(cfg_value_t *v, size_t i, const glora_config_key_t *k, co
     }
     case GLORA_CFG_SIZE:
     case GLORA_CFG_SIZES: {
-        size_t x;
+        size_t x = 0;
         rc = parse_size(s, &x);
         if (rc == -1) return bad_type(k, name, node, o, line, list);
         if (rc == -2) return cfg_fail(GLORA_EINVAL, o, line, "key '%s': %s is too large", name, s);
