@@ -420,16 +420,37 @@ int glora_config_set(glora_config_t *c, const char *assignment) {
 
 /* ---- getters ------------------------------------------------------------ */
 
+/* Aborts like GLORA_ASSERT, naming the key: a getter's misuse is a bug in
+ * the command, and the key is what its author needs to find it. */
+#define KEY_ASSERT(cond, why, key)                                           \
+    do {                                                                     \
+        if (!(cond)) key_bug(why, key, __FILE__, __LINE__);                  \
+    } while (0)
+__attribute__((noreturn)) static void key_bug(const char *why, const char *key,
+                                              const char *file, int line) {
+    char what[300];
+    snprintf(what, sizeof what, "config key '%.200s' %s", key, why);
+    glora_assert_fail(what, file, line);
+}
+
+/* The schema key of a concrete key given to a getter. */
+static const glora_config_key_t *spec_of(const glora_config_t *c, const char *key) {
+    GLORA_ASSERT(c != NULL && key != NULL);
+    int is_map;
+    KEY_ASSERT(strchr(key, '*') == NULL, "names no key ('*' is for the schema)", key);
+    const glora_config_key_t *spec = find_spec(c->schema, key, &is_map);
+    KEY_ASSERT(spec != NULL, "is not declared by the schema", key);
+    return spec;
+}
+
 /* The value of key (given, else default, else NULL) after checking that
  * the schema declares it with one of the types t1, t2. */
 static const cfg_value_t *lookup(const glora_config_t *c, const char *key,
                                  glora_config_type_t t1, glora_config_type_t t2, int *given) {
-    GLORA_ASSERT(c != NULL && key != NULL);
-    GLORA_ASSERT(strchr(key, '*') == NULL);
-    int is_map, found;
-    const glora_config_key_t *spec = find_spec(c->schema, key, &is_map);
-    GLORA_ASSERT(spec != NULL);  /* a key the schema does not declare */
-    GLORA_ASSERT(spec->type == t1 || spec->type == t2);
+    const glora_config_key_t *spec = spec_of(c, key);
+    KEY_ASSERT(spec->type == t1 || spec->type == t2, "is read with the getter of another type",
+               key);
+    int found;
     size_t at = entry_pos(c, key, &found);
     if (given) *given = found;
     if (found) return &c->e[at].v;
@@ -439,25 +460,25 @@ static const cfg_value_t *lookup(const glora_config_t *c, const char *key,
 
 int64_t glora_config_int(const glora_config_t *c, const char *key) {
     const cfg_value_t *v = lookup(c, key, GLORA_CFG_INT, GLORA_CFG_INT, NULL);
-    GLORA_ASSERT(v != NULL);  /* no default: glora_config_require first */
+    KEY_ASSERT(v != NULL, "has no value (no default: glora_config_require it first)", key);
     return v->i;
 }
 
 double glora_config_number(const glora_config_t *c, const char *key) {
     const cfg_value_t *v = lookup(c, key, GLORA_CFG_NUMBER, GLORA_CFG_NUMBER, NULL);
-    GLORA_ASSERT(v != NULL);
+    KEY_ASSERT(v != NULL, "has no value (no default: glora_config_require it first)", key);
     return v->d;
 }
 
 bool glora_config_bool(const glora_config_t *c, const char *key) {
     const cfg_value_t *v = lookup(c, key, GLORA_CFG_BOOL, GLORA_CFG_BOOL, NULL);
-    GLORA_ASSERT(v != NULL);
+    KEY_ASSERT(v != NULL, "has no value (no default: glora_config_require it first)", key);
     return v->b != 0;
 }
 
 size_t glora_config_size(const glora_config_t *c, const char *key) {
     const cfg_value_t *v = lookup(c, key, GLORA_CFG_SIZE, GLORA_CFG_SIZE, NULL);
-    GLORA_ASSERT(v != NULL);
+    KEY_ASSERT(v != NULL, "has no value (no default: glora_config_require it first)", key);
     return v->z;
 }
 
@@ -491,18 +512,15 @@ const size_t *glora_config_sizes(const glora_config_t *c, const char *key, size_
 }
 
 bool glora_config_is_set(const glora_config_t *c, const char *key) {
-    GLORA_ASSERT(c != NULL && key != NULL);
-    int is_map, found;
-    GLORA_ASSERT(find_spec(c->schema, key, &is_map) != NULL);
+    int found;
+    spec_of(c, key);
     entry_pos(c, key, &found);
     return found != 0;
 }
 
 int glora_config_require(const glora_config_t *c, const char *key) {
-    GLORA_ASSERT(c != NULL && key != NULL);
-    int is_map, found;
-    const glora_config_key_t *spec = find_spec(c->schema, key, &is_map);
-    GLORA_ASSERT(spec != NULL);
+    int found;
+    const glora_config_key_t *spec = spec_of(c, key);
     entry_pos(c, key, &found);
     if (found || c->has_default[spec - c->schema->keys]) return 0;
     int rc = c->file
@@ -525,7 +543,7 @@ const char *glora_config_map_key(const glora_config_t *c, const char *map, size_
         }
         wild = d == depth && p && seg_len(p) == 1 && *p == '*';
     }
-    GLORA_ASSERT(wild);  /* map is not a wildcard map of the schema */
+    KEY_ASSERT(wild, "is not a map of the schema with a '*' key", map);
     const char *prev = NULL;
     size_t prevlen = 0, count = 0;
     for (size_t k = 0; k < c->n; k++) {
