@@ -36,8 +36,9 @@
  *
  * Getters return the value given in the file or by --set, else the schema
  * default.  Asking for a key the schema does not declare, or with the getter
- * of another type, is a bug (GLORA_ASSERT).  Every returned pointer is owned
- * by the config and lives until glora_config_free.
+ * of another type, is a bug: it aborts, naming the key.  Every returned
+ * pointer is owned by the config and lives until glora_config_free or a
+ * glora_config_set of the same key (so apply overrides before reading).
  *
  * The YAML accepted: one document whose top level is a map (an empty file is
  * all defaults); anchors, aliases and tags are refused; at most 1 MiB, 64
