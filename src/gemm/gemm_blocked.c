@@ -1,11 +1,14 @@
-/* The outer loops of the blocked product. op(A) and op(B) are packed once,
- * whole, into micro-panels shared by the team (each panel holds all of k,
- * so a k block of it is a contiguous run). Then the (ic, jc) tiles of C are
- * dealt out to the threads, first come first served, and each tile runs
- * the pc loop over k blocks itself, in order. Threads split rows and
- * columns of C only: every element is summed by one thread in the same
- * order whatever the team size, and a thread the machine delays just takes
- * fewer tiles. */
+/* The outer loops of the blocked product. op(B) is packed once, whole,
+ * into micro-panels shared by the team (each panel holds all of k, so a k
+ * block of it is a contiguous run). Then the tiles of C are dealt out to
+ * the threads, first come first served; a tile is a block of at most mc
+ * rows and, when the team needs more tiles than the rows give, a share of
+ * the columns. Each tile runs the pc loop over k blocks itself, in order:
+ * it packs its rows of op(A) for the block into a buffer of its thread,
+ * small enough to stay in L2, and sweeps its columns nc at a time (the B
+ * block, kc x nc, stays in L2 too). Threads split rows and columns of C
+ * only: every element is summed by one thread in the same order whatever
+ * the team size, and a thread the machine delays just takes fewer tiles. */
 #include "gemm-impl.h"
 
 #include <sched.h>
@@ -27,7 +30,7 @@ static int team_size(void) { return 1; }
 
 /* Below this many multiply-adds per thread, starting a team costs more than
  * it saves (waking a worker takes microseconds, longer on a loaded box). */
-#define FMAS_PER_THREAD ((double)(1u << 20))
+#define FMAS_PER_THREAD ((double)(1u << 22))
 /* Tiles per thread when a team runs, so that dealing them out evens out
  * threads the machine slows down. */
 #define TILES_PER_THREAD 4
@@ -76,8 +79,9 @@ typedef struct {
     size_t kc_max;   /* depth of every k block but the last */
     size_t pm, pn;   /* micro-panels along m and n */
     size_t mt, nt;   /* tiles along m and n */
-    float *apack;    /* pm panels of k x mr */
     float *bpack;    /* pn panels of k x nr */
+    float *apack;    /* per thread: a tile's rows for one k block */
+    size_t a_floats; /* floats of one thread's A buffer */
 } plan_t;
 
 static int choose_threads(size_t m, size_t n, size_t k) {
@@ -88,15 +92,16 @@ static int choose_threads(size_t m, size_t n, size_t k) {
     return nt < 1 ? 1 : nt;
 }
 
-/* Tiles no larger than the cache blocks; with a team, at least
- * TILES_PER_THREAD per thread where the shape allows, cutting rows first
- * (down to two micro-panels a tile) and then columns. */
+/* Row tiles no taller than mc; with a team, at least TILES_PER_THREAD
+ * tiles per thread where the shape allows, cutting rows first (down to two
+ * micro-panels a tile), then columns (each column tile packs the same rows
+ * of A again). */
 static void plan_tiles(plan_t *p, int threads) {
     const sgemm_kernel_t *kern = p->kern;
     p->pm = ceil_div(p->m, kern->mr);
     p->pn = ceil_div(p->n, kern->nr);
     p->mt = ceil_div(p->pm, kern->mc / kern->mr);
-    p->nt = ceil_div(p->pn, kern->nc / kern->nr);
+    p->nt = 1;
     if (threads <= 1) return;
     size_t want = (size_t)threads * TILES_PER_THREAD;
     while (p->mt * p->nt < want) {
@@ -109,14 +114,6 @@ static void plan_tiles(plan_t *p, int threads) {
     }
 }
 
-static void pack_a_panel(const plan_t *p, size_t ip) {
-    const sgemm_kernel_t *kern = p->kern;
-    size_t i0 = ip * kern->mr;
-    const float *src = p->ta ? p->a + i0 : p->a + i0 * p->lda;
-    kern->pack_a(p->ta, min_size(kern->mr, p->m - i0), p->k, src, p->lda, kern->mr,
-                 p->apack + ip * p->k * kern->mr);
-}
-
 static void pack_b_panel(const plan_t *p, size_t jp) {
     const sgemm_kernel_t *kern = p->kern;
     size_t j0 = jp * kern->nr;
@@ -125,27 +122,31 @@ static void pack_b_panel(const plan_t *p, size_t jp) {
                  p->bpack + jp * p->k * kern->nr);
 }
 
-/* Tile u of C, all k blocks in order: beta on the first, 1 afterwards. */
-static void compute_tile(const plan_t *p, size_t u) {
+/* Tile u of C, all k blocks in order (beta on the first, 1 afterwards),
+ * with abuf as the thread's A buffer. */
+static void compute_tile(const plan_t *p, size_t u, float *abuf) {
     const sgemm_kernel_t *kern = p->kern;
     size_t mr = kern->mr, nr = kern->nr, k = p->k;
     size_t ti = u / p->nt, tj = u % p->nt;
-    size_t ip = ti * p->pm / p->mt, jp = tj * p->pn / p->nt;
-    size_t i0 = ip * mr, i1 = min_size((ti + 1) * p->pm / p->mt * mr, p->m);
-    size_t j0 = jp * nr, j1 = min_size((tj + 1) * p->pn / p->nt * nr, p->n);
+    size_t i0 = ti * p->pm / p->mt * mr, i1 = min_size((ti + 1) * p->pm / p->mt * mr, p->m);
+    size_t jp0 = tj * p->pn / p->nt, jp1 = (tj + 1) * p->pn / p->nt;
+    size_t panels_per_block = kern->nc / nr;
     for (size_t pc = 0; pc < k; pc += p->kc_max) {
         size_t kc = min_size(p->kc_max, k - pc);
-        sgemm_macro(kern, i1 - i0, j1 - j0, kc, p->alpha,
-                    p->apack + ip * k * mr + pc * mr, k * mr,
-                    p->bpack + jp * k * nr + pc * nr, k * nr,
-                    pc == 0 ? p->beta : 1.0f, p->c + i0 * p->ldc + j0, p->ldc);
+        const float *src = p->ta ? p->a + pc * p->lda + i0 : p->a + i0 * p->lda + pc;
+        kern->pack_a(p->ta, i1 - i0, kc, src, p->lda, mr, abuf);
+        for (size_t jp = jp0; jp < jp1; jp += panels_per_block) {
+            size_t j0 = jp * nr, j1 = min_size(min_size(jp + panels_per_block, jp1) * nr, p->n);
+            sgemm_macro(kern, i1 - i0, j1 - j0, kc, p->alpha, abuf, kc * mr,
+                        p->bpack + jp * k * nr + pc * nr, k * nr,
+                        pc == 0 ? p->beta : 1.0f, p->c + i0 * p->ldc + j0, p->ldc);
+        }
     }
 }
 
 static void run_serial(const plan_t *p) {
-    for (size_t ip = 0; ip < p->pm; ip++) pack_a_panel(p, ip);
     for (size_t jp = 0; jp < p->pn; jp++) pack_b_panel(p, jp);
-    for (size_t u = 0; u < p->mt * p->nt; u++) compute_tile(p, u);
+    for (size_t u = 0; u < p->mt * p->nt; u++) compute_tile(p, u, p->apack);
 }
 
 /* Waits for a counter the other threads advance, giving the core away
@@ -158,24 +159,19 @@ static void wait_until(atomic_size_t *counter, size_t target) {
 
 static void run_parallel(const plan_t *p, int threads) {
     atomic_size_t packed = 0, finished = 0;
-    size_t panels = p->pm + p->pn;
     #pragma omp parallel num_threads(threads)
     {
+        float *abuf = p->apack + (size_t)glora_thread_id() * p->a_floats;
         size_t mine = 0;
-        #pragma omp for schedule(dynamic, 4) nowait
-        for (size_t ip = 0; ip < p->pm; ip++) {
-            pack_a_panel(p, ip);
-            mine++;
-        }
         #pragma omp for schedule(dynamic, 2) nowait
         for (size_t jp = 0; jp < p->pn; jp++) {
             pack_b_panel(p, jp);
             mine++;
         }
         atomic_fetch_add_explicit(&packed, mine, memory_order_release);
-        wait_until(&packed, panels);
+        wait_until(&packed, p->pn);
         #pragma omp for schedule(dynamic, 1) nowait
-        for (size_t u = 0; u < p->mt * p->nt; u++) compute_tile(p, u);
+        for (size_t u = 0; u < p->mt * p->nt; u++) compute_tile(p, u, abuf);
         /* Everyone past its last tile before the closing barrier, which
          * then costs nothing. */
         atomic_fetch_add_explicit(&finished, 1, memory_order_release);
@@ -197,16 +193,19 @@ int sgemm_blocked(const sgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb
     plan_tiles(&p, threads);
     if ((size_t)threads > p.mt * p.nt) threads = (int)(p.mt * p.nt);
 
-    /* One allocation for both packed operands; the B panels first, so each
-     * starts on a 64-byte boundary (nr floats are a multiple of 64 bytes,
-     * or of 32 for the portable kernel, which does not care). */
+    /* One allocation: the B panels first, so each starts on a 64-byte
+     * boundary (nr floats are a multiple of 64 bytes, or of 32 for the
+     * portable kernel, which does not care); then an A buffer per thread. */
     size_t bfloats, afloats, total;
     if (glora_size_mul(p.pn * kern->nr, k, &bfloats) ||
-        glora_size_mul(p.pm * kern->mr, k, &afloats) ||
+        glora_size_mul(ceil_div(p.pm, p.mt) * kern->mr, p.kc_max, &p.a_floats) ||
+        glora_size_add(p.a_floats, 15, &p.a_floats) ||
+        glora_size_mul(p.a_floats & ~(size_t)15, (size_t)threads, &afloats) ||
         glora_size_add(bfloats, afloats, &total) ||
         glora_size_add(total, 15, &total) ||
         total > SIZE_MAX / sizeof(float))
         return -1;
+    p.a_floats &= ~(size_t)15;
     total &= ~(size_t)15;
     float *buf = get_buffer(total);
     if (!buf) return -1;

@@ -23,7 +23,17 @@ tile(size_t k, const float *ap, const float *bp, float *c, size_t ldc, const int
         acc0[i] = _mm512_setzero_ps();
         acc1[i] = _mm512_setzero_ps();
     }
+    /* The C tile is needed at the end: start fetching it now. */
+    #pragma GCC unroll 12
+    for (int i = 0; i < rows; i++) {
+        _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + (size_t)i * ldc + 16), _MM_HINT_T0);
+    }
+    #pragma GCC unroll 4
     for (size_t p = 0; p < k; p++, ap += MR, bp += NR) {
+        /* B streams from L2: ask for it a few steps ahead. */
+        _mm_prefetch((const char *)(bp + 8 * NR), _MM_HINT_T0);
+        _mm_prefetch((const char *)(bp + 8 * NR + 16), _MM_HINT_T0);
         __m512 b0 = _mm512_load_ps(bp);
         __m512 b1 = _mm512_load_ps(bp + 16);
         #pragma GCC unroll 12

@@ -45,16 +45,45 @@ void sgemm_avx512_pack_a(glora_trans_t ta, size_t mc, size_t kc, const float *a,
         return;
     }
     const __mmask16 row12 = 0x0fff;
+    if (ta) {
+        /* Each k step of op(A) is a contiguous run of rows: read it once,
+         * in order, and deal it out to the panels (reading one panel's 12
+         * floats per row instead fetches every cache line again for the
+         * next panel, at a stride). Four k steps of a panel are 48 floats:
+         * three whole vectors, stored without masks or line splits. */
+        const __m512i take01 = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+                                                 16, 17, 18, 19);
+        const __m512i take12 = _mm512_setr_epi32(4, 5, 6, 7, 8, 9, 10, 11, 16, 17, 18,
+                                                 19, 20, 21, 22, 23);
+        const __m512i take23 = _mm512_setr_epi32(8, 9, 10, 11, 16, 17, 18, 19, 20, 21,
+                                                 22, 23, 24, 25, 26, 27);
+        size_t p = 0;
+        for (; p + 4 <= kc; p += 4) {
+            const float *src = a + p * lda;
+            float *d = dst + p * 12;
+            for (size_t i0 = 0; i0 < mc; i0 += 12, d += kc * 12) {
+                __mmask16 valid = first_lanes(mc - i0 < 12 ? mc - i0 : 12);
+                __m512 r0 = _mm512_maskz_loadu_ps(valid, src + i0);
+                __m512 r1 = _mm512_maskz_loadu_ps(valid, src + lda + i0);
+                __m512 r2 = _mm512_maskz_loadu_ps(valid, src + 2 * lda + i0);
+                __m512 r3 = _mm512_maskz_loadu_ps(valid, src + 3 * lda + i0);
+                _mm512_storeu_ps(d, _mm512_permutex2var_ps(r0, take01, r1));
+                _mm512_storeu_ps(d + 16, _mm512_permutex2var_ps(r1, take12, r2));
+                _mm512_storeu_ps(d + 32, _mm512_permutex2var_ps(r2, take23, r3));
+            }
+        }
+        for (; p < kc; p++) {
+            const float *src = a + p * lda;
+            float *d = dst + p * 12;
+            for (size_t i0 = 0; i0 < mc; i0 += 12, d += kc * 12) {
+                __mmask16 valid = first_lanes(mc - i0 < 12 ? mc - i0 : 12);
+                _mm512_mask_storeu_ps(d, row12, _mm512_maskz_loadu_ps(valid, src + i0));
+            }
+        }
+        return;
+    }
     for (size_t i0 = 0; i0 < mc; i0 += 12, dst += kc * 12) {
         size_t rows = mc - i0 < 12 ? mc - i0 : 12;
-        if (ta) {
-            /* Each k step of op(A) is a contiguous run of the rows. */
-            __mmask16 valid = first_lanes(rows);
-            for (size_t p = 0; p < kc; p++)
-                _mm512_mask_storeu_ps(dst + p * 12, row12,
-                                      _mm512_maskz_loadu_ps(valid, a + p * lda + i0));
-            continue;
-        }
         const float *src = a + i0 * lda;
         for (size_t p0 = 0; p0 < kc; p0 += 16) {
             __mmask16 steps = first_lanes(kc - p0);
