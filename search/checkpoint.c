@@ -116,6 +116,8 @@ int search_checkpoint_write(const struct glora_search *s, const char *path) {
     sb_jstr(&b, s->config_hash);
     sb_puts(&b, ",\n  \"supernet_sha256\": ");
     sb_jstr(&b, s->supernet_sha256);
+    sb_puts(&b, ",\n  \"data_sha256\": ");
+    sb_jstr(&b, s->data_sha256);
     sb_puts(&b, ",\n");
     write_options(&b, &s->o);
     sb_puts(&b, "  \"layers\": [\n");
@@ -238,6 +240,10 @@ int glora_search_resume(glora_search_t *s, const char *path) {
     if (strcmp(v->valuestring, s->supernet_sha256) != 0)
         CHANGED("the supernet changed (sha256 %.12s... when the search started, now %.12s...)",
                 v->valuestring, s->supernet_sha256);
+    if (!(v = need(&r, root, "data_sha256", cJSON_String, &rc))) goto done;
+    if (strcmp(v->valuestring, s->data_sha256) != 0)
+        CHANGED("the validation data changed (sha256 %.12s... when the search started, now "
+                "%.12s...)", v->valuestring, s->data_sha256);
     const cJSON *opts;
     if (!(opts = need(&r, root, "options", cJSON_Object, &rc))) goto done;
     const glora_search_opts_t *o = &s->o;

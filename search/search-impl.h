@@ -23,6 +23,7 @@ struct glora_search {
     glora_search_opts_t o;
     char config_hash[130];
     char supernet_sha256[65];
+    char data_sha256[65];
 
     glora_rng_t rng;
     int generation;               /* last completed generation, -1 before any */

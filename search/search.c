@@ -188,6 +188,8 @@ int glora_search_create(glora_search_t **out, const glora_search_problem_t *p,
     }
     if (config_hash && strlen(config_hash) >= sizeof ((glora_search_t *)0)->config_hash)
         return glora_error(GLORA_EINVAL, "search: config hash '%s' is too long", config_hash);
+    if (p->data_sha256 && strlen(p->data_sha256) > 64)
+        return glora_error(GLORA_EINVAL, "search: data sha256 '%s' is too long", p->data_sha256);
     if (supernet_sha256 && strlen(supernet_sha256) > 64)
         return glora_error(GLORA_EINVAL, "search: supernet sha256 '%s' is too long",
                            supernet_sha256);
@@ -207,6 +209,8 @@ int glora_search_create(glora_search_t **out, const glora_search_problem_t *p,
     snprintf(s->config_hash, sizeof s->config_hash, "%s", config_hash ? config_hash : "");
     snprintf(s->supernet_sha256, sizeof s->supernet_sha256, "%s",
              supernet_sha256 ? supernet_sha256 : "");
+    snprintf(s->data_sha256, sizeof s->data_sha256, "%s", p->data_sha256 ? p->data_sha256 : "");
+    s->p.data_sha256 = s->data_sha256;
     glora_rng_seed(&s->rng, o->seed);
     s->generation = -1;
     *out = s;

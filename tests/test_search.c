@@ -336,7 +336,7 @@ static void setup_free(setup_t *su) {
 static glora_search_problem_t setup_problem(setup_t *su) {
     return (glora_search_problem_t){.n_layers = su->n_layers, .layers = su->layers,
                                     .evaluate = fake_eval, .write_spec = fake_spec,
-                                    .ctx = &su->f};
+                                    .ctx = &su->f, .data_sha256 = "fake-data"};
 }
 
 static char *tmpdir(void) {
@@ -672,6 +672,7 @@ static void test_resume_refuses_changes(void **state) {
         {"cfg-hash", "sha-A", 4, "search.max_params"},
         {"cfg-hash", "sha-A", 5, "search.extra_budgets"},
         {"cfg-hash", "sha-A", 6, "search.mutation_prob"},
+        {"cfg-hash", "sha-A", 7, "validation data"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         glora_search_opts_t oo = su.o;
@@ -685,6 +686,7 @@ static void test_resume_refuses_changes(void **state) {
         if (cases[i].what == 4) oo.max_params = 2600;
         if (cases[i].what == 5) oo.budgets[1] = 3000;
         if (cases[i].what == 6) oo.mutation_prob = 0.3;
+        if (cases[i].what == 7) pp.data_sha256 = "other-data";
         assert_int_equal(glora_search_create(&s, &pp, &oo, cases[i].hash, cases[i].sha), 0);
         assert_int_equal(glora_search_resume(s, ck), GLORA_ESTATE);
         if (!strstr(glora_errmsg(), cases[i].want))

@@ -79,6 +79,9 @@ typedef struct {
     glora_search_eval_fn evaluate;
     glora_search_spec_fn write_spec;    /* NULL: no best*.json files */
     void *ctx;                          /* passed to both callbacks */
+    /* Identity of what the evaluator scores on (e.g. the sha256 of the
+     * validation images and labels), compared on resume; NULL = "". */
+    const char *data_sha256;
 } glora_search_problem_t;
 
 typedef struct {
@@ -136,7 +139,7 @@ void glora_search_free(glora_search_t *s); /* NULL-safe */
 
 /* Loads the state of a checkpoint file into a fresh search. Refuses (ESTATE,
  * message saying what changed) a checkpoint whose options, layers, spaces,
- * config hash or supernet differ from the search's. */
+ * config hash, supernet or data identity differ from the search's. */
 int glora_search_resume(glora_search_t *s, const char *checkpoint_path);
 
 /* Runs the remaining generations; after each, writes the checkpoint and the

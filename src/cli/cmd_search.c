@@ -329,6 +329,22 @@ int glora_cmd_search(int argc, char **argv) {
         goto fail;
     }
     glora_config_hash(cfg, hash);
+    /* What the fitness is computed on: the images as the model sees them
+     * (after normalisation) and the labels, so a data file replaced under
+     * the same name is caught on resume. */
+    char data_sha[65];
+    {
+        glora_sha256_t h;
+        uint8_t d[32];
+        uint64_t n = ds.n;
+        size_t per = (size_t)ds.c * (size_t)ds.h * (size_t)ds.w;
+        glora_sha256_init(&h);
+        glora_sha256_update(&h, &n, sizeof n);
+        glora_sha256_update(&h, ds.x, ds.n * per * sizeof *ds.x);
+        glora_sha256_update(&h, ds.y, ds.n * sizeof *ds.y);
+        glora_sha256_final(&h, d);
+        for (int i = 0; i < 32; i++) snprintf(data_sha + 2 * i, 3, "%02x", d[i]);
+    }
 
     /* The output directory: a fresh search refuses to overwrite another one;
      * --resume without a checkpoint (killed before generation 0 ended)
@@ -366,7 +382,8 @@ int glora_cmd_search(int argc, char **argv) {
     }
     glora_search_problem_t p = {.n_layers = glora_vit_layers(m), .layers = L,
                                 .evaluate = glora_search_vit_evaluate,
-                                .write_spec = glora_search_vit_write_spec, .ctx = &v};
+                                .write_spec = glora_search_vit_write_spec, .ctx = &v,
+                                .data_sha256 = data_sha};
     if (glora_search_create(&s, &p, &o, hash, sha)) goto fail;
     if (have_ckpt) {
         snprintf(path, plen, "%s/checkpoint.json", dir);

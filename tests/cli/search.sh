@@ -129,6 +129,12 @@ cp "$T/fx2/supernet.safetensors" "$T/fx/supernet.safetensors"
 expect 1 "$GLORA" search "$T/search.yaml" --resume
 one_line; has "$T/err" 'supernet changed'
 cp "$T/fx/supernet.orig" "$T/fx/supernet.safetensors"
+# The same data path with other pixels in the split: the data's sha256 catches it.
+cp "$T/fx/images-idx3-ubyte" "$T/fx/images.orig"
+printf '\377\377\377\377' | dd of="$T/fx/images-idx3-ubyte" bs=1 seek=$((16 + 150 * 784)) conv=notrunc 2>/dev/null
+expect 1 "$GLORA" search "$T/search.yaml" --resume
+one_line; has "$T/err" 'validation data changed'
+cp "$T/fx/images.orig" "$T/fx/images-idx3-ubyte"
 
 # Invalid spaces and budgets: one line naming the key.
 for bad in 'search.space.A=[lora_4]:search.space.A' \
