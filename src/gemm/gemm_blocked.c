@@ -32,8 +32,11 @@ static int team_size(void) { return 1; }
  * it saves (waking a worker takes microseconds, longer on a loaded box). */
 #define FMAS_PER_THREAD ((double)(1u << 22))
 /* Tiles per thread when a team runs, so that dealing them out evens out
- * threads the machine slows down. */
-#define TILES_PER_THREAD 4
+ * threads the machine slows down, and the last tile, which one thread
+ * finishes alone, is short. Row tiles are cut no thinner than MIN_TILE_PANELS
+ * micro-panels, so each B block brought into L2 serves a few of them. */
+#define TILES_PER_THREAD 8
+#define MIN_TILE_PANELS 4
 
 /* The packing buffer is kept per calling thread between products: a fresh
  * allocation of megabytes costs page faults on every call (5% of a ViT-B
@@ -93,9 +96,8 @@ static int choose_threads(size_t m, size_t n, size_t k) {
 }
 
 /* Row tiles no taller than mc; with a team, at least TILES_PER_THREAD
- * tiles per thread where the shape allows, cutting rows first (down to two
- * micro-panels a tile), then columns (each column tile packs the same rows
- * of A again). */
+ * tiles per thread where the shape allows, cutting rows first, then
+ * columns (each column tile packs the same rows of A again). */
 static void plan_tiles(plan_t *p, int threads) {
     const sgemm_kernel_t *kern = p->kern;
     p->pm = ceil_div(p->m, kern->mr);
@@ -105,7 +107,7 @@ static void plan_tiles(plan_t *p, int threads) {
     if (threads <= 1) return;
     size_t want = (size_t)threads * TILES_PER_THREAD;
     while (p->mt * p->nt < want) {
-        if (p->pm >= 2 * (p->mt + 1))
+        if (p->pm >= MIN_TILE_PANELS * (p->mt + 1))
             p->mt++;
         else if (p->pn >= p->nt + 1)
             p->nt++;
