@@ -1,0 +1,219 @@
+/* glora bench train: supernet-training images/s on vit-tiny-28 (batch 64,
+ * official 432-configuration space at rank 4, AdamW over the GLoRA tensors
+ * and the head), side by side with the PyTorch peer bench/bench_train.py run
+ * in the same invocation; peak RSS against what training must hold. */
+#include "cli/cli.h"
+#include "cli/commands.h"
+
+#include "glora/common.h"
+#include "glora/layer.h"
+#include "glora/model.h"
+#include "glora/parallel.h"
+#include "glora/rng.h"
+#include "glora/train.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+static const glora_config_key_t keys[] = {
+    {"bench.batch", GLORA_CFG_INT, "64", "images per step", 1, 4096, NULL},
+    {"bench.steps", GLORA_CFG_INT, "30", "timed steps per run", 1, 100000, NULL},
+    {"bench.repeat", GLORA_CFG_INT, "3", "timed runs (the median is reported)", 1, 100, NULL},
+    {"bench.rank", GLORA_CFG_INT, "4", "supernet rank", 1, GLORA_MAX_RANK, NULL},
+    {"bench.peer", GLORA_CFG_STRING, "bench/bench_train.py", "PyTorch peer script (none: do not run it)", 0, 0, NULL},
+    {"bench.python", GLORA_CFG_STRING, "/usr/bin/python3", "Python with torch for the peer", 0, 0, NULL},
+};
+static const glora_config_schema_t schema = GLORA_CONFIG_SCHEMA(keys);
+
+static const cli_flag_t flags[] = {
+    {"--batch", "bench.batch", "N", "batch size"},
+    {"--steps", "bench.steps", "N", "timed steps per run"},
+    {"--repeat", "bench.repeat", "N", "timed runs"},
+    {"--peer", "bench.peer", "SCRIPT", "PyTorch peer script (none to skip)"},
+    {"--json", NULL, NULL, "print one JSON line instead of text"},
+};
+
+static const cli_cmd_t cmd = {
+    .name = "bench train",
+    .synopsis = "[CONFIG] [options]",
+    .summary = "Supernet training speed on vit-tiny-28 (random weights and images, batch 64,\n"
+               "every layer drawing from the official 432 configurations every step, AdamW\n"
+               "over the GLoRA tensors and the head), 2 threads unless --threads says\n"
+               "otherwise; then the PyTorch peer (bench/bench_train.py, the official layer\n"
+               "code) in the same invocation, and the ratio. Run from the source tree:\n"
+               "  glora bench train",
+    .schema = &schema,
+    .flags = flags,
+    .n_flags = sizeof flags / sizeof flags[0],
+};
+
+typedef struct {
+    double runs[100];
+    int n;
+} runs_t;
+
+static void on_epoch(const glora_train_progress_t *p, void *ctx) {
+    runs_t *r = ctx;
+    if (p->epoch > 0 && r->n < 100) r->runs[r->n++] = p->images_per_s; /* epoch 0 warms up */
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Runs the peer and parses its JSON line; 0 on success. */
+static int run_peer(const char *python, const char *script, int threads, int batch, int steps,
+                    int repeat, double *ips, double *rss_mb, char *why, size_t why_n) {
+    if (access(script, R_OK) != 0) {
+        snprintf(why, why_n, "'%s' not found (run from the source tree, or --peer PATH)", script);
+        return -1;
+    }
+    char cmdline[2048];
+    snprintf(cmdline, sizeof cmdline,
+             "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE '%s' '%s' --threads %d --batch %d --steps %d "
+             "--repeat %d 2>&1",
+             python, script, threads, batch, steps, repeat);
+    FILE *p = popen(cmdline, "r");
+    if (!p) {
+        snprintf(why, why_n, "cannot start '%s'", python);
+        return -1;
+    }
+    char line[8192];
+    int found = -1;
+    while (fgets(line, sizeof line, p)) {
+        cJSON *j = line[0] == '{' ? cJSON_Parse(line) : NULL;
+        const cJSON *v = j ? cJSON_GetObjectItem(j, "images_per_s") : NULL;
+        if (cJSON_IsNumber(v)) {
+            *ips = v->valuedouble;
+            const cJSON *r = cJSON_GetObjectItem(j, "peak_rss_mb");
+            *rss_mb = cJSON_IsNumber(r) ? r->valuedouble : 0;
+            found = 0;
+        }
+        cJSON_Delete(j);
+    }
+    int st = pclose(p);
+    if (found != 0) snprintf(why, why_n, "'%s %s' printed no result (exit status %d)", python, script, st);
+    return found;
+}
+
+int glora_cmd_bench_train(int argc, char **argv) {
+    cli_args_t args;
+    int rc = cli_parse(&cmd, argc, argv, &args);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    const glora_config_t *cfg = args.cfg;
+    if (args.threads == 0) glora_set_threads(2);
+    const int threads = glora_max_threads();
+    const int batch = (int)glora_config_int(cfg, "bench.batch");
+    const int steps = (int)glora_config_int(cfg, "bench.steps");
+    const int repeat = (int)glora_config_int(cfg, "bench.repeat");
+    const int rank = (int)glora_config_int(cfg, "bench.rank");
+    const int json = cli_switch(&cmd, &args, "--json");
+
+    glora_vit_arch_t a = {.img_size = 28, .in_chans = 1, .patch = 7, .dim = 128, .depth = 6,
+                          .heads = 4, .mlp_hidden = 512, .num_classes = 10};
+    glora_vit_t *m = NULL;
+    unsigned char *mask = NULL;
+    float *x = NULL;
+    int *y = NULL;
+    int status = CLI_FAIL;
+    if (glora_vit_create(&m, &a, rank)) goto fail;
+    glora_rng_t rng;
+    glora_rng_seed(&rng, 42);
+    glora_train_init_vit(m, &rng);
+    glora_train_init_adapters(m, &rng);
+    /* Non-zero down factors, as in a supernet under training. */
+    for (int l = 0; l < glora_vit_layers(m); l++) {
+        glora_adapter_t *ad = &m->adapters[l];
+        for (int k = 0; k < ad->out * rank; k++) {
+            ad->Ad[k] = glora_rng_uniform_f(&rng, -0.01f, 0.01f);
+            ad->Bd[k] = glora_rng_uniform_f(&rng, -0.01f, 0.01f);
+        }
+        for (int k = 0; k < ad->in * rank; k++) ad->Cd[k] = glora_rng_uniform_f(&rng, -0.01f, 0.01f);
+    }
+    mask = calloc((size_t)m->n_params, 1);
+    const size_t n = (size_t)batch * steps, img = 28 * 28;
+    x = malloc(n * img * sizeof *x);
+    y = malloc(n * sizeof *y);
+    if (!mask || !x || !y) {
+        glora_error(GLORA_ENOMEM, "bench 'train': out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < n * img; i++) x[i] = glora_rng_uniform_f(&rng, -1, 1);
+    for (size_t i = 0; i < n; i++) y[i] = (int)glora_rng_below(&rng, 10);
+    if (glora_train_select(m, "adapter,head", mask)) goto fail;
+    glora_space_t space;
+    glora_space_official(&space, rank);
+    runs_t runs = {0};
+    glora_train_opts_t o = {0};
+    o.epochs = repeat + 1;
+    o.batch = (size_t)batch;
+    o.sched = (glora_sched_t){.lr = 1e-3, .warmup_start = 1e-6, .floor = 1e-5};
+    o.adamw = (glora_adamw_cfg_t){0.9, 0.999, 1e-8, 1e-4};
+    o.seed = 42;
+    o.space = &space;
+    o.on_epoch = on_epoch;
+    o.cb_ctx = &runs;
+    glora_train_data_t td = {x, y, n};
+    if (!json) fprintf(stderr, "glora: %d timed runs of %d steps (batch %d, %d threads)...\n", repeat, steps, batch, threads);
+    if (glora_train_run(m, mask, &o, &td, NULL, NULL)) goto fail;
+    qsort(runs.runs, (size_t)runs.n, sizeof runs.runs[0], cmp_double);
+    const double ips = runs.runs[runs.n / 2];
+
+    /* Memory training must hold: weights, one batch of activations (as the
+     * forward pass keeps them for backward), gradients and AdamW moments of
+     * the trainable tensors. */
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    const double peak_mb = (double)ru.ru_maxrss / 1024.0;
+    size_t trainable = 0;
+    for (int i = 0; i < m->n_params; i++) trainable += mask[i] ? m->params[i].numel : 0;
+    const size_t B = (size_t)batch, T = 17, C = 128, H = 512, NH = 4, N = B * T;
+    const size_t acts = B * 16 * 49 + B * 16 * C + N * C +
+                        6 * (N * C * 6 + N * 4 + N * 3 * C + B * NH * T * T + N * H * 2) + N * C + 2 * N +
+                        B * C + B * 10;
+    const double need_mb = (double)(m->n_floats + acts + 3 * trainable) * 4.0 / (1024.0 * 1024.0);
+
+    double peer_ips = 0, peer_rss = 0;
+    char why[600] = "";
+    const char *peer = glora_config_string(cfg, "bench.peer");
+    int have_peer = peer && peer[0] && strcmp(peer, "none") != 0 &&
+                    run_peer(glora_config_string(cfg, "bench.python"), peer, threads, batch, steps, repeat,
+                             &peer_ips, &peer_rss, why, sizeof why) == 0;
+    if (json) {
+        printf("{\"bench\": \"train\", \"impl\": \"glora\", \"images_per_s\": %.1f, \"runs_images_per_s\": [", ips);
+        for (int i = 0; i < runs.n; i++) printf("%s%.1f", i ? ", " : "", runs.runs[i]);
+        printf("], \"threads\": %d, \"batch\": %d, \"steps\": %d, \"rank\": %d, \"peak_rss_mb\": %.1f, "
+               "\"needed_mb\": %.1f", threads, batch, steps, rank, peak_mb, need_mb);
+        if (have_peer) printf(", \"pytorch_images_per_s\": %.1f, \"ratio\": %.2f", peer_ips, peer_ips > 0 ? ips / peer_ips : 0);
+        printf("}\n");
+    } else {
+        printf("supernet training, vit-tiny-28, rank %d, batch %d, %d threads\n", rank, batch, threads);
+        printf("  glora    %8.1f images/s (median of", ips);
+        for (int i = 0; i < runs.n; i++) printf(" %.0f", runs.runs[i]);
+        printf(")\n");
+        if (have_peer)
+            printf("  pytorch  %8.1f images/s (%s, same invocation)\n  ratio    %8.2fx\n", peer_ips, peer,
+                   peer_ips > 0 ? ips / peer_ips : 0);
+        else
+            printf("  pytorch  not run: %s\n", why[0] ? why : "--peer none");
+        printf("  peak RSS %.1f MB; weights + activations of one batch + gradients and AdamW state: "
+               "%.1f MB (%.2fx)\n", peak_mb, need_mb, peak_mb / need_mb);
+        if (have_peer && peer_rss > 0) printf("  pytorch peak RSS %.1f MB\n", peer_rss);
+    }
+    status = CLI_OK;
+    goto out;
+fail:
+    status = cli_fail();
+out:
+    free(mask);
+    free(x);
+    free(y);
+    glora_vit_free(m);
+    cli_args_free(&args);
+    return status;
+}
