@@ -253,7 +253,6 @@ typedef struct {
     int tty;
     int generations;
     int gen;
-    double t0;
 } progress_t;
 
 static void on_batch(void *ctx, int gen, size_t n) {
@@ -369,7 +368,7 @@ int glora_cmd_search(int argc, char **argv) {
         if (glora_write_atomic(path, dump, strlen(dump))) goto fail;
     }
 
-    progress_t prog = {.tty = cli_is_tty(), .generations = o.generations, .t0 = glora_now()};
+    progress_t prog = {.tty = cli_is_tty(), .generations = o.generations};
     v.m = m;
     v.x = ds.x;
     v.y = ds.y;
