@@ -32,9 +32,9 @@ int glora_search_vit_evaluate(void *ctx, const glora_layer_cfg_t *const *cands, 
     glora_search_vit_t *v = ctx;
     if (!v->tick)
         return glora_vit_eval_candidates(v->m, cands, n, v->x, v->y, v->n_img, v->batch, acc);
-    /* Chunks of a few candidates per thread, so the counter moves; each
+    /* Chunks of two candidates per thread, so the counter moves; each
      * candidate's accuracy does not depend on which chunk it is in. */
-    size_t chunk = 4 * (size_t)glora_max_threads();
+    size_t chunk = 2 * (size_t)glora_max_threads();
     v->tick(v->tick_ctx, 0, n);
     for (size_t i = 0; i < n; i += chunk) {
         size_t k = n - i < chunk ? n - i : chunk;
