@@ -15,6 +15,7 @@ typedef struct {
 } command_t;
 
 static const command_t commands[] = {
+    {"run", glora_cmd_run, "the whole pipeline from one YAML file, with a summary table"},
     {"init", glora_cmd_init, "write a freshly initialised ViT backbone (vit-tiny-28, ViT-B/16, or custom)"},
     {"info", glora_cmd_info, "show a model's architecture, tensors and adapted layers"},
     {"eval", glora_cmd_eval, "accuracy and speed of a backbone, supernet subnet or adapter on a data split"},

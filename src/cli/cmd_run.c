@@ -1,0 +1,487 @@
+/* glora run: the whole pipeline from one YAML file.
+ *
+ * The file has one top-level section per stage, each read by that stage's
+ * own command (--section), plus a `run` section for this command:
+ *   run:      name, directory, shared backbone path, stages, val/test splits
+ *   pretrain: glora pretrain's keys    (only when the backbone is missing)
+ *   finetune: glora finetune's keys    (baselines)
+ *   supernet: glora supernet's keys
+ *   search:   glora search's keys
+ *   retrain:  glora retrain's keys
+ * This command fills in every path between stages (--set), so the sections
+ * hold only settings. Each stage leaves a marker in RUN/stages/ when it ends;
+ * a rerun skips finished stages and resumes an interrupted one from its
+ * checkpoint. */
+#include "cli/cli.h"
+#include "cli/cli_model.h"
+#include "cli/commands.h"
+
+#include "glora/common.h"
+#include "glora/fileio.h"
+#include "glora/parallel.h"
+#include "glora/safetensors.h"
+#include "glora/spec.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *const all_stages[] = {"pretrain", "finetune", "supernet", "search", "retrain", "merge", "eval", NULL};
+
+#define SPLIT_KEYS(s, what, def_start, def_count)                                                    \
+    {"" s ".images", GLORA_CFG_STRING, NULL, "IDX images of the " what " split", 0, 0, NULL},     \
+    {"" s ".labels", GLORA_CFG_STRING, NULL, "IDX labels of the " what " split", 0, 0, NULL},     \
+    {"" s ".start", GLORA_CFG_INT, def_start, "first example of the " what " split", 0, 1e9, NULL}, \
+    {"" s ".count", GLORA_CFG_INT, def_count, "examples of the " what " split (0: to the end)", 0, 1e9, NULL}
+
+static const glora_config_key_t keys[] = {
+    {"name", GLORA_CFG_STRING, NULL, "name of the run: its files go to DIR/NAME", 0, 0, NULL},
+    {"dir", GLORA_CFG_STRING, "runs", "directory of all runs", 0, 0, NULL},
+    {"backbone", GLORA_CFG_STRING, NULL, "pretrained backbone; made by the pretrain stage when missing "
+                                             "(default DIR/NAME/backbone.safetensors)", 0, 0, NULL},
+    {"stages", GLORA_CFG_STRINGS, "[pretrain, supernet, search, retrain, merge, eval]",
+     "stages to run, in pipeline order", 0, 0, all_stages},
+    {"subnet", GLORA_CFG_STRING, NULL, "subnet spec to retrain when there is no search stage; or "
+                                           "preset:lora4 (B = lora_4), preset:ssf (A, D, E = vector)", 0, 0, NULL},
+    {"label", GLORA_CFG_STRING, NULL, "name of the method in the summary (default from the stages)", 0, 0, NULL},
+    SPLIT_KEYS("val", "validation", "0", "0"),
+    SPLIT_KEYS("test", "test", "0", "0"),
+    {"mean", GLORA_CFG_NUMBER, "0.5", "normalisation mean of the val/test images", 0, 0, NULL},
+    {"std", GLORA_CFG_NUMBER, "0.5", "normalisation standard deviation", 1e-6, 1e6, NULL},
+    {"heads", GLORA_CFG_INT, "0", "attention heads if the backbone's metadata lacks them", 0, 1024, NULL},
+};
+static const glora_config_schema_t schema = GLORA_CONFIG_SCHEMA(keys);
+
+static const cli_flag_t flags[] = {
+    {"--name", "name", "NAME", "name of the run"},
+    {"--dir", "dir", "DIR", "directory of all runs"},
+    {"--restart", NULL, NULL, "forget finished stages and start the run over"},
+};
+
+static const cli_cmd_t cmd = {
+    .name = "run",
+    .synopsis = "CONFIG [--name NAME] [--set KEY=VALUE] [--threads N] [--restart]",
+    .summary =
+        "Runs the whole GLoRA pipeline from one YAML file: data check, backbone\n"
+        "(pretrained when the file is missing), supernet, search, retrain, merge and a\n"
+        "final evaluation, with every artefact under DIR/NAME and a summary table at\n"
+        "the end (also DIR/NAME/summary.json). Finished stages are skipped; an\n"
+        "interrupted run continues where it stopped. Each stage's settings are the\n"
+        "section of CONFIG named after it, read by that command (see 'glora supernet\n"
+        "--help' etc.); only the run section's keys are listed here. Example:\n"
+        "  glora run configs/quickstart.yaml",
+    .schema = &schema,
+    .flags = flags,
+    .n_flags = sizeof flags / sizeof flags[0],
+};
+
+typedef struct {
+    const char *config;
+    char out[2048];
+    char backbone[2100], supernet[2100], search_dir[2100], adapter[2100], merged[2100], finetuned[2100];
+    char subnet[2200];
+    double seconds[8];
+    int skipped[8];
+} run_t;
+
+static int stage_index(const char *name) {
+    for (int i = 0; all_stages[i]; i++)
+        if (strcmp(all_stages[i], name) == 0) return i;
+    return -1;
+}
+
+static int exists(const char *path) { return access(path, F_OK) == 0; }
+
+static void marker_path(const run_t *r, const char *stage, char *buf, size_t n) {
+    snprintf(buf, n, "%s/stages/%s.done", r->out, stage);
+}
+
+/* Calls a command with a NULL-terminated list of arguments. */
+static int call(int (*fn)(int, char **), const char *name, ...) {
+    char *argv[64];
+    int argc = 0;
+    argv[argc++] = (char *)name;
+    va_list ap;
+    va_start(ap, name);
+    for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 63;) argv[argc++] = a;
+    va_end(ap);
+    argv[argc] = NULL;
+    fflush(stdout);
+    int rc = fn(argc, argv);
+    fflush(stdout);
+    return rc;
+}
+
+static char *setkv(char *buf, size_t n, const char *key, const char *value) {
+    snprintf(buf, n, "%s=%s", key, value);
+    return buf;
+}
+
+/* A subnet spec for a preset method on the backbone's architecture. */
+static int write_preset(const glora_vit_t *m, const char *preset, const char *path) {
+    glora_layer_cfg_t cfg[4 * 256];
+    glora_choice_t none = {GLORA_NONE, 0}, vec = {GLORA_VECTOR, 0}, l4 = {GLORA_LORA, 4};
+    int L = glora_vit_layers(m);
+    for (int l = 0; l < L; l++) {
+        if (strcmp(preset, "preset:lora4") == 0) cfg[l] = (glora_layer_cfg_t){{none, l4, none, none, none}};
+        else if (strcmp(preset, "preset:ssf") == 0) cfg[l] = (glora_layer_cfg_t){{vec, none, none, vec, vec}};
+        else return glora_error(GLORA_EINVAL, "subnet '%s': unknown preset (preset:lora4 or preset:ssf)", preset);
+    }
+    glora_vit_t shape = *m;
+    shape.rank = 4;
+    glora_spec_t spec;
+    int rc = glora_spec_from_model(&spec, &shape, cfg, "");
+    if (!rc) rc = glora_spec_write(&spec, path);
+    glora_spec_free(&spec);
+    return rc;
+}
+
+typedef struct {
+    const char *method;
+    size_t params;
+    int have_val, have_test;
+    double val, test;
+} row_t;
+
+static int eval_split(const glora_vit_t *m, const glora_layer_cfg_t *cfg, const glora_dataset_t *ds, double *acc) {
+    glora_vit_linears_t *lin = NULL;
+    glora_vit_acts_t *acts = NULL;
+    size_t batch = ds->n < 256 ? ds->n : 256;
+    int rc = glora_vit_linears_create(&lin, m);
+    if (!rc) rc = glora_vit_acts_create(&acts, m, batch, 0);
+    if (!rc) {
+        glora_vit_linears_set(lin, m, cfg);
+        *acc = (double)glora_vit_count_correct(m, lin, acts, ds->x, ds->y, ds->n) / (double)ds->n;
+    }
+    glora_vit_linears_free(lin);
+    glora_vit_acts_free(acts);
+    return rc;
+}
+
+static int load_split(const glora_config_t *cfg, const char *split, glora_dataset_t *ds, int *have) {
+    char k1[64], k2[64], k3[64], k4[64];
+    snprintf(k1, sizeof k1, "%s.images", split);
+    snprintf(k2, sizeof k2, "%s.labels", split);
+    snprintf(k3, sizeof k3, "%s.start", split);
+    snprintf(k4, sizeof k4, "%s.count", split);
+    *have = 0;
+    memset(ds, 0, sizeof *ds);
+    if (!glora_config_string(cfg, k1) || !glora_config_string(cfg, k2)) return GLORA_OK;
+    int rc = glora_idx_load(ds, glora_config_string(cfg, k1), glora_config_string(cfg, k2),
+                            (size_t)glora_config_int(cfg, k3), (size_t)glora_config_int(cfg, k4),
+                            (float)glora_config_number(cfg, "mean"), (float)glora_config_number(cfg, "std"));
+    if (!rc) *have = 1;
+    return rc;
+}
+
+/* The final evaluation: every model the run made, on val and test. */
+static int final_eval(const run_t *r, const glora_config_t *cfg, row_t *rows, int *nrows, char *label_buf) {
+    glora_dataset_t val, test;
+    int have_val, have_test, rc;
+    *nrows = 0;
+    if ((rc = load_split(cfg, "val", &val, &have_val))) return rc;
+    if ((rc = load_split(cfg, "test", &test, &have_test))) { glora_dataset_free(&val); return rc; }
+    int heads = (int)glora_config_int(cfg, "heads");
+    typedef struct { const char *method, *adapter, *backbone, *spec; } model_t;
+    model_t what[4];
+    int n = 0;
+    if (exists(r->supernet) && exists(r->subnet))
+        what[n++] = (model_t){"GLoRA subnet, supernet weights", r->supernet, r->backbone, r->subnet};
+    if (exists(r->adapter))
+        what[n++] = (model_t){"GLoRA subnet, retrained", r->adapter, r->backbone, NULL};
+    if (exists(r->merged))
+        what[n++] = (model_t){"merged into plain ViT", NULL, r->merged, NULL};
+    if (exists(r->finetuned))
+        what[n++] = (model_t){label_buf, NULL, r->finetuned, NULL};
+    for (int i = 0; i < n && !rc; i++) {
+        glora_vit_t *m = NULL;
+        glora_spec_t spec = {0};
+        int have_spec = 0;
+        rc = glora_vit_load(&m, what[i].backbone, what[i].adapter, heads);
+        if (!rc) rc = cli_load_subnet(m, what[i].spec, what[i].adapter, &spec, &have_spec);
+        row_t *row = &rows[(*nrows)++];
+        memset(row, 0, sizeof *row);
+        row->method = what[i].method;
+        row->params = have_spec ? spec.params : 0;
+        if (!rc && what[i].backbone == r->merged) {
+            /* The merged model is the retrained subnet folded in: same count. */
+            glora_st_t *st;
+            if (glora_st_open(&st, r->merged) == GLORA_OK) {
+                const char *p = glora_st_meta(st, "glora.subnet_params");
+                row->params = p ? (size_t)strtoull(p, NULL, 10) : 0;
+                glora_st_close(st);
+            }
+        }
+        if (!rc && what[i].backbone == r->finetuned) {
+            /* A fine-tuned backbone: its trainable parameters are in the
+             * marker written by the stage (head excluded). */
+            char mk[2200];
+            marker_path(r, "finetune", mk, sizeof mk);
+            FILE *f = fopen(mk, "r");
+            unsigned long long p = 0;
+            if (f) {
+                if (fscanf(f, "%*f %llu", &p) != 1) p = 0;
+                fclose(f);
+            }
+            row->params = (size_t)p;
+        }
+        if (!rc && have_val) { rc = eval_split(m, have_spec ? spec.cfg : NULL, &val, &row->val); row->have_val = 1; }
+        if (!rc && have_test) { rc = eval_split(m, have_spec ? spec.cfg : NULL, &test, &row->test); row->have_test = 1; }
+        glora_spec_free(&spec);
+        glora_vit_free(m);
+    }
+    glora_dataset_free(&val);
+    glora_dataset_free(&test);
+    return rc;
+}
+
+static int write_summary(const run_t *r, const glora_config_t *cfg, const row_t *rows, int nrows) {
+    char path[2200];
+    snprintf(path, sizeof path, "%s/summary.json", r->out);
+    size_t cap = 8192, len = 0;
+    char *s = malloc(cap);
+    if (!s) return glora_error(GLORA_ENOMEM, "summary '%s': out of memory", path);
+#define P(...) len += (size_t)snprintf(s + len, len < cap ? cap - len : 0, __VA_ARGS__)
+    P("{\n  \"name\": \"%s\",\n  \"threads\": %d,\n  \"rows\": [\n", glora_config_string(cfg, "name"), glora_max_threads());
+    for (int i = 0; i < nrows; i++) {
+        P("    {\"method\": \"%s\", \"params\": %zu", rows[i].method, rows[i].params);
+        if (rows[i].have_val) P(", \"val_accuracy\": %.6f", rows[i].val);
+        if (rows[i].have_test) P(", \"test_accuracy\": %.6f", rows[i].test);
+        P("}%s\n", i + 1 < nrows ? "," : "");
+    }
+    P("  ],\n  \"stages\": {");
+    int first = 1;
+    for (int i = 0; all_stages[i]; i++) {
+        if (r->seconds[i] < 0) continue;
+        P("%s\"%s\": {\"seconds\": %.1f, \"skipped\": %s}", first ? "" : ", ", all_stages[i], r->seconds[i],
+          r->skipped[i] ? "true" : "false");
+        first = 0;
+    }
+    P("}\n}\n");
+#undef P
+    int rc = len < cap ? glora_write_atomic(path, s, len)
+                       : glora_error(GLORA_EINVAL, "summary '%s': too long", path);
+    free(s);
+    return rc;
+}
+
+static void print_summary(const run_t *r, const row_t *rows, int nrows) {
+    printf("\n%-34s %12s %10s %10s\n", "method", "params", "val acc", "test acc");
+    for (int i = 0; i < nrows; i++) {
+        printf("%-34s %12zu", rows[i].method, rows[i].params);
+        if (rows[i].have_val) printf(" %10.4f", rows[i].val); else printf(" %10s", "-");
+        if (rows[i].have_test) printf(" %10.4f", rows[i].test); else printf(" %10s", "-");
+        printf("\n");
+    }
+    printf("(params: trainable GLoRA parameters or fine-tuned weights, head excluded)\nstages:");
+    for (int i = 0; all_stages[i]; i++)
+        if (r->seconds[i] >= 0)
+            printf(" %s %.0fs%s", all_stages[i], r->seconds[i], r->skipped[i] ? " (done before)" : "");
+    printf("\nfiles: %s\n", r->out);
+}
+
+int glora_cmd_run(int argc, char **argv) {
+    cli_args_t args;
+    int rc = CLI_OK;
+    /* The run section is this command's; the others belong to the stages. */
+    int has_section = 0;
+    for (int i = 1; i < argc; i++) has_section |= strcmp(argv[i], "--section") == 0;
+    if (has_section) return cli_usage_error("run", "run reads its own 'run' section; no --section");
+    char *av[64];
+    int ac = 0;
+    for (int i = 0; i < argc && ac < 60; i++) av[ac++] = argv[i];
+    av[ac++] = "--section";
+    av[ac++] = "run";
+    av[ac] = NULL;
+    int prc = cli_parse(&cmd, ac, av, &args);
+    if (prc) return prc < 0 ? CLI_OK : (prc == CLI_USAGE && !args.config_path ? prc : prc);
+    const glora_config_t *cfg = args.cfg;
+    if (!args.config_path) {
+        cli_args_free(&args);
+        return cli_usage_error("run", "which pipeline? give a YAML config, e.g. configs/quickstart.yaml");
+    }
+    if (glora_config_require(cfg, "name")) { cli_args_free(&args); return cli_fail(); }
+    run_t r = {.config = args.config_path};
+    for (int i = 0; i < 8; i++) r.seconds[i] = -1;
+    snprintf(r.out, sizeof r.out, "%s/%s", glora_config_string(cfg, "dir"), glora_config_string(cfg, "name"));
+    if (glora_config_string(cfg, "backbone"))
+        snprintf(r.backbone, sizeof r.backbone, "%s", glora_config_string(cfg, "backbone"));
+    else
+        snprintf(r.backbone, sizeof r.backbone, "%s/backbone.safetensors", r.out);
+    snprintf(r.supernet, sizeof r.supernet, "%s/supernet.safetensors", r.out);
+    snprintf(r.search_dir, sizeof r.search_dir, "%s/search", r.out);
+    snprintf(r.adapter, sizeof r.adapter, "%s/adapter.safetensors", r.out);
+    snprintf(r.merged, sizeof r.merged, "%s/merged.safetensors", r.out);
+    snprintf(r.finetuned, sizeof r.finetuned, "%s/finetuned.safetensors", r.out);
+    char stages_dir[2100];
+    snprintf(stages_dir, sizeof stages_dir, "%s/stages", r.out);
+    if (glora_mkdir_p(stages_dir)) { cli_args_free(&args); return cli_fail(); }
+    if (cli_switch(&cmd, &args, "--restart")) {
+        for (int i = 0; all_stages[i]; i++) {
+            char mk[2200];
+            marker_path(&r, all_stages[i], mk, sizeof mk);
+            unlink(mk);
+        }
+    }
+    /* Keep the config the run was made with beside its results. */
+    {
+        char *text, path[2200];
+        size_t n;
+        snprintf(path, sizeof path, "%s/config.yaml", r.out);
+        if (glora_read_file(args.config_path, 1 << 20, &text, &n) || glora_write_atomic(path, text, n)) {
+            cli_args_free(&args);
+            return cli_fail();
+        }
+        free(text);
+    }
+
+    size_t nst;
+    const char *const *st = glora_config_strings(cfg, "stages", &nst);
+    int want[8] = {0};
+    for (size_t i = 0; i < nst; i++) want[stage_index(st[i])] = 1;
+    const char *subnet_opt = glora_config_string(cfg, "subnet");
+    if (subnet_opt && strncmp(subnet_opt, "preset:", 7) != 0)
+        snprintf(r.subnet, sizeof r.subnet, "%s", subnet_opt);
+    else if (subnet_opt)
+        snprintf(r.subnet, sizeof r.subnet, "%s/subnet.json", r.out);
+    else
+        snprintf(r.subnet, sizeof r.subnet, "%s/best.json", r.search_dir);
+
+    char s1[2300], s2[2300], s3[2300], s4[2300], s5[2300];
+    const char *conf = args.config_path;
+    double t_all = glora_now();
+    fprintf(stderr, "run '%s': stages", glora_config_string(cfg, "name"));
+    for (size_t i = 0; i < nst; i++) fprintf(stderr, " %s", st[i]);
+    fprintf(stderr, "; files in %s\n", r.out);
+
+    for (int si = 0; all_stages[si] && rc == CLI_OK; si++) {
+        const char *stage = all_stages[si];
+        /* The backbone is pretrained only when missing, whatever the list says. */
+        if (si == 0 && exists(r.backbone)) {
+            if (want[0]) { r.seconds[0] = 0; r.skipped[0] = 1; }
+            continue;
+        }
+        if (si == 0 && !want[0]) {
+            glora_error(GLORA_EINVAL, "run '%s': backbone '%s' is missing and the stages do not include pretrain",
+                        conf, r.backbone);
+            rc = cli_fail();
+            break;
+        }
+        if (!want[si] || si == stage_index("eval")) continue;
+        char mk[2200];
+        marker_path(&r, stage, mk, sizeof mk);
+        if (exists(mk)) {
+            FILE *f = fopen(mk, "r");
+            if (f) {
+                if (fscanf(f, "%lf", &r.seconds[si]) != 1) r.seconds[si] = 0;
+                fclose(f);
+            }
+            r.skipped[si] = 1;
+            fprintf(stderr, "== %s: done before (%s), skipped\n", stage, mk);
+            continue;
+        }
+        fprintf(stderr, "== %s\n", stage);
+        double t0 = glora_now();
+        char extra[64] = "";
+        if (si == stage_index("pretrain")) {
+            rc = call(glora_cmd_pretrain, "pretrain", conf, "--section", "pretrain", "--resume", "--set",
+                      setkv(s1, sizeof s1, "output", r.backbone), NULL);
+        } else if (si == stage_index("finetune")) {
+            rc = call(glora_cmd_finetune, "finetune", conf, "--section", "finetune", "--resume", "--set",
+                      setkv(s1, sizeof s1, "model.backbone", r.backbone), "--set",
+                      setkv(s2, sizeof s2, "output", r.finetuned), NULL);
+            /* Trainable parameters, head excluded, for the summary. */
+            if (rc == CLI_OK) {
+                glora_vit_t *m0 = NULL, *m1 = NULL;
+                size_t changed = 0;
+                if (!glora_vit_load(&m0, r.backbone, NULL, (int)glora_config_int(cfg, "heads")) &&
+                    !glora_vit_load(&m1, r.finetuned, NULL, (int)glora_config_int(cfg, "heads"))) {
+                    for (int i = 0; i < m1->n_params; i++) {
+                        const glora_param_t *p = &m1->params[i], *q = glora_vit_param(m0, p->name);
+                        if (p->role != GLORA_ROLE_BACKBONE || !q) continue;
+                        if (memcmp(m1->mem + p->offset, m0->mem + q->offset, p->numel * sizeof(float)) != 0)
+                            changed += p->numel;
+                    }
+                }
+                glora_vit_free(m0);
+                glora_vit_free(m1);
+                snprintf(extra, sizeof extra, " %zu", changed);
+            }
+        } else if (si == stage_index("supernet")) {
+            rc = call(glora_cmd_supernet, "supernet", conf, "--section", "supernet", "--resume", "--set",
+                      setkv(s1, sizeof s1, "model.backbone", r.backbone), "--set",
+                      setkv(s2, sizeof s2, "output", r.supernet), NULL);
+        } else if (si == stage_index("search")) {
+            rc = call(glora_cmd_search, "search", conf, "--section", "search", "--resume", "--set",
+                      setkv(s1, sizeof s1, "model.backbone", r.backbone), "--set",
+                      setkv(s2, sizeof s2, "model.adapter", r.supernet), "--set",
+                      setkv(s3, sizeof s3, "output.dir", r.search_dir), NULL);
+        } else if (si == stage_index("retrain")) {
+            if (subnet_opt && strncmp(subnet_opt, "preset:", 7) == 0) {
+                glora_vit_t *m = NULL;
+                if (glora_vit_load(&m, r.backbone, NULL, (int)glora_config_int(cfg, "heads")) ||
+                    write_preset(m, subnet_opt, r.subnet)) {
+                    glora_vit_free(m);
+                    rc = cli_fail();
+                    break;
+                }
+                glora_vit_free(m);
+            }
+            if (exists(r.supernet))
+                rc = call(glora_cmd_retrain, "retrain", conf, "--section", "retrain", "--resume", "--set",
+                          setkv(s1, sizeof s1, "model.backbone", r.backbone), "--set",
+                          setkv(s2, sizeof s2, "model.adapter", r.supernet), "--set",
+                          setkv(s3, sizeof s3, "subnet", r.subnet), "--set",
+                          setkv(s4, sizeof s4, "output", r.adapter), NULL);
+            else
+                rc = call(glora_cmd_retrain, "retrain", conf, "--section", "retrain", "--resume", "--set",
+                          setkv(s1, sizeof s1, "model.backbone", r.backbone), "--set",
+                          setkv(s3, sizeof s3, "subnet", r.subnet), "--set",
+                          setkv(s4, sizeof s4, "output", r.adapter), NULL);
+        } else if (si == stage_index("merge")) {
+            rc = call(glora_cmd_merge, "merge", "--model", r.backbone, "--adapter", r.adapter, "-o", r.merged, NULL);
+        }
+        (void)s5;
+        r.seconds[si] = glora_now() - t0;
+        if (rc != CLI_OK) {
+            fprintf(stderr, "run: stage '%s' failed; fix the cause and run the same command again to continue\n", stage);
+            break;
+        }
+        char line[128];
+        int n = snprintf(line, sizeof line, "%.1f%s\n", r.seconds[si], extra);
+        if (glora_write_atomic(mk, line, (size_t)n)) { rc = cli_fail(); break; }
+    }
+    if (rc == CLI_OK && want[stage_index("eval")]) {
+        fprintf(stderr, "== eval\n");
+        double t0 = glora_now();
+        row_t rows[8];
+        int nrows = 0;
+        char label[128];
+        const char *lab = glora_config_string(cfg, "label");
+        snprintf(label, sizeof label, "%s", lab ? lab : "fine-tuned backbone");
+        if (final_eval(&r, cfg, rows, &nrows, label) != GLORA_OK) {
+            rc = cli_fail();
+        } else {
+            r.seconds[stage_index("eval")] = glora_now() - t0;
+            if (lab && nrows > 0 && rows[0].method != (const char *)label) {
+                /* A named method (baseline configs): label its first row. */
+                rows[0].method = label;
+            }
+            if (write_summary(&r, cfg, rows, nrows)) rc = cli_fail();
+            else print_summary(&r, rows, nrows);
+            /* The merged model must score what the retrained adapter scores. */
+            for (int i = 0; i + 1 < nrows; i++)
+                if (strcmp(rows[i].method, "GLoRA subnet, retrained") == 0 &&
+                    strcmp(rows[i + 1].method, "merged into plain ViT") == 0 && rows[i].have_test &&
+                    rows[i].test != rows[i + 1].test)
+                    fprintf(stderr, "warning: merged test accuracy %.4f differs from the adapter's %.4f\n",
+                            rows[i + 1].test, rows[i].test);
+        }
+    }
+    if (rc == CLI_OK) fprintf(stderr, "run '%s' finished in %.0fs\n", glora_config_string(cfg, "name"), glora_now() - t_all);
+    cli_args_free(&args);
+    return rc;
+}
