@@ -35,6 +35,18 @@ expect 0 "$GLORA" pretrain --model "$T/init.safetensors" $COMMON --lr 3e-3 --res
 has "$T/err" 'resumed after epoch 2'
 cmp -s "$T/bb.safetensors" "$T/bb2.safetensors" || fail "pretrain: resumed run differs from the uninterrupted one"
 [ "$(wc -l < "$T/bb2.safetensors.metrics.jsonl")" -eq 4 ] || fail "resumed metrics file: expected 4 lines"
+# Killed for real (SIGKILL once its first checkpoint exists), then resumed.
+K="--model $T/init.safetensors $DATA --batch 32 --epochs 6 --lr 3e-3"
+expect 0 "$GLORA" pretrain $K -o "$T/k1.safetensors"
+"$GLORA" pretrain $K -o "$T/k2.safetensors" >/dev/null 2>&1 &
+pid=$!
+i=0
+while [ ! -f "$T/k2.safetensors.ckpt" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i + 1)); done
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+expect 0 "$GLORA" pretrain $K --resume -o "$T/k2.safetensors"
+has "$T/err" "resumed after epoch"
+cmp -s "$T/k1.safetensors" "$T/k2.safetensors" || fail "pretrain: killed and resumed run differs"
 # Resuming with other settings is refused.
 expect 1 "$GLORA" pretrain --model "$T/init.safetensors" $COMMON --lr 1e-3 --resume -o "$T/bb2.safetensors"
 one_line; has "$T/err" 'other settings'
