@@ -5,6 +5,7 @@
  * W0 there) or through glora_adapter_backward to the GLoRA tensors. */
 #include "glora/train.h"
 #include "glora/common.h"
+#include "glora/gemm.h"
 #include "glora/nn.h"
 
 #include <stdlib.h>
@@ -89,7 +90,7 @@ static int adapter_trains(const glora_adapter_t *d) {
 }
 
 /* Backward of adapted layer l: y (N, out) = x (N, in) W'^T + b'.
- * dinp (may be NULL) accumulates dL/dx. */
+ * dinp (may be NULL) is OVERWRITTEN with dL/dx (saves zeroing it first). */
 static void adapted_linear_backward(const glora_vit_t *m, const glora_vit_linears_t *lin,
                                     const glora_layer_cfg_t *cfg, int l, float *dinp,
                                     const float *dout, const float *inp, size_t N,
@@ -103,10 +104,7 @@ static void adapted_linear_backward(const glora_vit_t *m, const glora_vit_linear
     float *dweight = NULL, *dbias = NULL;
     if (through_adapter) {
         int need_w = c->t[GLORA_A].kind != GLORA_NONE || c->t[GLORA_B].kind != GLORA_NONE;
-        if (need_w && (gad->Ad || gad->Bd)) {
-            dweight = ws->dw;
-            memset(dweight, 0, (size_t)out * in * sizeof(float));
-        }
+        if (need_w && (gad->Ad || gad->Bd)) dweight = ws->dw; /* written below, not accumulated */
         dbias = ws->db;
         memset(dbias, 0, (size_t)out * sizeof(float));
     } else {
@@ -122,7 +120,16 @@ static void adapted_linear_backward(const glora_vit_t *m, const glora_vit_linear
         }
         GLORA_ASSERT(!(dweight || dbias) || !c || !cfg_uses_any(c));
     }
-    glora_linear_backward(dinp, dweight, dbias, dout, inp, lin->w[l], N, in, out);
+    if (dinp)
+        glora_sgemm(GLORA_NOTRANS, GLORA_NOTRANS, N, (size_t)in, (size_t)out, 1.0f, dout, (size_t)out,
+                    lin->w[l], (size_t)in, 0.0f, dinp, (size_t)in);
+    if (through_adapter && dweight) {
+        glora_sgemm(GLORA_TRANS, GLORA_NOTRANS, (size_t)out, (size_t)in, N, 1.0f, dout, (size_t)out, inp,
+                    (size_t)in, 0.0f, dweight, (size_t)in);
+        glora_linear_backward(NULL, NULL, dbias, dout, inp, lin->w[l], N, in, out);
+    } else {
+        glora_linear_backward(NULL, dweight, dbias, dout, inp, lin->w[l], N, in, out);
+    }
     if (through_adapter)
         glora_adapter_backward(gad, dweight, dbias, w0, b0, &m->adapters[l], c, ws->scratch);
 }
@@ -174,26 +181,26 @@ void glora_vit_backward(const glora_vit_t *m, const glora_vit_linears_t *lin,
         const int l = i * GLORA_SITES;
         /* ws->dres holds dL/d(res2); the residual passes it on unchanged to
          * res1, and each branch adds its own part. */
-        memset(ws->dgelu, 0, N * (size_t)H * sizeof(float));
         adapted_linear_backward(m, lin, cfg, l + GLORA_SITE_FC2, ws->dgelu, ws->dres, b->gelu, N,
                                 g, ws);
         memset(ws->dfc1, 0, N * (size_t)H * sizeof(float));
         glora_gelu_backward(ws->dfc1, b->fc1, ws->dgelu, N * (size_t)H);
-        memset(ws->dln, 0, NC * sizeof(float));
         adapted_linear_backward(m, lin, cfg, l + GLORA_SITE_FC1, ws->dln, ws->dfc1, b->ln2, N, g, ws);
         glora_layernorm_backward(ws->dres, gw->ln2_w, gw->ln2_b, ws->dln, b->res1, w->ln2_w,
                                  b->ln2_mean, b->ln2_rstd, N, C);
         /* ws->dres is now dL/d(res1). */
-        memset(ws->dattn, 0, NC * sizeof(float));
         adapted_linear_backward(m, lin, cfg, l + GLORA_SITE_PROJ, ws->dattn, ws->dres, b->attn, N,
                                 g, ws);
         memset(ws->dqkv, 0, NC * 3 * sizeof(float));
         glora_attention_backward(ws->dqkv, ws->datt, ws->dattn, b->qkv, b->att, B, T, C, NH);
-        memset(ws->dln, 0, NC * sizeof(float));
         int more = i > 0 ? trains_below(m, g, i - 1) : trains_below(m, g, -1);
-        adapted_linear_backward(m, lin, cfg, l + GLORA_SITE_QKV, ws->dln, ws->dqkv, b->ln1, N, g, ws);
-        glora_layernorm_backward(more ? ws->dres : NULL, gw->ln1_w, gw->ln1_b, ws->dln, xin,
-                                 w->ln1_w, b->ln1_mean, b->ln1_rstd, N, C);
+        /* With nothing below and norm1 frozen, dL/d(norm1 output) is not needed. */
+        int need_dln1 = more || gw->ln1_w || gw->ln1_b;
+        adapted_linear_backward(m, lin, cfg, l + GLORA_SITE_QKV, need_dln1 ? ws->dln : NULL, ws->dqkv,
+                                b->ln1, N, g, ws);
+        if (need_dln1)
+            glora_layernorm_backward(more ? ws->dres : NULL, gw->ln1_w, gw->ln1_b, ws->dln, xin,
+                                     w->ln1_w, b->ln1_mean, b->ln1_rstd, N, C);
         /* ws->dres is now dL/d(block input). */
         if (!more) return;
     }
