@@ -560,8 +560,9 @@ static int run_command(which_t which, const cli_cmd_t *cmd, int argc, char **arg
     }
     }
     if (rc) goto fail;
-    fprintf(stderr, "wrote '%s' (train accuracy %.2f%%%s%.2f%s)\n", output, 100 * res.accuracy,
-            res.has_val ? ", validation " : "", res.has_val ? 100 * res.val_accuracy : 0.0, res.has_val ? "%" : "");
+    char vbuf[48] = "";
+    if (res.has_val) snprintf(vbuf, sizeof vbuf, ", validation %.2f%%", 100 * res.val_accuracy);
+    fprintf(stderr, "wrote '%s' (train accuracy %.2f%%%s)\n", output, 100 * res.accuracy, vbuf);
     status = CLI_OK;
     goto out;
 fail:
