@@ -136,9 +136,15 @@ int search_checkpoint_write(const struct glora_search *s, const char *path) {
     sb_printf(&b, "  \"rng\": [\"%016" PRIx64 "\", \"%016" PRIx64 "\", \"%016" PRIx64
                   "\", \"%016" PRIx64 "\"],\n",
               s->rng.s[0], s->rng.s[1], s->rng.s[2], s->rng.s[3]);
-    sb_puts(&b, "  \"parents\": [");
-    for (int i = 0; i < s->n_parents; i++) sb_printf(&b, "%s%zu", i ? ", " : "", s->parents[i]);
-    sb_printf(&b, "],\n  \"population\": {\"start\": %zu, \"count\": %zu},\n", s->pop_start,
+    for (int t = 0; t < s->n_tiers; t++) {
+        const size_t *par = s->parents + (size_t)t * (size_t)s->o.parents;
+        if (t == 0) sb_puts(&b, "  \"parents\": [");
+        else sb_printf(&b, "%s[", t == 1 ? "  \"budget_parents\": [" : ", ");
+        for (int i = 0; i < s->n_parents[t]; i++) sb_printf(&b, "%s%zu", i ? ", " : "", par[i]);
+        sb_puts(&b, t == 0 ? "],\n" : "]");
+    }
+    if (s->n_tiers > 1) sb_puts(&b, "],\n");
+    sb_printf(&b, "  \"population\": {\"start\": %zu, \"count\": %zu},\n", s->pop_start,
               s->pop_n);
     sb_puts(&b, "  \"history\": [\n");
     for (int i = 0; i < s->n_hist; i++) {
@@ -379,20 +385,37 @@ int glora_search_resume(glora_search_t *s, const char *path) {
     }
     s->pop_start = (size_t)ps;
     s->pop_n = (size_t)pc;
-    if (!(v = need(&r, root, "parents", cJSON_Array, &rc))) goto done;
-    if (cJSON_GetArraySize(v) > o->parents || (gen >= 0 && cJSON_GetArraySize(v) < 1)) {
-        rc = glora_error(GLORA_EFORMAT, "checkpoint '%s': 'parents' has %d entries", path,
-                         cJSON_GetArraySize(v));
-        goto done;
-    }
-    s->n_parents = 0;
-    for (const cJSON *e = v->child; e; e = e->next) {
-        if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble >= (double)s->n) {
-            rc = glora_error(GLORA_EFORMAT, "checkpoint '%s': a parent is not a candidate index",
-                             path);
+    const cJSON *tiers[SEARCH_MAX_TIERS];
+    if (!(tiers[0] = need(&r, root, "parents", cJSON_Array, &rc))) goto done;
+    if (s->n_tiers > 1) {
+        const cJSON *bp = need(&r, root, "budget_parents", cJSON_Array, &rc);
+        if (!bp) goto done;
+        if (cJSON_GetArraySize(bp) != s->n_tiers - 1) {
+            rc = glora_error(GLORA_EFORMAT, "checkpoint '%s': 'budget_parents' has %d lists, "
+                                            "expected %d", path, cJSON_GetArraySize(bp),
+                             s->n_tiers - 1);
             goto done;
         }
-        s->parents[s->n_parents++] = (size_t)e->valuedouble;
+        for (int t = 1; t < s->n_tiers; t++) tiers[t] = cJSON_GetArrayItem(bp, t - 1);
+    }
+    for (int t = 0; t < s->n_tiers; t++) {
+        v = tiers[t];
+        if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > o->parents ||
+            (t == 0 && cJSON_GetArraySize(v) < 1)) {
+            rc = glora_error(GLORA_EFORMAT, "checkpoint '%s': parents of budget tier %d: not a "
+                                            "list of at most %d candidates", path, t, o->parents);
+            goto done;
+        }
+        size_t *par = s->parents + (size_t)t * (size_t)o->parents;
+        s->n_parents[t] = 0;
+        for (const cJSON *e = v->child; e; e = e->next) {
+            if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble >= (double)s->n) {
+                rc = glora_error(GLORA_EFORMAT, "checkpoint '%s': a parent is not a candidate "
+                                                "index", path);
+                goto done;
+            }
+            par[s->n_parents[t]++] = (size_t)e->valuedouble;
+        }
     }
     if (!(v = need(&r, root, "history", cJSON_Array, &rc))) goto done;
     if (cJSON_GetArraySize(v) != (int)gen + 1) {
@@ -427,7 +450,7 @@ done:
         for (size_t k = 0; k < s->n; k++) free(s->c[k].enc);
         s->n = 0;
         memset(s->table, 0, s->table_cap * sizeof *s->table);
-        s->n_parents = 0;
+        memset(s->n_parents, 0, sizeof s->n_parents);
         s->n_hist = 0;
         s->pop_start = s->pop_n = 0;
         glora_rng_seed(&s->rng, s->o.seed);

@@ -8,6 +8,8 @@
 #include "glora/rng.h"
 #include "glora/search.h"
 
+#define SEARCH_MAX_TIERS (GLORA_SEARCH_MAX_BUDGETS + 1)
+
 /* One evaluated (or being evaluated) candidate; its genes live in
  * s->genes[i * n_layers ...]. */
 typedef struct {
@@ -35,8 +37,16 @@ struct glora_search {
     size_t table_cap;             /* power of two */
 
     size_t pop_start, pop_n;      /* the last generation's candidates */
-    size_t *parents;              /* indices, best first */
-    int n_parents;
+    /* Budget tiers: tier 0 is [min_params, max_params]; tier i >= 1 is
+     * [min_params, the i-th extra budget below max_params], each with its
+     * own parents. */
+    int n_tiers;
+    size_t tier_max[SEARCH_MAX_TIERS]; /* 0: unbounded */
+    int tier_budget[SEARCH_MAX_TIERS]; /* index into o.budgets, -1 for tier 0 */
+    size_t *parents;              /* tier t: parents[t * o.parents ...], best first */
+    int n_parents[SEARCH_MAX_TIERS];
+    size_t *cost;                 /* params of option k of tensor t of layer l:
+                                     cost[(l * GLORA_NTENSORS + t) * GLORA_SPACE_MAX + k] */
     glora_search_gen_t *hist;     /* one per completed generation */
     int n_hist;
 };

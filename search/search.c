@@ -60,6 +60,10 @@ int glora_search_opts_check(const glora_search_opts_t *o) {
     for (int i = 0; i < o->n_budgets; i++) {
         if (o->budgets[i] == 0)
             return glora_error(GLORA_EINVAL, "option 'search.extra_budgets[%d]': must be > 0", i);
+        if (o->budgets[i] < o->min_params)
+            return glora_error(GLORA_EINVAL,
+                               "option 'search.extra_budgets[%d]': %zu is below search.min_params "
+                               "= %zu", i, o->budgets[i], o->min_params);
         for (int j = 0; j < i; j++)
             if (o->budgets[j] == o->budgets[i])
                 return glora_error(GLORA_EINVAL,
@@ -195,14 +199,32 @@ int glora_search_create(glora_search_t **out, const glora_search_problem_t *p,
                            supernet_sha256);
     glora_search_t *s = calloc(1, sizeof *s);
     if (!s) return glora_error(GLORA_ENOMEM, "search: out of memory");
+    s->n_tiers = 1;
+    s->tier_max[0] = o->max_params;
+    s->tier_budget[0] = -1;
+    for (int i = 0; i < o->n_budgets; i++)
+        if (o->max_params == 0 || o->budgets[i] < o->max_params) {
+            s->tier_max[s->n_tiers] = o->budgets[i];
+            s->tier_budget[s->n_tiers++] = i;
+        }
     s->layers = malloc((size_t)p->n_layers * sizeof *s->layers);
-    s->parents = malloc((size_t)o->parents * sizeof *s->parents);
+    s->parents = malloc((size_t)s->n_tiers * (size_t)o->parents * sizeof *s->parents);
     s->hist = malloc(((size_t)o->generations + 1) * sizeof *s->hist);
-    if (!s->layers || !s->parents || !s->hist) {
+    s->cost = malloc((size_t)p->n_layers * GLORA_NTENSORS * GLORA_SPACE_MAX * sizeof *s->cost);
+    if (!s->layers || !s->parents || !s->hist || !s->cost) {
         glora_search_free(s);
         return glora_error(GLORA_ENOMEM, "search: out of memory");
     }
     memcpy(s->layers, p->layers, (size_t)p->n_layers * sizeof *s->layers);
+    for (int l = 0; l < p->n_layers; l++)
+        for (int t = 0; t < GLORA_NTENSORS; t++)
+            for (int k = 0; k < s->layers[l].space.n[t]; k++) {
+                glora_layer_cfg_t one;
+                memset(&one, 0, sizeof one); /* all none */
+                one.t[t] = s->layers[l].space.opt[t][k];
+                s->cost[((size_t)l * GLORA_NTENSORS + t) * GLORA_SPACE_MAX + k] =
+                    glora_layer_params(&one, s->layers[l].out, s->layers[l].in);
+            }
     s->p = *p;
     s->p.layers = s->layers;
     s->o = *o;
@@ -226,6 +248,7 @@ void glora_search_free(glora_search_t *s) {
     free(s->layers);
     free(s->parents);
     free(s->hist);
+    free(s->cost);
     free(s);
 }
 
@@ -259,18 +282,31 @@ long glora_search_best(const glora_search_t *s, size_t budget) {
 
 /* ---- breeding ---- */
 
-static int within_budget(const struct glora_search *s, size_t params) {
-    return params >= s->o.min_params && (s->o.max_params == 0 || params <= s->o.max_params);
+static int within(const struct glora_search *s, size_t params, int tier) {
+    size_t max = s->tier_max[tier];
+    return params >= s->o.min_params && (max == 0 || params <= max);
 }
 
-/* Adds child to the generation if it is within the budget and new. Returns 1
- * if added, 0 if skipped, <0 on error. */
-static int offer(struct glora_search *s, const glora_layer_cfg_t *child, int gen) {
-    size_t params = glora_search_params(&s->p, child);
-    if (!within_budget(s, params)) return 0;
+/* Adds child to the generation if it is within the tier's budget and new.
+ * Returns 1 if added, 0 if skipped, <0 on error. */
+static int offer(struct glora_search *s, const glora_layer_cfg_t *child, size_t params, int gen,
+                 int tier) {
+    if (!within(s, params, tier)) return 0;
     if (search_find(s, child) >= 0) return 0;
     int rc = search_add(s, child, params, gen, NULL);
     return rc ? rc : 1;
+}
+
+static size_t option_cost(const struct glora_search *s, int l, int t, int k) {
+    return s->cost[((size_t)l * GLORA_NTENSORS + t) * GLORA_SPACE_MAX + k];
+}
+
+static int option_index(const struct glora_search *s, int l, int t, glora_choice_t c) {
+    const glora_space_t *sp = &s->layers[l].space;
+    for (int k = 0; k < sp->n[t]; k++)
+        if (glora_choice_eq(sp->opt[t][k], c)) return k;
+    GLORA_ASSERT(!"choice outside the layer's space");
+    return -1;
 }
 
 static glora_choice_t draw_option(struct glora_search *s, int l, int t) {
@@ -283,8 +319,47 @@ static void random_candidate(struct glora_search *s, glora_layer_cfg_t *child) {
         for (int t = 0; t < GLORA_NTENSORS; t++) child[l].t[t] = draw_option(s, l, t);
 }
 
-static void mutate(struct glora_search *s, glora_layer_cfg_t *child) {
-    size_t pi = s->parents[glora_rng_below(&s->rng, (uint64_t)s->n_parents)];
+/* Brings a random candidate above max params down to the budget: a gene
+ * drawn uniformly among those with a cheaper option is redrawn uniformly
+ * among its cheaper options, until the candidate fits. Used only when
+ * max_tries uniform draws in a row were all too large (tight budgets, where
+ * the official rejection sampling would loop for ever). Returns the new
+ * parameter count, or params unchanged if it cannot fit. */
+static size_t shrink(struct glora_search *s, glora_layer_cfg_t *child, size_t params, size_t max) {
+    int nl = s->p.n_layers;
+    while (params > max) {
+        uint64_t movable = 0;
+        for (int l = 0; l < nl; l++)
+            for (int t = 0; t < GLORA_NTENSORS; t++) {
+                size_t cur = option_cost(s, l, t, option_index(s, l, t, child[l].t[t]));
+                for (int k = 0; k < s->layers[l].space.n[t]; k++)
+                    if (option_cost(s, l, t, k) < cur) {
+                        movable++;
+                        break;
+                    }
+            }
+        if (movable == 0) return params;
+        uint64_t pick = glora_rng_below(&s->rng, movable);
+        for (int l = 0; l < nl; l++)
+            for (int t = 0; t < GLORA_NTENSORS; t++) {
+                size_t cur = option_cost(s, l, t, option_index(s, l, t, child[l].t[t]));
+                int cheaper[GLORA_SPACE_MAX], nc = 0;
+                for (int k = 0; k < s->layers[l].space.n[t]; k++)
+                    if (option_cost(s, l, t, k) < cur) cheaper[nc++] = k;
+                if (nc == 0) continue;
+                if (pick-- > 0) continue;
+                int k = cheaper[glora_rng_below(&s->rng, (uint64_t)nc)];
+                child[l].t[t] = s->layers[l].space.opt[t][k];
+                params -= cur - option_cost(s, l, t, k);
+                goto next;
+            }
+    next:;
+    }
+    return params;
+}
+
+static void mutate(struct glora_search *s, glora_layer_cfg_t *child, const size_t *parents, int np) {
+    size_t pi = parents[glora_rng_below(&s->rng, (uint64_t)np)];
     memcpy(child, genes_of(s, pi), (size_t)s->p.n_layers * sizeof *child);
     for (int l = 0; l < s->p.n_layers; l++)
         for (int t = 0; t < GLORA_NTENSORS; t++)
@@ -293,14 +368,14 @@ static void mutate(struct glora_search *s, glora_layer_cfg_t *child) {
 
 /* Two distinct parents when there are two (identical parents could only
  * reproduce a candidate already seen). */
-static void crossover(struct glora_search *s, glora_layer_cfg_t *child) {
-    uint64_t np = (uint64_t)s->n_parents;
-    uint64_t i = glora_rng_below(&s->rng, np), j = i;
+static void crossover(struct glora_search *s, glora_layer_cfg_t *child, const size_t *parents,
+                      int np) {
+    uint64_t i = glora_rng_below(&s->rng, (uint64_t)np), j = i;
     if (np > 1) {
-        j = glora_rng_below(&s->rng, np - 1);
+        j = glora_rng_below(&s->rng, (uint64_t)np - 1);
         if (j >= i) j++;
     }
-    const glora_layer_cfg_t *a = genes_of(s, s->parents[i]), *b = genes_of(s, s->parents[j]);
+    const glora_layer_cfg_t *a = genes_of(s, parents[i]), *b = genes_of(s, parents[j]);
     for (int l = 0; l < s->p.n_layers; l++)
         for (int t = 0; t < GLORA_NTENSORS; t++)
             child[l].t[t] = (glora_rng_u64(&s->rng) >> 63) ? b[l].t[t] : a[l].t[t];
@@ -308,30 +383,46 @@ static void crossover(struct glora_search *s, glora_layer_cfg_t *child) {
 
 enum { MAKE_RANDOM, MAKE_MUTATION, MAKE_CROSSOVER };
 
-/* Up to `want` new children of one kind, in at most want * max_tries attempts. */
-static int breed(struct glora_search *s, int how, size_t want, int gen, glora_layer_cfg_t *child) {
-    size_t got = 0;
+/* Up to `want` new children of one kind for one tier, in at most
+ * want * max_tries attempts; *got counts the children added. */
+static int breed(struct glora_search *s, int how, size_t want, int gen, int tier,
+                 glora_layer_cfg_t *child, size_t *got) {
+    const size_t *parents = s->parents + (size_t)tier * (size_t)s->o.parents;
+    int np = s->n_parents[tier];
     uint64_t tries = (uint64_t)want * (uint64_t)s->o.max_tries;
-    while (got < want && tries-- > 0) {
-        if (how == MAKE_MUTATION) mutate(s, child);
-        else if (how == MAKE_CROSSOVER) crossover(s, child);
+    int over = 0; /* random draws in a row above the budget */
+    *got = 0;
+    while (*got < want && tries-- > 0) {
+        if (how == MAKE_MUTATION) mutate(s, child, parents, np);
+        else if (how == MAKE_CROSSOVER) crossover(s, child, parents, np);
         else random_candidate(s, child);
-        int rc = offer(s, child, gen);
+        size_t params = glora_search_params(&s->p, child);
+        size_t max = s->tier_max[tier];
+        if (how == MAKE_RANDOM && max != 0 && params > max) {
+            if (++over < s->o.max_tries) continue;
+            params = shrink(s, child, params, max);
+        }
+        over = 0;
+        int rc = offer(s, child, params, gen, tier);
         if (rc < 0) return rc;
-        got += (size_t)rc;
+        *got += (size_t)rc;
     }
     return 0;
 }
 
 /* ---- one generation ---- */
 
-static int rank_parents(struct glora_search *s) {
-    size_t cap = (size_t)s->n_parents + s->pop_n;
+/* The tier's parents: the best `parents` of its old parents and the new
+ * candidates within its budget, i.e. of everything evaluated within it. */
+static int rank_parents(struct glora_search *s, int tier) {
+    size_t *par = s->parents + (size_t)tier * (size_t)s->o.parents;
+    size_t cap = (size_t)s->n_parents[tier] + s->pop_n;
     size_t *pool = malloc((cap ? cap : 1) * sizeof *pool);
     if (!pool) return glora_error(GLORA_ENOMEM, "search: out of memory");
     size_t n = 0;
-    for (int i = 0; i < s->n_parents; i++) pool[n++] = s->parents[i];
-    for (size_t i = 0; i < s->pop_n; i++) pool[n++] = s->pop_start + i;
+    for (int i = 0; i < s->n_parents[tier]; i++) pool[n++] = par[i];
+    for (size_t i = 0; i < s->pop_n; i++)
+        if (within(s, s->c[s->pop_start + i].params, tier)) pool[n++] = s->pop_start + i;
     for (size_t i = 1; i < n; i++) { /* insertion sort: the pool is small */
         size_t v = pool[i], j = i;
         while (j > 0 && search_cand_cmp(s, v, pool[j - 1]) < 0) {
@@ -340,8 +431,8 @@ static int rank_parents(struct glora_search *s) {
         }
         pool[j] = v;
     }
-    s->n_parents = n < (size_t)s->o.parents ? (int)n : s->o.parents;
-    memcpy(s->parents, pool, (size_t)s->n_parents * sizeof *pool);
+    s->n_parents[tier] = n < (size_t)s->o.parents ? (int)n : s->o.parents;
+    memcpy(par, pool, (size_t)s->n_parents[tier] * sizeof *pool);
     free(pool);
     return 0;
 }
@@ -355,27 +446,33 @@ static int run_generation(struct glora_search *s, const glora_search_hooks_t *ho
     if (!child) return glora_error(GLORA_ENOMEM, "search: out of memory");
     size_t start = s->n;
     int rc = 0;
-    if (gen > 0 && s->n_parents > 0) {
-        rc = breed(s, MAKE_MUTATION, (size_t)s->o.mutations, gen, child);
-        if (!rc) rc = breed(s, MAKE_CROSSOVER, (size_t)s->o.crossovers, gen, child);
-    }
-    if (!rc) {
-        size_t have = s->n - start;
-        if (have < (size_t)s->o.population)
-            rc = breed(s, MAKE_RANDOM, (size_t)s->o.population - have, gen, child);
+    /* Tier by tier, in a fixed order: mutations, crossovers, random fill. */
+    for (int tier = 0; tier < s->n_tiers && !rc; tier++) {
+        size_t have = 0, got = 0;
+        if (gen > 0 && s->n_parents[tier] > 0) {
+            rc = breed(s, MAKE_MUTATION, (size_t)s->o.mutations, gen, tier, child, &got);
+            have += got;
+            if (!rc) rc = breed(s, MAKE_CROSSOVER, (size_t)s->o.crossovers, gen, tier, child, &got);
+            have += got;
+        }
+        if (!rc && have < (size_t)s->o.population)
+            rc = breed(s, MAKE_RANDOM, (size_t)s->o.population - have, gen, tier, child, &got);
+        /* Generation 0 of the main tier must find something; a tighter tier
+         * may stay empty (then its best-under file is not written). */
+        if (!rc && gen == 0 && tier == 0 && got == 0) {
+            char lo[32], hi[32];
+            glora_search_budget_str(s->o.min_params, lo);
+            glora_search_budget_str(s->tier_max[0], hi);
+            rc = glora_error(GLORA_EINVAL,
+                             "option 'search.min_params'/'search.max_params': no candidate of the "
+                             "search space within [%s, %s] parameters",
+                             lo, s->tier_max[0] ? hi : "unbounded");
+            glora_error_hint("widen the budget or the search space");
+        }
     }
     free(child);
     if (rc) return rc;
     size_t n_new = s->n - start;
-    if (gen == 0 && n_new == 0) {
-        rc = glora_error(GLORA_EINVAL,
-                         "option 'search.min_params'/'search.max_params': no random candidate "
-                         "within [%zu, %zu] parameters in %zu tries",
-                         s->o.min_params, s->o.max_params,
-                         (size_t)s->o.population * (size_t)s->o.max_tries);
-        glora_error_hint("widen the budget or the search space");
-        return rc;
-    }
 
     if (hooks && hooks->batch) hooks->batch(hooks->ctx, gen, n_new);
     if (n_new > 0) {
@@ -403,7 +500,7 @@ static int run_generation(struct glora_search *s, const glora_search_hooks_t *ho
     }
     s->pop_start = start;
     s->pop_n = n_new;
-    rc = rank_parents(s);
+    for (int tier = 0; tier < s->n_tiers && !rc; tier++) rc = rank_parents(s, tier);
     if (rc) return rc;
     s->generation = gen;
 
@@ -411,11 +508,11 @@ static int run_generation(struct glora_search *s, const glora_search_hooks_t *ho
     memset(h, 0, sizeof *h);
     h->generation = gen;
     double sum = 0;
-    for (int i = 0; i < s->n_parents; i++) sum += s->c[s->parents[i]].acc;
-    if (s->n_parents > 0) {
+    for (int i = 0; i < s->n_parents[0]; i++) sum += s->c[s->parents[i]].acc;
+    if (s->n_parents[0] > 0) {
         h->best_acc = s->c[s->parents[0]].acc;
         h->best_params = s->c[s->parents[0]].params;
-        h->parents_mean_acc = sum / s->n_parents;
+        h->parents_mean_acc = sum / s->n_parents[0];
     }
     h->evaluated = n_new;
     h->evaluated_total = s->n;

@@ -394,7 +394,8 @@ static void test_search_legal_unique_ranked(void **state) {
     assert_int_equal(glora_search_run(s, dir, NULL), 0);
     /* one evaluator call per generation, batches no larger than the population */
     assert_int_equal(su.f.calls, su.o.generations + 1);
-    assert_true(su.f.max_batch <= (size_t)su.o.population);
+    /* three budget tiers (max 2500, extra 1000 and 2000): a population each */
+    assert_true(su.f.max_batch <= 3 * (size_t)su.o.population);
     size_t n = glora_search_n_evaluated(s);
     assert_int_equal(n, su.f.n_seen);
     assert_true(n > (size_t)su.o.population * 3); /* offspring were found */
@@ -714,10 +715,87 @@ static void test_budget_impossible(void **state) {
     char *dir = tmpdir();
     glora_search_problem_t p = setup_problem(&su);
     glora_search_t *s;
+    /* extra budgets below the minimum are refused up front */
+    assert_int_equal(glora_search_create(&s, &p, &su.o, "h", ""), GLORA_EINVAL);
+    assert_non_null(strstr(glora_errmsg(), "search.extra_budgets[0]"));
+    su.o.n_budgets = 0;
     assert_int_equal(glora_search_create(&s, &p, &su.o, "h", ""), 0);
     assert_int_equal(glora_search_run(s, dir, NULL), GLORA_EINVAL);
     assert_non_null(strstr(glora_errmsg(), "search.max_params"));
     glora_search_free(s);
+    rm_rf(dir);
+    free(dir);
+    setup_free(&su);
+}
+
+/* A budget that uniform random draws almost never meet (the official
+ * rejection sampling would loop): over-budget draws are shrunk to fit. */
+static void test_tight_budget(void **state) {
+    (void)state;
+    setup_t su;
+    setup_init(&su, 4);
+    su.o.min_params = 0;
+    su.o.max_params = 300; /* the space spans about 0 .. 4300, mean ~1700 */
+    su.o.n_budgets = 1;
+    su.o.budgets[0] = 120;
+    su.o.generations = 2;
+    su.f.min_params = 0;
+    su.f.max_params = 300;
+    char *dir = tmpdir();
+    glora_search_problem_t p = setup_problem(&su);
+    glora_search_t *s;
+    assert_int_equal(glora_search_create(&s, &p, &su.o, "h", ""), 0);
+    assert_int_equal(glora_search_run(s, dir, NULL), 0);
+    size_t n0 = 0, under = 0;
+    for (size_t i = 0; i < glora_search_n_evaluated(s); i++) {
+        size_t params;
+        int gen;
+        glora_search_candidate(s, i, &params, NULL, &gen);
+        assert_true(params <= 300);
+        n0 += gen == 0;
+        under += params <= 120;
+    }
+    assert_int_equal(n0, 2 * (size_t)su.o.population); /* both tiers filled generation 0 */
+    assert_true(under >= (size_t)su.o.population);
+    assert_true(glora_search_best(s, 120) >= 0);
+    glora_search_free(s);
+    rm_rf(dir);
+    free(dir);
+    setup_free(&su);
+}
+
+/* Each extra budget below max_params evolves its own parents. */
+static void test_budget_tiers(void **state) {
+    (void)state;
+    setup_t su;
+    setup_init(&su, 8);
+    char *dir = tmpdir();
+    run_full(&su, dir);
+    char *ck = slurp(dir, "checkpoint.json");
+    cJSON *j = cJSON_Parse(ck);
+    cJSON *cands = cJSON_GetObjectItem(j, "candidates");
+    cJSON *bp = cJSON_GetObjectItem(j, "budget_parents");
+    assert_int_equal(cJSON_GetArraySize(bp), 2);
+    for (int t = 0; t < 2; t++) {
+        cJSON *list = cJSON_GetArrayItem(bp, t), *e;
+        assert_int_equal(cJSON_GetArraySize(list), su.o.parents);
+        double prev = 2;
+        cJSON_ArrayForEach(e, list) {
+            cJSON *c = cJSON_GetArrayItem(cands, (int)e->valuedouble);
+            assert_true(cJSON_GetArrayItem(c, 1)->valuedouble <= (double)su.o.budgets[t]);
+            assert_true(cJSON_GetArrayItem(c, 2)->valuedouble <= prev);
+            prev = cJSON_GetArrayItem(c, 2)->valuedouble;
+        }
+        /* the tier's best parent is the best-under file's candidate */
+        char name[64];
+        snprintf(name, sizeof name, "best-under-%zuK.json", su.o.budgets[t] / 1000);
+        char *bu = slurp(dir, name);
+        cJSON *first = cJSON_GetArrayItem(cands, (int)cJSON_GetArrayItem(list, 0)->valuedouble);
+        assert_non_null(strstr(bu, cJSON_GetArrayItem(first, 3)->valuestring));
+        free(bu);
+    }
+    cJSON_Delete(j);
+    free(ck);
     rm_rf(dir);
     free(dir);
     setup_free(&su);
@@ -769,6 +847,8 @@ int main(void) {
         cmocka_unit_test(test_kill_and_resume),
         cmocka_unit_test(test_resume_refuses_changes),
         cmocka_unit_test(test_budget_impossible),
+        cmocka_unit_test(test_tight_budget),
+        cmocka_unit_test(test_budget_tiers),
         cmocka_unit_test(test_small_space_exhausted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,6 +23,19 @@
  *     are the top `parents` of (parents + new candidates), i.e. of everything
  *     evaluated so far, ranked by accuracy (higher first), then parameters
  *     (fewer first), then the candidate encoding (strcmp, smaller first).
+ * Beyond the official code:
+ *   - tight budgets: when max_tries uniform random draws in a row are all
+ *     above the budget (where the official rejection sampling would loop for
+ *     ever), the last draw is shrunk to fit: a gene drawn uniformly among
+ *     those with a cheaper option is redrawn among its cheaper options until
+ *     the candidate fits. With budgets that random draws meet, nothing changes;
+ *   - extra budgets: each extra budget below max_params is a tier with its
+ *     own parents, bred the same way (mutations, crossovers, random fill up to
+ *     `population`) within [min_params, budget], after the main tier and in
+ *     the listed order, all in the same generation's batch; every tier's
+ *     parents are the best of everything evaluated within its budget. So one
+ *     search costs (1 + tiers) x population evaluations per generation and
+ *     best-under-<budget>.json is a real search result, not a by-product.
  * All random draws come from one glora_rng_t on the calling thread, in a fixed
  * order; with an evaluator whose results do not depend on the thread count,
  * the whole search (and every checkpoint) is a function of the options, the
@@ -94,7 +107,8 @@ typedef struct {
     int generations;      /* 20: generations 1..20 after the random generation 0 */
     size_t min_params, max_params; /* budget; max 0 means no upper bound */
     uint64_t seed;
-    size_t budgets[GLORA_SEARCH_MAX_BUDGETS]; /* extra budgets: best-under-<b>.json */
+    size_t budgets[GLORA_SEARCH_MAX_BUDGETS]; /* extra budgets (>= min_params): tiers
+                                                 searched alongside, best-under-<b>.json */
     int n_budgets;
     /* Not part of the search's identity (not checkpointed or compared): */
     int stop_after;       /* >= 0: return after generation stop_after is
