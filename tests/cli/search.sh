@@ -21,11 +21,11 @@ data:
 output:
   dir: $T/ref
 search:
-  population: 16
+  population: 12
   parents: 4
-  mutations: 6
-  crossovers: 6
-  generations: 8
+  mutations: 4
+  crossovers: 4
+  generations: 6
   seed: 3
   max_params: 4K
   extra_budgets: [2K, 1K]
@@ -53,8 +53,8 @@ norm() {
 expect 0 "$GLORA" search "$T/search.yaml" --threads 1
 has "$T/out" '^best: val accuracy'
 has "$T/out" 'under 2K'
-has "$T/err" 'generation 8/8'
-[ "$(wc -l <"$T/ref/history.jsonl")" -eq 9 ] || fail "history.jsonl should have 9 lines"
+has "$T/err" 'generation 6/6'
+[ "$(wc -l <"$T/ref/history.jsonl")" -eq 7 ] || fail "history.jsonl should have 7 lines"
 grep -Eq '"format":[[:space:]]*"glora-subnet/1"' "$T/ref/best.json" || fail "best.json is not a subnet spec"
 grep -Eq '"val_accuracy":[[:space:]]*0\.[0-9]' "$T/ref/best.json" || fail "best.json lacks val_accuracy"
 grep -q '"C": "lora_2"' "$T/ref/pareto.json" || grep -q '"C": "lora_1"' "$T/ref/pareto.json" ||
@@ -99,9 +99,9 @@ kill_when() { # kill_when LINES: start/resume, SIGKILL once history.jsonl has LI
 }
 kill_when 0
 kill_when 1
-kill_when 3
+kill_when 2
 kill_when 4
-kill_when 7
+kill_when 6
 # A temporary a kill may leave in the middle of a write is cleaned up.
 echo partial >"$T/k/checkpoint.json.tmp.AbC123"
 expect 0 "$GLORA" search "$T/search.yaml" --resume --threads 1 --output "$T/k"
@@ -111,7 +111,7 @@ diff "$T/ref.txt" "$T/k.txt" >/dev/null || {
 [ -e "$T/k/checkpoint.json.tmp.AbC123" ] && fail "a stale temporary was left in the output directory"
 # Resuming a finished search changes nothing.
 expect 0 "$GLORA" search "$T/search.yaml" --resume
-has "$T/err" 'resuming after generation 8'
+has "$T/err" 'resuming after generation 6'
 norm "$T/ref" >"$T/ref2.txt"
 cmp -s "$T/ref.txt" "$T/ref2.txt" || fail "resuming a finished search changed its files"
 
