@@ -5,7 +5,7 @@ set -u
 FIX="$top_srcdir/tests/fixtures/ref"
 FASHION=/usr/share/datasets/fashion-mnist
 T=$(mktemp -d "${TMPDIR:-/tmp}/glora-cli.XXXXXX")
-trap 'rm -rf "$T"' EXIT
+[ -n "${KEEP:-}" ] || trap 'rm -rf "$T"' EXIT
 failures=0
 
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }

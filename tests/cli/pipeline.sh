@@ -1,0 +1,76 @@
+#!/bin/sh
+# The whole pipeline (glora run) on a few hundred real images with a tiny
+# model: every stage's output exists, loads, and is consistent -- the merged
+# model scores exactly what the retrained adapter scores, a second run skips
+# every stage, and the report draws the search.
+. "$top_srcdir/tests/cli/common.sh"
+if [ ! -f "$FASHION/train-images-idx3-ubyte.gz" ]; then
+    echo "skip: $FASHION missing (scripts/install-deps installs dataset-fashion-mnist)"
+    exit 77
+fi
+F="$FASHION"
+expect 0 "$GLORA" init --set arch.dim=32 --set arch.depth=2 --set arch.heads=2 --set arch.mlp_hidden=64 \
+    --seed 3 -o "$T/init.safetensors"
+cat >"$T/run.yaml" <<YAML
+run:
+  name: tiny
+  dir: $T/runs
+  stages: [pretrain, supernet, search, retrain, merge, eval]
+  val: {images: $F/train-images-idx3-ubyte.gz, labels: $F/train-labels-idx1-ubyte.gz, start: 300, count: 100}
+  test: {images: $F/t10k-images-idx3-ubyte.gz, labels: $F/t10k-labels-idx1-ubyte.gz, start: 0, count: 300}
+pretrain:
+  model: {backbone: $T/init.safetensors}
+  data:
+    train: {images: $F/t10k-images-idx3-ubyte.gz, labels: $F/t10k-labels-idx1-ubyte.gz, start: 5000, count: 512}
+  train: {epochs: 2, batch: 64, lr: 1.0e-3, weight_decay: 0.05}
+  seed: 0
+supernet:
+  glora: {rank: 2}
+  data:
+    train: {images: $F/train-images-idx3-ubyte.gz, labels: $F/train-labels-idx1-ubyte.gz, start: 0, count: 256}
+  train: {epochs: 2, batch: 64}
+search:
+  data: {images: $F/train-images-idx3-ubyte.gz, labels: $F/train-labels-idx1-ubyte.gz, start: 300, count: 100}
+  search: {population: 8, parents: 3, mutations: 3, crossovers: 3, generations: 2, max_params: 6K, extra_budgets: [3K]}
+retrain:
+  data:
+    train: {images: $F/train-images-idx3-ubyte.gz, labels: $F/train-labels-idx1-ubyte.gz, start: 0, count: 256}
+  train: {epochs: 2, batch: 64}
+YAML
+expect 0 "$GLORA" run "$T/run.yaml" --threads 2
+R="$T/runs/tiny"
+for f in backbone.safetensors supernet.safetensors search/best.json search/pareto.json search/history.jsonl \
+         search/checkpoint.json search/best-under-3K.json adapter.safetensors merged.safetensors summary.json config.yaml; do
+    [ -s "$R/$f" ] || fail "run left no $f"
+done
+has "$T/out" 'GLoRA subnet, retrained'
+# Each model file loads; the spec fits the supernet and its budget.
+expect 0 "$GLORA" info "$R/backbone.safetensors" --adapter "$R/supernet.safetensors"; has "$T/out" 'rank 2'
+expect 0 "$GLORA" info "$R/merged.safetensors"; has "$T/out" 'kind merged'
+params=$(sed -n 's/.*"params":[[:space:]]*\([0-9]*\).*/\1/p' "$R/search/best.json" | head -1)
+[ -n "$params" ] && [ "$params" -le 6000 ] || fail "best.json params '$params' not within the 6K budget"
+# The merged plain ViT scores exactly what the adapter scores, on the same images.
+E="--images $F/t10k-images-idx3-ubyte.gz --labels $F/t10k-labels-idx1-ubyte.gz --count 300 --json"
+expect 0 "$GLORA" eval --model "$R/backbone.safetensors" --adapter "$R/adapter.safetensors" $E
+a=$(sed 's/.*"correct": \([0-9]*\).*/\1/' "$T/out")
+expect 0 "$GLORA" eval --model "$R/merged.safetensors" $E
+b=$(sed 's/.*"correct": \([0-9]*\).*/\1/' "$T/out")
+[ -n "$a" ] && [ "$a" = "$b" ] || fail "adapter got $a right, the merged model $b"
+# And the summary says the same.
+grep -q '"method": "GLoRA subnet, retrained"' "$R/summary.json" || fail "summary lacks the retrained row"
+# The supernet under best.json scores on val what the search said.
+expect 0 "$GLORA" eval --model "$R/backbone.safetensors" --adapter "$R/supernet.safetensors" \
+    --subnet "$R/search/best.json" --images "$F/train-images-idx3-ubyte.gz" \
+    --labels "$F/train-labels-idx1-ubyte.gz" --start 300 --count 100 --json
+acc=$(sed 's/.*"accuracy": \([0-9.]*\).*/\1/' "$T/out")
+val=$(sed -n 's/.*"val_accuracy":[[:space:]]*\([0-9.]*\).*/\1/p' "$R/search/best.json")
+awk -v a="$acc" -v b="$val" 'BEGIN { exit !(a - b < 1e-9 && b - a < 1e-9) }' || fail "best.json says $val, eval gives $acc"
+# A second run skips every stage and prints the same table.
+cp "$T/out" "$T/first"
+expect 0 "$GLORA" run "$T/run.yaml"
+has "$T/err" 'supernet: done before'
+has "$T/err" 'retrain: done before'
+# The report draws the search.
+expect 0 "$GLORA" report "$R"
+grep -q '<svg' "$R/report.svg" && grep -q 'Pareto front' "$R/report.svg" || fail "report.svg is not the drawing"
+finish
