@@ -11,22 +11,11 @@
  * the team size, and a thread the machine delays just takes fewer tiles. */
 #include "gemm-impl.h"
 
-#include <sched.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "glora/common.h"
 #include "glora/parallel.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-/* Threads in the current team. (glora/parallel.h has no such query yet;
- * it belongs there.) */
-static int team_size(void) { return omp_get_num_threads(); }
-#else
-static int team_size(void) { return 1; }
-#endif
 
 /* Below this many multiply-adds per thread, starting a team costs more than
  * it saves (waking a worker takes microseconds, longer on a loaded box). */
@@ -151,33 +140,14 @@ static void run_serial(const plan_t *p) {
     for (size_t u = 0; u < p->mt * p->nt; u++) compute_tile(p, u, p->apack);
 }
 
-/* Waits for a counter the other threads advance, giving the core away
- * meanwhile: on a loaded machine the thread waited for may be queued on
- * this very core, and the OpenMP barrier's busy wait would hold it off for
- * a whole time slice. */
-static void wait_until(atomic_size_t *counter, size_t target) {
-    while (atomic_load_explicit(counter, memory_order_acquire) < target) sched_yield();
-}
-
 static void run_parallel(const plan_t *p, int threads) {
-    atomic_size_t packed = 0, finished = 0;
     #pragma omp parallel num_threads(threads)
     {
         float *abuf = p->apack + (size_t)glora_thread_id() * p->a_floats;
-        size_t mine = 0;
-        #pragma omp for schedule(dynamic, 2) nowait
-        for (size_t jp = 0; jp < p->pn; jp++) {
-            pack_b_panel(p, jp);
-            mine++;
-        }
-        atomic_fetch_add_explicit(&packed, mine, memory_order_release);
-        wait_until(&packed, p->pn);
+        #pragma omp for schedule(dynamic, 2)
+        for (size_t jp = 0; jp < p->pn; jp++) pack_b_panel(p, jp);
         #pragma omp for schedule(dynamic, 1) nowait
         for (size_t u = 0; u < p->mt * p->nt; u++) compute_tile(p, u, abuf);
-        /* Everyone past its last tile before the closing barrier, which
-         * then costs nothing. */
-        atomic_fetch_add_explicit(&finished, 1, memory_order_release);
-        wait_until(&finished, (size_t)team_size());
     }
 }
 
