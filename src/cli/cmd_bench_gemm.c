@@ -221,6 +221,12 @@ int glora_cmd_bench_gemm(int argc, char **argv) {
 #ifdef GLORA_HAVE_CBLAS
     printf("beside OpenBLAS, core %s (%s)\n", openblas_get_corename(), openblas_get_config());
 #endif
+    double load[3];
+    if (getloadavg(load, 3) == 3) printf("load average at start: %.2f\n", load[0]);
+    if (threads > 1 && !getenv("OMP_WAIT_POLICY"))
+        printf("note: OMP_WAIT_POLICY is unset: GNU OpenMP threads busy-wait up to ~3 ms in\n"
+               "      every barrier, which costs more than a small product when the machine\n"
+               "      is loaded (OMP_WAIT_POLICY=passive avoids it)\n");
     printf("%-4s %-12s %-18s %6s %6s %6s %10s", "form", "model", "layer", "M", "N", "K",
            "glora GF/s");
     if (with_openblas) printf(" %13s %6s", "OpenBLAS GF/s", "ratio");
@@ -258,6 +264,7 @@ int glora_cmd_bench_gemm(int argc, char **argv) {
                "vit-tiny-28 shapes\n",
                exp(log_all / n_all), n_all, exp(log_tiny / n_tiny), n_tiny);
     }
+    if (getloadavg(load, 3) == 3) printf("load average at end: %.2f\n", load[0]);
     free(a), free(b), free(c), free(times);
     return 0;
 }
