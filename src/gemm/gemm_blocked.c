@@ -84,9 +84,9 @@ static int choose_threads(size_t m, size_t n, size_t k) {
     return nt < 1 ? 1 : nt;
 }
 
-/* Row tiles no taller than mc; with a team, at least TILES_PER_THREAD
- * tiles per thread where the shape allows, cutting rows first, then
- * columns (each column tile packs the same rows of A again). */
+/* Row tiles no taller than mc; with a team, TILES_PER_THREAD tiles per
+ * thread where the rows allow, and if they give fewer than two per thread,
+ * column tiles too (each packs the same rows of A again). */
 static void plan_tiles(plan_t *p, int threads) {
     const sgemm_kernel_t *kern = p->kern;
     p->pm = ceil_div(p->m, kern->mr);
@@ -98,7 +98,7 @@ static void plan_tiles(plan_t *p, int threads) {
     while (p->mt * p->nt < want) {
         if (p->pm >= MIN_TILE_PANELS * (p->mt + 1))
             p->mt++;
-        else if (p->pn >= p->nt + 1)
+        else if (p->mt * p->nt < 2 * (size_t)threads && p->pn >= p->nt + 1)
             p->nt++;
         else
             break;
