@@ -236,6 +236,24 @@ static void test_threads_bit_identical(void **state) {
     glora_gemm_set_kernel("auto");
 }
 
+/* The kept packing buffer can be dropped at any time; the next product
+ * allocates again and gives the same bits. */
+static void test_release_buffer(void **state) {
+    (void)state;
+    glora_rng_t rng;
+    glora_rng_seed(&rng, 5);
+    float *a = random_matrix(&rng, 50 * 70), *b = random_matrix(&rng, 70 * 40);
+    float c1[50 * 40], c2[50 * 40];
+    glora_sgemm(GLORA_NOTRANS, GLORA_NOTRANS, 50, 40, 70, 1.0f, a, 70, b, 40, 0.0f, c1, 40);
+    glora_gemm_release();
+    glora_gemm_release(); /* twice is fine */
+    glora_sgemm(GLORA_NOTRANS, GLORA_NOTRANS, 50, 40, 70, 1.0f, a, 70, b, 40, 0.0f, c2, 40);
+    assert_memory_equal(c1, c2, sizeof c1);
+    glora_gemm_release();
+    free(a);
+    free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_env_applied_at_first_use),
@@ -243,6 +261,7 @@ int main(void) {
         cmocka_unit_test(test_alpha_zero_and_empty),
         cmocka_unit_test(test_against_double),
         cmocka_unit_test(test_threads_bit_identical),
+        cmocka_unit_test(test_release_buffer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,7 +5,10 @@
  *     C = alpha * op(A) * op(B) + beta * C
  * with op(A) m x k, op(B) k x n, C m x n. When ta is GLORA_TRANS, A is stored
  * k x m (lda >= m); otherwise m x k (lda >= k). Likewise B: TRANS means n x k
- * storage. beta == 0 overwrites C (NaNs in C do not propagate).
+ * storage. beta == 0 overwrites C (NaNs in C do not propagate). As in BLAS,
+ * alpha == 0 or k == 0 gives C = beta * C without reading A or B, and
+ * m == 0 or n == 0 does nothing. Leading dimensions too small for the
+ * shape are bugs (assertion).
  *
  * A ViT needs three forms: y = x * W^T (NT), dx = dy * W (NN) and
  * dW += dy^T * x (TN).

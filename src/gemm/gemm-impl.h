@@ -3,17 +3,20 @@
  *
  * The product is the BLIS loop nest, written for row-major C:
  *
- *   gemm_blocked.c  pack op(A) and op(B) whole, shared by the team; deal
- *                   the (ic, jc) tiles of C to threads; in each tile, the
- *                   pc loop over k blocks (never split across threads)
- *   gemm_macro.c    one tile and k block: ir over MR rows (the A
- *                   micro-panel stays in L1), jr over NR columns (the B
+ *   gemm_blocked.c  pack op(B) whole, shared by the team; deal the tiles
+ *                   of C to threads; in each tile, the pc loop over k
+ *                   blocks (never split across threads), packing the
+ *                   tile's rows of op(A) per block, and the jc loop
+ *   gemm_macro.c    one tile, k block and nc columns: ir over MR rows (the
+ *                   A micro-panel stays in L1), jr over NR columns (the B
  *                   block, kc x nc, stays in L2)
- *   gemm_pack*.c    packing, separate from compute
+ *   gemm_pack.c     portable packing; pack_avx512.c, the AVX-512 tile's
+ *                   (packing is separate from compute)
  *   kernel_*.c      register-tiled micro-kernels, one per ISA
+ *   gemm.c          the kernel table and dispatch; gemm_cblas.c OpenBLAS
  *
  * The register tile and the cache blocks of every ISA are in one table,
- * gemm_kernels[] in gemm.c.
+ * kernels[] in gemm.c.
  *
  * Every element of C is produced by the same sequence of operations
  * whatever tile, edge or thread it falls in: one accumulator per element,
