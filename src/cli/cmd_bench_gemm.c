@@ -90,10 +90,10 @@ static void usage(FILE *out) {
     );
 }
 
-static int usage_error(const char *fmt, const char *arg) {
-    fprintf(stderr, "glora: error: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nhint: see 'glora bench gemm --help'\n");
+/* Prints "glora: error: <what> '<arg>': <why>" and a hint; returns 2. */
+static int usage_error(const char *what, const char *arg, const char *why) {
+    fprintf(stderr, "glora: error: %s '%s': %s\n", what, arg, why);
+    fprintf(stderr, "hint: see 'glora bench gemm --help'\n");
     return 2;
 }
 
@@ -170,14 +170,14 @@ int glora_cmd_bench_gemm(int argc, char **argv) {
             quick = 1;
         } else if (strcmp(arg, "--threads") == 0 || strcmp(arg, "--reps") == 0 ||
                    strcmp(arg, "--kernel") == 0) {
-            if (i + 1 >= argc) return usage_error("option '%s' needs a value", arg);
+            if (i + 1 >= argc) return usage_error("bench gemm option", arg, "needs a value");
             const char *val = argv[++i];
             if (strcmp(arg, "--kernel") == 0)
                 kernel = val;
             else if (parse_count(val, strcmp(arg, "--threads") == 0 ? &threads : &reps) != 0)
-                return usage_error("expected a count from 1 to 1024, not '%s'", val);
+                return usage_error(arg, val, "expected a count from 1 to 1024");
         } else {
-            return usage_error("unknown option '%s'", arg);
+            return usage_error("bench gemm option", arg, "unknown");
         }
     }
     if (glora_gemm_check_env() != GLORA_OK || glora_gemm_set_kernel(kernel) != GLORA_OK) {
