@@ -213,6 +213,7 @@ int glora_cmd_report(int argc, char **argv) {
         double p = cJSON_GetNumberValue(cJSON_GetObjectItem(b, "params"));
         double acc = cJSON_GetNumberValue(cJSON_GetObjectItem(b, "val_accuracy"));
         if (!isnan(p) && p >= 1) { pmin = fmin(pmin, p); pmax = fmax(pmax, p); }
+        /* (0-parameter baselines are drawn on the left edge.) */
         if (!isnan(acc)) { amin = fmin(amin, acc); amax = fmax(amax, acc); }
     }
     int max_gen = 0;
@@ -289,11 +290,14 @@ int glora_cmd_report(int argc, char **argv) {
         const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(b, "name"));
         if (isnan(p) || isnan(acc) || !name) continue;
         const char *col = colors[bi % 6];
-        double px = ax_x(&sc, p < 1 ? 1 : p), py = ax_y(&sc, acc);
+        /* A baseline with no trainable parameters (linear probe: head
+         * only) sits on the left edge of the log axis. */
+        double px = p < sc.x0 ? sc.left + 6 : ax_x(&sc, p), py = ax_y(&sc, acc);
         put(&s, "<path d='M %.1f %.1f l 6 6 l -6 6 l -6 -6 z' fill='%s' stroke='white'/>", px, py - 6, col);
         put(&s, "<text x='%d' y='%d' font-size='12' fill='%s'>&#9670; ", sc.left + 10, sc.top + sc.height - 12 - 16 * bi, col);
         put_text(&s, name);
-        put(&s, "</text>\n");
+        char pbuf[32];
+        put(&s, " (%s params, val %.3f)</text>\n", cli_human(p, pbuf), acc);
         bi++;
     }
     put(&s, "<circle cx='%d' cy='%d' r='3' fill='#7f8c8d'/><text x='%d' y='%d' font-size='12'>%d candidates</text>\n",
