@@ -38,6 +38,7 @@ static void usage(FILE *out) {
             "  --candidates N     timed candidates per run (default 40)\n"
             "  --warmup N         untimed candidates first (default 4)\n"
             "  --repeat N         timed runs; the median is reported (default 3)\n"
+            "  --batch N          glora's images per forward pass (search.batch; default 200)\n"
             "  --backbone FILE    backbone safetensors (with --supernet)\n"
             "  --supernet FILE    supernet safetensors\n"
             "  --data DIR         directory with train-images-idx3-ubyte[.gz] and labels\n"
@@ -168,7 +169,7 @@ static int run_peer(const char *script, int threads, int candidates, int warmup,
 }
 
 int glora_cmd_bench_search(int argc, char **argv) {
-    int threads = 2, candidates = 40, warmup = 4, repeat = 3, peer = 1, json = 0;
+    int threads = 2, candidates = 40, warmup = 4, repeat = 3, peer = 1, json = 0, batch = 200;
     const char *backbone = NULL, *supernet = NULL, *datadir = NULL, *script = NULL;
     double peak = 300;
     for (int i = 1; i < argc; i++) {
@@ -181,7 +182,7 @@ int glora_cmd_bench_search(int argc, char **argv) {
         } else if (!strcmp(a, "--json")) {
             json = 1;
         } else if (!strcmp(a, "--threads") || !strcmp(a, "--candidates") || !strcmp(a, "--warmup") ||
-                   !strcmp(a, "--repeat") || !strcmp(a, "--backbone") || !strcmp(a, "--supernet") ||
+                   !strcmp(a, "--repeat") || !strcmp(a, "--batch") || !strcmp(a, "--backbone") || !strcmp(a, "--supernet") ||
                    !strcmp(a, "--data") || !strcmp(a, "--peer-script") || !strcmp(a, "--peak-gflops")) {
             if (i + 1 >= argc) return usage_error("option '%s' needs a value", a);
             const char *v = argv[++i];
@@ -190,6 +191,7 @@ int glora_cmd_bench_search(int argc, char **argv) {
             else if (!strcmp(a, "--candidates")) bad = parse_count(v, 1, 100000, &candidates);
             else if (!strcmp(a, "--warmup")) bad = parse_count(v, 0, 100000, &warmup);
             else if (!strcmp(a, "--repeat")) bad = parse_count(v, 1, 1000, &repeat);
+            else if (!strcmp(a, "--batch")) bad = parse_count(v, 1, 200, &batch);
             else if (!strcmp(a, "--backbone")) backbone = v;
             else if (!strcmp(a, "--supernet")) supernet = v;
             else if (!strcmp(a, "--data")) datadir = v;
@@ -290,14 +292,14 @@ int glora_cmd_bench_search(int argc, char **argv) {
                A->img_size, A->img_size, A->dim, A->depth, m->rank, N_IMG, data_desc, candidates,
                repeat, threads);
     fflush(stdout);
-    if (warmup && glora_vit_eval_candidates(m, cands, (size_t)warmup, x, y, N_IMG, N_IMG, acc))
+    if (warmup && glora_vit_eval_candidates(m, cands, (size_t)warmup, x, y, N_IMG, (size_t)batch, acc))
         goto out_fail;
     /* glora's runs before and after the peer's, so that a burst of load on
      * the shared machine does not fall on one side only. */
     int before = (repeat + 1) / 2;
     for (int k = 0; k < before; k++) {
         double t0 = glora_now();
-        if (glora_vit_eval_candidates(m, cands + warmup, (size_t)candidates, x, y, N_IMG, N_IMG, acc))
+        if (glora_vit_eval_candidates(m, cands + warmup, (size_t)candidates, x, y, N_IMG, (size_t)batch, acc))
             goto out_fail;
         runs[k] = glora_now() - t0;
     }
@@ -315,7 +317,7 @@ int glora_cmd_bench_search(int argc, char **argv) {
     }
     for (int k = before; k < repeat; k++) {
         double t0 = glora_now();
-        if (glora_vit_eval_candidates(m, cands + warmup, (size_t)candidates, x, y, N_IMG, N_IMG, acc))
+        if (glora_vit_eval_candidates(m, cands + warmup, (size_t)candidates, x, y, N_IMG, (size_t)batch, acc))
             goto out_fail;
         runs[k] = glora_now() - t0;
     }
