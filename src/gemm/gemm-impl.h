@@ -35,10 +35,12 @@
  * A micro-kernel computes one m x n tile of C (m <= MR, n <= NR):
  *     C = alpha * Ap * Bp + beta * C        (beta == 0: C is not read)
  * ap is a packed A micro-panel (k steps of MR floats, rows past m are
- * zero), bp a packed B micro-panel (k steps of NR floats, columns past n
- * are zero); both 64-byte aligned. Only the m x n elements of C are touched.
+ * zero). bp holds k steps of B, ldbp floats apart: a packed micro-panel
+ * (ldbp == NR, 64-byte aligned, columns past n zero), or, for a kernel
+ * marked direct_b, B in place (any stride and alignment; columns past n
+ * are not read). Only the m x n elements of C are touched.
  */
-typedef void (*sgemm_ukernel_fn)(size_t k, const float *ap, const float *bp,
+typedef void (*sgemm_ukernel_fn)(size_t k, const float *ap, const float *bp, size_t ldbp,
                                  float *c, size_t ldc, size_t m, size_t n,
                                  float alpha, float beta);
 
@@ -65,6 +67,7 @@ typedef struct {
     sgemm_ukernel_fn ukernel;
     sgemm_pack_a_fn pack_a;
     sgemm_pack_b_fn pack_b;
+    int direct_b;            /* the micro-kernel also reads op(B) in place */
 } sgemm_kernel_t;
 
 /* The loop nest (gemm_blocked.c). Returns 0, or -1 when its buffers
@@ -76,10 +79,11 @@ int sgemm_blocked(const sgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb
 
 /* One mc x nc tile of C for one k block (gemm_macro.c): apack and bpack
  * point at the block's part of the first A and B micro-panels; the next
- * panels are a_stride and b_stride floats further on. */
+ * panels are a_stride and b_stride floats further on; ldbp as for the
+ * micro-kernel. */
 void sgemm_macro(const sgemm_kernel_t *kern, size_t mc, size_t nc, size_t kc,
                  float alpha, const float *apack, size_t a_stride, const float *bpack,
-                 size_t b_stride, float beta, float *c, size_t ldc);
+                 size_t b_stride, size_t ldbp, float beta, float *c, size_t ldc);
 
 /* Portable packing (gemm_pack.c), valid for any mr and nr. */
 void sgemm_pack_a_portable(glora_trans_t ta, size_t mc, size_t kc, const float *a,
@@ -88,11 +92,11 @@ void sgemm_pack_b_portable(glora_trans_t tb, size_t kc, size_t nc, const float *
                            size_t ldb, size_t nr, float *dst);
 
 /* Micro-kernels and ISA-specific packing. */
-void sgemm_portable_6x8(size_t k, const float *ap, const float *bp, float *c,
+void sgemm_portable_6x8(size_t k, const float *ap, const float *bp, size_t ldbp, float *c,
                         size_t ldc, size_t m, size_t n, float alpha, float beta);
-void sgemm_avx2_6x16(size_t k, const float *ap, const float *bp, float *c,
+void sgemm_avx2_6x16(size_t k, const float *ap, const float *bp, size_t ldbp, float *c,
                      size_t ldc, size_t m, size_t n, float alpha, float beta);
-void sgemm_avx512_12x32(size_t k, const float *ap, const float *bp, float *c,
+void sgemm_avx512_12x32(size_t k, const float *ap, const float *bp, size_t ldbp, float *c,
                         size_t ldc, size_t m, size_t n, float alpha, float beta);
 void sgemm_avx512_pack_a(glora_trans_t ta, size_t mc, size_t kc, const float *a,
                          size_t lda, size_t mr, float *dst);

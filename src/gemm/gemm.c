@@ -33,11 +33,11 @@ static int cpu_any(void) { return 1; }
  * AVX-512 figures, tuned on a Sapphire Rapids class Xeon.) */
 static const sgemm_kernel_t kernels[] = {
     {"avx512", "sgemm_avx512_12x32", cpu_avx512, 12, 32, 240, 384, 512,
-     sgemm_avx512_12x32, sgemm_avx512_pack_a, sgemm_avx512_pack_b},
+     sgemm_avx512_12x32, sgemm_avx512_pack_a, sgemm_avx512_pack_b, 1},
     {"avx2", "sgemm_avx2_6x16", cpu_avx2, 6, 16, 144, 256, 512,
-     sgemm_avx2_6x16, sgemm_pack_a_portable, sgemm_pack_b_portable},
+     sgemm_avx2_6x16, sgemm_pack_a_portable, sgemm_pack_b_portable, 0},
     {"portable", "sgemm_portable_6x8", cpu_any, 6, 8, 120, 256, 512,
-     sgemm_portable_6x8, sgemm_pack_a_portable, sgemm_pack_b_portable},
+     sgemm_portable_6x8, sgemm_pack_a_portable, sgemm_pack_b_portable, 0},
 };
 #define NKERNELS ((int)(sizeof kernels / sizeof kernels[0]))
 enum { KERNEL_REF = NKERNELS, KERNEL_CBLAS };

@@ -26,6 +26,12 @@
  * micro-panels, so each B block brought into L2 serves a few of them. */
 #define TILES_PER_THREAD 8
 #define MIN_TILE_PANELS 4
+/* Up to this many row micro-panels, a kernel that can read op(B) in place
+ * (not transposed, rows contiguous) does so instead of packing it: with so
+ * few rows to share it, packing B costs a sizeable part of the product
+ * (M = 17, one vit-tiny-28 image, is the search's common case: +10-40%
+ * there; from about 200 rows, packing wins). */
+#define DIRECT_B_MAX_PANELS 8
 
 /* The packing buffer is kept per calling thread between products: a fresh
  * allocation of megabytes costs page faults on every call (5% of a ViT-B
@@ -71,6 +77,7 @@ typedef struct {
     size_t kc_max;   /* depth of every k block but the last */
     size_t pm, pn;   /* micro-panels along m and n */
     size_t mt, nt;   /* tiles along m and n */
+    int direct_b;    /* op(B) read in place rather than packed */
     float *bpack;    /* pn panels of k x nr */
     float *apack;    /* per thread: a tile's rows for one k block */
     size_t a_floats; /* floats of one thread's A buffer */
@@ -128,15 +135,18 @@ static void compute_tile(const plan_t *p, size_t u, float *abuf) {
         kern->pack_a(p->ta, i1 - i0, kc, src, p->lda, mr, abuf);
         for (size_t jp = jp0; jp < jp1; jp += panels_per_block) {
             size_t j0 = jp * nr, j1 = min_size(min_size(jp + panels_per_block, jp1) * nr, p->n);
-            sgemm_macro(kern, i1 - i0, j1 - j0, kc, p->alpha, abuf, kc * mr,
-                        p->bpack + jp * k * nr + pc * nr, k * nr,
+            const float *bp = p->direct_b ? p->b + pc * p->ldb + j0
+                                          : p->bpack + jp * k * nr + pc * nr;
+            sgemm_macro(kern, i1 - i0, j1 - j0, kc, p->alpha, abuf, kc * mr, bp,
+                        p->direct_b ? nr : k * nr, p->direct_b ? p->ldb : nr,
                         pc == 0 ? p->beta : 1.0f, p->c + i0 * p->ldc + j0, p->ldc);
         }
     }
 }
 
 static void run_serial(const plan_t *p) {
-    for (size_t jp = 0; jp < p->pn; jp++) pack_b_panel(p, jp);
+    if (!p->direct_b)
+        for (size_t jp = 0; jp < p->pn; jp++) pack_b_panel(p, jp);
     for (size_t u = 0; u < p->mt * p->nt; u++) compute_tile(p, u, p->apack);
 }
 
@@ -145,7 +155,7 @@ static void run_parallel(const plan_t *p, int threads) {
     {
         float *abuf = p->apack + (size_t)glora_thread_id() * p->a_floats;
         #pragma omp for schedule(dynamic, 2)
-        for (size_t jp = 0; jp < p->pn; jp++) pack_b_panel(p, jp);
+        for (size_t jp = 0; jp < (p->direct_b ? 0 : p->pn); jp++) pack_b_panel(p, jp);
         #pragma omp for schedule(dynamic, 1) nowait
         for (size_t u = 0; u < p->mt * p->nt; u++) compute_tile(p, u, abuf);
     }
@@ -163,13 +173,14 @@ int sgemm_blocked(const sgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb
     p.kc_max = ceil_div(k, ceil_div(k, kern->kc));
     int threads = choose_threads(m, n, k);
     plan_tiles(&p, threads);
+    p.direct_b = kern->direct_b && !tb && p.pm <= DIRECT_B_MAX_PANELS;
     if ((size_t)threads > p.mt * p.nt) threads = (int)(p.mt * p.nt);
 
     /* One allocation: the B panels first, so each starts on a 64-byte
      * boundary (nr floats are a multiple of 64 bytes, or of 32 for the
      * portable kernel, which does not care); then an A buffer per thread. */
     size_t bfloats, afloats, total;
-    if (glora_size_mul(p.pn * kern->nr, k, &bfloats) ||
+    if (glora_size_mul(p.direct_b ? 0 : p.pn * kern->nr, k, &bfloats) ||
         glora_size_mul(ceil_div(p.pm, p.mt) * kern->mr, p.kc_max, &p.a_floats) ||
         glora_size_add(p.a_floats, 15, &p.a_floats) ||
         glora_size_mul(p.a_floats & ~(size_t)15, (size_t)threads, &afloats) ||

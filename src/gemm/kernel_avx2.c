@@ -13,7 +13,8 @@
 #define NR 16
 
 static inline __attribute__((always_inline)) void
-tile(size_t k, const float *ap, const float *bp, float *c, size_t ldc, const int rows,
+tile(size_t k, const float *ap, const float *bp, size_t ldbp, float *c, size_t ldc,
+     const int rows,
      size_t n, float alpha, float beta) {
     __m256 acc0[MR], acc1[MR];
     #pragma GCC unroll 6
@@ -21,7 +22,7 @@ tile(size_t k, const float *ap, const float *bp, float *c, size_t ldc, const int
         acc0[i] = _mm256_setzero_ps();
         acc1[i] = _mm256_setzero_ps();
     }
-    for (size_t p = 0; p < k; p++, ap += MR, bp += NR) {
+    for (size_t p = 0; p < k; p++, ap += MR, bp += ldbp) {
         __m256 b0 = _mm256_load_ps(bp);
         __m256 b1 = _mm256_load_ps(bp + 8);
         #pragma GCC unroll 6
@@ -57,15 +58,16 @@ tile(size_t k, const float *ap, const float *bp, float *c, size_t ldc, const int
     }
 }
 
-void sgemm_avx2_6x16(size_t k, const float *ap, const float *bp, float *c, size_t ldc,
-                     size_t m, size_t n, float alpha, float beta) {
+/* Packed B only (ldbp == NR): the loads assume aligned, zero-padded rows. */
+void sgemm_avx2_6x16(size_t k, const float *ap, const float *bp, size_t ldbp, float *c,
+                     size_t ldc, size_t m, size_t n, float alpha, float beta) {
     switch (m) {
-    case 6: tile(k, ap, bp, c, ldc, 6, n, alpha, beta); break;
-    case 5: tile(k, ap, bp, c, ldc, 5, n, alpha, beta); break;
-    case 4: tile(k, ap, bp, c, ldc, 4, n, alpha, beta); break;
-    case 3: tile(k, ap, bp, c, ldc, 3, n, alpha, beta); break;
-    case 2: tile(k, ap, bp, c, ldc, 2, n, alpha, beta); break;
-    case 1: tile(k, ap, bp, c, ldc, 1, n, alpha, beta); break;
+    case 6: tile(k, ap, bp, ldbp, c, ldc, 6, n, alpha, beta); break;
+    case 5: tile(k, ap, bp, ldbp, c, ldc, 5, n, alpha, beta); break;
+    case 4: tile(k, ap, bp, ldbp, c, ldc, 4, n, alpha, beta); break;
+    case 3: tile(k, ap, bp, ldbp, c, ldc, 3, n, alpha, beta); break;
+    case 2: tile(k, ap, bp, ldbp, c, ldc, 2, n, alpha, beta); break;
+    case 1: tile(k, ap, bp, ldbp, c, ldc, 1, n, alpha, beta); break;
     default: break;
     }
 }

@@ -15,8 +15,12 @@
 #define NR 32
 
 static inline __attribute__((always_inline)) void
-tile(size_t k, const float *ap, const float *bp, float *c, size_t ldc, const int rows,
-     size_t n, float alpha, float beta) {
+tile(size_t k, const float *ap, const float *bp, size_t ldbp, float *c, size_t ldc,
+     const int rows, size_t n, float alpha, float beta) {
+    /* Columns past n: masked off in the loads of B (so B may be read in
+     * place) and in the stores of C. */
+    __mmask16 k0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+    __mmask16 k1 = n >= 32 ? 0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
     __m512 acc0[MR], acc1[MR];
     #pragma GCC unroll 12
     for (int i = 0; i < rows; i++) {
@@ -30,12 +34,12 @@ tile(size_t k, const float *ap, const float *bp, float *c, size_t ldc, const int
         _mm_prefetch((const char *)(c + (size_t)i * ldc + 16), _MM_HINT_T0);
     }
     #pragma GCC unroll 4
-    for (size_t p = 0; p < k; p++, ap += MR, bp += NR) {
+    for (size_t p = 0; p < k; p++, ap += MR, bp += ldbp) {
         /* B streams from L2: ask for it a few steps ahead. */
-        _mm_prefetch((const char *)(bp + 8 * NR), _MM_HINT_T0);
-        _mm_prefetch((const char *)(bp + 8 * NR + 16), _MM_HINT_T0);
-        __m512 b0 = _mm512_load_ps(bp);
-        __m512 b1 = _mm512_load_ps(bp + 16);
+        _mm_prefetch((const char *)(bp + 8 * ldbp), _MM_HINT_T0);
+        _mm_prefetch((const char *)(bp + 8 * ldbp + 16), _MM_HINT_T0);
+        __m512 b0 = _mm512_maskz_loadu_ps(k0, bp);
+        __m512 b1 = _mm512_maskz_loadu_ps(k1, bp + 16);
         #pragma GCC unroll 12
         for (int i = 0; i < rows; i++) {
             __m512 ai = _mm512_set1_ps(ap[i]);
@@ -43,8 +47,6 @@ tile(size_t k, const float *ap, const float *bp, float *c, size_t ldc, const int
             acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
         }
     }
-    __mmask16 k0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
-    __mmask16 k1 = n >= 32 ? 0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
     __m512 va = _mm512_set1_ps(alpha);
     if (beta == 0.0f) {
         #pragma GCC unroll 12
@@ -67,21 +69,21 @@ tile(size_t k, const float *ap, const float *bp, float *c, size_t ldc, const int
     }
 }
 
-void sgemm_avx512_12x32(size_t k, const float *ap, const float *bp, float *c,
+void sgemm_avx512_12x32(size_t k, const float *ap, const float *bp, size_t ldbp, float *c,
                         size_t ldc, size_t m, size_t n, float alpha, float beta) {
     switch (m) {
-    case 12: tile(k, ap, bp, c, ldc, 12, n, alpha, beta); break;
-    case 11: tile(k, ap, bp, c, ldc, 11, n, alpha, beta); break;
-    case 10: tile(k, ap, bp, c, ldc, 10, n, alpha, beta); break;
-    case 9: tile(k, ap, bp, c, ldc, 9, n, alpha, beta); break;
-    case 8: tile(k, ap, bp, c, ldc, 8, n, alpha, beta); break;
-    case 7: tile(k, ap, bp, c, ldc, 7, n, alpha, beta); break;
-    case 6: tile(k, ap, bp, c, ldc, 6, n, alpha, beta); break;
-    case 5: tile(k, ap, bp, c, ldc, 5, n, alpha, beta); break;
-    case 4: tile(k, ap, bp, c, ldc, 4, n, alpha, beta); break;
-    case 3: tile(k, ap, bp, c, ldc, 3, n, alpha, beta); break;
-    case 2: tile(k, ap, bp, c, ldc, 2, n, alpha, beta); break;
-    case 1: tile(k, ap, bp, c, ldc, 1, n, alpha, beta); break;
+    case 12: tile(k, ap, bp, ldbp, c, ldc, 12, n, alpha, beta); break;
+    case 11: tile(k, ap, bp, ldbp, c, ldc, 11, n, alpha, beta); break;
+    case 10: tile(k, ap, bp, ldbp, c, ldc, 10, n, alpha, beta); break;
+    case 9: tile(k, ap, bp, ldbp, c, ldc, 9, n, alpha, beta); break;
+    case 8: tile(k, ap, bp, ldbp, c, ldc, 8, n, alpha, beta); break;
+    case 7: tile(k, ap, bp, ldbp, c, ldc, 7, n, alpha, beta); break;
+    case 6: tile(k, ap, bp, ldbp, c, ldc, 6, n, alpha, beta); break;
+    case 5: tile(k, ap, bp, ldbp, c, ldc, 5, n, alpha, beta); break;
+    case 4: tile(k, ap, bp, ldbp, c, ldc, 4, n, alpha, beta); break;
+    case 3: tile(k, ap, bp, ldbp, c, ldc, 3, n, alpha, beta); break;
+    case 2: tile(k, ap, bp, ldbp, c, ldc, 2, n, alpha, beta); break;
+    case 1: tile(k, ap, bp, ldbp, c, ldc, 1, n, alpha, beta); break;
     default: break;
     }
 }

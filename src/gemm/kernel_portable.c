@@ -6,10 +6,10 @@
 #define MR 6
 #define NR 8
 
-void sgemm_portable_6x8(size_t k, const float *ap, const float *bp, float *c,
+void sgemm_portable_6x8(size_t k, const float *ap, const float *bp, size_t ldbp, float *c,
                         size_t ldc, size_t m, size_t n, float alpha, float beta) {
     float acc[MR][NR] = {{0.0f}};
-    for (size_t p = 0; p < k; p++, ap += MR, bp += NR) {
+    for (size_t p = 0; p < k; p++, ap += MR, bp += ldbp) {
         for (int i = 0; i < MR; i++)
             for (int j = 0; j < NR; j++) acc[i][j] += ap[i] * bp[j];
     }
