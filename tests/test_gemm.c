@@ -227,9 +227,11 @@ static void test_threads_bit_identical(void **state) {
         if (strcmp(all_kernels[kk], "cblas") == 0) continue; /* not ours to promise */
         if (glora_gemm_set_kernel(all_kernels[kk]) != GLORA_OK) continue;
         int native = strcmp(all_kernels[kk], "ref") != 0;
-        /* Rows split across threads, then columns (few rows), both with
-         * several k blocks. */
+        /* Rows split across threads (two sizes), and columns split (few
+         * rows, B read in place when not transposed); all with several k
+         * blocks. */
         check_deterministic(all_kernels[kk], native ? 300 : 40, 650, native ? 800 : 300);
+        if (native) check_deterministic(all_kernels[kk], 200, 300, 400);
         check_deterministic(all_kernels[kk], 20, native ? 1500 : 300, 600);
     }
     glora_set_threads(2);
