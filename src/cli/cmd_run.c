@@ -42,6 +42,8 @@ static const glora_config_key_t keys[] = {
     {"dir", GLORA_CFG_STRING, "runs", "directory of all runs", 0, 0, NULL},
     {"backbone", GLORA_CFG_STRING, NULL, "pretrained backbone; made by the pretrain stage when missing "
                                              "(default DIR/NAME/backbone.safetensors)", 0, 0, NULL},
+    {"supernet", GLORA_CFG_STRING, NULL, "supernet to use when the stages do not train one "
+                                         "(default DIR/NAME/supernet.safetensors)", 0, 0, NULL},
     {"stages", GLORA_CFG_STRINGS, "[pretrain, supernet, search, retrain, merge, eval]",
      "stages to run, in pipeline order", 0, 0, all_stages},
     {"subnet", GLORA_CFG_STRING, NULL, "subnet spec to retrain when there is no search stage; or "
@@ -311,7 +313,10 @@ int glora_cmd_run(int argc, char **argv) {
         snprintf(r.backbone, sizeof r.backbone, "%s", glora_config_string(cfg, "backbone"));
     else
         snprintf(r.backbone, sizeof r.backbone, "%s/backbone.safetensors", r.out);
-    snprintf(r.supernet, sizeof r.supernet, "%s/supernet.safetensors", r.out);
+    if (glora_config_string(cfg, "supernet"))
+        snprintf(r.supernet, sizeof r.supernet, "%s", glora_config_string(cfg, "supernet"));
+    else
+        snprintf(r.supernet, sizeof r.supernet, "%s/supernet.safetensors", r.out);
     snprintf(r.search_dir, sizeof r.search_dir, "%s/search", r.out);
     snprintf(r.adapter, sizeof r.adapter, "%s/adapter.safetensors", r.out);
     snprintf(r.merged, sizeof r.merged, "%s/merged.safetensors", r.out);
