@@ -48,6 +48,8 @@ static const glora_config_key_t keys[] = {
      "stages to run, in pipeline order", 0, 0, all_stages},
     {"subnet", GLORA_CFG_STRING, NULL, "subnet spec to retrain when there is no search stage; or "
                                            "preset:lora4 (B = lora_4), preset:ssf (A, D, E = vector)", 0, 0, NULL},
+    {"seed", GLORA_CFG_INT, "-1", "when >= 0, the seed of every stage after pretraining "
+                                  "(training 'seed', search 'search.seed'); -1 keeps the sections' own", -1, 1e15, NULL},
     {"label", GLORA_CFG_STRING, NULL, "name of the method in the summary (default from the stages)", 0, 0, NULL},
     SPLIT_KEYS("val", "validation", "0", "0"),
     SPLIT_KEYS("test", "test", "0", "0"),
@@ -356,6 +358,12 @@ int glora_cmd_run(int argc, char **argv) {
         snprintf(r.subnet, sizeof r.subnet, "%s/best.json", r.search_dir);
 
     char s1[2300], s2[2300], s3[2300], s4[2300], s5[2300];
+    /* With a run seed, the stages after pretraining get "--set seed=N" as
+     * their last arguments; without, a NULL there ends the list early. */
+    int64_t seed = glora_config_int(cfg, "seed");
+    char train_seed[64], search_seed[64];
+    snprintf(train_seed, sizeof train_seed, "seed=%lld", (long long)seed);
+    snprintf(search_seed, sizeof search_seed, "search.seed=%lld", (long long)seed);
     const char *conf = args.config_path;
     double t_all = glora_now();
     fprintf(stderr, "run '%s': stages", glora_config_string(cfg, "name"));
@@ -397,7 +405,7 @@ int glora_cmd_run(int argc, char **argv) {
         } else if (si == stage_index("finetune")) {
             rc = call(glora_cmd_finetune, "finetune", conf, "--section", "finetune", "--resume", "--set",
                       setkv(s1, sizeof s1, "model.backbone", r.backbone), "--set",
-                      setkv(s2, sizeof s2, "output", r.finetuned), NULL);
+                      setkv(s2, sizeof s2, "output", r.finetuned), seed >= 0 ? "--set" : NULL, train_seed, NULL);
             /* Trainable parameters, head excluded, for the summary. */
             if (rc == CLI_OK) {
                 glora_vit_t *m0 = NULL, *m1 = NULL;
@@ -418,12 +426,12 @@ int glora_cmd_run(int argc, char **argv) {
         } else if (si == stage_index("supernet")) {
             rc = call(glora_cmd_supernet, "supernet", conf, "--section", "supernet", "--resume", "--set",
                       setkv(s1, sizeof s1, "model.backbone", r.backbone), "--set",
-                      setkv(s2, sizeof s2, "output", r.supernet), NULL);
+                      setkv(s2, sizeof s2, "output", r.supernet), seed >= 0 ? "--set" : NULL, train_seed, NULL);
         } else if (si == stage_index("search")) {
             rc = call(glora_cmd_search, "search", conf, "--section", "search", "--resume", "--set",
                       setkv(s1, sizeof s1, "model.backbone", r.backbone), "--set",
                       setkv(s2, sizeof s2, "model.adapter", r.supernet), "--set",
-                      setkv(s3, sizeof s3, "output.dir", r.search_dir), NULL);
+                      setkv(s3, sizeof s3, "output.dir", r.search_dir), seed >= 0 ? "--set" : NULL, search_seed, NULL);
         } else if (si == stage_index("retrain")) {
             if (subnet_opt && strncmp(subnet_opt, "preset:", 7) == 0) {
                 glora_vit_t *m = NULL;
@@ -440,12 +448,12 @@ int glora_cmd_run(int argc, char **argv) {
                           setkv(s1, sizeof s1, "model.backbone", r.backbone), "--set",
                           setkv(s2, sizeof s2, "model.adapter", r.supernet), "--set",
                           setkv(s3, sizeof s3, "subnet", r.subnet), "--set",
-                          setkv(s4, sizeof s4, "output", r.adapter), NULL);
+                          setkv(s4, sizeof s4, "output", r.adapter), seed >= 0 ? "--set" : NULL, train_seed, NULL);
             else
                 rc = call(glora_cmd_retrain, "retrain", conf, "--section", "retrain", "--resume", "--set",
                           setkv(s1, sizeof s1, "model.backbone", r.backbone), "--set",
                           setkv(s3, sizeof s3, "subnet", r.subnet), "--set",
-                          setkv(s4, sizeof s4, "output", r.adapter), NULL);
+                          setkv(s4, sizeof s4, "output", r.adapter), seed >= 0 ? "--set" : NULL, train_seed, NULL);
         } else if (si == stage_index("merge")) {
             rc = call(glora_cmd_merge, "merge", "--model", r.backbone, "--adapter", r.adapter, "-o", r.merged, NULL);
         }
