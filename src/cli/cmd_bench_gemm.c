@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli/commands.h"
 #include "glora/common.h"
 #include "glora/gemm.h"
 #include "glora/parallel.h"
@@ -20,8 +21,6 @@
 #ifdef GLORA_HAVE_CBLAS
 #include <cblas.h>
 #endif
-
-int glora_cmd_bench_gemm(int argc, char **argv);
 
 typedef struct {
     const char *model; /* "vit-b-16" or "vit-tiny-28" */
