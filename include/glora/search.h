@@ -24,6 +24,10 @@
  *     evaluated so far, ranked by accuracy (higher first), then parameters
  *     (fewer first), then the candidate encoding (strcmp, smaller first).
  * Beyond the official code:
+ *   - the two parents of a crossover are distinct (the official code may
+ *     draw one parent twice, whose child is always a duplicate), and the
+ *     random fill is bounded by max_tries like the other children (the
+ *     official one loops until it has its candidates);
  *   - tight budgets: when max_tries uniform random draws in a row are all
  *     above the budget (where the official rejection sampling would loop for
  *     ever), the last draw is shrunk to fit: a gene drawn uniformly among
