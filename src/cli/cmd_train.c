@@ -39,6 +39,8 @@ static const char *const choices_ab[] = {"lora_1", "lora_2", "lora_3", "lora_4",
 
 #define TRAIN_KEYS(EPOCHS, BATCH, LR, WD, SEED, TRAINABLE, TRAINABLE_HELP)                           \
     DATA_SPLIT_KEYS("train", "training"),                                                           \
+    {"data.train.kshot", GLORA_CFG_INT, "0", "keep k examples of each class of the training split (0: all)", 0, 1e6, NULL}, \
+    {"data.train.kshot_seed", GLORA_CFG_INT, "0", "seed of the k-shot draw (nested: the 1-shot set is inside the 2-shot set)", 0, 0, NULL}, \
     DATA_SPLIT_KEYS("val", "validation (optional)"),                                                \
     {"data.mean", GLORA_CFG_NUMBER, "0.5", "normalisation mean (pixels in [0, 1])", 0, 0, NULL},    \
     {"data.std", GLORA_CFG_NUMBER, "0.5", "normalisation standard deviation", 1e-6, 1e6, NULL},     \
@@ -406,6 +408,20 @@ static int run_command(which_t which, const cli_cmd_t *cmd, int argc, char **arg
     if (which != CMD_PRETRAIN && (rc = glora_config_require(cfg, "model.backbone"))) goto fail;
     if (which == CMD_RETRAIN && (rc = glora_config_require(cfg, "subnet"))) goto fail;
     if ((rc = load_split(cfg, "train", NULL, &train))) goto fail;
+    if (glora_config_int(cfg, "data.train.kshot") > 0) {
+        glora_dataset_t few = {0};
+        if ((rc = glora_dataset_kshot(&train, (int)glora_config_int(cfg, "data.train.kshot"),
+                                      (uint64_t)glora_config_int(cfg, "data.train.kshot_seed"), &few)))
+            goto fail;
+        glora_dataset_free(&train);
+        train = few;
+    }
+    if (train.n < (size_t)glora_config_int(cfg, "train.batch")) {
+        rc = glora_config_error(cfg, "train.batch", "is %lld, more than the %zu training examples",
+                                (long long)glora_config_int(cfg, "train.batch"), train.n);
+        glora_error_hint("lower train.batch (--batch): the last partial batch is dropped");
+        goto fail;
+    }
     if (backbone_path && backbone_path[0] && (rc = glora_sha256_file(backbone_path, bb_sha))) goto fail;
 
     /* The model and what trains. */

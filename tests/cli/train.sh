@@ -85,6 +85,13 @@ expect 0 "$GLORA" finetune --model "$T/bb.safetensors" $COMMON -o "$T/ft.safeten
 expect 0 "$GLORA" finetune --model "$T/bb.safetensors" $COMMON --mode linear -o "$T/lp.safetensors"
 expect 0 "$GLORA" eval --model "$T/lp.safetensors" --images "$IMG" --labels "$LAB" --start 256 --count 64
 
+# Few-shot: 2 examples of each class.
+expect 0 "$GLORA" finetune --model "$T/bb.safetensors" $DATA --set data.train.kshot=2 --batch 8 \
+    --epochs 1 --mode linear -o "$T/k2shot.safetensors"
+has "$T/err" '20 training images'
+expect 1 "$GLORA" finetune --model "$T/bb.safetensors" $DATA --set data.train.kshot=2 -o "$T/x.safetensors"
+one_line; has "$T/err" 'train.batch'
+
 # Errors: usage (exit 2) and bad settings (exit 1, one line).
 expect 2 "$GLORA" pretrain --model "$T/init.safetensors" $DATA
 one_line; has "$T/err" 'output'
