@@ -164,6 +164,11 @@ typedef void (*glora_train_cb)(const glora_train_progress_t *p, void *ctx);
 typedef struct {
     int epochs;
     size_t batch;
+    /* Each batch is cut into this many slices that run forward and backward
+     * independently (on separate threads when there are any) and whose
+     * gradients are summed in slice order; 0 means 2. Results depend on it
+     * (float sums in another order), never on the number of threads. */
+    int shards;
     glora_sched_t sched;          /* its epochs field is taken from epochs */
     glora_adamw_cfg_t adamw;
     double clip_norm;             /* <= 0: none */

@@ -48,6 +48,7 @@ static const char *const choices_ab[] = {"lora_1", "lora_2", "lora_3", "lora_4",
     {"train.epochs", GLORA_CFG_INT, EPOCHS, "epochs", 1, 1e6, NULL},                                \
     {"train.batch", GLORA_CFG_INT, BATCH, "images per step (the last partial batch is dropped)", 1, 65536, NULL}, \
     {"train.lr", GLORA_CFG_NUMBER, LR, "peak learning rate", 0, 10, NULL},                         \
+    {"train.shards", GLORA_CFG_INT, "2", "slices of each batch run in parallel, gradients summed in order (results depend on it, not on --threads)", 1, 64, NULL}, \
     {"train.warmup_epochs", GLORA_CFG_INT, "-1", "linear warm-up epochs (-1: round(epochs*10/500))", -1, 1e6, NULL}, \
     {"train.warmup_lr", GLORA_CFG_NUMBER, "1e-6", "learning rate at the start of the warm-up", 0, 10, NULL}, \
     {"train.min_lr", GLORA_CFG_NUMBER, "1e-5", "floor of the cosine schedule", 0, 10, NULL},       \
@@ -498,6 +499,7 @@ static int run_command(which_t which, const cli_cmd_t *cmd, int argc, char **arg
     glora_train_opts_t o = {0};
     o.epochs = (int)glora_config_int(cfg, "train.epochs");
     o.batch = (size_t)glora_config_int(cfg, "train.batch");
+    o.shards = (int)glora_config_int(cfg, "train.shards");
     double lr = glora_config_is_set(cfg, "train.lr") || which != CMD_FINETUNE
                     ? glora_config_number(cfg, "train.lr")
                     : strcmp(glora_config_string(cfg, "finetune.mode"), "linear") == 0 ? 1e-3 : 1e-4;

@@ -4,6 +4,7 @@
 #include "glora/train.h"
 #include "glora/common.h"
 #include "glora/nn.h"
+#include "glora/parallel.h"
 
 #include <errno.h>
 #include <math.h>
@@ -12,13 +13,16 @@
 #include <unistd.h>
 
 #define VAL_SUBNETS 4
+#define MAX_SHARDS 64
 
 typedef struct {
-    glora_grads_t *g;
+    int shards;
+    glora_grads_t *g;                /* shard 0's gradients: the sum after a step */
+    glora_grads_t *gs[MAX_SHARDS];   /* gs[0] == g */
     glora_adamw_t *opt;
     glora_vit_linears_t *lin;
-    glora_vit_acts_t *acts;
-    glora_vit_bwd_t *bwd;
+    glora_vit_acts_t *acts[MAX_SHARDS];
+    glora_vit_bwd_t *bwd[MAX_SHARDS];
     glora_vit_linears_t *eval_lin;
     glora_vit_acts_t *eval_acts;
     float *xb, *losses, *probs, *dlogits;
@@ -29,11 +33,13 @@ typedef struct {
 } run_t;
 
 static void run_free(run_t *r) {
-    glora_grads_free(r->g);
+    for (int s = 0; s < MAX_SHARDS; s++) {
+        glora_grads_free(r->gs[s]);
+        glora_vit_acts_free(r->acts[s]);
+        glora_vit_bwd_free(r->bwd[s]);
+    }
     glora_adamw_free(r->opt);
     glora_vit_linears_free(r->lin);
-    glora_vit_acts_free(r->acts);
-    glora_vit_bwd_free(r->bwd);
     glora_vit_linears_free(r->eval_lin);
     glora_vit_acts_free(r->eval_acts);
     free(r->xb);
@@ -51,6 +57,9 @@ static int check_opts(const glora_vit_t *m, const glora_train_opts_t *o,
     if (o->epochs < 1) return glora_error(GLORA_EINVAL, "training 'epochs': %d, must be at least 1", o->epochs);
     if (o->batch < 1 || o->batch > (1u << 20))
         return glora_error(GLORA_EINVAL, "training 'batch': %zu out of range", o->batch);
+    if (o->shards < 0 || o->shards > MAX_SHARDS || (size_t)o->shards > o->batch)
+        return glora_error(GLORA_EINVAL, "training 'shards': %d, must be 0..%d and at most the batch %zu",
+                           o->shards, MAX_SHARDS, o->batch);
     if (train->n < o->batch)
         return glora_error(GLORA_EINVAL, "training 'data': %zu examples, fewer than one batch of %zu",
                            train->n, o->batch);
@@ -109,9 +118,21 @@ int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
     run_t r = {0};
     glora_train_result_t out = {0};
 
-    if ((rc = glora_grads_create(&r.g, m, trainable)) || (rc = glora_adamw_create(&r.opt, r.g)) ||
-        (rc = glora_vit_linears_create(&r.lin, m)) || (rc = glora_vit_acts_create(&r.acts, m, B, 1)) ||
-        (rc = glora_vit_bwd_create(&r.bwd, m, B)))
+    /* The batch is cut into a fixed number of shards (never a function of
+     * the threads): each runs forward and backward on its own slice with
+     * its own activations and gradients, and their gradients are summed in
+     * shard order. Threads take whole shards, so a step has one parallel
+     * region instead of one per kernel. */
+    r.shards = o->shards > 0 ? o->shards : 2;
+    if ((size_t)r.shards > B) r.shards = (int)B;
+    const size_t per = (B + (size_t)r.shards - 1) / (size_t)r.shards;
+    for (int s = 0; s < r.shards; s++)
+        if ((rc = glora_grads_create(&r.gs[s], m, trainable)) ||
+            (rc = glora_vit_acts_create(&r.acts[s], m, per, 1)) ||
+            (rc = glora_vit_bwd_create(&r.bwd[s], m, per)))
+            goto done;
+    r.g = r.gs[0];
+    if ((rc = glora_adamw_create(&r.opt, r.g)) || (rc = glora_vit_linears_create(&r.lin, m)))
         goto done;
     if (has_val && ((rc = glora_vit_linears_create(&r.eval_lin, m)) ||
                     (rc = glora_vit_acts_create(&r.eval_acts, m, B < val->n ? B : val->n, 0))))
@@ -181,17 +202,34 @@ int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
             /* Merged weights follow the adapters as they train; with no
              * configuration the linears point at W0 itself. */
             glora_vit_linears_set(r.lin, m, cfg);
-            glora_vit_forward(m, r.lin, r.acts, r.xb, B);
-            glora_xent_forward(r.losses, r.probs, r.acts->logits, r.yb, B, V, o->label_smoothing);
-            memset(r.dlogits, 0, B * (size_t)V * sizeof(float));
-            glora_xent_backward(r.dlogits, r.probs, r.yb, B, V, o->label_smoothing, 1.0f / (float)B);
-            glora_grads_zero(r.g);
-            glora_vit_backward(m, r.lin, cfg, r.acts, r.dlogits, B, r.g, r.bwd);
+            const int nt = glora_max_threads() < r.shards ? glora_max_threads() : r.shards;
+#pragma omp parallel for schedule(static, 1) num_threads(nt) if (nt > 1)
+            for (int sh = 0; sh < r.shards; sh++) {
+                const size_t off = (size_t)sh * per, nb = off >= B ? 0 : (B - off < per ? B - off : per);
+                glora_grads_zero(r.gs[sh]);
+                if (nb == 0) continue;
+                glora_vit_forward(m, r.lin, r.acts[sh], r.xb + off * img, nb);
+                glora_xent_forward(r.losses + off, r.probs + off * V, r.acts[sh]->logits, r.yb + off, nb, V,
+                                   o->label_smoothing);
+                float *dl = r.dlogits + off * V;
+                memset(dl, 0, nb * (size_t)V * sizeof(float));
+                glora_xent_backward(dl, r.probs + off * V, r.yb + off, nb, V, o->label_smoothing,
+                                    1.0f / (float)B);
+                glora_vit_backward(m, r.lin, cfg, r.acts[sh], dl, nb, r.gs[sh], r.bwd[sh]);
+            }
+            /* Shard order, element by element: the same sums for any team. */
+            const size_t ng = r.g->n_floats;
+            for (int sh = 1; sh < r.shards; sh++) {
+                const float *gsh = r.gs[sh]->mem;
+                float *g0 = r.g->mem;
+#pragma omp parallel for schedule(static) if (ng >= 65536)
+                for (size_t k = 0; k < ng; k++) g0[k] += gsh[k];
+            }
             gnorm = glora_grads_clip(r.g, o->clip_norm);
             glora_adamw_step(r.opt, m, r.g, &o->adamw, lr);
             for (size_t b = 0; b < B; b++) {
                 loss_sum += r.losses[b];
-                correct += argmax(r.acts->logits + b * V, V) == r.yb[b];
+                correct += argmax(r.acts[b / per]->logits + (b % per) * V, V) == r.yb[b];
             }
             if (!isfinite(loss_sum)) {
                 rc = glora_error(GLORA_ESTATE, "training 'loss': not finite at epoch %d step %zu",
