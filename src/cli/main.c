@@ -1,6 +1,8 @@
 /* glora: the command-line tool. Dispatches to one function per command. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/commands.h"
@@ -53,7 +55,25 @@ static void usage(FILE *out) {
                  "Options for every command: --threads N, --set KEY=VALUE, --help.\n");
 }
 
+/* GNU OpenMP makes idle threads spin before they sleep. On a machine whose
+ * cores are shared (a CI runner, a workstation running two jobs) the thread
+ * being waited for is often not running, and a spinning team then runs up
+ * to ten times slower (docs/PERFORMANCE.md). libgomp reads its policy once,
+ * before main, so glora re-executes itself once with OMP_WAIT_POLICY=passive
+ * unless the user chose a policy. */
+static void prefer_passive_waits(char **argv) {
+#ifdef _OPENMP
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+    execv("/proc/self/exe", argv);
+    /* No /proc: carry on with the default policy. */
+#else
+    (void)argv;
+#endif
+}
+
 int main(int argc, char **argv) {
+    prefer_passive_waits(argv);
     if (argc < 2) {
         usage(stderr);
         return CLI_USAGE;
