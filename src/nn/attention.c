@@ -24,6 +24,37 @@ static inline void axpy(float *y, float a, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+/* One (batch, head) pair: softmax(q k^T scale) v for every query token.
+ * base points at q of token 0 of this pair; rows are C3 apart. Cloned per
+ * ISA (nn-impl.h) so the short dot products use the widest vectors. */
+NN_CLONES static void attn_fwd_pair(float *o0, float *a, const float *base, size_t Ts, size_t Cs,
+                                    size_t hd, float scale) {
+    const size_t C3 = 3 * Cs;
+    for (size_t i = 0; i < Ts; i++) {
+        const float *q = base + i * C3;
+        float *ai = a + i * Ts;
+        float mx = -INFINITY;
+        for (size_t j = 0; j < Ts; j++) {
+            const float s = dot(q, base + j * C3 + Cs, hd) * scale;
+            ai[j] = s;
+            if (s > mx) mx = s;
+        }
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (size_t j = 0; j < Ts; j++) {
+            const float e = nn_exp_neg(ai[j] - mx);
+            ai[j] = e;
+            sum += e;
+        }
+        const float inv = 1.0f / sum;
+#pragma omp simd
+        for (size_t j = 0; j < Ts; j++) ai[j] *= inv;
+        float *o = o0 + i * Cs;
+        for (size_t d = 0; d < hd; d++) o[d] = 0.0f;
+        for (size_t j = 0; j < Ts; j++) axpy(o, ai[j], base + j * C3 + 2 * Cs, hd);
+    }
+}
+
 void glora_attention_forward(float *out, float *att, const float *qkv,
                              size_t B, int T, int C, int NH) {
     /* qkv is (B, T, 3C) = (B, T, 3, NH, hd); out is (B, T, C) = (B, T, NH, hd);
@@ -35,30 +66,36 @@ void glora_attention_forward(float *out, float *att, const float *qkv,
 #pragma omp parallel for schedule(static) if (nn_parallel(pairs * Ts * (Ts + hd)))
     for (size_t bh = 0; bh < pairs; bh++) {
         const size_t b = bh / (size_t)NH, h = bh % (size_t)NH;
-        const float *base = qkv + b * Ts * C3 + h * hd; /* q of token 0 */
-        float *a = att + bh * Ts * Ts;
-        for (size_t i = 0; i < Ts; i++) {
-            const float *q = base + i * C3;
-            float *ai = a + i * Ts;
-            float mx = -INFINITY;
-            for (size_t j = 0; j < Ts; j++) {
-                const float s = dot(q, base + j * C3 + Cs, hd) * scale;
-                ai[j] = s;
-                if (s > mx) mx = s;
-            }
-            float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-            for (size_t j = 0; j < Ts; j++) {
-                const float e = nn_exp_neg(ai[j] - mx);
-                ai[j] = e;
-                sum += e;
-            }
-            const float inv = 1.0f / sum;
+        attn_fwd_pair(out + b * Ts * Cs + h * hd, att + bh * Ts * Ts, qkv + b * Ts * C3 + h * hd, Ts, Cs,
+                      hd, scale);
+    }
+}
+
+/* Backward of one (batch, head) pair; g0 is dout of token 0 of the pair. */
+NN_CLONES static void attn_bwd_pair(float *dbase, float *da, const float *g0, const float *base,
+                                    const float *a, size_t Ts, size_t Cs, size_t hd, float scale) {
+    const size_t C3 = 3 * Cs;
+    for (size_t i = 0; i < Ts; i++) {
+        const float *g = g0 + i * Cs;
+        const float *ai = a + i * Ts;
+        float *dai = da + i * Ts;
+        /* Through out_i = sum_j a_ij v_j. */
+        for (size_t j = 0; j < Ts; j++) {
+            dai[j] = dot(g, base + j * C3 + 2 * Cs, hd);
+            axpy(dbase + j * C3 + 2 * Cs, ai[j], g, hd);
+        }
+        /* Through the softmax: ds_ij = a_ij (da_ij - sum_k a_ik da_ik). */
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (size_t j = 0; j < Ts; j++) s += ai[j] * dai[j];
 #pragma omp simd
-            for (size_t j = 0; j < Ts; j++) ai[j] *= inv;
-            float *o = out + (b * Ts + i) * Cs + h * hd;
-            for (size_t d = 0; d < hd; d++) o[d] = 0.0f;
-            for (size_t j = 0; j < Ts; j++) axpy(o, ai[j], base + j * C3 + 2 * Cs, hd);
+        for (size_t j = 0; j < Ts; j++) dai[j] = ai[j] * (dai[j] - s) * scale;
+        /* Through s_ij = q_i . k_j (scale folded in above). */
+        const float *q = base + i * C3;
+        float *dq = dbase + i * C3;
+        for (size_t j = 0; j < Ts; j++) {
+            axpy(dq, dai[j], base + j * C3 + Cs, hd);
+            axpy(dbase + j * C3 + Cs, dai[j], q, hd);
         }
     }
 }
@@ -76,32 +113,7 @@ void glora_attention_backward(float *dqkv, float *datt, const float *dout,
 #pragma omp parallel for schedule(static) if (nn_parallel(pairs * Ts * (Ts + hd)))
     for (size_t bh = 0; bh < pairs; bh++) {
         const size_t b = bh / (size_t)NH, h = bh % (size_t)NH;
-        const float *base = qkv + b * Ts * C3 + h * hd;
-        float *dbase = dqkv + b * Ts * C3 + h * hd;
-        const float *a = att + bh * Ts * Ts;
-        float *da = datt + bh * Ts * Ts;
-        for (size_t i = 0; i < Ts; i++) {
-            const float *g = dout + (b * Ts + i) * Cs + h * hd;
-            const float *ai = a + i * Ts;
-            float *dai = da + i * Ts;
-            /* Through out_i = sum_j a_ij v_j. */
-            for (size_t j = 0; j < Ts; j++) {
-                dai[j] = dot(g, base + j * C3 + 2 * Cs, hd);
-                axpy(dbase + j * C3 + 2 * Cs, ai[j], g, hd);
-            }
-            /* Through the softmax: ds_ij = a_ij (da_ij - sum_k a_ik da_ik). */
-            float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-            for (size_t j = 0; j < Ts; j++) s += ai[j] * dai[j];
-#pragma omp simd
-            for (size_t j = 0; j < Ts; j++) dai[j] = ai[j] * (dai[j] - s) * scale;
-            /* Through s_ij = q_i . k_j (scale folded in above). */
-            const float *q = base + i * C3;
-            float *dq = dbase + i * C3;
-            for (size_t j = 0; j < Ts; j++) {
-                axpy(dq, dai[j], base + j * C3 + Cs, hd);
-                axpy(dbase + j * C3 + Cs, dai[j], q, hd);
-            }
-        }
+        attn_bwd_pair(dqkv + b * Ts * C3 + h * hd, datt + bh * Ts * Ts, dout + b * Ts * Cs + h * hd,
+                      qkv + b * Ts * C3 + h * hd, att + bh * Ts * Ts, Ts, Cs, hd, scale);
     }
 }

@@ -22,4 +22,15 @@ static inline int nn_parallel(size_t work) {
  * element's sum has one fixed order whatever the thread count. */
 #define NN_COL_BLOCK 32
 
+/* Hot elementwise and attention loops are compiled once per ISA and picked
+ * at load time (ifunc): the build targets baseline x86-64, whose 4-wide SSE
+ * halves or quarters their speed on AVX2 / AVX-512 machines. Each clone is
+ * deterministic on its own; a given machine always runs the same one. ISA
+ * names only (not arch=), so default-target inline helpers still inline. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define NN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define NN_CLONES
+#endif
+
 #endif
