@@ -185,3 +185,8 @@ int cli_switch(const cli_cmd_t *cmd, const cli_args_t *args, const char *flag) {
     GLORA_ASSERT(!"switch not declared by the command");
     return 0;
 }
+
+const char *cli_peer_env(void) {
+    return getenv("GLORA_SET_GOMP_SPINCOUNT") ? "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE -u GOMP_SPINCOUNT"
+                                                : "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE";
+}

@@ -63,6 +63,11 @@ int cli_switch(const cli_cmd_t *cmd, const cli_args_t *args, const char *flag);
 /* Prints the command's help: synopsis, summary, flags and the config keys. */
 void cli_help(const cli_cmd_t *cmd, FILE *out);
 
+/* The "env ..." prefix that starts a PyTorch peer benchmark: OpenBLAS's
+ * core type and L2 size unset together (its own AVX-512 kernels), and the
+ * OpenMP spin count as the user had it (glora sets a short one for itself). */
+const char *cli_peer_env(void);
+
 /* Non-zero when stderr is a terminal (live progress lines). */
 int cli_is_tty(void);
 

@@ -3,6 +3,7 @@
  * per adapted layer, one candidate per thread), beside the PyTorch peer
  * bench/bench_search.py (the official evaluation loop and a careful one)
  * run in the same invocation. */
+#include "cli/cli.h"
 #include "cli/commands.h"
 
 #include "glora/common.h"
@@ -139,9 +140,9 @@ static int run_peer(const char *script, int threads, int candidates, int warmup,
                     peer_line_t *lines, int *n_lines) {
     char cmd[4 * PATH_MAX + 512];
     int n = snprintf(cmd, sizeof cmd,
-                     "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 '%s' --threads %d "
+                     "%s /usr/bin/python3 '%s' --threads %d "
                      "--candidates %d --warmup %d --repeat %d",
-                     script, threads, candidates, warmup, repeat);
+                     cli_peer_env(), script, threads, candidates, warmup, repeat);
     if (backbone)
         n += snprintf(cmd + n, sizeof cmd - (size_t)n, " --backbone '%s' --supernet '%s'", backbone,
                       supernet);

@@ -75,9 +75,9 @@ static int run_peer(const char *python, const char *script, int threads, int bat
     }
     char cmdline[2048];
     snprintf(cmdline, sizeof cmdline,
-             "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE '%s' '%s' --threads %d --batch %d --steps %d "
+             "%s '%s' '%s' --threads %d --batch %d --steps %d "
              "--repeat %d 2>&1",
-             python, script, threads, batch, steps, repeat);
+             cli_peer_env(), python, script, threads, batch, steps, repeat);
     FILE *p = popen(cmdline, "r");
     if (!p) {
         snprintf(why, why_n, "cannot start '%s'", python);

@@ -55,25 +55,29 @@ static void usage(FILE *out) {
                  "Options for every command: --threads N, --set KEY=VALUE, --help.\n");
 }
 
-/* GNU OpenMP makes idle threads spin before they sleep. On a machine whose
- * cores are shared (a CI runner, a workstation running two jobs) the thread
- * being waited for is often not running, and a spinning team then runs up
- * to ten times slower (docs/PERFORMANCE.md). libgomp reads its policy once,
- * before main, so glora re-executes itself once with OMP_WAIT_POLICY=passive
- * unless the user chose a policy. */
-static void prefer_passive_waits(char **argv) {
+/* GNU OpenMP makes a waiting thread spin 300,000 times before it sleeps. On
+ * shared cores (a CI runner, two jobs on one workstation) the thread being
+ * waited for is often not running, and glora's short parallel regions then
+ * ran 3-10x slower; a short spin (10,000) loses nothing on an idle machine
+ * and keeps the speed on a loaded one, where OMP_WAIT_POLICY=passive costs
+ * 25% when idle (docs/PERFORMANCE.md). libgomp reads this once, before main,
+ * so glora re-executes itself once with GOMP_SPINCOUNT=10000 unless the user
+ * set GOMP_SPINCOUNT or OMP_WAIT_POLICY. */
+static void prefer_short_spins(char **argv) {
 #ifdef _OPENMP
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
-    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+    if (setenv("GOMP_SPINCOUNT", "10000", 1) != 0) return;
+    /* Remembered so that peers the benchmarks start run as the user would. */
+    setenv("GLORA_SET_GOMP_SPINCOUNT", "1", 1);
     execv("/proc/self/exe", argv);
-    /* No /proc: carry on with the default policy. */
+    /* No /proc: carry on with the default. */
 #else
     (void)argv;
 #endif
 }
 
 int main(int argc, char **argv) {
-    prefer_passive_waits(argv);
+    prefer_short_spins(argv);
     if (argc < 2) {
         usage(stderr);
         return CLI_USAGE;
