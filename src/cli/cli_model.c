@@ -8,6 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+glora_vit_arch_t cli_arch_preset(const char *name) {
+    if (strcmp(name, "vit-b16") == 0)
+        return (glora_vit_arch_t){.img_size = 224, .in_chans = 3, .patch = 16, .dim = 768, .depth = 12,
+                                  .heads = 12, .mlp_hidden = 3072, .num_classes = 1000};
+    return (glora_vit_arch_t){.img_size = 28, .in_chans = 1, .patch = 7, .dim = 128, .depth = 6,
+                              .heads = 4, .mlp_hidden = 512, .num_classes = 10};
+}
+
 int cli_load_model(const glora_config_t *cfg, glora_vit_t **m) {
     int rc = glora_config_require(cfg, "model.backbone");
     if (rc) return rc;

@@ -22,6 +22,12 @@
     {"data.std", GLORA_CFG_NUMBER, "0.5", "normalisation standard deviation", 1e-6, 1e6, NULL}, \
     {"data.resize", GLORA_CFG_BOOL, "no", "resize images (bilinear) and repeat grey channels to fit the model", 0, 0, NULL}
 
+/* The architecture of a named preset: "vit-b16" (224x224x3, patch 16, dim
+ * 768, depth 12, 12 heads, MLP 3072, 1000 classes) or otherwise
+ * "vit-tiny-28" (28x28x1, patch 7, dim 128, depth 6, 4 heads, MLP 512, 10
+ * classes). The config schemas restrict the names. */
+glora_vit_arch_t cli_arch_preset(const char *name);
+
 /* Loads model.backbone (+ model.adapter) with model.heads. */
 int cli_load_model(const glora_config_t *cfg, glora_vit_t **m);
 /* Loads the data.* split and checks it fits the model (image size,

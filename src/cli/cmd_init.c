@@ -1,5 +1,6 @@
 /* glora init: a freshly initialised ViT backbone of a given architecture. */
 #include "cli/cli.h"
+#include "cli/cli_model.h"
 #include "cli/commands.h"
 
 #include "glora/common.h"
@@ -51,13 +52,7 @@ int glora_cmd_init(int argc, char **argv) {
     int rc = cli_parse(&cmd, argc, argv, &args);
     if (rc) return rc < 0 ? CLI_OK : rc;
     const glora_config_t *cfg = args.cfg;
-    glora_vit_arch_t a;
-    if (strcmp(glora_config_string(cfg, "arch.preset"), "vit-b16") == 0)
-        a = (glora_vit_arch_t){.img_size = 224, .in_chans = 3, .patch = 16, .dim = 768, .depth = 12,
-                               .heads = 12, .mlp_hidden = 3072, .num_classes = 1000};
-    else
-        a = (glora_vit_arch_t){.img_size = 28, .in_chans = 1, .patch = 7, .dim = 128, .depth = 6,
-                               .heads = 4, .mlp_hidden = 512, .num_classes = 10};
+    glora_vit_arch_t a = cli_arch_preset(glora_config_string(cfg, "arch.preset"));
     struct { const char *key; int *field; } over[] = {
         {"arch.img_size", &a.img_size}, {"arch.in_chans", &a.in_chans}, {"arch.patch", &a.patch},
         {"arch.dim", &a.dim}, {"arch.depth", &a.depth}, {"arch.heads", &a.heads},

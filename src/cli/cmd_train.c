@@ -434,13 +434,7 @@ static int run_command(which_t which, const cli_cmd_t *cmd, int argc, char **arg
         if (backbone_path && backbone_path[0]) {
             if ((rc = glora_vit_load(&m, backbone_path, NULL, (int)glora_config_int(cfg, "model.heads")))) goto fail;
         } else {
-            glora_vit_arch_t a;
-            if (strcmp(glora_config_string(cfg, "arch.preset"), "vit-b16") == 0)
-                a = (glora_vit_arch_t){.img_size = 224, .in_chans = 3, .patch = 16, .dim = 768, .depth = 12,
-                                       .heads = 12, .mlp_hidden = 3072, .num_classes = 1000};
-            else
-                a = (glora_vit_arch_t){.img_size = 28, .in_chans = 1, .patch = 7, .dim = 128, .depth = 6,
-                                       .heads = 4, .mlp_hidden = 512, .num_classes = 10};
+            glora_vit_arch_t a = cli_arch_preset(glora_config_string(cfg, "arch.preset"));
             if (glora_config_int(cfg, "arch.num_classes") > 0) a.num_classes = (int)glora_config_int(cfg, "arch.num_classes");
             if ((rc = glora_vit_create(&m, &a, 0))) goto fail;
             glora_train_init_vit(m, &init_rng);
