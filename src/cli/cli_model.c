@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *const cli_shift_kinds[] = {"clean", "inverted", "rotated", "noisy", "blurred", NULL};
+
 glora_vit_arch_t cli_arch_preset(const char *name) {
     if (strcmp(name, "vit-b16") == 0)
         return (glora_vit_arch_t){.img_size = 224, .in_chans = 3, .patch = 16, .dim = 768, .depth = 12,
@@ -76,7 +78,16 @@ int cli_load_data(const glora_config_t *cfg, const glora_vit_t *m, glora_dataset
     rc = glora_idx_load(ds, images, glora_config_string(cfg, "data.labels"),
                         (size_t)glora_config_int(cfg, "data.start"), (size_t)glora_config_int(cfg, "data.count"),
                         (float)glora_config_number(cfg, "data.mean"), (float)glora_config_number(cfg, "data.std"));
-    if (rc || !m) return rc;
+    if (rc) return rc;
+    const char *shift = glora_config_string(cfg, "data.shift");
+    if (strcmp(shift, "clean") != 0) {
+        glora_dataset_t shifted = {0};
+        rc = glora_dataset_shift(ds, shift, (uint64_t)glora_config_int(cfg, "data.shift_seed"), &shifted);
+        glora_dataset_free(ds);
+        if (rc) return rc;
+        *ds = shifted;
+    }
+    if (!m) return GLORA_OK;
     const glora_vit_arch_t *a = &m->arch;
     if (glora_config_bool(cfg, "data.resize") && (ds->c != a->in_chans || ds->h != a->img_size || ds->w != a->img_size)) {
         rc = resize_to(ds, a->img_size, a->in_chans, images);

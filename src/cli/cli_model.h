@@ -13,6 +13,9 @@
     {"model.adapter", GLORA_CFG_STRING, NULL, "supernet or adapter file (GLoRA tensors, new head)", 0, 0, NULL}, \
     {"model.heads", GLORA_CFG_INT, "0", "attention heads if the file's metadata lacks them (0: metadata)", 0, 1024, NULL}
 
+/* "clean", "inverted", "rotated", "noisy", "blurred" (glora_dataset_shift). */
+extern const char *const cli_shift_kinds[];
+
 #define CLI_DATA_KEYS                                                                      \
     {"data.images", GLORA_CFG_STRING, NULL, "IDX images file (plain or .gz)", 0, 0, NULL},  \
     {"data.labels", GLORA_CFG_STRING, NULL, "IDX labels file (plain or .gz)", 0, 0, NULL},  \
@@ -20,7 +23,9 @@
     {"data.count", GLORA_CFG_INT, "0", "examples in the split (0: to the end)", 0, 1e9, NULL},      \
     {"data.mean", GLORA_CFG_NUMBER, "0.5", "normalisation mean (pixels in [0, 1])", 0, 0, NULL},    \
     {"data.std", GLORA_CFG_NUMBER, "0.5", "normalisation standard deviation", 1e-6, 1e6, NULL}, \
-    {"data.resize", GLORA_CFG_BOOL, "no", "resize images (bilinear) and repeat grey channels to fit the model", 0, 0, NULL}
+    {"data.resize", GLORA_CFG_BOOL, "no", "resize images (bilinear) and repeat grey channels to fit the model", 0, 0, NULL}, \
+    {"data.shift", GLORA_CFG_ENUM, "clean", "domain shift applied to the images (docs/formats.md)", 0, 0, cli_shift_kinds}, \
+    {"data.shift_seed", GLORA_CFG_INT, "0", "seed of the noisy shift", 0, 0, NULL}
 
 /* The architecture of a named preset: "vit-b16" (224x224x3, patch 16, dim
  * 768, depth 12, 12 heads, MLP 3072, 1000 classes) or otherwise

@@ -41,6 +41,12 @@ data:
 YAML
     expect 0 "$GLORA" eval "$T/eval.yaml" --set data.start=100 --json
     has "$T/out" '"n": 100'
+    # Domain-shifted copies: a shift changes what the model sees.
+    expect 0 "$GLORA" eval --model "$T/tiny.safetensors" --images "$FASHION/t10k-images-idx3-ubyte.gz" \
+        --labels "$FASHION/t10k-labels-idx1-ubyte.gz" --count 100 --set data.shift=inverted --json
+    has "$T/out" '"n": 100'
+    expect 2 "$GLORA" eval --frob-shift; one_line
+    expect 1 "$GLORA" eval --set data.shift=sideways --model x; one_line; has "$T/err" 'data.shift'
     # One file for several commands: --section reads one top-level map.
     { echo "other:"; echo "  anything: 1"; echo "ev:"; sed 's/^/  /' "$T/eval.yaml"; } >"$T/run.yaml"
     expect 0 "$GLORA" eval "$T/run.yaml" --section ev --json
