@@ -301,7 +301,7 @@ int glora_cmd_run(int argc, char **argv) {
     av[ac++] = "run";
     av[ac] = NULL;
     int prc = cli_parse(&cmd, ac, av, &args);
-    if (prc) return prc < 0 ? CLI_OK : (prc == CLI_USAGE && !args.config_path ? prc : prc);
+    if (prc) return prc < 0 ? CLI_OK : prc;
     const glora_config_t *cfg = args.cfg;
     if (!args.config_path) {
         cli_args_free(&args);
@@ -357,7 +357,7 @@ int glora_cmd_run(int argc, char **argv) {
     else
         snprintf(r.subnet, sizeof r.subnet, "%s/best.json", r.search_dir);
 
-    char s1[2300], s2[2300], s3[2300], s4[2300], s5[2300];
+    char s1[2300], s2[2300], s3[2300], s4[2300];
     /* With a run seed, the stages after pretraining get "--set seed=N" as
      * their last arguments; without, a NULL there ends the list early. */
     int64_t seed = glora_config_int(cfg, "seed");
@@ -457,7 +457,6 @@ int glora_cmd_run(int argc, char **argv) {
         } else if (si == stage_index("merge")) {
             rc = call(glora_cmd_merge, "merge", "--model", r.backbone, "--adapter", r.adapter, "-o", r.merged, NULL);
         }
-        (void)s5;
         r.seconds[si] = glora_now() - t0;
         if (rc != CLI_OK) {
             fprintf(stderr, "run: stage '%s' failed; fix the cause and run the same command again to continue\n", stage);
