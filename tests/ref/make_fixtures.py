@@ -2,7 +2,7 @@
 
 Regenerate (deterministic; same bytes on every run with the same torch):
 
-    cd /work/main && /usr/bin/python3 tests/ref/make_fixtures.py
+    /usr/bin/python3 tests/ref/make_fixtures.py     (from the top of the source tree)
 
 Output: tests/fixtures/ref/ (see the README.md written there). Everything is
 computed in float64 from the float32 values that are stored, and stored as
