@@ -190,3 +190,13 @@ const char *cli_peer_env(void) {
     return getenv("GLORA_SET_GOMP_SPINCOUNT") ? "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE -u GOMP_SPINCOUNT"
                                                 : "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE";
 }
+
+int cli_cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+double cli_median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cli_cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}

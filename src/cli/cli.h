@@ -71,6 +71,10 @@ const char *cli_peer_env(void);
 /* Non-zero when stderr is a terminal (live progress lines). */
 int cli_is_tty(void);
 
+/* qsort comparison of doubles, and the median of v[0..n) (sorts v). */
+int cli_cmp_double(const void *x, const void *y);
+double cli_median(double *v, int n);
+
 /* Human-readable counts: 1234567 -> "1.23M". */
 const char *cli_human(double v, char buf[32]);
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli/cli.h"
 #include "cli/commands.h"
 #include "glora/common.h"
 #include "glora/gemm.h"
@@ -147,15 +148,6 @@ static void time_reps(product_fn fn, const shape_t *s, const float *a, const flo
     for (int r = 0; r < reps; r++) t[r] = time_calls(fn, s, a, b, c, calls) / calls;
 }
 
-static int cmp_double(const void *x, const void *y) {
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 int glora_cmd_bench_gemm(int argc, char **argv) {
     int threads = glora_max_threads(), reps = 0, quick = 0;
@@ -242,11 +234,11 @@ int glora_cmd_bench_gemm(int argc, char **argv) {
 #ifdef GLORA_HAVE_CBLAS
         time_reps(run_openblas, s, a, b, c, reps, min_rep_seconds, threads, t_blas);
 #endif
-        double gf = flops / median(t_glora, reps) * 1e-9;
+        double gf = flops / cli_median(t_glora, reps) * 1e-9;
         printf("%-4s %-12s %-18s %6zu %6zu %6zu %10.1f", s->ta ? "TN" : s->tb ? "NT" : "NN",
                s->model, s->what, s->m, s->n, s->k, gf);
         if (with_openblas) {
-            double gf_blas = flops / median(t_blas, reps) * 1e-9, ratio = gf / gf_blas;
+            double gf_blas = flops / cli_median(t_blas, reps) * 1e-9, ratio = gf / gf_blas;
             printf(" %13.1f %6.2f", gf_blas, ratio);
             log_all += log(ratio);
             n_all++;

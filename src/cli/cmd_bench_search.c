@@ -73,15 +73,6 @@ static int parse_count(const char *s, int lo, int hi, int *out) {
     return 0;
 }
 
-static int cmp_double(const void *x, const void *y) {
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* Forward FLOPs of one image: 2 x the multiply-adds of the patch embedding,
  * the linears of every block, attention's two products and the head. */
@@ -327,7 +318,7 @@ int glora_cmd_bench_search(int argc, char **argv) {
     double *sorted = malloc((size_t)repeat * sizeof *sorted);
     if (!sorted) goto out_oom;
     memcpy(sorted, runs, (size_t)repeat * sizeof *sorted);
-    double g = median(sorted, repeat);
+    double g = cli_median(sorted, repeat);
     free(sorted);
     double fpi = flops_per_image(A), gflops = g * fpi * 1e-9;
     if (json) {

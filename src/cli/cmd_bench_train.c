@@ -61,10 +61,6 @@ static void on_epoch(const glora_train_progress_t *p, void *ctx) {
     if (p->epoch > 0 && r->n < 100) r->runs[r->n++] = p->images_per_s; /* epoch 0 warms up */
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* Runs the peer and parses its JSON line; 0 on success. */
 static int run_peer(const char *python, const char *script, int threads, int batch, int steps,
@@ -161,7 +157,7 @@ int glora_cmd_bench_train(int argc, char **argv) {
     glora_train_data_t td = {x, y, n};
     if (!json) fprintf(stderr, "glora: %d timed runs of %d steps (batch %d, %d threads)...\n", repeat, steps, batch, threads);
     if (glora_train_run(m, mask, &o, &td, NULL, NULL)) goto fail;
-    qsort(runs.runs, (size_t)runs.n, sizeof runs.runs[0], cmp_double);
+    qsort(runs.runs, (size_t)runs.n, sizeof runs.runs[0], cli_cmp_double);
     const double ips = runs.runs[runs.n / 2];
 
     /* Memory training must hold: weights, one batch of activations (as the
