@@ -62,20 +62,20 @@ static const glora_config_schema_t schema = GLORA_CONFIG_SCHEMA(keys);
 static const cli_flag_t flags[] = {
     {"--name", "name", "NAME", "name of the run"},
     {"--dir", "dir", "DIR", "directory of all runs"},
-    {"--restart", NULL, NULL, "forget finished stages and start the run over"},
 };
 
 static const cli_cmd_t cmd = {
     .name = "run",
-    .synopsis = "CONFIG [--name NAME] [--set KEY=VALUE] [--threads N] [--restart]",
+    .synopsis = "CONFIG [--name NAME] [--set KEY=VALUE] [--threads N]",
     .summary =
         "Runs the whole GLoRA pipeline from one YAML file: data check, backbone\n"
         "(pretrained when the file is missing), supernet, search, retrain, merge and a\n"
         "final evaluation, with every artefact under DIR/NAME and a summary table at\n"
         "the end (also DIR/NAME/summary.json). Finished stages are skipped; an\n"
-        "interrupted run continues where it stopped. Each stage's settings are the\n"
-        "section of CONFIG named after it, read by that command (see 'glora supernet\n"
-        "--help' etc.); only the run section's keys are listed here. Example:\n"
+        "interrupted run continues where it stopped (delete DIR/NAME to start over).\n"
+        "Each stage's settings are the section of CONFIG named after it, read by that\n"
+        "command (see 'glora supernet --help' etc.); only the run section's keys are\n"
+        "listed here. Example:\n"
         "  glora run configs/quickstart.yaml",
     .schema = &schema,
     .flags = flags,
@@ -326,13 +326,6 @@ int glora_cmd_run(int argc, char **argv) {
     char stages_dir[2100];
     snprintf(stages_dir, sizeof stages_dir, "%s/stages", r.out);
     if (glora_mkdir_p(stages_dir)) { cli_args_free(&args); return cli_fail(); }
-    if (cli_switch(&cmd, &args, "--restart")) {
-        for (int i = 0; all_stages[i]; i++) {
-            char mk[2200];
-            marker_path(&r, all_stages[i], mk, sizeof mk);
-            unlink(mk);
-        }
-    }
     /* Keep the config the run was made with beside its results. */
     {
         char *text, path[2200];

@@ -61,7 +61,7 @@ int glora_spec_parse(glora_spec_t *s, const char *json, const char *path) {
     if (!cJSON_IsObject(model)) FAIL("cannot read subnet spec '%s': key 'model' missing or not an object", path);
     for (int i = 0; i < 9; i++) {
         double d;
-        int e = get_int(model, arch_keys[i], i == 8 ? 1 : 1, 1e6, &d);
+        int e = get_int(model, arch_keys[i], 1, 1e6, &d);
         if (e == -1) FAIL("cannot read subnet spec '%s': key 'model.%s' missing or not a number", path, arch_keys[i]);
         if (e == -2) FAIL("cannot read subnet spec '%s': key 'model.%s' must be a positive integer", path, arch_keys[i]);
         *arch_field(s, i) = (int)d;
