@@ -118,7 +118,8 @@ static void frame(sbuf_t *b, const axes_t *a, const char *title, const char *xla
                 double px = ax_x(a, x);
                 put(b, "<line x1='%.1f' x2='%.1f' y1='%d' y2='%d' stroke='%s'/>", px, px, a->top, a->top + a->height,
                     k == 1 ? "#ccc" : "#f0f0f0");
-                if (k == 1 || k == 2 || k == 5) {
+                int wide = a->x1 / a->x0 > 1000;
+                if (k == 1 || (!wide && (k == 2 || k == 5))) {
                     char lab[32];
                     cli_human(x, lab);
                     put(b, "<text x='%.1f' y='%d' font-size='11' text-anchor='middle'>%s</text>\n", px,
@@ -230,7 +231,9 @@ int glora_cmd_report(int argc, char **argv) {
     double y0 = fmax(0, amin - pad), y1 = fmin(1, amax + pad);
 
     sbuf_t s = {0};
-    const int W = 1100, H = 460;
+    int nbl = 0;
+    cJSON_ArrayForEach(b, bl) nbl++;
+    const int W = 1100, H = 460 + (nbl > 0 ? 10 + 18 * nbl : 0);
     put(&s, "<?xml version='1.0' encoding='UTF-8'?>\n<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' "
             "viewBox='0 0 %d %d' font-family='DejaVu Sans, Arial, sans-serif'>\n", W, H, W, H);
     put(&s, "<rect width='100%%' height='100%%' fill='#fafafa'/>\n");
@@ -261,7 +264,7 @@ int glora_cmd_report(int argc, char **argv) {
     double lx0 = pow(10, floor(log10(pmin))), lx1 = pow(10, ceil(log10(pmax * 1.0001)));
     if (lx1 <= lx0) lx1 = lx0 * 10;
     axes_t sc = {lx0, lx1, y0, y1, 600, 50, 460, 330, 1};
-    frame(&s, &sc, "Accuracy vs trainable parameters", "GLoRA parameters (log scale)", "validation accuracy");
+    frame(&s, &sc, "Accuracy vs trainable parameters", "trainable parameters, head excluded (log scale)", "validation accuracy");
     for (int i = 0; i < n; i++)
         put(&s, "<circle cx='%.1f' cy='%.1f' r='2.5' fill='#7f8c8d' fill-opacity='0.45'/>\n", ax_x(&sc, pts[i].params),
             ax_y(&sc, pts[i].acc));
@@ -294,7 +297,7 @@ int glora_cmd_report(int argc, char **argv) {
          * only) sits on the left edge of the log axis. */
         double px = p < sc.x0 ? sc.left + 6 : ax_x(&sc, p), py = ax_y(&sc, acc);
         put(&s, "<path d='M %.1f %.1f l 6 6 l -6 6 l -6 -6 z' fill='%s' stroke='white'/>", px, py - 6, col);
-        put(&s, "<text x='%d' y='%d' font-size='12' fill='%s'>&#9670; ", sc.left + 10, sc.top + sc.height - 12 - 16 * bi, col);
+        put(&s, "<text x='%d' y='%d' font-size='12' fill='%s'>&#9670; ", sc.left, sc.top + sc.height + 70 + 18 * bi, col);
         put_text(&s, name);
         char pbuf[32];
         put(&s, " (%s params, val %.3f)</text>\n", cli_human(p, pbuf), acc);

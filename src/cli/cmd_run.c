@@ -471,9 +471,13 @@ int glora_cmd_run(int argc, char **argv) {
             rc = cli_fail();
         } else {
             r.seconds[stage_index("eval")] = glora_now() - t0;
-            if (lab && nrows > 0 && rows[0].method != (const char *)label) {
-                /* A named method (baseline configs): label its first row. */
-                rows[0].method = label;
+            if (lab && nrows > 0) {
+                /* A named method (baseline configs) names the model it
+                 * trained: the retrained adapter, else the fine-tuned one. */
+                int k = 0;
+                for (int i = 0; i < nrows; i++)
+                    if (strcmp(rows[i].method, "GLoRA subnet, retrained") == 0) k = i;
+                rows[k].method = label;
             }
             if (write_summary(&r, cfg, rows, nrows)) rc = cli_fail();
             else print_summary(&r, rows, nrows);
