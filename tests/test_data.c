@@ -17,19 +17,7 @@
 #include "glora/data.h"
 #include "glora/fileio.h"
 
-static char tmpdir[] = "/tmp/glora-data-XXXXXX";
-
-static int setup(void **state) {
-    (void)state;
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    return system(cmd);
-}
+#include "tmpdir.h"
 
 static void put_be32(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)(v >> 24);
@@ -444,5 +432,5 @@ int main(void) {
         cmocka_unit_test(test_noise),
         cmocka_unit_test(test_fashion_mnist),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

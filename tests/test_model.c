@@ -411,7 +411,7 @@ static void test_choice_parse(void **state) {
     assert_int_equal(glora_choice_parse("vectors", GLORA_A, 4, &c), GLORA_EINVAL);
 }
 
-static char tmpdir[64];
+#include "tmpdir.h"
 
 static void write_text(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
@@ -585,19 +585,6 @@ static void test_eval_candidates_thread_independent(void **state) {
     glora_vit_free(m);
 }
 
-static int setup(void **state) {
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/glora-model-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    return system(cmd);
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_choice_parse),
@@ -610,5 +597,5 @@ int main(void) {
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_eval_candidates_thread_independent),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -19,19 +19,7 @@
 #include "glora/rng.h"
 #include "glora/safetensors.h"
 
-static char tmpdir[] = "/tmp/glora-st-XXXXXX";
-
-static int setup(void **state) {
-    (void)state;
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    return system(cmd);
-}
+#include "tmpdir.h"
 
 static void tmp_path(char *buf, size_t cap, const char *name) {
     snprintf(buf, cap, "%s/%s", tmpdir, name);
@@ -549,5 +537,5 @@ int main(void) {
         cmocka_unit_test(test_atomic_failure),
         cmocka_unit_test(test_fuzz),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }
