@@ -408,7 +408,9 @@ static void test_layernorm(void **state) {
     run_layernorm_case(4, 8, 1e-2f, 0.05f);
 }
 
-static void run_attention_case(size_t B, int T, int C, int NH) {
+/* with_grad: also check the backward by finite differences (quadratic in the
+ * size: small cases only). */
+static void run_attention_case(size_t B, int T, int C, int NH, int with_grad) {
     struct att_ctx c = {B, T, C, NH};
     const size_t nq = B * T * 3 * C, no = B * T * C, na = B * NH * T * T;
     float *qkv = frand(nq, -1.5f, 1.5f), *out = frand(no, 7, 8), *att = fzeros(na);
@@ -426,22 +428,41 @@ static void run_attention_case(size_t B, int T, int C, int NH) {
     float *R = frand(no, -1, 1), *datt = fzeros(na);
     float *dq = fzeros(nq);
     glora_attention_backward(dq, datt, R, qkv, att, B, T, C, NH);
-    check_grad("attention dqkv", ref_attention, &c, in, 0, nq, R, no, dq);
+    if (with_grad) check_grad("attention dqkv", ref_attention, &c, in, 0, nq, R, no, dq);
     float *aq = fzeros(nq);
     for (size_t i = 0; i < nq; i++) aq[i] = 1;
     glora_attention_backward(aq, datt, R, qkv, att, B, T, C, NH);
     check_accumulated("attention dqkv", aq, dq, nq);
     glora_attention_backward(NULL, datt, R, qkv, att, B, T, C, NH);
+
+    /* The cls-token-only forward gives token 0's rows of the full one, bit
+     * for bit. */
+    float *o1 = fzeros(B * C), *a1 = fzeros(B * NH * T);
+    glora_attention_forward_first(o1, a1, qkv, B, T, C, NH);
+    for (size_t b = 0; b < B; b++) {
+        assert_bits_equal("attention first: out", o1 + b * C, out + b * T * C, (size_t)C);
+        for (int h = 0; h < NH; h++)
+            assert_bits_equal("attention first: att", a1 + (b * NH + h) * T,
+                              att + (b * NH + h) * T * T, (size_t)T);
+    }
+    free(o1); free(a1);
     free(in[0]);
     free(qkv); free(out); free(att); free(want); free(R); free(datt); free(dq); free(aq);
 }
 
 static void test_attention(void **state) {
     (void)state;
-    run_attention_case(3, 5, 12, 3);
-    run_attention_case(2, 4, 8, 1);
-    run_attention_case(1, 1, 6, 2); /* a single token attends to itself */
-    run_attention_case(2, 7, 10, 5); /* hd = 2 */
+    run_attention_case(3, 5, 12, 3, 1);
+    run_attention_case(2, 4, 8, 1, 1);
+    run_attention_case(1, 1, 6, 2, 1); /* a single token attends to itself */
+    run_attention_case(2, 7, 10, 5, 1); /* hd = 2 */
+    /* Head widths of the AVX-512 kernel (multiples of 16), where the CPU has
+     * it: full blocks of 16 keys, a remainder, and a short last query group. */
+    run_attention_case(2, 17, 128, 4, 0); /* vit-tiny-28: hd 32, 17 tokens */
+    run_attention_case(1, 37, 128, 2, 0); /* hd 64, two blocks and 5 keys */
+    run_attention_case(2, 16, 48, 1, 0); /* hd 48, exactly one block */
+    run_attention_case(1, 29, 32, 2, 0); /* hd 16, 29 queries in 3 groups */
+    run_attention_case(1, 3, 64, 4, 1); /* fewer keys than a block */
 
     /* timm's Attention (qkv.reshape(B,T,3,NH,hd), softmax(q k^T hd^-0.5) v,
      * heads concatenated) run by PyTorch on qkv[i] = sin(0.7 i), B=1 T=3

@@ -21,6 +21,8 @@
 
 #include <stddef.h>
 
+#include "glora/gemm.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -41,6 +43,10 @@ void glora_tokens_backward(float *dpe, float *dcls, float *dpos, const float *dx
 /* out (N, OC) = inp (N, IC) * weight^T + bias; weight (OC, IC), bias (OC) or NULL. */
 void glora_linear_forward(float *out, const float *inp, const float *weight, const float *bias,
                           size_t N, int IC, int OC);
+/* The same with the weight packed once (glora_sgemm_b_pack of the weight as
+ * op(B) = weight^T, k = IC, n = OC); the same bits. */
+void glora_linear_forward_packed(float *out, const float *inp, const glora_sgemm_b_t *weight,
+                                 const float *bias, size_t N, int IC, int OC);
 void glora_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                            const float *inp, const float *weight, size_t N, int IC, int OC);
 
@@ -61,6 +67,11 @@ void glora_layernorm_backward(float *dinp, float *dweight, float *dbias, const f
  * scores = q k^T / sqrt(hd), no mask. */
 void glora_attention_forward(float *out, float *att, const float *qkv,
                              size_t B, int T, int C, int NH);
+/* The same for the first token's query alone (the cls token, all a
+ * classifier reads of the last block): out (B, C), att (B, NH, 1, T). Each
+ * value equals the corresponding one of glora_attention_forward bit for bit. */
+void glora_attention_forward_first(float *out, float *att, const float *qkv,
+                                   size_t B, int T, int C, int NH);
 /* datt is scratch of the size of att (contents on return unspecified). */
 void glora_attention_backward(float *dqkv, float *datt, const float *dout,
                               const float *qkv, const float *att,

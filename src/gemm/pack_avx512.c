@@ -7,32 +7,7 @@
 #include <immintrin.h>
 
 #include "gemm-impl.h"
-
-/* r[i] holds row i of a 16 x 16 block; afterwards r[j] holds column j. */
-static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
-    __m512 t[16], u[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    /* u[4i+q], 128-bit lane L: rows 4i..4i+3 of column 4L+q. */
-    for (int i = 0; i < 4; i++) {
-        u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-        u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-        u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-        u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-    }
-    for (int q = 0; q < 4; q++) {
-        __m512 lo01 = _mm512_shuffle_f32x4(u[q], u[4 + q], _MM_SHUFFLE(1, 0, 1, 0));
-        __m512 hi01 = _mm512_shuffle_f32x4(u[q], u[4 + q], _MM_SHUFFLE(3, 2, 3, 2));
-        __m512 lo23 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], _MM_SHUFFLE(1, 0, 1, 0));
-        __m512 hi23 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], _MM_SHUFFLE(3, 2, 3, 2));
-        r[q] = _mm512_shuffle_f32x4(lo01, lo23, _MM_SHUFFLE(2, 0, 2, 0));
-        r[4 + q] = _mm512_shuffle_f32x4(lo01, lo23, _MM_SHUFFLE(3, 1, 3, 1));
-        r[8 + q] = _mm512_shuffle_f32x4(hi01, hi23, _MM_SHUFFLE(2, 0, 2, 0));
-        r[12 + q] = _mm512_shuffle_f32x4(hi01, hi23, _MM_SHUFFLE(3, 1, 3, 1));
-    }
-}
+#include "util/transpose-avx512.h"
 
 static inline __mmask16 first_lanes(size_t count) {
     return count >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << count) - 1);
@@ -91,7 +66,7 @@ void sgemm_avx512_pack_a(glora_trans_t ta, size_t mc, size_t kc, const float *a,
             for (size_t i = 0; i < 16; i++)
                 r[i] = i < rows ? _mm512_maskz_loadu_ps(steps, src + i * lda + p0)
                                 : _mm512_setzero_ps();
-            transpose16(r);
+            glora_transpose16_avx512(r);
             size_t count = kc - p0 < 16 ? kc - p0 : 16;
             for (size_t q = 0; q < count; q++)
                 _mm512_mask_storeu_ps(dst + (p0 + q) * 12, row12, r[q]);
@@ -128,7 +103,7 @@ void sgemm_avx512_pack_b(glora_trans_t tb, size_t kc, size_t nc, const float *b,
                 for (size_t j = 0; j < 16; j++)
                     r[j] = j < here ? _mm512_maskz_loadu_ps(steps, src + j * ldb + p0)
                                     : _mm512_setzero_ps();
-                transpose16(r);
+                glora_transpose16_avx512(r);
                 size_t count = kc - p0 < 16 ? kc - p0 : 16;
                 for (size_t q = 0; q < count; q++)
                     _mm512_store_ps(dst + (p0 + q) * 32 + half * 16, r[q]);

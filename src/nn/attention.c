@@ -28,9 +28,9 @@ static inline void axpy(float *y, float a, const float *x, size_t n) {
  * base points at q of token 0 of this pair; rows are C3 apart. Cloned per
  * ISA (nn-impl.h) so the short dot products use the widest vectors. */
 NN_CLONES static void attn_fwd_pair(float *o0, float *a, const float *base, size_t Ts, size_t Cs,
-                                    size_t hd, float scale) {
+                                    size_t hd, float scale, size_t nq) {
     const size_t C3 = 3 * Cs;
-    for (size_t i = 0; i < Ts; i++) {
+    for (size_t i = 0; i < nq; i++) {
         const float *q = base + i * C3;
         float *ai = a + i * Ts;
         float mx = -INFINITY;
@@ -55,20 +55,56 @@ NN_CLONES static void attn_fwd_pair(float *o0, float *a, const float *base, size
     }
 }
 
+/* Whether the AVX-512 pair kernel (attention_avx512.c) runs here: it needs
+ * the CPU's instructions and a head width of 16, 32, 48 or 64. */
+static int use_avx512(size_t hd) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    static int cpu = -1;
+    if (cpu < 0) {
+        __builtin_cpu_init();
+        cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
+    }
+    return cpu && nn_attn_avx512_fits(hd);
+#else
+    (void)hd;
+    return 0;
+#endif
+}
+
+/* The first Tq queries of every (batch, head) pair (all T, or the cls token
+ * alone); out is (B, Tq, C), att is (B, NH, Tq, T). */
+static void attention_queries(float *out, float *att, const float *qkv, size_t B, int T, int C,
+                              int NH, size_t Tq) {
+    GLORA_ASSERT(NH > 0 && C % NH == 0 && Tq >= 1 && Tq <= (size_t)T);
+    const size_t Ts = (size_t)T, Cs = (size_t)C, C3 = 3 * Cs, hd = Cs / (size_t)NH;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const size_t pairs = B * (size_t)NH;
+    const int fast = use_avx512(hd);
+#pragma omp parallel for schedule(static) if (nn_parallel(pairs * Tq * (Ts + hd)))
+    for (size_t bh = 0; bh < pairs; bh++) {
+        const size_t b = bh / (size_t)NH, h = bh % (size_t)NH;
+        float *o = out + b * Tq * Cs + h * hd;
+        float *a = att + bh * Tq * Ts;
+        const float *base = qkv + b * Ts * C3 + h * hd;
+        if (fast)
+            nn_attn_fwd_pair_avx512(o, a, base, Ts, Cs, hd, scale, Tq);
+        else
+            attn_fwd_pair(o, a, base, Ts, Cs, hd, scale, Tq);
+    }
+}
+
 void glora_attention_forward(float *out, float *att, const float *qkv,
                              size_t B, int T, int C, int NH) {
     /* qkv is (B, T, 3C) = (B, T, 3, NH, hd); out is (B, T, C) = (B, T, NH, hd);
      * att is (B, NH, T, T) */
-    GLORA_ASSERT(NH > 0 && C % NH == 0);
-    const size_t Ts = (size_t)T, Cs = (size_t)C, C3 = 3 * Cs, hd = Cs / (size_t)NH;
-    const float scale = 1.0f / sqrtf((float)hd);
-    const size_t pairs = B * (size_t)NH;
-#pragma omp parallel for schedule(static) if (nn_parallel(pairs * Ts * (Ts + hd)))
-    for (size_t bh = 0; bh < pairs; bh++) {
-        const size_t b = bh / (size_t)NH, h = bh % (size_t)NH;
-        attn_fwd_pair(out + b * Ts * Cs + h * hd, att + bh * Ts * Ts, qkv + b * Ts * C3 + h * hd, Ts, Cs,
-                      hd, scale);
-    }
+    attention_queries(out, att, qkv, B, T, C, NH, (size_t)T);
+}
+
+void glora_attention_forward_first(float *out, float *att, const float *qkv,
+                                   size_t B, int T, int C, int NH) {
+    /* qkv is (B, T, 3C); out is (B, C): token 0's output; att is (B, NH, 1, T) */
+    attention_queries(out, att, qkv, B, T, C, NH, 1);
 }
 
 /* Backward of one (batch, head) pair; g0 is dout of token 0 of the pair. */

@@ -31,6 +31,18 @@ static inline int nn_parallel(size_t work) {
 #define NN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define NN_CLONES
+/* The AVX-512 attention pair kernel (attention_avx512.c): whether it takes
+ * head width hd, and the first nq queries of one (batch, head) pair. */
+int nn_attn_avx512_fits(size_t hd);
+void nn_attn_fwd_pair_avx512(float *o0, float *a, const float *base, size_t T, size_t Cs,
+                             size_t hd, float scale, size_t nq);
+
 #endif
+
+/* The AVX-512 attention pair kernel (attention_avx512.c): whether it takes
+ * head width hd, and the first nq queries of one (batch, head) pair. */
+int nn_attn_avx512_fits(size_t hd);
+void nn_attn_fwd_pair_avx512(float *o0, float *a, const float *base, size_t T, size_t Cs,
+                             size_t hd, float scale, size_t nq);
 
 #endif

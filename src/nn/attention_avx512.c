@@ -1,0 +1,172 @@
+/* The attention forward of one (batch, head) pair in AVX-512 registers, for
+ * head widths that are a multiple of 16 up to 64 (vit-tiny-28: 32, ViT-B/16:
+ * 64). The plain loops of attention.c spend most of their time summing the
+ * 16 lanes of short dot products; here the scores of 16 keys are one vector:
+ * a block of 16 keys is transposed once (kt[d][key]), then each query's row
+ * of scores is hd broadcast-FMAs into one accumulator, a dozen queries at a
+ * time. Keys past the last full block (one for 17 tokens) are plain dot
+ * products. The weighted sum of V keeps a dozen queries' outputs in
+ * registers while it streams the rows of V once.
+ *
+ * Compiled for AVX-512 by the pragma below whatever the build's flags;
+ * attention.c calls in here only after checking the CPU. Every query's
+ * scores, softmax and output are computed by the same operations in the same
+ * order whatever the group it falls in, so results do not depend on the
+ * batch, the threads or the query rows asked for. */
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,fma")
+#include <immintrin.h>
+
+#include "nn/nn-impl.h"
+#include "nn/nn-math.h"
+#include "util/transpose-avx512.h"
+
+#define QG 12     /* queries per register group */
+#define MAX_NV 4  /* hd / 16 at most */
+
+/* s[i][0..15] = scale * (q_i . kt columns) for `rows` queries. */
+static inline __attribute__((always_inline)) void
+scores_tile(float *s, size_t lds, const float *q, size_t ldq, const float *kt, size_t hd,
+            const int rows, __m512 vscale) {
+    __m512 acc[QG];
+#pragma GCC unroll 12
+    for (int i = 0; i < rows; i++) acc[i] = _mm512_setzero_ps();
+    for (size_t d = 0; d < hd; d++) {
+        const __m512 kd = _mm512_load_ps(kt + d * 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < rows; i++)
+            acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(q[(size_t)i * ldq + d]), kd, acc[i]);
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < rows; i++) _mm512_storeu_ps(s + (size_t)i * lds, _mm512_mul_ps(acc[i], vscale));
+}
+
+static void scores_group(float *s, size_t lds, const float *q, size_t ldq, const float *kt,
+                         size_t hd, int rows, __m512 vscale) {
+    switch (rows) {
+#define CASE(R) case R: scores_tile(s, lds, q, ldq, kt, hd, R, vscale); break;
+    CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6)
+    CASE(7) CASE(8) CASE(9) CASE(10) CASE(11) CASE(12)
+#undef CASE
+    default: break;
+    }
+}
+
+/* o_i = sum_j a_ij v_j for `rows` queries, NV vectors of 16 per row. */
+static inline __attribute__((always_inline)) void
+av_tile(float *o, size_t ldo, const float *a, size_t lda, const float *v, size_t ldv, size_t T,
+        const int rows, const int NV) {
+    __m512 acc[QG][MAX_NV];
+#pragma GCC unroll 12
+    for (int i = 0; i < rows; i++)
+#pragma GCC unroll 4
+        for (int c = 0; c < NV; c++) acc[i][c] = _mm512_setzero_ps();
+    for (size_t j = 0; j < T; j++) {
+        __m512 vj[MAX_NV];
+#pragma GCC unroll 4
+        for (int c = 0; c < NV; c++) vj[c] = _mm512_loadu_ps(v + j * ldv + (size_t)c * 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < rows; i++) {
+            const __m512 w = _mm512_set1_ps(a[(size_t)i * lda + j]);
+#pragma GCC unroll 4
+            for (int c = 0; c < NV; c++) acc[i][c] = _mm512_fmadd_ps(w, vj[c], acc[i][c]);
+        }
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < rows; i++)
+#pragma GCC unroll 4
+        for (int c = 0; c < NV; c++) _mm512_storeu_ps(o + (size_t)i * ldo + (size_t)c * 16, acc[i][c]);
+}
+
+/* Rows per AV group: the accumulators (rows x NV vectors) fill at most 24 of
+ * the 32 registers. */
+static int av_rows_max(int nv) { return nv == 1 ? 12 : nv == 2 ? 12 : nv == 3 ? 8 : 6; }
+
+static void av_group(float *o, size_t ldo, const float *a, size_t lda, const float *v, size_t ldv,
+                     size_t T, int rows, int nv) {
+#define CASE(R, NV) case R: av_tile(o, ldo, a, lda, v, ldv, T, R, NV); break;
+#define ROWS12(NV) switch (rows) { CASE(1, NV) CASE(2, NV) CASE(3, NV) CASE(4, NV) CASE(5, NV) \
+    CASE(6, NV) CASE(7, NV) CASE(8, NV) CASE(9, NV) CASE(10, NV) CASE(11, NV) CASE(12, NV) default: break; }
+#define ROWS8(NV) switch (rows) { CASE(1, NV) CASE(2, NV) CASE(3, NV) CASE(4, NV) CASE(5, NV) \
+    CASE(6, NV) CASE(7, NV) CASE(8, NV) default: break; }
+#define ROWS6(NV) switch (rows) { CASE(1, NV) CASE(2, NV) CASE(3, NV) CASE(4, NV) CASE(5, NV) \
+    CASE(6, NV) default: break; }
+    switch (nv) {
+    case 1: ROWS12(1) break;
+    case 2: ROWS12(2) break;
+    case 3: ROWS8(3) break;
+    default: ROWS6(4) break;
+    }
+#undef ROWS6
+#undef ROWS8
+#undef ROWS12
+#undef CASE
+}
+
+/* Groups of at most `max` rows, as even as possible (17 = 9 + 8). */
+static size_t group_rows(size_t n, size_t max) {
+    size_t groups = (n + max - 1) / max;
+    return (n + groups - 1) / groups;
+}
+
+int nn_attn_avx512_fits(size_t hd) { return hd % 16 == 0 && hd / 16 >= 1 && hd / 16 <= MAX_NV; }
+
+/* The first nq queries of one pair: scores into a (row i at a + i*T),
+ * softmax in place, outputs at o0 + i*Cs. base points at q of token 0;
+ * rows are 3*Cs apart. */
+void nn_attn_fwd_pair_avx512(float *o0, float *a, const float *base, size_t T, size_t Cs,
+                             size_t hd, float scale, size_t nq) {
+    const size_t C3 = 3 * Cs, nfull = T / 16, q0 = 0, q1 = nq;
+    const int nv = (int)(hd / 16);
+    const __m512 vscale = _mm512_set1_ps(scale);
+    float kt[MAX_NV * 16 * 16] __attribute__((aligned(64)));
+    const float *k0 = base + Cs, *v0 = base + 2 * Cs;
+    const size_t qg = group_rows(nq, QG);
+
+    /* Scores of the full blocks of 16 keys. */
+    for (size_t jb = 0; jb < nfull; jb++) {
+        const float *kb = k0 + jb * 16 * C3;
+        for (int c = 0; c < nv; c++) {
+            __m512 r[16];
+            for (int j = 0; j < 16; j++) r[j] = _mm512_loadu_ps(kb + (size_t)j * C3 + (size_t)c * 16);
+            glora_transpose16_avx512(r);
+            for (int d = 0; d < 16; d++) _mm512_store_ps(kt + ((size_t)c * 16 + d) * 16, r[d]);
+        }
+        for (size_t i = q0; i < q1; i += qg) {
+            size_t rows = q1 - i < qg ? q1 - i : qg;
+            scores_group(a + i * T + jb * 16, T, base + i * C3, C3, kt, hd, (int)rows, vscale);
+        }
+    }
+    /* The remaining keys, one dot product each. */
+    for (size_t j = nfull * 16; j < T; j++) {
+        const float *kj = k0 + j * C3;
+        for (size_t i = q0; i < q1; i++) {
+            const float *qi = base + i * C3;
+            __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(qi), _mm512_loadu_ps(kj));
+            for (int c = 1; c < nv; c++)
+                acc = _mm512_fmadd_ps(_mm512_loadu_ps(qi + c * 16), _mm512_loadu_ps(kj + c * 16), acc);
+            a[i * T + j] = _mm512_reduce_add_ps(acc) * scale;
+        }
+    }
+    /* Softmax of each row. */
+    for (size_t i = q0; i < q1; i++) {
+        float *ai = a + i * T;
+        float mx = ai[0];
+        for (size_t j = 1; j < T; j++) mx = ai[j] > mx ? ai[j] : mx;
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (size_t j = 0; j < T; j++) {
+            const float e = nn_exp_neg(ai[j] - mx);
+            ai[j] = e;
+            sum += e;
+        }
+        const float inv = 1.0f / sum;
+#pragma omp simd
+        for (size_t j = 0; j < T; j++) ai[j] *= inv;
+    }
+    /* Outputs. */
+    const size_t ag = group_rows(nq, (size_t)av_rows_max(nv));
+    for (size_t i = q0; i < q1; i += ag) {
+        size_t rows = q1 - i < ag ? q1 - i : ag;
+        av_group(o0 + i * Cs, Cs, a + i * T, T, v0, C3, T, (int)rows, nv);
+    }
+}
