@@ -24,6 +24,8 @@
 #define GLORA_MODEL_H
 
 #include <stddef.h>
+
+#include "glora/gemm.h"
 #include <stdint.h>
 
 #include "glora/layer.h"
@@ -138,10 +140,16 @@ typedef struct {
     const float **b;
     float *mem;        /* storage of merged layers */
     float *scratch;    /* out*in floats for merging */
+    glora_sgemm_b_t *packed; /* n packed weights, or NULL (glora_vit_linears_pack) */
 } glora_vit_linears_t;
 
 int glora_vit_linears_create(glora_vit_linears_t **out, const glora_vit_t *m);
 void glora_vit_linears_free(glora_vit_linears_t *lin);
+/* From now on keep every layer's weight packed for the GEMM as well, packed
+ * again by each glora_vit_linears_set: worth it when one configuration
+ * serves several forward passes (the search's batches of one candidate).
+ * GLORA_OK or GLORA_ENOMEM. */
+int glora_vit_linears_pack(glora_vit_linears_t *lin);
 /* Points every layer at W0/b0 (cfg NULL) or merges the configuration
  * cfg[0 .. 4*depth). Runs on the calling thread. */
 void glora_vit_linears_set(glora_vit_linears_t *lin, const glora_vit_t *m,
@@ -181,7 +189,10 @@ int glora_vit_acts_create(glora_vit_acts_t **out, const glora_vit_t *m, size_t m
 void glora_vit_acts_free(glora_vit_acts_t *a);
 
 /* Forward pass of B <= max_batch images x (B, Cin, H, W) with the given
- * linears; logits land in a->logits (B, classes). */
+ * linears; logits land in a->logits (B, classes), and the final norm's cls
+ * rows in a->cls. With an inference workspace (keep_all 0) the last block
+ * runs for the cls token alone, so of the other activations only the
+ * earlier blocks' are meaningful; the logits are the same bits either way. */
 void glora_vit_forward(const glora_vit_t *m, const glora_vit_linears_t *lin,
                        glora_vit_acts_t *a, const float *x, size_t B);
 

@@ -271,11 +271,30 @@ int glora_vit_linears_create(glora_vit_linears_t **out, const glora_vit_t *m) {
 
 void glora_vit_linears_free(glora_vit_linears_t *lin) {
     if (!lin) return;
+    for (int l = 0; lin->packed && l < lin->n; l++) glora_sgemm_b_free(&lin->packed[l]);
+    free(lin->packed);
     free(lin->w);
     free(lin->b);
     free(lin->mem);
     free(lin->scratch);
     free(lin);
+}
+
+/* Packs layer l's current weight (as op(B) = W^T, k = in, n = out). A
+ * failed allocation leaves the layer unpacked, which still works. */
+static void pack_layer(glora_vit_linears_t *lin, const glora_vit_t *m, int l) {
+    const float *w0, *b0;
+    int o, i;
+    glora_vit_layer(m, l, &w0, &b0, &o, &i);
+    if (glora_sgemm_b_pack(&lin->packed[l], GLORA_TRANS, (size_t)i, (size_t)o, lin->w[l], (size_t)i))
+        glora_error_clear();
+}
+
+int glora_vit_linears_pack(glora_vit_linears_t *lin) {
+    if (lin->packed) return GLORA_OK;
+    lin->packed = calloc((size_t)lin->n, sizeof *lin->packed);
+    if (!lin->packed) return glora_error(GLORA_ENOMEM, "model 'vit': out of memory");
+    return GLORA_OK;
 }
 
 static int cfg_is_none(const glora_layer_cfg_t *c) {
@@ -303,6 +322,7 @@ void glora_vit_linears_set(glora_vit_linears_t *lin, const glora_vit_t *m,
         }
         off += (size_t)o * i + (size_t)o;
     }
+    for (int l = 0; lin->packed && l < lin->n; l++) pack_layer(lin, m, l);
 }
 
 /* ---- activations ------------------------------------------------------- */
@@ -363,6 +383,18 @@ void glora_vit_acts_free(glora_vit_acts_t *a) {
 
 /* ---- forward ----------------------------------------------------------- */
 
+static void last_block_cls(const glora_vit_t *m, const glora_vit_linears_t *lin,
+                           glora_vit_acts_t *ac, const float *xin, size_t B);
+
+/* Adapted layer l on N rows, through its packed weight when there is one. */
+static void adapted_forward(const glora_vit_linears_t *lin, int l, float *out, const float *inp,
+                            size_t N, int IC, int OC) {
+    if (lin->packed)
+        glora_linear_forward_packed(out, inp, &lin->packed[l], lin->b[l], N, IC, OC);
+    else
+        glora_linear_forward(out, inp, lin->w[l], lin->b[l], N, IC, OC);
+}
+
 void glora_vit_forward(const glora_vit_t *m, const glora_vit_linears_t *lin,
                        glora_vit_acts_t *ac, const float *x, size_t B) {
     const glora_vit_arch_t *a = &m->arch;
@@ -386,25 +418,57 @@ void glora_vit_forward(const glora_vit_t *m, const glora_vit_linears_t *lin,
             memcpy(ac->x0, xin, N * (size_t)C * sizeof(float));
             xin = ac->x0;
         }
+        /* Inference (nothing kept for backward) needs the cls token only. */
+        if (!ac->keep_all && i == a->depth - 1) {
+            last_block_cls(m, lin, ac, xin, B);
+            glora_linear_forward(ac->logits, ac->cls, m->w.head_w, m->w.head_b, B, C, a->num_classes);
+            return;
+        }
         glora_layernorm_forward(b->ln1, b->ln1_mean, b->ln1_rstd, xin, w->ln1_w, w->ln1_b, N, C, LN_EPS);
-        glora_linear_forward(b->qkv, b->ln1, lin->w[l + GLORA_SITE_QKV], lin->b[l + GLORA_SITE_QKV],
-                             N, C, 3 * C);
+        adapted_forward(lin, l + GLORA_SITE_QKV, b->qkv, b->ln1, N, C, 3 * C);
         glora_attention_forward(b->attn, b->att, b->qkv, B, T, C, NH);
-        glora_linear_forward(b->res1, b->attn, lin->w[l + GLORA_SITE_PROJ], lin->b[l + GLORA_SITE_PROJ],
-                             N, C, C);
+        adapted_forward(lin, l + GLORA_SITE_PROJ, b->res1, b->attn, N, C, C);
         glora_add(b->res1, b->res1, xin, N * (size_t)C);
         glora_layernorm_forward(b->ln2, b->ln2_mean, b->ln2_rstd, b->res1, w->ln2_w, w->ln2_b, N, C, LN_EPS);
-        glora_linear_forward(b->fc1, b->ln2, lin->w[l + GLORA_SITE_FC1], lin->b[l + GLORA_SITE_FC1],
-                             N, C, H);
+        adapted_forward(lin, l + GLORA_SITE_FC1, b->fc1, b->ln2, N, C, H);
         glora_gelu_forward(b->gelu, b->fc1, N * (size_t)H);
-        glora_linear_forward(b->res2, b->gelu, lin->w[l + GLORA_SITE_FC2], lin->b[l + GLORA_SITE_FC2],
-                             N, H, C);
+        adapted_forward(lin, l + GLORA_SITE_FC2, b->res2, b->gelu, N, H, C);
         glora_add(b->res2, b->res2, b->res1, N * (size_t)C);
         xin = b->res2;
     }
     glora_layernorm_forward(ac->lnf, ac->lnf_mean, ac->lnf_rstd, xin, m->w.norm_w, m->w.norm_b, N, C, LN_EPS);
     glora_cls_forward(ac->cls, ac->lnf, B, T, C);
     glora_linear_forward(ac->logits, ac->cls, m->w.head_w, m->w.head_b, B, C, a->num_classes);
+}
+
+/* The last block and the final norm for the cls token alone, which is all
+ * the head reads: every token still gives its key and value, but only the
+ * cls token's query, projection and MLP run (three quarters of the block's
+ * work skipped for 17 tokens). The cls rows are packed one after the other
+ * (B, C) in the block's buffers. Every kernel computes a row the same way
+ * whatever the rows beside it, so the logits equal the full pass's bit for
+ * bit. */
+static void last_block_cls(const glora_vit_t *m, const glora_vit_linears_t *lin,
+                           glora_vit_acts_t *ac, const float *xin, size_t B) {
+    const glora_vit_arch_t *a = &m->arch;
+    const int T = a->tokens, C = a->dim, H = a->mlp_hidden, i = a->depth - 1;
+    const int l = i * GLORA_SITES;
+    const size_t N = B * (size_t)T, Cs = (size_t)C;
+    const glora_vit_block_t *w = &m->w.blk[i];
+    glora_vit_block_acts_t *b = &ac->blk[i];
+    glora_layernorm_forward(b->ln1, b->ln1_mean, b->ln1_rstd, xin, w->ln1_w, w->ln1_b, N, C, LN_EPS);
+    adapted_forward(lin, l + GLORA_SITE_QKV, b->qkv, b->ln1, N, C, 3 * C);
+    glora_attention_forward_first(b->attn, b->att, b->qkv, B, T, C, a->heads);
+    adapted_forward(lin, l + GLORA_SITE_PROJ, b->res1, b->attn, B, C, C);
+    for (size_t k = 0; k < B; k++)
+        glora_add(b->res1 + k * Cs, b->res1 + k * Cs, xin + k * (size_t)T * Cs, Cs);
+    glora_layernorm_forward(b->ln2, b->ln2_mean, b->ln2_rstd, b->res1, w->ln2_w, w->ln2_b, B, C, LN_EPS);
+    adapted_forward(lin, l + GLORA_SITE_FC1, b->fc1, b->ln2, B, C, H);
+    glora_gelu_forward(b->gelu, b->fc1, B * (size_t)H);
+    adapted_forward(lin, l + GLORA_SITE_FC2, b->res2, b->gelu, B, H, C);
+    glora_add(b->res2, b->res2, b->res1, B * Cs);
+    glora_layernorm_forward(ac->cls, ac->lnf_mean, ac->lnf_rstd, b->res2, m->w.norm_w, m->w.norm_b,
+                            B, C, LN_EPS);
 }
 
 static int argmax(const float *v, int n) {
@@ -446,6 +510,8 @@ int glora_vit_eval_candidates(const glora_vit_t *m, const glora_layer_cfg_t *con
     int rc = (lin && ws) ? GLORA_OK : glora_error(GLORA_ENOMEM, "evaluation 'candidates': out of memory");
     for (int t = 0; t < nws && rc == GLORA_OK; t++) {
         rc = glora_vit_linears_create(&lin[t], m);
+        /* Each candidate's weights serve n_img / batch forward passes. */
+        if (rc == GLORA_OK && n_img > batch) rc = glora_vit_linears_pack(lin[t]);
         if (rc == GLORA_OK) rc = glora_vit_acts_create(&ws[t], m, batch, 0);
     }
     if (rc == GLORA_OK) {
