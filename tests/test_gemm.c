@@ -256,6 +256,58 @@ static void test_release_buffer(void **state) {
     free(b);
 }
 
+/* A right-hand side packed once gives the same bits as glora_sgemm, for
+ * every kernel, both forms of A and B, batches of several sizes against one
+ * packing, and after the kernel changed under it (it then reads B itself). */
+static void test_packed_b(void **state) {
+    (void)state;
+    static const size_t shapes[][3] = {{17, 384, 128}, {544, 512, 128}, {37, 33, 700},
+                                       {1, 5, 3}, {130, 97, 389}};
+    glora_rng_t rng;
+    glora_rng_seed(&rng, 11);
+    glora_sgemm_b_t pb = {0};
+    for (size_t kk = 0; kk < NKERNELS; kk++) {
+        /* OpenBLAS's bits may depend on how the rows are split. */
+        if (strcmp(all_kernels[kk], "cblas") == 0) continue;
+        if (glora_gemm_set_kernel(all_kernels[kk]) != GLORA_OK) continue;
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int t = 0; t < 4; t++) {
+                glora_trans_t ta = (glora_trans_t)(t & 1), tb = (glora_trans_t)(t >> 1);
+                size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+                float *a = random_matrix(&rng, m * k), *b = random_matrix(&rng, k * n);
+                float *c1 = random_matrix(&rng, m * n), *c2 = malloc(m * n * sizeof *c2);
+                assert_non_null(c2);
+                memcpy(c2, c1, m * n * sizeof *c2);
+                assert_int_equal(glora_sgemm_b_pack(&pb, tb, k, n, b, tb ? k : n), GLORA_OK);
+                /* Two batches of rows against the one packing. */
+                size_t half = m / 2;
+                glora_sgemm(ta, tb, m, n, k, 1.5f, a, ta ? m : k, b, tb ? k : n, 0.5f, c1, n);
+                if (ta) {
+                    glora_sgemm_packed(ta, m, 1.5f, a, m, &pb, 0.5f, c2, n);
+                } else {
+                    glora_sgemm_packed(ta, half, 1.5f, a, k, &pb, 0.5f, c2, n);
+                    glora_sgemm_packed(ta, m - half, 1.5f, a + half * k, k, &pb, 0.5f,
+                                       c2 + half * n, n);
+                }
+                if (memcmp(c1, c2, m * n * sizeof *c1) != 0)
+                    fail_msg("%s: packed %c%c %zux%zux%zu differs from glora_sgemm",
+                             all_kernels[kk], ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k);
+                /* Another kernel than the one packed for: the same bits as
+                 * that kernel's own product. */
+                glora_gemm_set_kernel("ref");
+                glora_sgemm(ta, tb, m, n, k, 1.0f, a, ta ? m : k, b, tb ? k : n, 0.0f, c1, n);
+                glora_sgemm_packed(ta, m, 1.0f, a, ta ? m : k, &pb, 0.0f, c2, n);
+                assert_memory_equal(c1, c2, m * n * sizeof *c1);
+                glora_gemm_set_kernel(all_kernels[kk]);
+                free(a); free(b); free(c1); free(c2);
+            }
+    }
+    glora_sgemm_b_free(&pb);
+    glora_sgemm_b_free(&pb); /* twice is fine */
+    glora_sgemm_b_free(NULL);
+    glora_gemm_set_kernel("auto");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_env_applied_at_first_use),
@@ -264,6 +316,7 @@ int main(void) {
         cmocka_unit_test(test_against_double),
         cmocka_unit_test(test_threads_bit_identical),
         cmocka_unit_test(test_release_buffer),
+        cmocka_unit_test(test_packed_b),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

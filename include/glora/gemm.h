@@ -33,6 +33,33 @@ void glora_sgemm(glora_trans_t ta, glora_trans_t tb, size_t m, size_t n, size_t 
                  float alpha, const float *a, size_t lda, const float *b, size_t ldb,
                  float beta, float *c, size_t ldc);
 
+/* op(B) packed once for many products with the same right-hand side (a
+ * layer's merged weight, used for every batch of images a candidate sees):
+ * glora_sgemm_b_pack packs it in the layout of the kernel in use,
+ * glora_sgemm_packed multiplies by it. The struct does not own b, which must
+ * stay unchanged while the packed form is used (a kernel without packed
+ * panels, or one chosen after packing, reads b itself). Start from a zeroed
+ * struct; packing again reuses its buffer when big enough;
+ * glora_sgemm_b_free(NULL) is a no-op. Results are the same bits as
+ * glora_sgemm's on the same operands. */
+typedef struct {
+    const float *b;
+    size_t ldb, k, n;
+    glora_trans_t tb;
+    int kernel;      /* the kernel the panels are for; -1: none */
+    float *panels;
+    size_t cap;      /* floats allocated at panels */
+} glora_sgemm_b_t;
+
+/* GLORA_OK, or GLORA_ENOMEM (with a message) when the panels cannot be
+ * allocated; pb then still works, unpacked. */
+int glora_sgemm_b_pack(glora_sgemm_b_t *pb, glora_trans_t tb, size_t k, size_t n,
+                       const float *b, size_t ldb);
+void glora_sgemm_b_free(glora_sgemm_b_t *pb);
+/* C = alpha * op(A) * op(B) + beta * C with op(B) as packed in pb (k x n). */
+void glora_sgemm_packed(glora_trans_t ta, size_t m, float alpha, const float *a, size_t lda,
+                        const glora_sgemm_b_t *pb, float beta, float *c, size_t ldc);
+
 /* glora_sgemm keeps its packing buffer (up to 64 MiB) per calling thread
  * between calls, so that repeated products do not pay for fresh pages.
  * This frees the calling thread's buffer. */

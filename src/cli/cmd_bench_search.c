@@ -161,7 +161,7 @@ static int run_peer(const char *script, int threads, int candidates, int warmup,
 }
 
 int glora_cmd_bench_search(int argc, char **argv) {
-    int threads = 2, candidates = 40, warmup = 4, repeat = 3, peer = 1, json = 0, batch = 200;
+    int threads = 2, candidates = 40, warmup = 4, repeat = 3, peer = 1, json = 0, batch = 32;
     const char *backbone = NULL, *supernet = NULL, *datadir = NULL, *script = NULL;
     double peak = 300;
     for (int i = 1; i < argc; i++) {

@@ -43,6 +43,15 @@
 typedef void (*sgemm_ukernel_fn)(size_t k, const float *ap, const float *bp, size_t ldbp,
                                  float *c, size_t ldc, size_t m, size_t n,
                                  float alpha, float beta);
+/*
+ * The same, with op(A) = A (not transposed) read in place: row i of the
+ * tile at a + i*lda, k steps contiguous. For short k the tile's rows stay
+ * in L1 as well as a packed panel would, and packing them costs a pass
+ * over A for every product (the activations, in a forward pass).
+ */
+typedef void (*sgemm_ukernel_da_fn)(size_t k, const float *a, size_t lda, const float *bp,
+                                    size_t ldbp, float *c, size_t ldc, size_t m, size_t n,
+                                    float alpha, float beta);
 
 /*
  * Packs the mc x kc block of op(A) starting at a (already offset to the
@@ -68,6 +77,7 @@ typedef struct {
     sgemm_pack_a_fn pack_a;
     sgemm_pack_b_fn pack_b;
     int direct_b;            /* the micro-kernel also reads op(B) in place */
+    sgemm_ukernel_da_fn ukernel_da; /* reads A in place, or NULL */
 } sgemm_kernel_t;
 
 /* The loop nest (gemm_blocked.c). Returns 0, or -1 when its buffers
@@ -76,14 +86,25 @@ int sgemm_blocked(const sgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb
                   size_t m, size_t n, size_t k, float alpha, const float *a,
                   size_t lda, const float *b, size_t ldb, float beta, float *c,
                   size_t ldc);
+/* The same with op(B) already packed by sgemm_pack_b_whole (b and ldb are
+ * then not read). */
+int sgemm_blocked_packed(const sgemm_kernel_t *kern, glora_trans_t ta, size_t m, size_t n,
+                         size_t k, float alpha, const float *a, size_t lda,
+                         const float *bpanels, float beta, float *c, size_t ldc);
+/* Floats of op(B) (k x n) packed whole: ceil(n / nr) panels of k x nr. */
+size_t sgemm_packed_b_floats(const sgemm_kernel_t *kern, size_t k, size_t n);
+void sgemm_pack_b_whole(const sgemm_kernel_t *kern, glora_trans_t tb, size_t k, size_t n,
+                        const float *b, size_t ldb, float *dst);
 
 /* One mc x nc tile of C for one k block (gemm_macro.c): apack and bpack
  * point at the block's part of the first A and B micro-panels; the next
  * panels are a_stride and b_stride floats further on; ldbp as for the
- * micro-kernel. */
+ * micro-kernel. lda_direct > 0: apack is A itself, rows lda_direct apart,
+ * for the kernel's ukernel_da. */
 void sgemm_macro(const sgemm_kernel_t *kern, size_t mc, size_t nc, size_t kc,
-                 float alpha, const float *apack, size_t a_stride, const float *bpack,
-                 size_t b_stride, size_t ldbp, float beta, float *c, size_t ldc);
+                 float alpha, const float *apack, size_t a_stride, size_t lda_direct,
+                 const float *bpack, size_t b_stride, size_t ldbp, float beta, float *c,
+                 size_t ldc);
 
 /* Portable packing (gemm_pack.c), valid for any mr and nr. */
 void sgemm_pack_a_portable(glora_trans_t ta, size_t mc, size_t kc, const float *a,
@@ -98,6 +119,8 @@ void sgemm_avx2_6x16(size_t k, const float *ap, const float *bp, size_t ldbp, fl
                      size_t ldc, size_t m, size_t n, float alpha, float beta);
 void sgemm_avx512_12x32(size_t k, const float *ap, const float *bp, size_t ldbp, float *c,
                         size_t ldc, size_t m, size_t n, float alpha, float beta);
+void sgemm_avx512_12x32_da(size_t k, const float *a, size_t lda, const float *bp, size_t ldbp,
+                           float *c, size_t ldc, size_t m, size_t n, float alpha, float beta);
 void sgemm_avx512_pack_a(glora_trans_t ta, size_t mc, size_t kc, const float *a,
                          size_t lda, size_t mr, float *dst);
 void sgemm_avx512_pack_b(glora_trans_t tb, size_t kc, size_t nc, const float *b,

@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,11 +34,11 @@ static int cpu_any(void) { return 1; }
  * AVX-512 figures, tuned on a Sapphire Rapids class Xeon.) */
 static const sgemm_kernel_t kernels[] = {
     {"avx512", "sgemm_avx512_12x32", cpu_avx512, 12, 32, 240, 384, 512,
-     sgemm_avx512_12x32, sgemm_avx512_pack_a, sgemm_avx512_pack_b, 1},
+     sgemm_avx512_12x32, sgemm_avx512_pack_a, sgemm_avx512_pack_b, 1, sgemm_avx512_12x32_da},
     {"avx2", "sgemm_avx2_6x16", cpu_avx2, 6, 16, 144, 256, 512,
-     sgemm_avx2_6x16, sgemm_pack_a_portable, sgemm_pack_b_portable, 0},
+     sgemm_avx2_6x16, sgemm_pack_a_portable, sgemm_pack_b_portable, 0, NULL},
     {"portable", "sgemm_portable_6x8", cpu_any, 6, 8, 120, 256, 512,
-     sgemm_portable_6x8, sgemm_pack_a_portable, sgemm_pack_b_portable, 0},
+     sgemm_portable_6x8, sgemm_pack_a_portable, sgemm_pack_b_portable, 0, NULL},
 };
 #define NKERNELS ((int)(sizeof kernels / sizeof kernels[0]))
 enum { KERNEL_REF = NKERNELS, KERNEL_CBLAS };
@@ -163,4 +164,53 @@ void glora_sgemm(glora_trans_t ta, glora_trans_t tb, size_t m, size_t n, size_t 
     if (id >= NKERNELS ||
         sgemm_blocked(&kernels[id], ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) != 0)
         glora_sgemm_ref(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+int glora_sgemm_b_pack(glora_sgemm_b_t *pb, glora_trans_t tb, size_t k, size_t n,
+                       const float *b, size_t ldb) {
+    GLORA_ASSERT(pb && b && ldb >= (tb ? k : n));
+    pb->b = b;
+    pb->ldb = ldb;
+    pb->tb = tb;
+    pb->k = k;
+    pb->n = n;
+    pb->kernel = -1;
+    int id = current_kernel();
+    if (id >= NKERNELS || k == 0 || n == 0) return GLORA_OK; /* products read b */
+    size_t floats = sgemm_packed_b_floats(&kernels[id], k, n);
+    if (floats == 0 || floats > SIZE_MAX / sizeof(float))
+        return glora_error(GLORA_ENOMEM, "GEMM 'pack': %zu x %zu operand too large", k, n);
+    if (floats > pb->cap) {
+        free(pb->panels);
+        pb->cap = 0;
+        pb->panels = aligned_alloc(64, (floats * sizeof(float) + 63) & ~(size_t)63);
+        if (!pb->panels)
+            return glora_error(GLORA_ENOMEM, "GEMM 'pack': out of memory for %zu floats", floats);
+        pb->cap = floats;
+    }
+    sgemm_pack_b_whole(&kernels[id], tb, k, n, b, ldb, pb->panels);
+    pb->kernel = id;
+    return GLORA_OK;
+}
+
+void glora_sgemm_b_free(glora_sgemm_b_t *pb) {
+    if (!pb) return;
+    free(pb->panels);
+    pb->panels = NULL;
+    pb->cap = 0;
+    pb->kernel = -1;
+}
+
+void glora_sgemm_packed(glora_trans_t ta, size_t m, float alpha, const float *a, size_t lda,
+                        const glora_sgemm_b_t *pb, float beta, float *c, size_t ldc) {
+    const size_t n = pb->n, k = pb->k;
+    if (m == 0 || n == 0) return;
+    if (k == 0 || alpha == 0.0f || pb->kernel < 0 || pb->kernel != current_kernel()) {
+        glora_sgemm(ta, pb->tb, m, n, k, alpha, a, lda, pb->b, pb->ldb, beta, c, ldc);
+        return;
+    }
+    GLORA_ASSERT(c && ldc >= n && a && lda >= (ta ? m : k));
+    if (sgemm_blocked_packed(&kernels[pb->kernel], ta, m, n, k, alpha, a, lda, pb->panels, beta,
+                             c, ldc) != 0)
+        glora_sgemm_ref(ta, pb->tb, m, n, k, alpha, a, lda, pb->b, pb->ldb, beta, c, ldc);
 }

@@ -32,6 +32,12 @@
  * (M = 17, one vit-tiny-28 image, is the search's common case: +10-40%
  * there; from about 200 rows, packing wins). */
 #define DIRECT_B_MAX_PANELS 8
+/* Up to this depth a kernel that can read A in place (not transposed) does
+ * so instead of packing it: a tile's rows of A then fit in L1 beside the B
+ * panel that streams past them, so the kernel runs as fast as on a packed
+ * panel, and the pass that packs A (the activations, of which a forward
+ * pass makes one per layer) is saved. */
+#define DIRECT_A_MAX_K 512
 
 /* The packing buffer is kept per calling thread between products: a fresh
  * allocation of megabytes costs page faults on every call (5% of a ViT-B
@@ -78,6 +84,7 @@ typedef struct {
     size_t pm, pn;   /* micro-panels along m and n */
     size_t mt, nt;   /* tiles along m and n */
     int direct_b;    /* op(B) read in place rather than packed */
+    int direct_a;    /* op(A) likewise */
     float *bpack;    /* pn panels of k x nr */
     float *apack;    /* per thread: a tile's rows for one k block */
     size_t a_floats; /* floats of one thread's A buffer */
@@ -112,12 +119,26 @@ static void plan_tiles(plan_t *p, int threads) {
     }
 }
 
-static void pack_b_panel(const plan_t *p, size_t jp) {
-    const sgemm_kernel_t *kern = p->kern;
+static void pack_one_panel(const sgemm_kernel_t *kern, glora_trans_t tb, size_t k, size_t n,
+                           const float *b, size_t ldb, size_t jp, float *bpack) {
     size_t j0 = jp * kern->nr;
-    const float *src = p->tb ? p->b + j0 * p->ldb : p->b + j0;
-    kern->pack_b(p->tb, p->k, min_size(kern->nr, p->n - j0), src, p->ldb, kern->nr,
-                 p->bpack + jp * p->k * kern->nr);
+    const float *src = tb ? b + j0 * ldb : b + j0;
+    kern->pack_b(tb, k, min_size(kern->nr, n - j0), src, ldb, kern->nr, bpack + jp * k * kern->nr);
+}
+
+static void pack_b_panel(const plan_t *p, size_t jp) {
+    pack_one_panel(p->kern, p->tb, p->k, p->n, p->b, p->ldb, jp, p->bpack);
+}
+
+size_t sgemm_packed_b_floats(const sgemm_kernel_t *kern, size_t k, size_t n) {
+    size_t floats;
+    if (glora_size_mul(ceil_div(n, kern->nr) * kern->nr, k, &floats)) return 0;
+    return floats;
+}
+
+void sgemm_pack_b_whole(const sgemm_kernel_t *kern, glora_trans_t tb, size_t k, size_t n,
+                        const float *b, size_t ldb, float *dst) {
+    for (size_t jp = 0; jp < ceil_div(n, kern->nr); jp++) pack_one_panel(kern, tb, k, n, b, ldb, jp, dst);
 }
 
 /* Tile u of C, all k blocks in order (beta on the first, 1 afterwards),
@@ -132,39 +153,41 @@ static void compute_tile(const plan_t *p, size_t u, float *abuf) {
     for (size_t pc = 0; pc < k; pc += p->kc_max) {
         size_t kc = min_size(p->kc_max, k - pc);
         const float *src = p->ta ? p->a + pc * p->lda + i0 : p->a + i0 * p->lda + pc;
-        kern->pack_a(p->ta, i1 - i0, kc, src, p->lda, mr, abuf);
+        if (!p->direct_a) kern->pack_a(p->ta, i1 - i0, kc, src, p->lda, mr, abuf);
         for (size_t jp = jp0; jp < jp1; jp += panels_per_block) {
             size_t j0 = jp * nr, j1 = min_size(min_size(jp + panels_per_block, jp1) * nr, p->n);
             const float *bp = p->direct_b ? p->b + pc * p->ldb + j0
                                           : p->bpack + jp * k * nr + pc * nr;
-            sgemm_macro(kern, i1 - i0, j1 - j0, kc, p->alpha, abuf, kc * mr, bp,
+            sgemm_macro(kern, i1 - i0, j1 - j0, kc, p->alpha, p->direct_a ? src : abuf,
+                        p->direct_a ? mr * p->lda : kc * mr, p->direct_a ? p->lda : 0, bp,
                         p->direct_b ? nr : k * nr, p->direct_b ? p->ldb : nr,
                         pc == 0 ? p->beta : 1.0f, p->c + i0 * p->ldc + j0, p->ldc);
         }
     }
 }
 
-static void run_serial(const plan_t *p) {
-    if (!p->direct_b)
+static void run_serial(const plan_t *p, int pack_b) {
+    if (pack_b)
         for (size_t jp = 0; jp < p->pn; jp++) pack_b_panel(p, jp);
     for (size_t u = 0; u < p->mt * p->nt; u++) compute_tile(p, u, p->apack);
 }
 
-static void run_parallel(const plan_t *p, int threads) {
+static void run_parallel(const plan_t *p, int threads, int pack_b) {
     #pragma omp parallel num_threads(threads)
     {
         float *abuf = p->apack + (size_t)glora_thread_id() * p->a_floats;
         #pragma omp for schedule(dynamic, 2)
-        for (size_t jp = 0; jp < (p->direct_b ? 0 : p->pn); jp++) pack_b_panel(p, jp);
+        for (size_t jp = 0; jp < (pack_b ? p->pn : 0); jp++) pack_b_panel(p, jp);
         #pragma omp for schedule(dynamic, 1) nowait
         for (size_t u = 0; u < p->mt * p->nt; u++) compute_tile(p, u, abuf);
     }
 }
 
-int sgemm_blocked(const sgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb,
-                  size_t m, size_t n, size_t k, float alpha, const float *a,
-                  size_t lda, const float *b, size_t ldb, float beta, float *c,
-                  size_t ldc) {
+/* bpanels: op(B) packed whole by the caller, or NULL to pack it here (or
+ * read it in place). */
+static int blocked(const sgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb, size_t m,
+                   size_t n, size_t k, float alpha, const float *a, size_t lda, const float *b,
+                   size_t ldb, const float *bpanels, float beta, float *c, size_t ldc) {
     plan_t p = {.kern = kern, .ta = ta, .tb = tb, .m = m, .n = n, .k = k,
                 .alpha = alpha, .beta = beta, .a = a, .b = b, .lda = lda,
                 .ldb = ldb, .ldc = ldc, .c = c};
@@ -173,14 +196,16 @@ int sgemm_blocked(const sgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb
     p.kc_max = ceil_div(k, ceil_div(k, kern->kc));
     int threads = choose_threads(m, n, k);
     plan_tiles(&p, threads);
-    p.direct_b = kern->direct_b && !tb && p.pm <= DIRECT_B_MAX_PANELS;
+    p.direct_b = !bpanels && kern->direct_b && !tb && p.pm <= DIRECT_B_MAX_PANELS;
+    p.direct_a = kern->ukernel_da && !ta && k <= DIRECT_A_MAX_K;
+    const int pack_b = !bpanels && !p.direct_b;
     if ((size_t)threads > p.mt * p.nt) threads = (int)(p.mt * p.nt);
 
     /* One allocation: the B panels first, so each starts on a 64-byte
      * boundary (nr floats are a multiple of 64 bytes, or of 32 for the
      * portable kernel, which does not care); then an A buffer per thread. */
     size_t bfloats, afloats, total;
-    if (glora_size_mul(p.direct_b ? 0 : p.pn * kern->nr, k, &bfloats) ||
+    if (glora_size_mul(pack_b ? p.pn * kern->nr : 0, k, &bfloats) ||
         glora_size_mul(ceil_div(p.pm, p.mt) * kern->mr, p.kc_max, &p.a_floats) ||
         glora_size_add(p.a_floats, 15, &p.a_floats) ||
         glora_size_mul(p.a_floats & ~(size_t)15, (size_t)threads, &afloats) ||
@@ -192,13 +217,27 @@ int sgemm_blocked(const sgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb
     total &= ~(size_t)15;
     float *buf = get_buffer(total);
     if (!buf) return -1;
-    p.bpack = buf;
+    p.bpack = bpanels ? (float *)bpanels : buf;
     p.apack = buf + bfloats;
 
     if (threads > 1)
-        run_parallel(&p, threads);
+        run_parallel(&p, threads, pack_b);
     else
-        run_serial(&p);
+        run_serial(&p, pack_b);
     put_buffer(buf);
     return 0;
+}
+
+int sgemm_blocked(const sgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb,
+                  size_t m, size_t n, size_t k, float alpha, const float *a,
+                  size_t lda, const float *b, size_t ldb, float beta, float *c,
+                  size_t ldc) {
+    return blocked(kern, ta, tb, m, n, k, alpha, a, lda, b, ldb, NULL, beta, c, ldc);
+}
+
+int sgemm_blocked_packed(const sgemm_kernel_t *kern, glora_trans_t ta, size_t m, size_t n,
+                         size_t k, float alpha, const float *a, size_t lda,
+                         const float *bpanels, float beta, float *c, size_t ldc) {
+    return blocked(kern, ta, GLORA_NOTRANS, m, n, k, alpha, a, lda, NULL, 0, bpanels, beta, c,
+                   ldc);
 }

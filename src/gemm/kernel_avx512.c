@@ -14,9 +14,11 @@
 #define MR 12
 #define NR 32
 
+/* lda == 0: ap is a packed micro-panel (MR floats a k step); otherwise A
+ * itself, row i at ap + i*lda. Both are constants in each inlined copy. */
 static inline __attribute__((always_inline)) void
-tile(size_t k, const float *ap, const float *bp, size_t ldbp, float *c, size_t ldc,
-     const int rows, size_t n, float alpha, float beta) {
+tile(size_t k, const float *ap, const size_t lda, const float *bp, size_t ldbp, float *c,
+     size_t ldc, const int rows, size_t n, float alpha, float beta) {
     /* Columns past n: masked off in the loads of B (so B may be read in
      * place) and in the stores of C. */
     __mmask16 k0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
@@ -34,7 +36,7 @@ tile(size_t k, const float *ap, const float *bp, size_t ldbp, float *c, size_t l
         _mm_prefetch((const char *)(c + (size_t)i * ldc + 16), _MM_HINT_T0);
     }
     #pragma GCC unroll 4
-    for (size_t p = 0; p < k; p++, ap += MR, bp += ldbp) {
+    for (size_t p = 0; p < k; p++, ap += lda ? 1 : MR, bp += ldbp) {
         /* B streams from L2: ask for it a few steps ahead. */
         _mm_prefetch((const char *)(bp + 8 * ldbp), _MM_HINT_T0);
         _mm_prefetch((const char *)(bp + 8 * ldbp + 16), _MM_HINT_T0);
@@ -42,7 +44,7 @@ tile(size_t k, const float *ap, const float *bp, size_t ldbp, float *c, size_t l
         __m512 b1 = _mm512_maskz_loadu_ps(k1, bp + 16);
         #pragma GCC unroll 12
         for (int i = 0; i < rows; i++) {
-            __m512 ai = _mm512_set1_ps(ap[i]);
+            __m512 ai = _mm512_set1_ps(lda ? ap[(size_t)i * lda] : ap[i]);
             acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
             acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
         }
@@ -69,21 +71,29 @@ tile(size_t k, const float *ap, const float *bp, size_t ldbp, float *c, size_t l
     }
 }
 
+#define TILE_CASES(AP, LDA)                                                                    \
+    switch (m) {                                                                               \
+    case 12: tile(k, AP, LDA, bp, ldbp, c, ldc, 12, n, alpha, beta); break;                    \
+    case 11: tile(k, AP, LDA, bp, ldbp, c, ldc, 11, n, alpha, beta); break;                    \
+    case 10: tile(k, AP, LDA, bp, ldbp, c, ldc, 10, n, alpha, beta); break;                    \
+    case 9: tile(k, AP, LDA, bp, ldbp, c, ldc, 9, n, alpha, beta); break;                      \
+    case 8: tile(k, AP, LDA, bp, ldbp, c, ldc, 8, n, alpha, beta); break;                      \
+    case 7: tile(k, AP, LDA, bp, ldbp, c, ldc, 7, n, alpha, beta); break;                      \
+    case 6: tile(k, AP, LDA, bp, ldbp, c, ldc, 6, n, alpha, beta); break;                      \
+    case 5: tile(k, AP, LDA, bp, ldbp, c, ldc, 5, n, alpha, beta); break;                      \
+    case 4: tile(k, AP, LDA, bp, ldbp, c, ldc, 4, n, alpha, beta); break;                      \
+    case 3: tile(k, AP, LDA, bp, ldbp, c, ldc, 3, n, alpha, beta); break;                      \
+    case 2: tile(k, AP, LDA, bp, ldbp, c, ldc, 2, n, alpha, beta); break;                      \
+    case 1: tile(k, AP, LDA, bp, ldbp, c, ldc, 1, n, alpha, beta); break;                      \
+    default: break;                                                                            \
+    }
+
 void sgemm_avx512_12x32(size_t k, const float *ap, const float *bp, size_t ldbp, float *c,
                         size_t ldc, size_t m, size_t n, float alpha, float beta) {
-    switch (m) {
-    case 12: tile(k, ap, bp, ldbp, c, ldc, 12, n, alpha, beta); break;
-    case 11: tile(k, ap, bp, ldbp, c, ldc, 11, n, alpha, beta); break;
-    case 10: tile(k, ap, bp, ldbp, c, ldc, 10, n, alpha, beta); break;
-    case 9: tile(k, ap, bp, ldbp, c, ldc, 9, n, alpha, beta); break;
-    case 8: tile(k, ap, bp, ldbp, c, ldc, 8, n, alpha, beta); break;
-    case 7: tile(k, ap, bp, ldbp, c, ldc, 7, n, alpha, beta); break;
-    case 6: tile(k, ap, bp, ldbp, c, ldc, 6, n, alpha, beta); break;
-    case 5: tile(k, ap, bp, ldbp, c, ldc, 5, n, alpha, beta); break;
-    case 4: tile(k, ap, bp, ldbp, c, ldc, 4, n, alpha, beta); break;
-    case 3: tile(k, ap, bp, ldbp, c, ldc, 3, n, alpha, beta); break;
-    case 2: tile(k, ap, bp, ldbp, c, ldc, 2, n, alpha, beta); break;
-    case 1: tile(k, ap, bp, ldbp, c, ldc, 1, n, alpha, beta); break;
-    default: break;
-    }
+    TILE_CASES(ap, 0)
+}
+
+void sgemm_avx512_12x32_da(size_t k, const float *a, size_t lda, const float *bp, size_t ldbp,
+                           float *c, size_t ldc, size_t m, size_t n, float alpha, float beta) {
+    TILE_CASES(a, lda)
 }

@@ -1,21 +1,34 @@
 /* The linear layer: all its arithmetic is glora_sgemm except the bias. */
 #include "glora/nn.h"
 #include "glora/gemm.h"
+#include "glora/common.h"
 
 #include "nn/nn-impl.h"
 
-void glora_linear_forward(float *out, const float *inp, const float *weight, const float *bias,
-                          size_t N, int IC, int OC) {
-    /* inp is (N, IC), weight is (OC, IC), bias is (OC) or NULL; out is (N, OC) */
-    const size_t ic = (size_t)IC, oc = (size_t)OC;
-    glora_sgemm(GLORA_NOTRANS, GLORA_TRANS, N, oc, ic, 1.0f, inp, ic, weight, ic, 0.0f, out, oc);
-    if (!bias) return;
+static void add_bias(float *out, const float *bias, size_t N, size_t oc) {
 #pragma omp parallel for schedule(static) if (nn_parallel(N * oc))
     for (size_t n = 0; n < N; n++) {
         float *o = out + n * oc;
 #pragma omp simd
         for (size_t j = 0; j < oc; j++) o[j] += bias[j];
     }
+}
+
+void glora_linear_forward(float *out, const float *inp, const float *weight, const float *bias,
+                          size_t N, int IC, int OC) {
+    /* inp is (N, IC), weight is (OC, IC), bias is (OC) or NULL; out is (N, OC) */
+    const size_t ic = (size_t)IC, oc = (size_t)OC;
+    glora_sgemm(GLORA_NOTRANS, GLORA_TRANS, N, oc, ic, 1.0f, inp, ic, weight, ic, 0.0f, out, oc);
+    if (bias) add_bias(out, bias, N, oc);
+}
+
+void glora_linear_forward_packed(float *out, const float *inp, const glora_sgemm_b_t *weight,
+                                 const float *bias, size_t N, int IC, int OC) {
+    /* inp is (N, IC), weight packs W^T of a (OC, IC) weight; out is (N, OC) */
+    const size_t ic = (size_t)IC, oc = (size_t)OC;
+    GLORA_ASSERT(weight->k == ic && weight->n == oc);
+    glora_sgemm_packed(GLORA_NOTRANS, N, 1.0f, inp, ic, weight, 0.0f, out, oc);
+    if (bias) add_bias(out, bias, N, oc);
 }
 
 void glora_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
