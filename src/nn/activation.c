@@ -51,9 +51,22 @@ void glora_gelu_backward(float *dinp, const float *inp, const float *dout, size_
     }
 }
 
+NN_CLONES static void add_chunk(float *out, const float *a, const float *b, size_t n) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
 /* Memory-bound: a second thread only pays off on long vectors. */
 void glora_add(float *out, const float *a, const float *b, size_t n) {
     /* a, b, out are (n); out may alias a or b */
-#pragma omp parallel for simd schedule(static) if (nn_parallel(n / 32))
-    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+    if (!nn_parallel(n / 32)) {
+        add_chunk(out, a, b, n);
+        return;
+    }
+    const size_t chunks = (n + GELU_CHUNK - 1) / GELU_CHUNK;
+#pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < chunks; c++) {
+        size_t lo = c * GELU_CHUNK, len = n - lo < GELU_CHUNK ? n - lo : GELU_CHUNK;
+        add_chunk(out + lo, a + lo, b + lo, len);
+    }
 }

@@ -5,13 +5,21 @@
 
 #include "nn/nn-impl.h"
 
-static void add_bias(float *out, const float *bias, size_t N, size_t oc) {
-#pragma omp parallel for schedule(static) if (nn_parallel(N * oc))
-    for (size_t n = 0; n < N; n++) {
+NN_CLONES static void add_bias_rows(float *out, const float *bias, size_t rows, size_t oc) {
+    for (size_t n = 0; n < rows; n++) {
         float *o = out + n * oc;
 #pragma omp simd
         for (size_t j = 0; j < oc; j++) o[j] += bias[j];
     }
+}
+
+static void add_bias(float *out, const float *bias, size_t N, size_t oc) {
+    if (!nn_parallel(N * oc)) {
+        add_bias_rows(out, bias, N, oc);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (size_t n = 0; n < N; n++) add_bias_rows(out + n * oc, bias, 1, oc);
 }
 
 void glora_linear_forward(float *out, const float *inp, const float *weight, const float *bias,
