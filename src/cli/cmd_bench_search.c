@@ -39,7 +39,7 @@ static void usage(FILE *out) {
             "  --candidates N     timed candidates per run (default 40)\n"
             "  --warmup N         untimed candidates first (default 4)\n"
             "  --repeat N         timed runs; the median is reported (default 3)\n"
-            "  --batch N          glora's images per forward pass (search.batch; default 200)\n"
+            "  --batch N          glora's images per forward pass (search.batch; default 32)\n"
             "  --backbone FILE    backbone safetensors (with --supernet)\n"
             "  --supernet FILE    supernet safetensors\n"
             "  --data DIR         directory with train-images-idx3-ubyte[.gz] and labels\n"

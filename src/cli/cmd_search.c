@@ -39,7 +39,7 @@ static const glora_config_key_t keys[] = {
     {"search.min_params", GLORA_CFG_SIZE, "0", "fewest GLoRA parameters of a candidate (K/M suffix)", 0, 0, NULL},
     {"search.max_params", GLORA_CFG_SIZE, "0", "most GLoRA parameters of a candidate (0: no limit)", 0, 0, NULL},
     {"search.extra_budgets", GLORA_CFG_SIZES, "[]", "smaller budgets searched alongside (a population each), for best-under-<budget>.json", 0, 0, NULL},
-    {"search.batch", GLORA_CFG_INT, "200", "images per forward pass of one candidate", 1, 65536, NULL},
+    {"search.batch", GLORA_CFG_INT, "32", "images per forward pass of one candidate (results do not depend on it)", 1, 65536, NULL},
     {"search.space.ranks", GLORA_CFG_INTS, "[]", "LoRA ranks of the default space (default: the supernet's)", 1, 64, NULL},
     SPACE_KEYS("search.space", "[]", "for every layer (default: official)"),
     SPACE_KEYS("search.space.override.*", "[]", "for the layers named by *: qkv, proj, fc1, fc2, block<i>, block<i>_<kind>"),
