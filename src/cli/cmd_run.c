@@ -11,7 +11,8 @@
  * This command fills in every path between stages (--set), so the sections
  * hold only settings. Each stage leaves a marker in RUN/stages/ when it ends;
  * a rerun skips finished stages and resumes an interrupted one from its
- * checkpoint. */
+ * checkpoint. The final evaluation is never skipped: it is cheap next to
+ * training, and it can ask for more (run.test_shifts) than the last time. */
 #include "cli/cli.h"
 #include "cli/cli_model.h"
 #include "cli/commands.h"
@@ -30,6 +31,8 @@
 #include <unistd.h>
 
 static const char *const all_stages[] = {"pretrain", "finetune", "supernet", "search", "retrain", "merge", "eval", NULL};
+/* The kinds of glora_dataset_shift but clean: the test split itself is always evaluated. */
+static const char *const test_shift_kinds[] = {"inverted", "rotated", "noisy", "blurred", NULL};
 
 #define SPLIT_KEYS(s, what, def_start, def_count)                                                    \
     {"" s ".images", GLORA_CFG_STRING, NULL, "IDX images of the " what " split", 0, 0, NULL},     \
@@ -53,6 +56,9 @@ static const glora_config_key_t keys[] = {
     {"label", GLORA_CFG_STRING, NULL, "name of the method in the summary (default from the stages)", 0, 0, NULL},
     SPLIT_KEYS("val", "validation", "0", "0"),
     SPLIT_KEYS("test", "test", "0", "0"),
+    {"test_shifts", GLORA_CFG_STRINGS, "[]", "domain-shifted copies of the test split every final model is "
+                                             "also evaluated on (docs/formats.md)", 0, 0, test_shift_kinds},
+    {"shift_seed", GLORA_CFG_INT, "0", "seed of the noisy shift", 0, 0, NULL},
     {"mean", GLORA_CFG_NUMBER, "0.5", "normalisation mean of the val/test images", 0, 0, NULL},
     {"std", GLORA_CFG_NUMBER, "0.5", "normalisation standard deviation", 1e-6, 1e6, NULL},
     {"heads", GLORA_CFG_INT, "0", "attention heads if the backbone's metadata lacks them", 0, 1024, NULL},
@@ -143,12 +149,30 @@ static int write_preset(const glora_vit_t *m, const char *preset, const char *pa
     return rc;
 }
 
+/* The most shifted copies one run evaluates: each kind once (check_shifts). */
+#define MAX_SHIFTS (sizeof test_shift_kinds / sizeof test_shift_kinds[0] - 1)
+
 typedef struct {
     const char *method;
     size_t params;
     int have_val, have_test;
     double val, test;
+    double shift[MAX_SHIFTS]; /* on the copies named by run.test_shifts, in its order */
 } row_t;
+
+/* run.test_shifts must name each shift once and needs a test split. Checked
+ * before any stage runs, so a mistake does not wait for the end of a long run. */
+static int check_shifts(const glora_config_t *cfg) {
+    size_t n;
+    const char *const *v = glora_config_strings(cfg, "test_shifts", &n);
+    if (n == 0) return GLORA_OK;
+    if (!glora_config_string(cfg, "test.images") || !glora_config_string(cfg, "test.labels"))
+        return glora_config_error(cfg, "test_shifts", "needs a test split (test.images, test.labels) to shift");
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(v[i], v[j]) == 0) return glora_config_error(cfg, "test_shifts", "lists '%s' twice", v[i]);
+    return GLORA_OK;
+}
 
 static int eval_split(const glora_vit_t *m, const glora_layer_cfg_t *cfg, const glora_dataset_t *ds, double *acc) {
     glora_vit_linears_t *lin = NULL;
@@ -181,13 +205,20 @@ static int load_split(const glora_config_t *cfg, const char *split, glora_datase
     return rc;
 }
 
-/* The final evaluation: every model the run made, on val and test. */
+/* The final evaluation: every model the run made, on val, test and the
+ * shifted copies of test. */
 static int final_eval(const run_t *r, const glora_config_t *cfg, row_t *rows, int *nrows, char *label_buf) {
-    glora_dataset_t val, test;
+    glora_dataset_t val, test, shifted[MAX_SHIFTS] = {{0}};
     int have_val, have_test, rc;
+    size_t nshift;
+    const char *const *shifts = glora_config_strings(cfg, "test_shifts", &nshift);
     *nrows = 0;
     if ((rc = load_split(cfg, "val", &val, &have_val))) return rc;
     if ((rc = load_split(cfg, "test", &test, &have_test))) { glora_dataset_free(&val); return rc; }
+    GLORA_ASSERT(nshift <= MAX_SHIFTS);
+    if (!have_test) nshift = 0; /* check_shifts refused that already */
+    for (size_t j = 0; j < nshift && !rc; j++)
+        rc = glora_dataset_shift(&test, shifts[j], (uint64_t)glora_config_int(cfg, "shift_seed"), &shifted[j]);
     int heads = (int)glora_config_int(cfg, "heads");
     typedef struct { const char *method, *adapter, *backbone, *spec; } model_t;
     model_t what[4];
@@ -234,11 +265,13 @@ static int final_eval(const run_t *r, const glora_config_t *cfg, row_t *rows, in
         }
         if (!rc && have_val) { rc = eval_split(m, have_spec ? spec.cfg : NULL, &val, &row->val); row->have_val = 1; }
         if (!rc && have_test) { rc = eval_split(m, have_spec ? spec.cfg : NULL, &test, &row->test); row->have_test = 1; }
+        for (size_t j = 0; j < nshift && !rc; j++) rc = eval_split(m, have_spec ? spec.cfg : NULL, &shifted[j], &row->shift[j]);
         glora_spec_free(&spec);
         glora_vit_free(m);
     }
     glora_dataset_free(&val);
     glora_dataset_free(&test);
+    for (size_t j = 0; j < MAX_SHIFTS; j++) glora_dataset_free(&shifted[j]);
     return rc;
 }
 
@@ -250,10 +283,17 @@ static int write_summary(const run_t *r, const glora_config_t *cfg, const row_t 
     if (!s) return glora_error(GLORA_ENOMEM, "summary '%s': out of memory", path);
 #define P(...) len += (size_t)snprintf(s + len, len < cap ? cap - len : 0, __VA_ARGS__)
     P("{\n  \"name\": \"%s\",\n  \"threads\": %d,\n  \"rows\": [\n", glora_config_string(cfg, "name"), glora_max_threads());
+    size_t nshift;
+    const char *const *shifts = glora_config_strings(cfg, "test_shifts", &nshift);
     for (int i = 0; i < nrows; i++) {
         P("    {\"method\": \"%s\", \"params\": %zu", rows[i].method, rows[i].params);
         if (rows[i].have_val) P(", \"val_accuracy\": %.6f", rows[i].val);
         if (rows[i].have_test) P(", \"test_accuracy\": %.6f", rows[i].test);
+        if (rows[i].have_test && nshift > 0) {
+            P(", \"shift_accuracy\": {");
+            for (size_t j = 0; j < nshift; j++) P("%s\"%s\": %.6f", j ? ", " : "", shifts[j], rows[i].shift[j]);
+            P("}");
+        }
         P("}%s\n", i + 1 < nrows ? "," : "");
     }
     P("  ],\n  \"stages\": {");
@@ -272,14 +312,21 @@ static int write_summary(const run_t *r, const glora_config_t *cfg, const row_t 
     return rc;
 }
 
-static void print_summary(const run_t *r, const row_t *rows, int nrows) {
-    printf("\n%-34s %12s %10s %10s\n", "method", "params", "val acc", "test acc");
+static void print_summary(const run_t *r, const glora_config_t *cfg, const row_t *rows, int nrows) {
+    size_t nshift;
+    const char *const *shifts = glora_config_strings(cfg, "test_shifts", &nshift);
+    printf("\n%-34s %12s %10s %10s", "method", "params", "val acc", "test acc");
+    for (size_t j = 0; j < nshift; j++) printf(" %10.10s", shifts[j]);
+    printf("\n");
     for (int i = 0; i < nrows; i++) {
         printf("%-34s %12zu", rows[i].method, rows[i].params);
         if (rows[i].have_val) printf(" %10.4f", rows[i].val); else printf(" %10s", "-");
         if (rows[i].have_test) printf(" %10.4f", rows[i].test); else printf(" %10s", "-");
+        for (size_t j = 0; j < nshift; j++)
+            if (rows[i].have_test) printf(" %10.4f", rows[i].shift[j]); else printf(" %10s", "-");
         printf("\n");
     }
+    if (nshift > 0) printf("(columns after test acc: accuracy on shifted copies of the test split)\n");
     printf("(params: trainable GLoRA parameters or fine-tuned weights, head excluded)\nstages:");
     for (int i = 0; all_stages[i]; i++)
         if (r->seconds[i] >= 0)
@@ -307,7 +354,7 @@ int glora_cmd_run(int argc, char **argv) {
         cli_args_free(&args);
         return cli_usage_error("run", "which pipeline? give a YAML config, e.g. configs/quickstart.yaml");
     }
-    if (glora_config_require(cfg, "name")) { cli_args_free(&args); return cli_fail(); }
+    if (glora_config_require(cfg, "name") || check_shifts(cfg)) { cli_args_free(&args); return cli_fail(); }
     run_t r = {.config = args.config_path};
     for (int i = 0; i < 8; i++) r.seconds[i] = -1;
     snprintf(r.out, sizeof r.out, "%s/%s", glora_config_string(cfg, "dir"), glora_config_string(cfg, "name"));
@@ -471,23 +518,28 @@ int glora_cmd_run(int argc, char **argv) {
             rc = cli_fail();
         } else {
             r.seconds[stage_index("eval")] = glora_now() - t0;
-            if (lab && nrows > 0) {
-                /* A named method (baseline configs) names the model it
-                 * trained: the retrained adapter, else the fine-tuned one. */
-                int k = 0;
-                for (int i = 0; i < nrows; i++)
-                    if (strcmp(rows[i].method, "GLoRA subnet, retrained") == 0) k = i;
-                rows[k].method = label;
-            }
+            int adapter_row = -1;
+            for (int i = 0; i < nrows; i++)
+                if (strcmp(rows[i].method, "GLoRA subnet, retrained") == 0) adapter_row = i;
+            /* A named method (baseline configs) names the model it trained:
+             * the retrained adapter, else the fine-tuned one. */
+            if (lab && nrows > 0) rows[adapter_row >= 0 ? adapter_row : 0].method = label;
             if (write_summary(&r, cfg, rows, nrows)) rc = cli_fail();
-            else print_summary(&r, rows, nrows);
-            /* The merged model must score what the retrained adapter scores. */
-            for (int i = 0; i + 1 < nrows; i++)
-                if (strcmp(rows[i].method, "GLoRA subnet, retrained") == 0 &&
-                    strcmp(rows[i + 1].method, "merged into plain ViT") == 0 && rows[i].have_test &&
-                    rows[i].test != rows[i + 1].test)
+            else print_summary(&r, cfg, rows, nrows);
+            /* The merged model must score what the retrained adapter scores,
+             * on every copy of the test split. */
+            const row_t *a = adapter_row >= 0 && adapter_row + 1 < nrows ? &rows[adapter_row] : NULL;
+            if (a && strcmp(a[1].method, "merged into plain ViT") == 0 && a->have_test) {
+                size_t nshift;
+                const char *const *shifts = glora_config_strings(cfg, "test_shifts", &nshift);
+                if (a->test != a[1].test)
                     fprintf(stderr, "warning: merged test accuracy %.4f differs from the adapter's %.4f\n",
-                            rows[i + 1].test, rows[i].test);
+                            a[1].test, a->test);
+                for (size_t j = 0; j < nshift; j++)
+                    if (a->shift[j] != a[1].shift[j])
+                        fprintf(stderr, "warning: merged %s accuracy %.4f differs from the adapter's %.4f\n",
+                                shifts[j], a[1].shift[j], a->shift[j]);
+            }
         }
     }
     if (rc == CLI_OK) fprintf(stderr, "run '%s' finished in %.0fs\n", glora_config_string(cfg, "name"), glora_now() - t_all);

@@ -1,8 +1,9 @@
 #!/bin/sh
 # The whole pipeline (glora run) on a few hundred real images with a tiny
 # model: every stage's output exists, loads, and is consistent -- the merged
-# model scores exactly what the retrained adapter scores, a second run skips
-# every stage, and the report draws the search.
+# model scores exactly what the retrained adapter scores, also on the shifted
+# copies of the test split (run.test_shifts), a second run skips every stage,
+# and the report draws the search.
 . "$top_srcdir/tests/cli/common.sh"
 if [ ! -f "$FASHION/train-images-idx3-ubyte.gz" ]; then
     echo "skip: $FASHION missing (scripts/install-deps installs dataset-fashion-mnist)"
@@ -18,6 +19,7 @@ run:
   stages: [pretrain, supernet, search, retrain, merge, eval]
   val: {images: $F/train-images-idx3-ubyte.gz, labels: $F/train-labels-idx1-ubyte.gz, start: 300, count: 100}
   test: {images: $F/t10k-images-idx3-ubyte.gz, labels: $F/t10k-labels-idx1-ubyte.gz, start: 0, count: 300}
+  test_shifts: [inverted, blurred]
 pretrain:
   model: {backbone: $T/init.safetensors}
   data:
@@ -44,6 +46,7 @@ for f in backbone.safetensors supernet.safetensors search/best.json search/paret
     [ -s "$R/$f" ] || fail "run left no $f"
 done
 has "$T/out" 'GLoRA subnet, retrained'
+has "$T/out" 'test acc +inverted +blurred'
 # Each model file loads; the spec fits the supernet and its budget.
 expect 0 "$GLORA" info "$R/backbone.safetensors" --adapter "$R/supernet.safetensors"; has "$T/out" 'rank 2'
 expect 0 "$GLORA" info "$R/merged.safetensors"; has "$T/out" 'kind merged'
@@ -58,6 +61,26 @@ b=$(sed 's/.*"correct": \([0-9]*\).*/\1/' "$T/out")
 [ -n "$a" ] && [ "$a" = "$b" ] || fail "adapter got $a right, the merged model $b"
 # And the summary says the same.
 grep -q '"method": "GLoRA subnet, retrained"' "$R/summary.json" || fail "summary lacks the retrained row"
+# Each final model is scored on the shifted copies as glora eval scores them.
+grep -q '"shift_accuracy": {"inverted": [0-9.]*, "blurred": [0-9.]*}' "$R/summary.json" ||
+    fail "summary lacks the accuracies on the shifted copies"
+for shift in inverted blurred; do
+    expect 0 "$GLORA" eval --model "$R/merged.safetensors" $E --set data.shift=$shift
+    a=$(sed 's/.*"accuracy": \([0-9.]*\).*/\1/' "$T/out")
+    for row in 'GLoRA subnet, retrained' 'merged into plain ViT'; do
+        b=$(grep "\"method\": \"$row\"" "$R/summary.json" | sed "s/.*\"$shift\": \([0-9.]*\).*/\1/")
+        [ -n "$a" ] && [ "$a" = "$b" ] || fail "glora eval gives $a on the $shift copy, the summary's '$row' $b"
+    done
+done
+# Shifts the run cannot evaluate are refused before any stage runs.
+for bad in "[clean]:found 'clean'" '[noisy, noisy]:twice' "[sepia]:found 'sepia'"; do
+    expect 1 "$GLORA" run "$T/run.yaml" --name bad --set "test_shifts=${bad%%:*}"
+    one_line; has "$T/err" "test_shifts.*${bad#*:}"
+done
+printf 'run:\n  name: notest\n  dir: %s/runs\n  stages: [eval]\n  test_shifts: [rotated]\n' "$T" >"$T/notest.yaml"
+expect 1 "$GLORA" run "$T/notest.yaml"
+one_line; has "$T/err" "test_shifts.*needs a test split"
+[ ! -e "$T/runs/bad" ] && [ ! -e "$T/runs/notest" ] || fail "a refused run made its directory"
 # The supernet under best.json scores on val what the search said.
 expect 0 "$GLORA" eval --model "$R/backbone.safetensors" --adapter "$R/supernet.safetensors" \
     --subnet "$R/search/best.json" --images "$F/train-images-idx3-ubyte.gz" \
