@@ -283,20 +283,33 @@ static void test_packed_b(void **state) {
                 size_t half = m / 2;
                 glora_sgemm(ta, tb, m, n, k, 1.5f, a, ta ? m : k, b, tb ? k : n, 0.5f, c1, n);
                 if (ta) {
-                    glora_sgemm_packed(ta, m, 1.5f, a, m, &pb, 0.5f, c2, n);
+                    glora_sgemm_packed(ta, m, 0, n, 1.5f, a, m, &pb, 0.5f, NULL, c2, n);
                 } else {
-                    glora_sgemm_packed(ta, half, 1.5f, a, k, &pb, 0.5f, c2, n);
-                    glora_sgemm_packed(ta, m - half, 1.5f, a + half * k, k, &pb, 0.5f,
-                                       c2 + half * n, n);
+                    glora_sgemm_packed(ta, half, 0, n, 1.5f, a, k, &pb, 0.5f, NULL, c2, n);
+                    glora_sgemm_packed(ta, m - half, 0, n, 1.5f, a + half * k, k, &pb, 0.5f,
+                                       NULL, c2 + half * n, n);
                 }
                 if (memcmp(c1, c2, m * n * sizeof *c1) != 0)
                     fail_msg("%s: packed %c%c %zux%zux%zu differs from glora_sgemm",
                              all_kernels[kk], ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k);
+                /* Columns from the second panel on (or any, unpacked) with a
+                 * bias: the product's bits, then the bias added. */
+                size_t j0 = n > 32 ? 32 : n / 2, nj = n - j0;
+                float *bias = random_matrix(&rng, n);
+                const float *bj = tb ? b + j0 * k : b + j0;
+                glora_sgemm(ta, tb, m, nj, k, 1.0f, a, ta ? m : k, bj, tb ? k : n, 0.0f, c1, nj);
+                for (size_t i = 0; i < m; i++)
+                    for (size_t j = 0; j < nj; j++) c1[i * nj + j] += bias[j];
+                glora_sgemm_packed(ta, m, j0, nj, 1.0f, a, ta ? m : k, &pb, 0.0f, bias, c2, nj);
+                if (nj && memcmp(c1, c2, m * nj * sizeof *c1) != 0)
+                    fail_msg("%s: packed %c%c columns %zu.. with bias differ", all_kernels[kk],
+                             ta ? 'T' : 'N', tb ? 'T' : 'N', j0);
+                free(bias);
                 /* Another kernel than the one packed for: the same bits as
                  * that kernel's own product. */
                 glora_gemm_set_kernel("ref");
                 glora_sgemm(ta, tb, m, n, k, 1.0f, a, ta ? m : k, b, tb ? k : n, 0.0f, c1, n);
-                glora_sgemm_packed(ta, m, 1.0f, a, ta ? m : k, &pb, 0.0f, c2, n);
+                glora_sgemm_packed(ta, m, 0, n, 1.0f, a, ta ? m : k, &pb, 0.0f, NULL, c2, n);
                 assert_memory_equal(c1, c2, m * n * sizeof *c1);
                 glora_gemm_set_kernel(all_kernels[kk]);
                 free(a); free(b); free(c1); free(c2);

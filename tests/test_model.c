@@ -115,9 +115,12 @@ static void test_reference_logits(void **state) {
     int ncfg = load_ref_configs(m, names, cfg);
     assert_int_equal(ncfg, 8);
     assert_int_equal(glora_vit_linears_create(&lin, m), GLORA_OK);
-    static float got_keep[2][16][20];
-    for (int keep = 0; keep <= 1; keep++) {
-        assert_int_equal(glora_vit_acts_create(&acts, m, 3, keep), GLORA_OK);
+    static float got_keep[3][16][20];
+    /* keep 0: inference, 1: training workspace, 2: inference with packed
+     * weights (as the search runs it). */
+    for (int keep = 0; keep <= 2; keep++) {
+        if (keep == 2) assert_int_equal(glora_vit_linears_pack(lin), GLORA_OK);
+        assert_int_equal(glora_vit_acts_create(&acts, m, 3, keep == 1), GLORA_OK);
         for (int k = 0; k < ncfg; k++) {
             char key[96];
             snprintf(key, sizeof key, "logits.%s", names[k]);
@@ -135,8 +138,10 @@ static void test_reference_logits(void **state) {
     }
     /* The inference pass runs the last block for the cls token alone; the
      * training pass runs every token: the logits must be the same bits. */
-    for (int k = 0; k < ncfg; k++)
+    for (int k = 0; k < ncfg; k++) {
         assert_memory_equal(got_keep[0][k], got_keep[1][k], sizeof got_keep[0][k]);
+        assert_memory_equal(got_keep[2][k], got_keep[1][k], sizeof got_keep[0][k]);
+    }
     glora_vit_linears_free(lin);
     glora_vit_free(m);
     glora_st_close(fw);

@@ -56,9 +56,14 @@ typedef struct {
 int glora_sgemm_b_pack(glora_sgemm_b_t *pb, glora_trans_t tb, size_t k, size_t n,
                        const float *b, size_t ldb);
 void glora_sgemm_b_free(glora_sgemm_b_t *pb);
-/* C = alpha * op(A) * op(B) + beta * C with op(B) as packed in pb (k x n). */
-void glora_sgemm_packed(glora_trans_t ta, size_t m, float alpha, const float *a, size_t lda,
-                        const glora_sgemm_b_t *pb, float beta, float *c, size_t ldc);
+/* C (m x n) = alpha * op(A) * op(B)[:, j0 .. j0+n) + beta * C with op(B) as
+ * packed in pb, then, when bias is not NULL, C[i][j] += bias[j] on every row
+ * (the bias of a linear layer, added while the tile is still in L1; the same
+ * bits as adding it afterwards). A column range that starts off the packed
+ * panels' boundaries is computed from b. */
+void glora_sgemm_packed(glora_trans_t ta, size_t m, size_t j0, size_t n, float alpha,
+                        const float *a, size_t lda, const glora_sgemm_b_t *pb, float beta,
+                        const float *bias, float *c, size_t ldc);
 
 /* glora_sgemm keeps its packing buffer (up to 64 MiB) per calling thread
  * between calls, so that repeated products do not pay for fresh pages.

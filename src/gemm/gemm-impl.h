@@ -38,11 +38,13 @@
  * zero). bp holds k steps of B, ldbp floats apart: a packed micro-panel
  * (ldbp == NR, 64-byte aligned, columns past n zero), or, for a kernel
  * marked direct_b, B in place (any stride and alignment; columns past n
- * are not read). Only the m x n elements of C are touched.
+ * are not read). Only the m x n elements of C are touched. bias, when not
+ * NULL, is added to every row of the result after alpha and beta (n floats;
+ * the same bits as adding it afterwards).
  */
 typedef void (*sgemm_ukernel_fn)(size_t k, const float *ap, const float *bp, size_t ldbp,
                                  float *c, size_t ldc, size_t m, size_t n,
-                                 float alpha, float beta);
+                                 float alpha, float beta, const float *bias);
 /*
  * The same, with op(A) = A (not transposed) read in place: row i of the
  * tile at a + i*lda, k steps contiguous. For short k the tile's rows stay
@@ -51,7 +53,7 @@ typedef void (*sgemm_ukernel_fn)(size_t k, const float *ap, const float *bp, siz
  */
 typedef void (*sgemm_ukernel_da_fn)(size_t k, const float *a, size_t lda, const float *bp,
                                     size_t ldbp, float *c, size_t ldc, size_t m, size_t n,
-                                    float alpha, float beta);
+                                    float alpha, float beta, const float *bias);
 
 /*
  * Packs the mc x kc block of op(A) starting at a (already offset to the
@@ -86,11 +88,13 @@ int sgemm_blocked(const sgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb
                   size_t m, size_t n, size_t k, float alpha, const float *a,
                   size_t lda, const float *b, size_t ldb, float beta, float *c,
                   size_t ldc);
-/* The same with op(B) already packed by sgemm_pack_b_whole (b and ldb are
- * then not read). */
+/* The same with op(B) already packed by sgemm_pack_b_whole (bpanels: its
+ * first panel used), and bias (n, or NULL) added to every row of C after the
+ * last k block. */
 int sgemm_blocked_packed(const sgemm_kernel_t *kern, glora_trans_t ta, size_t m, size_t n,
                          size_t k, float alpha, const float *a, size_t lda,
-                         const float *bpanels, float beta, float *c, size_t ldc);
+                         const float *bpanels, float beta, const float *bias, float *c,
+                         size_t ldc);
 /* Floats of op(B) (k x n) packed whole: ceil(n / nr) panels of k x nr. */
 size_t sgemm_packed_b_floats(const sgemm_kernel_t *kern, size_t k, size_t n);
 void sgemm_pack_b_whole(const sgemm_kernel_t *kern, glora_trans_t tb, size_t k, size_t n,
@@ -103,8 +107,8 @@ void sgemm_pack_b_whole(const sgemm_kernel_t *kern, glora_trans_t tb, size_t k, 
  * for the kernel's ukernel_da. */
 void sgemm_macro(const sgemm_kernel_t *kern, size_t mc, size_t nc, size_t kc,
                  float alpha, const float *apack, size_t a_stride, size_t lda_direct,
-                 const float *bpack, size_t b_stride, size_t ldbp, float beta, float *c,
-                 size_t ldc);
+                 const float *bpack, size_t b_stride, size_t ldbp, float beta,
+                 const float *bias, float *c, size_t ldc);
 
 /* Portable packing (gemm_pack.c), valid for any mr and nr. */
 void sgemm_pack_a_portable(glora_trans_t ta, size_t mc, size_t kc, const float *a,
@@ -114,13 +118,16 @@ void sgemm_pack_b_portable(glora_trans_t tb, size_t kc, size_t nc, const float *
 
 /* Micro-kernels and ISA-specific packing. */
 void sgemm_portable_6x8(size_t k, const float *ap, const float *bp, size_t ldbp, float *c,
-                        size_t ldc, size_t m, size_t n, float alpha, float beta);
+                        size_t ldc, size_t m, size_t n, float alpha, float beta,
+                        const float *bias);
 void sgemm_avx2_6x16(size_t k, const float *ap, const float *bp, size_t ldbp, float *c,
-                     size_t ldc, size_t m, size_t n, float alpha, float beta);
+                     size_t ldc, size_t m, size_t n, float alpha, float beta, const float *bias);
 void sgemm_avx512_12x32(size_t k, const float *ap, const float *bp, size_t ldbp, float *c,
-                        size_t ldc, size_t m, size_t n, float alpha, float beta);
+                        size_t ldc, size_t m, size_t n, float alpha, float beta,
+                        const float *bias);
 void sgemm_avx512_12x32_da(size_t k, const float *a, size_t lda, const float *bp, size_t ldbp,
-                           float *c, size_t ldc, size_t m, size_t n, float alpha, float beta);
+                           float *c, size_t ldc, size_t m, size_t n, float alpha, float beta,
+                           const float *bias);
 void sgemm_avx512_pack_a(glora_trans_t ta, size_t mc, size_t kc, const float *a,
                          size_t lda, size_t mr, float *dst);
 void sgemm_avx512_pack_b(glora_trans_t tb, size_t kc, size_t nc, const float *b,

@@ -201,16 +201,31 @@ void glora_sgemm_b_free(glora_sgemm_b_t *pb) {
     pb->kernel = -1;
 }
 
-void glora_sgemm_packed(glora_trans_t ta, size_t m, float alpha, const float *a, size_t lda,
-                        const glora_sgemm_b_t *pb, float beta, float *c, size_t ldc) {
-    const size_t n = pb->n, k = pb->k;
+/* C += bias on every row, after the product. */
+static void add_rows(size_t m, size_t n, const float *bias, float *c, size_t ldc) {
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) c[i * ldc + j] += bias[j];
+}
+
+void glora_sgemm_packed(glora_trans_t ta, size_t m, size_t j0, size_t n, float alpha,
+                        const float *a, size_t lda, const glora_sgemm_b_t *pb, float beta,
+                        const float *bias, float *c, size_t ldc) {
+    const size_t k = pb->k;
+    GLORA_ASSERT(j0 <= pb->n && n <= pb->n - j0);
     if (m == 0 || n == 0) return;
-    if (k == 0 || alpha == 0.0f || pb->kernel < 0 || pb->kernel != current_kernel()) {
-        glora_sgemm(ta, pb->tb, m, n, k, alpha, a, lda, pb->b, pb->ldb, beta, c, ldc);
+    const int id = pb->kernel;
+    if (k == 0 || alpha == 0.0f || id < 0 || id != current_kernel() || j0 % kernels[id].nr != 0) {
+        const float *b = pb->tb ? pb->b + j0 * pb->ldb : pb->b + j0;
+        glora_sgemm(ta, pb->tb, m, n, k, alpha, a, lda, b, pb->ldb, beta, c, ldc);
+        if (bias) add_rows(m, n, bias, c, ldc);
         return;
     }
     GLORA_ASSERT(c && ldc >= n && a && lda >= (ta ? m : k));
-    if (sgemm_blocked_packed(&kernels[pb->kernel], ta, m, n, k, alpha, a, lda, pb->panels, beta,
-                             c, ldc) != 0)
-        glora_sgemm_ref(ta, pb->tb, m, n, k, alpha, a, lda, pb->b, pb->ldb, beta, c, ldc);
+    const float *panels = pb->panels + j0 / kernels[id].nr * k * kernels[id].nr;
+    if (sgemm_blocked_packed(&kernels[id], ta, m, n, k, alpha, a, lda, panels, beta, bias, c,
+                             ldc) != 0) {
+        const float *b = pb->tb ? pb->b + j0 * pb->ldb : pb->b + j0;
+        glora_sgemm_ref(ta, pb->tb, m, n, k, alpha, a, lda, b, pb->ldb, beta, c, ldc);
+        if (bias) add_rows(m, n, bias, c, ldc);
+    }
 }

@@ -87,6 +87,7 @@ typedef struct {
     int direct_a;    /* op(A) likewise */
     float *bpack;    /* pn panels of k x nr */
     float *apack;    /* per thread: a tile's rows for one k block */
+    const float *bias; /* n, added after the last k block, or NULL */
     size_t a_floats; /* floats of one thread's A buffer */
 } plan_t;
 
@@ -161,7 +162,9 @@ static void compute_tile(const plan_t *p, size_t u, float *abuf) {
             sgemm_macro(kern, i1 - i0, j1 - j0, kc, p->alpha, p->direct_a ? src : abuf,
                         p->direct_a ? mr * p->lda : kc * mr, p->direct_a ? p->lda : 0, bp,
                         p->direct_b ? nr : k * nr, p->direct_b ? p->ldb : nr,
-                        pc == 0 ? p->beta : 1.0f, p->c + i0 * p->ldc + j0, p->ldc);
+                        pc == 0 ? p->beta : 1.0f,
+                        p->bias && pc + kc == k ? p->bias + j0 : NULL,
+                        p->c + i0 * p->ldc + j0, p->ldc);
         }
     }
 }
@@ -187,10 +190,11 @@ static void run_parallel(const plan_t *p, int threads, int pack_b) {
  * read it in place). */
 static int blocked(const sgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb, size_t m,
                    size_t n, size_t k, float alpha, const float *a, size_t lda, const float *b,
-                   size_t ldb, const float *bpanels, float beta, float *c, size_t ldc) {
+                   size_t ldb, const float *bpanels, float beta, const float *bias, float *c,
+                   size_t ldc) {
     plan_t p = {.kern = kern, .ta = ta, .tb = tb, .m = m, .n = n, .k = k,
                 .alpha = alpha, .beta = beta, .a = a, .b = b, .lda = lda,
-                .ldb = ldb, .ldc = ldc, .c = c};
+                .ldb = ldb, .ldc = ldc, .c = c, .bias = bias};
     /* Equal k blocks no deeper than kc, rather than full ones and a sliver;
      * they depend on k alone, never on the team. */
     p.kc_max = ceil_div(k, ceil_div(k, kern->kc));
@@ -232,12 +236,13 @@ int sgemm_blocked(const sgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb
                   size_t m, size_t n, size_t k, float alpha, const float *a,
                   size_t lda, const float *b, size_t ldb, float beta, float *c,
                   size_t ldc) {
-    return blocked(kern, ta, tb, m, n, k, alpha, a, lda, b, ldb, NULL, beta, c, ldc);
+    return blocked(kern, ta, tb, m, n, k, alpha, a, lda, b, ldb, NULL, beta, NULL, c, ldc);
 }
 
 int sgemm_blocked_packed(const sgemm_kernel_t *kern, glora_trans_t ta, size_t m, size_t n,
                          size_t k, float alpha, const float *a, size_t lda,
-                         const float *bpanels, float beta, float *c, size_t ldc) {
-    return blocked(kern, ta, GLORA_NOTRANS, m, n, k, alpha, a, lda, NULL, 0, bpanels, beta, c,
-                   ldc);
+                         const float *bpanels, float beta, const float *bias, float *c,
+                         size_t ldc) {
+    return blocked(kern, ta, GLORA_NOTRANS, m, n, k, alpha, a, lda, NULL, 0, bpanels, beta, bias,
+                   c, ldc);
 }

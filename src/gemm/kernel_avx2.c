@@ -15,7 +15,7 @@
 static inline __attribute__((always_inline)) void
 tile(size_t k, const float *ap, const float *bp, size_t ldbp, float *c, size_t ldc,
      const int rows,
-     size_t n, float alpha, float beta) {
+     size_t n, float alpha, float beta, const float *bias) {
     __m256 acc0[MR], acc1[MR];
     #pragma GCC unroll 6
     for (int i = 0; i < rows; i++) {
@@ -37,7 +37,22 @@ tile(size_t k, const float *ap, const float *bp, size_t ldbp, float *c, size_t l
     __m256i k0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(n0), lane);
     __m256i k1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(n1), lane);
     __m256 va = _mm256_set1_ps(alpha);
-    if (beta == 0.0f) {
+    if (bias) {
+        /* The result as below, then the bias: a separate rounding each. */
+        const __m256 bias0 = _mm256_maskload_ps(bias, k0), bias1 = _mm256_maskload_ps(bias + 8, k1);
+        #pragma GCC unroll 6
+        for (int i = 0; i < rows; i++) {
+            float *ci = c + (size_t)i * ldc;
+            __m256 r0 = _mm256_mul_ps(va, acc0[i]), r1 = _mm256_mul_ps(va, acc1[i]);
+            if (beta != 0.0f) {
+                __m256 vb = _mm256_set1_ps(beta);
+                r0 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(ci, k0), r0);
+                r1 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(ci + 8, k1), r1);
+            }
+            _mm256_maskstore_ps(ci, k0, _mm256_add_ps(r0, bias0));
+            _mm256_maskstore_ps(ci + 8, k1, _mm256_add_ps(r1, bias1));
+        }
+    } else if (beta == 0.0f) {
         #pragma GCC unroll 6
         for (int i = 0; i < rows; i++) {
             float *ci = c + (size_t)i * ldc;
@@ -60,14 +75,15 @@ tile(size_t k, const float *ap, const float *bp, size_t ldbp, float *c, size_t l
 
 /* Packed B only (ldbp == NR): the loads assume aligned, zero-padded rows. */
 void sgemm_avx2_6x16(size_t k, const float *ap, const float *bp, size_t ldbp, float *c,
-                     size_t ldc, size_t m, size_t n, float alpha, float beta) {
+                     size_t ldc, size_t m, size_t n, float alpha, float beta,
+                     const float *bias) {
     switch (m) {
-    case 6: tile(k, ap, bp, ldbp, c, ldc, 6, n, alpha, beta); break;
-    case 5: tile(k, ap, bp, ldbp, c, ldc, 5, n, alpha, beta); break;
-    case 4: tile(k, ap, bp, ldbp, c, ldc, 4, n, alpha, beta); break;
-    case 3: tile(k, ap, bp, ldbp, c, ldc, 3, n, alpha, beta); break;
-    case 2: tile(k, ap, bp, ldbp, c, ldc, 2, n, alpha, beta); break;
-    case 1: tile(k, ap, bp, ldbp, c, ldc, 1, n, alpha, beta); break;
+    case 6: tile(k, ap, bp, ldbp, c, ldc, 6, n, alpha, beta, bias); break;
+    case 5: tile(k, ap, bp, ldbp, c, ldc, 5, n, alpha, beta, bias); break;
+    case 4: tile(k, ap, bp, ldbp, c, ldc, 4, n, alpha, beta, bias); break;
+    case 3: tile(k, ap, bp, ldbp, c, ldc, 3, n, alpha, beta, bias); break;
+    case 2: tile(k, ap, bp, ldbp, c, ldc, 2, n, alpha, beta, bias); break;
+    case 1: tile(k, ap, bp, ldbp, c, ldc, 1, n, alpha, beta, bias); break;
     default: break;
     }
 }

@@ -18,7 +18,7 @@
  * itself, row i at ap + i*lda. Both are constants in each inlined copy. */
 static inline __attribute__((always_inline)) void
 tile(size_t k, const float *ap, const size_t lda, const float *bp, size_t ldbp, float *c,
-     size_t ldc, const int rows, size_t n, float alpha, float beta) {
+     size_t ldc, const int rows, size_t n, float alpha, float beta, const float *bias) {
     /* Columns past n: masked off in the loads of B (so B may be read in
      * place) and in the stores of C. */
     __mmask16 k0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
@@ -50,7 +50,23 @@ tile(size_t k, const float *ap, const size_t lda, const float *bp, size_t ldbp, 
         }
     }
     __m512 va = _mm512_set1_ps(alpha);
-    if (beta == 0.0f) {
+    if (bias) {
+        /* The result as below, then the bias: a separate rounding each. */
+        const __m512 bias0 = _mm512_maskz_loadu_ps(k0, bias);
+        const __m512 bias1 = _mm512_maskz_loadu_ps(k1, bias + 16);
+        #pragma GCC unroll 12
+        for (int i = 0; i < rows; i++) {
+            float *ci = c + (size_t)i * ldc;
+            __m512 r0 = _mm512_mul_ps(va, acc0[i]), r1 = _mm512_mul_ps(va, acc1[i]);
+            if (beta != 0.0f) {
+                __m512 vb = _mm512_set1_ps(beta);
+                r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(k0, ci), r0);
+                r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(k1, ci + 16), r1);
+            }
+            _mm512_mask_storeu_ps(ci, k0, _mm512_add_ps(r0, bias0));
+            _mm512_mask_storeu_ps(ci + 16, k1, _mm512_add_ps(r1, bias1));
+        }
+    } else if (beta == 0.0f) {
         #pragma GCC unroll 12
         for (int i = 0; i < rows; i++) {
             float *ci = c + (size_t)i * ldc;
@@ -73,27 +89,29 @@ tile(size_t k, const float *ap, const size_t lda, const float *bp, size_t ldbp, 
 
 #define TILE_CASES(AP, LDA)                                                                    \
     switch (m) {                                                                               \
-    case 12: tile(k, AP, LDA, bp, ldbp, c, ldc, 12, n, alpha, beta); break;                    \
-    case 11: tile(k, AP, LDA, bp, ldbp, c, ldc, 11, n, alpha, beta); break;                    \
-    case 10: tile(k, AP, LDA, bp, ldbp, c, ldc, 10, n, alpha, beta); break;                    \
-    case 9: tile(k, AP, LDA, bp, ldbp, c, ldc, 9, n, alpha, beta); break;                      \
-    case 8: tile(k, AP, LDA, bp, ldbp, c, ldc, 8, n, alpha, beta); break;                      \
-    case 7: tile(k, AP, LDA, bp, ldbp, c, ldc, 7, n, alpha, beta); break;                      \
-    case 6: tile(k, AP, LDA, bp, ldbp, c, ldc, 6, n, alpha, beta); break;                      \
-    case 5: tile(k, AP, LDA, bp, ldbp, c, ldc, 5, n, alpha, beta); break;                      \
-    case 4: tile(k, AP, LDA, bp, ldbp, c, ldc, 4, n, alpha, beta); break;                      \
-    case 3: tile(k, AP, LDA, bp, ldbp, c, ldc, 3, n, alpha, beta); break;                      \
-    case 2: tile(k, AP, LDA, bp, ldbp, c, ldc, 2, n, alpha, beta); break;                      \
-    case 1: tile(k, AP, LDA, bp, ldbp, c, ldc, 1, n, alpha, beta); break;                      \
+    case 12: tile(k, AP, LDA, bp, ldbp, c, ldc, 12, n, alpha, beta, bias); break;                    \
+    case 11: tile(k, AP, LDA, bp, ldbp, c, ldc, 11, n, alpha, beta, bias); break;                    \
+    case 10: tile(k, AP, LDA, bp, ldbp, c, ldc, 10, n, alpha, beta, bias); break;                    \
+    case 9: tile(k, AP, LDA, bp, ldbp, c, ldc, 9, n, alpha, beta, bias); break;                      \
+    case 8: tile(k, AP, LDA, bp, ldbp, c, ldc, 8, n, alpha, beta, bias); break;                      \
+    case 7: tile(k, AP, LDA, bp, ldbp, c, ldc, 7, n, alpha, beta, bias); break;                      \
+    case 6: tile(k, AP, LDA, bp, ldbp, c, ldc, 6, n, alpha, beta, bias); break;                      \
+    case 5: tile(k, AP, LDA, bp, ldbp, c, ldc, 5, n, alpha, beta, bias); break;                      \
+    case 4: tile(k, AP, LDA, bp, ldbp, c, ldc, 4, n, alpha, beta, bias); break;                      \
+    case 3: tile(k, AP, LDA, bp, ldbp, c, ldc, 3, n, alpha, beta, bias); break;                      \
+    case 2: tile(k, AP, LDA, bp, ldbp, c, ldc, 2, n, alpha, beta, bias); break;                      \
+    case 1: tile(k, AP, LDA, bp, ldbp, c, ldc, 1, n, alpha, beta, bias); break;                      \
     default: break;                                                                            \
     }
 
 void sgemm_avx512_12x32(size_t k, const float *ap, const float *bp, size_t ldbp, float *c,
-                        size_t ldc, size_t m, size_t n, float alpha, float beta) {
+                        size_t ldc, size_t m, size_t n, float alpha, float beta,
+                        const float *bias) {
     TILE_CASES(ap, 0)
 }
 
 void sgemm_avx512_12x32_da(size_t k, const float *a, size_t lda, const float *bp, size_t ldbp,
-                           float *c, size_t ldc, size_t m, size_t n, float alpha, float beta) {
+                           float *c, size_t ldc, size_t m, size_t n, float alpha, float beta,
+                           const float *bias) {
     TILE_CASES(a, lda)
 }

@@ -7,7 +7,8 @@
 #define NR 8
 
 void sgemm_portable_6x8(size_t k, const float *ap, const float *bp, size_t ldbp, float *c,
-                        size_t ldc, size_t m, size_t n, float alpha, float beta) {
+                        size_t ldc, size_t m, size_t n, float alpha, float beta,
+                        const float *bias) {
     float acc[MR][NR] = {{0.0f}};
     for (size_t p = 0; p < k; p++, ap += MR, bp += ldbp) {
         for (int i = 0; i < MR; i++)
@@ -20,5 +21,6 @@ void sgemm_portable_6x8(size_t k, const float *ap, const float *bp, size_t ldbp,
         } else {
             for (size_t j = 0; j < n; j++) ci[j] = alpha * acc[i][j] + beta * ci[j];
         }
+        for (size_t j = 0; bias && j < n; j++) ci[j] += bias[j];
     }
 }

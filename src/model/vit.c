@@ -443,8 +443,9 @@ void glora_vit_forward(const glora_vit_t *m, const glora_vit_linears_t *lin,
 
 /* The last block and the final norm for the cls token alone, which is all
  * the head reads: every token still gives its key and value, but only the
- * cls token's query, projection and MLP run (three quarters of the block's
- * work skipped for 17 tokens). The cls rows are packed one after the other
+ * cls token's query (with packed weights, which can be cut by columns),
+ * projection and MLP run (three quarters of the block's work skipped for 17
+ * tokens). The cls rows are packed one after the other
  * (B, C) in the block's buffers. Every kernel computes a row the same way
  * whatever the rows beside it, so the logits equal the full pass's bit for
  * bit. */
@@ -457,7 +458,18 @@ static void last_block_cls(const glora_vit_t *m, const glora_vit_linears_t *lin,
     const glora_vit_block_t *w = &m->w.blk[i];
     glora_vit_block_acts_t *b = &ac->blk[i];
     glora_layernorm_forward(b->ln1, b->ln1_mean, b->ln1_rstd, xin, w->ln1_w, w->ln1_b, N, C, LN_EPS);
-    adapted_forward(lin, l + GLORA_SITE_QKV, b->qkv, b->ln1, N, C, 3 * C);
+    if (lin->packed) {
+        /* Keys and values of every token, the query of the cls token only
+         * (its rows are T*C apart in ln1 and T*3C in qkv). */
+        const glora_sgemm_b_t *wq = &lin->packed[l + GLORA_SITE_QKV];
+        const float *bq = lin->b[l + GLORA_SITE_QKV];
+        glora_sgemm_packed(GLORA_NOTRANS, N, Cs, 2 * Cs, 1.0f, b->ln1, Cs, wq, 0.0f, bq + Cs,
+                           b->qkv + Cs, 3 * Cs);
+        glora_sgemm_packed(GLORA_NOTRANS, B, 0, Cs, 1.0f, b->ln1, (size_t)T * Cs, wq, 0.0f, bq,
+                           b->qkv, (size_t)T * 3 * Cs);
+    } else {
+        adapted_forward(lin, l + GLORA_SITE_QKV, b->qkv, b->ln1, N, C, 3 * C);
+    }
     glora_attention_forward_first(b->attn, b->att, b->qkv, B, T, C, a->heads);
     adapted_forward(lin, l + GLORA_SITE_PROJ, b->res1, b->attn, B, C, C);
     for (size_t k = 0; k < B; k++)

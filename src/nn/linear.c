@@ -35,8 +35,7 @@ void glora_linear_forward_packed(float *out, const float *inp, const glora_sgemm
     /* inp is (N, IC), weight packs W^T of a (OC, IC) weight; out is (N, OC) */
     const size_t ic = (size_t)IC, oc = (size_t)OC;
     GLORA_ASSERT(weight->k == ic && weight->n == oc);
-    glora_sgemm_packed(GLORA_NOTRANS, N, 1.0f, inp, ic, weight, 0.0f, out, oc);
-    if (bias) add_bias(out, bias, N, oc);
+    glora_sgemm_packed(GLORA_NOTRANS, N, 0, oc, 1.0f, inp, ic, weight, 0.0f, bias, out, oc);
 }
 
 void glora_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
