@@ -6,6 +6,7 @@
 #include "glora/parallel.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -395,29 +396,42 @@ static void adapted_forward(const glora_vit_linears_t *lin, int l, float *out, c
         glora_linear_forward(out, inp, lin->w[l], lin->b[l], N, IC, OC);
 }
 
-void glora_vit_forward(const glora_vit_t *m, const glora_vit_linears_t *lin,
-                       glora_vit_acts_t *ac, const float *x, size_t B) {
+/* The patch embedding and the token sequence of B images into ac->x0: the
+ * part of the pass no adapter touches. */
+static void stem_forward(const glora_vit_t *m, glora_vit_acts_t *ac, const float *x, size_t B) {
     const glora_vit_arch_t *a = &m->arch;
-    const int T = a->tokens, C = a->dim, H = a->mlp_hidden, NH = a->heads, NP = a->num_patches;
-    const int kk = a->in_chans * a->patch * a->patch;
-    const size_t N = B * (size_t)T;
+    const int C = a->dim, NP = a->num_patches, kk = a->in_chans * a->patch * a->patch;
     GLORA_ASSERT(B >= 1 && B <= ac->max_batch);
-
     glora_im2col(ac->patches, x, B, a->in_chans, a->img_size, a->img_size, a->patch);
     glora_linear_forward(ac->pe, ac->patches, m->w.patch_w, m->w.patch_b, B * NP, kk, C);
     glora_tokens_forward(ac->x0, ac->pe, m->w.cls, m->w.pos, B, NP, C);
+}
 
-    const float *xin = ac->x0;
+static void blocks_forward(const glora_vit_t *m, const glora_vit_linears_t *lin,
+                           glora_vit_acts_t *ac, const float *x0, size_t B);
+
+void glora_vit_forward(const glora_vit_t *m, const glora_vit_linears_t *lin,
+                       glora_vit_acts_t *ac, const float *x, size_t B) {
+    stem_forward(m, ac, x, B);
+    blocks_forward(m, lin, ac, ac->x0, B);
+}
+
+/* The blocks, the final norm and the head, from the tokens x0 (B, T, C),
+ * which are only read. */
+static void blocks_forward(const glora_vit_t *m, const glora_vit_linears_t *lin,
+                           glora_vit_acts_t *ac, const float *x0, size_t B) {
+    const glora_vit_arch_t *a = &m->arch;
+    const int T = a->tokens, C = a->dim, H = a->mlp_hidden, NH = a->heads;
+    const size_t N = B * (size_t)T;
+    GLORA_ASSERT(B >= 1 && B <= ac->max_batch);
+    const float *xin = x0;
     for (int i = 0; i < a->depth; i++) {
         const glora_vit_block_t *w = &m->w.blk[i];
         glora_vit_block_acts_t *b = &ac->blk[i];
         const int l = i * GLORA_SITES;
-        /* When blocks share one set of buffers, the block input (res2 of the
-         * previous block) must survive until the residual adds: copy it. */
-        if (!ac->keep_all && i > 0) {
-            memcpy(ac->x0, xin, N * (size_t)C * sizeof(float));
-            xin = ac->x0;
-        }
+        /* When blocks share one set of buffers, the block input is the
+         * previous block's res2, which this block overwrites only at its
+         * end, after its last read of xin (the first residual add). */
         /* Inference (nothing kept for backward) needs the cls token only. */
         if (!ac->keep_all && i == a->depth - 1) {
             last_block_cls(m, lin, ac, xin, B);
@@ -490,6 +504,22 @@ static int argmax(const float *v, int n) {
     return best;
 }
 
+/* Top-1 correct of the images batch by batch, from their tokens (n, T, C). */
+static size_t count_correct_tokens(const glora_vit_t *m, const glora_vit_linears_t *lin,
+                                   glora_vit_acts_t *ac, const float *tokens, const int *y,
+                                   size_t n) {
+    const size_t per = (size_t)m->arch.tokens * (size_t)m->arch.dim;
+    const int V = m->arch.num_classes;
+    size_t correct = 0;
+    for (size_t start = 0; start < n; start += ac->max_batch) {
+        size_t B = n - start < ac->max_batch ? n - start : ac->max_batch;
+        blocks_forward(m, lin, ac, tokens + start * per, B);
+        for (size_t b = 0; b < B; b++)
+            correct += argmax(ac->logits + b * V, V) == y[start + b];
+    }
+    return correct;
+}
+
 size_t glora_vit_count_correct(const glora_vit_t *m, const glora_vit_linears_t *lin,
                                glora_vit_acts_t *ac, const float *x, const int *y, size_t n) {
     const size_t img = (size_t)m->arch.in_chans * m->arch.img_size * m->arch.img_size;
@@ -526,23 +556,37 @@ int glora_vit_eval_candidates(const glora_vit_t *m, const glora_layer_cfg_t *con
         if (rc == GLORA_OK && n_img > batch) rc = glora_vit_linears_pack(lin[t]);
         if (rc == GLORA_OK) rc = glora_vit_acts_create(&ws[t], m, batch, 0);
     }
+    /* The tokens of every image, which no candidate changes, once. */
+    const size_t img = (size_t)m->arch.in_chans * m->arch.img_size * m->arch.img_size;
+    const size_t per = (size_t)m->arch.tokens * (size_t)m->arch.dim;
+    float *tokens = NULL;
+    if (rc == GLORA_OK && (per > SIZE_MAX / sizeof(float) / n_img ||
+                           !(tokens = malloc(n_img * per * sizeof(float)))))
+        rc = glora_error(GLORA_ENOMEM, "evaluation 'candidates': out of memory for %zu images",
+                         n_img);
+    for (size_t start = 0; rc == GLORA_OK && start < n_img; start += batch) {
+        size_t B = n_img - start < batch ? n_img - start : batch;
+        stem_forward(m, ws[0], x + start * img, B);
+        memcpy(tokens + start * per, ws[0]->x0, B * per * sizeof(float));
+    }
     if (rc == GLORA_OK) {
         if (outer) {
             #pragma omp parallel for schedule(dynamic, 1) num_threads(nws)
             for (size_t c = 0; c < n; c++) {
                 int t = glora_thread_id();
                 glora_vit_linears_set(lin[t], m, cands[c]);
-                size_t ok = glora_vit_count_correct(m, lin[t], ws[t], x, y, n_img);
+                size_t ok = count_correct_tokens(m, lin[t], ws[t], tokens, y, n_img);
                 acc[c] = (double)ok / (double)n_img;
             }
         } else {
             for (size_t c = 0; c < n; c++) {
                 glora_vit_linears_set(lin[0], m, cands[c]);
-                size_t ok = glora_vit_count_correct(m, lin[0], ws[0], x, y, n_img);
+                size_t ok = count_correct_tokens(m, lin[0], ws[0], tokens, y, n_img);
                 acc[c] = (double)ok / (double)n_img;
             }
         }
     }
+    free(tokens);
     for (int t = 0; t < nws && lin && ws; t++) {
         glora_vit_linears_free(lin[t]);
         glora_vit_acts_free(ws[t]);
