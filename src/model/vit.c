@@ -504,34 +504,30 @@ static int argmax(const float *v, int n) {
     return best;
 }
 
-/* Top-1 correct of the images batch by batch, from their tokens (n, T, C). */
-static size_t count_correct_tokens(const glora_vit_t *m, const glora_vit_linears_t *lin,
-                                   glora_vit_acts_t *ac, const float *tokens, const int *y,
-                                   size_t n) {
-    const size_t per = (size_t)m->arch.tokens * (size_t)m->arch.dim;
-    const int V = m->arch.num_classes;
+/* Top-1 correct of n images batch by batch: from the images themselves
+ * (src (n, Cin, H, W)) or from their tokens (src (n, T, C), tokens set). */
+static size_t count_correct(const glora_vit_t *m, const glora_vit_linears_t *lin,
+                            glora_vit_acts_t *ac, const float *src, int tokens, const int *y,
+                            size_t n) {
+    const glora_vit_arch_t *a = &m->arch;
+    const size_t per = tokens ? (size_t)a->tokens * (size_t)a->dim
+                              : (size_t)a->in_chans * a->img_size * a->img_size;
     size_t correct = 0;
     for (size_t start = 0; start < n; start += ac->max_batch) {
         size_t B = n - start < ac->max_batch ? n - start : ac->max_batch;
-        blocks_forward(m, lin, ac, tokens + start * per, B);
+        if (tokens)
+            blocks_forward(m, lin, ac, src + start * per, B);
+        else
+            glora_vit_forward(m, lin, ac, src + start * per, B);
         for (size_t b = 0; b < B; b++)
-            correct += argmax(ac->logits + b * V, V) == y[start + b];
+            correct += argmax(ac->logits + b * a->num_classes, a->num_classes) == y[start + b];
     }
     return correct;
 }
 
 size_t glora_vit_count_correct(const glora_vit_t *m, const glora_vit_linears_t *lin,
                                glora_vit_acts_t *ac, const float *x, const int *y, size_t n) {
-    const size_t img = (size_t)m->arch.in_chans * m->arch.img_size * m->arch.img_size;
-    const int V = m->arch.num_classes;
-    size_t correct = 0;
-    for (size_t start = 0; start < n; start += ac->max_batch) {
-        size_t B = n - start < ac->max_batch ? n - start : ac->max_batch;
-        glora_vit_forward(m, lin, ac, x + start * img, B);
-        for (size_t b = 0; b < B; b++)
-            correct += argmax(ac->logits + b * V, V) == y[start + b];
-    }
-    return correct;
+    return count_correct(m, lin, ac, x, 0, y, n);
 }
 
 int glora_vit_eval_candidates(const glora_vit_t *m, const glora_layer_cfg_t *const *cands,
@@ -575,13 +571,13 @@ int glora_vit_eval_candidates(const glora_vit_t *m, const glora_layer_cfg_t *con
             for (size_t c = 0; c < n; c++) {
                 int t = glora_thread_id();
                 glora_vit_linears_set(lin[t], m, cands[c]);
-                size_t ok = count_correct_tokens(m, lin[t], ws[t], tokens, y, n_img);
+                size_t ok = count_correct(m, lin[t], ws[t], tokens, 1, y, n_img);
                 acc[c] = (double)ok / (double)n_img;
             }
         } else {
             for (size_t c = 0; c < n; c++) {
                 glora_vit_linears_set(lin[0], m, cands[c]);
-                size_t ok = count_correct_tokens(m, lin[0], ws[0], tokens, y, n_img);
+                size_t ok = count_correct(m, lin[0], ws[0], tokens, 1, y, n_img);
                 acc[c] = (double)ok / (double)n_img;
             }
         }

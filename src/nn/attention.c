@@ -39,16 +39,7 @@ NN_CLONES static void attn_fwd_pair(float *o0, float *a, const float *base, size
             ai[j] = s;
             if (s > mx) mx = s;
         }
-        float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (size_t j = 0; j < Ts; j++) {
-            const float e = nn_exp_neg(ai[j] - mx);
-            ai[j] = e;
-            sum += e;
-        }
-        const float inv = 1.0f / sum;
-#pragma omp simd
-        for (size_t j = 0; j < Ts; j++) ai[j] *= inv;
+        nn_softmax_from_max(ai, Ts, mx);
         float *o = o0 + i * Cs;
         for (size_t d = 0; d < hd; d++) o[d] = 0.0f;
         for (size_t j = 0; j < Ts; j++) axpy(o, ai[j], base + j * C3 + 2 * Cs, hd);

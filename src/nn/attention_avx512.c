@@ -152,16 +152,7 @@ void nn_attn_fwd_pair_avx512(float *o0, float *a, const float *base, size_t T, s
         float *ai = a + i * T;
         float mx = ai[0];
         for (size_t j = 1; j < T; j++) mx = ai[j] > mx ? ai[j] : mx;
-        float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (size_t j = 0; j < T; j++) {
-            const float e = nn_exp_neg(ai[j] - mx);
-            ai[j] = e;
-            sum += e;
-        }
-        const float inv = 1.0f / sum;
-#pragma omp simd
-        for (size_t j = 0; j < T; j++) ai[j] *= inv;
+        nn_softmax_from_max(ai, T, mx);
     }
     /* Outputs. */
     const size_t ag = group_rows(nq, (size_t)av_rows_max(nv));

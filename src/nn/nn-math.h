@@ -7,6 +7,7 @@
 #ifndef GLORA_NN_MATH_H
 #define GLORA_NN_MATH_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -83,6 +84,22 @@ static inline float nn_normcdf_pdf(float x, float *pdf) {
     *pdf = inv_sqrt_2pi * e;
     const uint32_t neg = 0u - (ux >> 31); /* all ones when x < 0 */
     return nn_u2f((nn_f2u(tail) & neg) | (nn_f2u(head) & ~neg));
+}
+
+/* Softmax of one row of n scores in place, given their maximum: the
+ * attention kernels' shared tail (inlined into each, so each keeps the
+ * instructions of its own ISA). */
+static inline void nn_softmax_from_max(float *a, size_t n, float mx) {
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (size_t j = 0; j < n; j++) {
+        const float e = nn_exp_neg(a[j] - mx);
+        a[j] = e;
+        sum += e;
+    }
+    const float inv = 1.0f / sum;
+#pragma omp simd
+    for (size_t j = 0; j < n; j++) a[j] *= inv;
 }
 
 #endif
