@@ -630,6 +630,20 @@ static void test_loop_learns_and_resumes(void **state) {
     /* Resuming with other settings is refused. */
     o.run_hash = "other";
     assert_int_equal(glora_train_run(run1, smask, &o, &train, &val, &res), GLORA_ESTATE);
+    /* Validating every third epoch (and after the last) trains the same
+     * weights and ends on the same validation accuracy. */
+    glora_train_result_t every;
+    o = toy_opts();
+    o.epochs = 4;
+    o.space = &space;
+    o.clip_norm = 1.0;
+    memcpy(run1->mem, run->mem, ref->n_floats * sizeof(float)); /* any start will do */
+    memcpy(ref->mem, run->mem, ref->n_floats * sizeof(float));
+    assert_int_equal(glora_train_run(ref, smask, &o, &train, &val, &every), 0);
+    o.val_every = 3;
+    assert_int_equal(glora_train_run(run1, smask, &o, &train, &val, &res), 0);
+    assert_memory_equal(run1->mem, ref->mem, ref->n_floats * sizeof(float));
+    assert_true(res.has_val && res.val_accuracy == every.val_accuracy);
     unlink(ck);
     unlink(ck1);
     rmdir(dir);

@@ -172,6 +172,8 @@ typedef struct {
     glora_sched_t sched;          /* its epochs field is taken from epochs */
     glora_adamw_cfg_t adamw;
     double clip_norm;             /* <= 0: none */
+    int val_every;                /* validate after every val_every-th epoch and the
+                                     last one (<= 1: every epoch); never changes training */
     float label_smoothing;
     uint64_t seed;
     /* Layer configurations: fixed_cfg (4 * depth, e.g. a subnet) used every

@@ -57,6 +57,7 @@ static const char *const choices_ab[] = {"lora_1", "lora_2", "lora_3", "lora_4",
     {"train.beta2", GLORA_CFG_NUMBER, "0.999", "AdamW beta2", 0, 0.99999999, NULL},               \
     {"train.eps", GLORA_CFG_NUMBER, "1e-8", "AdamW epsilon", 1e-30, 1, NULL},                     \
     {"train.clip_norm", GLORA_CFG_NUMBER, "0", "clip the global gradient norm to this (0: no clipping)", 0, 1e9, NULL}, \
+    {"train.val_every", GLORA_CFG_INT, "1", "validate every N epochs and after the last (validation never changes training)", 1, 1e6, NULL}, \
     {"train.label_smoothing", GLORA_CFG_NUMBER, "0", "label smoothing of the cross-entropy", 0, 0.999, NULL}, \
     {"train.trainable", GLORA_CFG_STRING, TRAINABLE, TRAINABLE_HELP, 0, 0, NULL},                   \
     {"seed", GLORA_CFG_INT, SEED, "random seed (initialisation, shuffling, sampling)", 0, 0, NULL},   \
@@ -185,7 +186,8 @@ static const cli_cmd_t retrain_cmd = {
 /* ---- shared pieces ----------------------------------------------------- */
 
 /* What identifies a run for resuming: the command and every key but run.*
- * (which only say where files go and when to stop). */
+ * (which only say where files go and when to stop) and train.val_every
+ * (which only says how often to measure). */
 static void run_hash(const char *name, const glora_config_schema_t *schema,
                      const glora_config_t *cfg, char hex[65]) {
     glora_sha256_t h;
@@ -194,7 +196,7 @@ static void run_hash(const char *name, const glora_config_schema_t *schema,
     char buf[512];
     for (size_t i = 0; i < schema->nkeys; i++) {
         const glora_config_key_t *k = &schema->keys[i];
-        if (strncmp(k->key, "run.", 4) == 0) continue;
+        if (strncmp(k->key, "run.", 4) == 0 || strcmp(k->key, "train.val_every") == 0) continue;
         int n = 0;
         switch (k->type) {
         case GLORA_CFG_INT: n = snprintf(buf, sizeof buf, "%s=%lld", k->key, (long long)glora_config_int(cfg, k->key)); break;
@@ -504,6 +506,7 @@ static int run_command(which_t which, const cli_cmd_t *cmd, int argc, char **arg
     o.adamw = (glora_adamw_cfg_t){glora_config_number(cfg, "train.beta1"), glora_config_number(cfg, "train.beta2"),
                                   glora_config_number(cfg, "train.eps"), glora_config_number(cfg, "train.weight_decay")};
     o.clip_norm = glora_config_number(cfg, "train.clip_norm");
+    o.val_every = (int)glora_config_int(cfg, "train.val_every");
     o.label_smoothing = (float)glora_config_number(cfg, "train.label_smoothing");
     o.seed = (uint64_t)glora_config_int(cfg, "seed");
     o.space = which == CMD_SUPERNET ? &space : NULL;

@@ -256,7 +256,11 @@ int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
         pr.accuracy = (double)correct / (double)(steps * B);
         pr.images_per_s = train_time > 0 ? (double)(steps * B) / train_time : 0;
         pr.grad_norm = gnorm;
-        if (has_val) {
+        /* Validation reads the weights only; its subnets were drawn up front,
+         * so skipping some epochs changes nothing else. */
+        const int last = epoch + 1 == o->epochs ||
+                         (o->stop_after > 0 && out.epochs_run + 1 >= o->stop_after);
+        if (has_val && (o->val_every <= 1 || (epoch + 1) % o->val_every == 0 || last)) {
             pr.has_val = 1;
             pr.val_accuracy = validate(m, o, &r, val);
         }
@@ -266,8 +270,10 @@ int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
         out.epochs_run++;
         out.loss = pr.loss;
         out.accuracy = pr.accuracy;
-        out.has_val = pr.has_val;
-        out.val_accuracy = pr.val_accuracy;
+        if (pr.has_val) {
+            out.has_val = 1;
+            out.val_accuracy = pr.val_accuracy;
+        }
         if (o->on_epoch) o->on_epoch(&pr, o->cb_ctx);
         if (o->stop_after > 0 && out.epochs_run >= o->stop_after) break;
     }
