@@ -304,6 +304,15 @@ static void test_packed_b(void **state) {
                 if (nj && memcmp(c1, c2, m * nj * sizeof *c1) != 0)
                     fail_msg("%s: packed %c%c columns %zu.. with bias differ", all_kernels[kk],
                              ta ? 'T' : 'N', tb ? 'T' : 'N', j0);
+                /* glora_sgemm_bias likewise, over the whole product. */
+                float *bias_n = random_matrix(&rng, n);
+                glora_sgemm(ta, tb, m, n, k, 1.0f, a, ta ? m : k, b, tb ? k : n, 0.0f, c1, n);
+                for (size_t i = 0; i < m; i++)
+                    for (size_t j = 0; j < n; j++) c1[i * n + j] += bias_n[j];
+                glora_sgemm_bias(ta, tb, m, n, k, 1.0f, a, ta ? m : k, b, tb ? k : n, 0.0f,
+                                 bias_n, c2, n);
+                assert_memory_equal(c1, c2, m * n * sizeof *c1);
+                free(bias_n);
                 free(bias);
                 /* Another kernel than the one packed for: the same bits as
                  * that kernel's own product. */

@@ -65,6 +65,13 @@ void glora_sgemm_packed(glora_trans_t ta, size_t m, size_t j0, size_t n, float a
                         const float *a, size_t lda, const glora_sgemm_b_t *pb, float beta,
                         const float *bias, float *c, size_t ldc);
 
+/* glora_sgemm, then C[i][j] += bias[j] on every row (bias n floats, or NULL),
+ * the bias added while each tile is still in registers: the same bits as
+ * adding it afterwards. */
+void glora_sgemm_bias(glora_trans_t ta, glora_trans_t tb, size_t m, size_t n, size_t k,
+                      float alpha, const float *a, size_t lda, const float *b, size_t ldb,
+                      float beta, const float *bias, float *c, size_t ldc);
+
 /* glora_sgemm keeps its packing buffer (up to 64 MiB) per calling thread
  * between calls, so that repeated products do not pay for fresh pages.
  * This frees the calling thread's buffer. */

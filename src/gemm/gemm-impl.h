@@ -86,8 +86,8 @@ typedef struct {
  * cannot be allocated (C is then untouched). Needs m, n, k > 0. */
 int sgemm_blocked(const sgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb,
                   size_t m, size_t n, size_t k, float alpha, const float *a,
-                  size_t lda, const float *b, size_t ldb, float beta, float *c,
-                  size_t ldc);
+                  size_t lda, const float *b, size_t ldb, float beta, const float *bias,
+                  float *c, size_t ldc);
 /* The same with op(B) already packed by sgemm_pack_b_whole (bpanels: its
  * first panel used), and bias (n, or NULL) added to every row of C after the
  * last k block. */

@@ -144,26 +144,40 @@ static void scale_c(size_t m, size_t n, float beta, float *c, size_t ldc) {
     }
 }
 
-void glora_sgemm(glora_trans_t ta, glora_trans_t tb, size_t m, size_t n, size_t k,
-                 float alpha, const float *a, size_t lda, const float *b, size_t ldb,
-                 float beta, float *c, size_t ldc) {
+/* C += bias on every row, after the product. */
+static void add_rows(size_t m, size_t n, const float *bias, float *c, size_t ldc) {
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) c[i * ldc + j] += bias[j];
+}
+
+void glora_sgemm_bias(glora_trans_t ta, glora_trans_t tb, size_t m, size_t n, size_t k,
+                      float alpha, const float *a, size_t lda, const float *b, size_t ldb,
+                      float beta, const float *bias, float *c, size_t ldc) {
     if (m == 0 || n == 0) return;
     GLORA_ASSERT(c && ldc >= n);
     if (k == 0 || alpha == 0.0f) {
         scale_c(m, n, beta, c, ldc);
+        if (bias) add_rows(m, n, bias, c, ldc);
         return;
     }
     GLORA_ASSERT(a && lda >= (ta ? m : k));
     GLORA_ASSERT(b && ldb >= (tb ? k : n));
     int id = current_kernel();
-    if (id == KERNEL_CBLAS &&
-        sgemm_cblas(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) == 0)
+    if (id < NKERNELS &&
+        sgemm_blocked(&kernels[id], ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, bias, c, ldc) == 0)
         return;
-    /* The reference needs no buffers: it is also the way out when the packed
-     * panels cannot be allocated. */
-    if (id >= NKERNELS ||
-        sgemm_blocked(&kernels[id], ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) != 0)
+    /* OpenBLAS, or the reference, which needs no buffers: it is also the way
+     * out when the packed panels cannot be allocated. */
+    if (!(id == KERNEL_CBLAS &&
+          sgemm_cblas(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) == 0))
         glora_sgemm_ref(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (bias) add_rows(m, n, bias, c, ldc);
+}
+
+void glora_sgemm(glora_trans_t ta, glora_trans_t tb, size_t m, size_t n, size_t k,
+                 float alpha, const float *a, size_t lda, const float *b, size_t ldb,
+                 float beta, float *c, size_t ldc) {
+    glora_sgemm_bias(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, NULL, c, ldc);
 }
 
 int glora_sgemm_b_pack(glora_sgemm_b_t *pb, glora_trans_t tb, size_t k, size_t n,
@@ -199,12 +213,6 @@ void glora_sgemm_b_free(glora_sgemm_b_t *pb) {
     pb->panels = NULL;
     pb->cap = 0;
     pb->kernel = -1;
-}
-
-/* C += bias on every row, after the product. */
-static void add_rows(size_t m, size_t n, const float *bias, float *c, size_t ldc) {
-    for (size_t i = 0; i < m; i++)
-        for (size_t j = 0; j < n; j++) c[i * ldc + j] += bias[j];
 }
 
 void glora_sgemm_packed(glora_trans_t ta, size_t m, size_t j0, size_t n, float alpha,

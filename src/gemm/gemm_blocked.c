@@ -234,9 +234,9 @@ static int blocked(const sgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t t
 
 int sgemm_blocked(const sgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb,
                   size_t m, size_t n, size_t k, float alpha, const float *a,
-                  size_t lda, const float *b, size_t ldb, float beta, float *c,
-                  size_t ldc) {
-    return blocked(kern, ta, tb, m, n, k, alpha, a, lda, b, ldb, NULL, beta, NULL, c, ldc);
+                  size_t lda, const float *b, size_t ldb, float beta, const float *bias,
+                  float *c, size_t ldc) {
+    return blocked(kern, ta, tb, m, n, k, alpha, a, lda, b, ldb, NULL, beta, bias, c, ldc);
 }
 
 int sgemm_blocked_packed(const sgemm_kernel_t *kern, glora_trans_t ta, size_t m, size_t n,

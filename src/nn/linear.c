@@ -5,29 +5,12 @@
 
 #include "nn/nn-impl.h"
 
-NN_CLONES static void add_bias_rows(float *out, const float *bias, size_t rows, size_t oc) {
-    for (size_t n = 0; n < rows; n++) {
-        float *o = out + n * oc;
-#pragma omp simd
-        for (size_t j = 0; j < oc; j++) o[j] += bias[j];
-    }
-}
-
-static void add_bias(float *out, const float *bias, size_t N, size_t oc) {
-    if (!nn_parallel(N * oc)) {
-        add_bias_rows(out, bias, N, oc);
-        return;
-    }
-#pragma omp parallel for schedule(static)
-    for (size_t n = 0; n < N; n++) add_bias_rows(out + n * oc, bias, 1, oc);
-}
-
 void glora_linear_forward(float *out, const float *inp, const float *weight, const float *bias,
                           size_t N, int IC, int OC) {
     /* inp is (N, IC), weight is (OC, IC), bias is (OC) or NULL; out is (N, OC) */
     const size_t ic = (size_t)IC, oc = (size_t)OC;
-    glora_sgemm(GLORA_NOTRANS, GLORA_TRANS, N, oc, ic, 1.0f, inp, ic, weight, ic, 0.0f, out, oc);
-    if (bias) add_bias(out, bias, N, oc);
+    glora_sgemm_bias(GLORA_NOTRANS, GLORA_TRANS, N, oc, ic, 1.0f, inp, ic, weight, ic, 0.0f, bias,
+                     out, oc);
 }
 
 void glora_linear_forward_packed(float *out, const float *inp, const glora_sgemm_b_t *weight,
