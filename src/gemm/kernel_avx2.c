@@ -36,40 +36,25 @@ tile(size_t k, const float *ap, const float *bp, size_t ldbp, float *c, size_t l
     int n0 = n >= 8 ? 8 : (int)n, n1 = n >= 16 ? 8 : n > 8 ? (int)n - 8 : 0;
     __m256i k0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(n0), lane);
     __m256i k1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(n1), lane);
-    __m256 va = _mm256_set1_ps(alpha);
-    if (bias) {
-        /* The result as below, then the bias: a separate rounding each. */
-        const __m256 bias0 = _mm256_maskload_ps(bias, k0), bias1 = _mm256_maskload_ps(bias + 8, k1);
-        #pragma GCC unroll 6
-        for (int i = 0; i < rows; i++) {
-            float *ci = c + (size_t)i * ldc;
-            __m256 r0 = _mm256_mul_ps(va, acc0[i]), r1 = _mm256_mul_ps(va, acc1[i]);
-            if (beta != 0.0f) {
-                __m256 vb = _mm256_set1_ps(beta);
-                r0 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(ci, k0), r0);
-                r1 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(ci + 8, k1), r1);
-            }
-            _mm256_maskstore_ps(ci, k0, _mm256_add_ps(r0, bias0));
-            _mm256_maskstore_ps(ci + 8, k1, _mm256_add_ps(r1, bias1));
+    /* alpha * acc, then + beta * C (one fused rounding), then + bias (one
+     * more): the operations of the plain product and a separate bias pass. */
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    const __m256 bias0 = bias ? _mm256_maskload_ps(bias, k0) : _mm256_setzero_ps();
+    const __m256 bias1 = bias ? _mm256_maskload_ps(bias + 8, k1) : _mm256_setzero_ps();
+    #pragma GCC unroll 6
+    for (int i = 0; i < rows; i++) {
+        float *ci = c + (size_t)i * ldc;
+        __m256 r0 = _mm256_mul_ps(va, acc0[i]), r1 = _mm256_mul_ps(va, acc1[i]);
+        if (beta != 0.0f) {
+            r0 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(ci, k0), r0);
+            r1 = _mm256_fmadd_ps(vb, _mm256_maskload_ps(ci + 8, k1), r1);
         }
-    } else if (beta == 0.0f) {
-        #pragma GCC unroll 6
-        for (int i = 0; i < rows; i++) {
-            float *ci = c + (size_t)i * ldc;
-            _mm256_maskstore_ps(ci, k0, _mm256_mul_ps(va, acc0[i]));
-            _mm256_maskstore_ps(ci + 8, k1, _mm256_mul_ps(va, acc1[i]));
+        if (bias) {
+            r0 = _mm256_add_ps(r0, bias0);
+            r1 = _mm256_add_ps(r1, bias1);
         }
-    } else {
-        __m256 vb = _mm256_set1_ps(beta);
-        #pragma GCC unroll 6
-        for (int i = 0; i < rows; i++) {
-            float *ci = c + (size_t)i * ldc;
-            __m256 c0 = _mm256_maskload_ps(ci, k0);
-            __m256 c1 = _mm256_maskload_ps(ci + 8, k1);
-            _mm256_maskstore_ps(ci, k0, _mm256_fmadd_ps(vb, c0, _mm256_mul_ps(va, acc0[i])));
-            _mm256_maskstore_ps(ci + 8, k1,
-                                _mm256_fmadd_ps(vb, c1, _mm256_mul_ps(va, acc1[i])));
-        }
+        _mm256_maskstore_ps(ci, k0, r0);
+        _mm256_maskstore_ps(ci + 8, k1, r1);
     }
 }
 

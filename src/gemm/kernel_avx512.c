@@ -49,58 +49,42 @@ tile(size_t k, const float *ap, const size_t lda, const float *bp, size_t ldbp, 
             acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
         }
     }
-    __m512 va = _mm512_set1_ps(alpha);
-    if (bias) {
-        /* The result as below, then the bias: a separate rounding each. */
-        const __m512 bias0 = _mm512_maskz_loadu_ps(k0, bias);
-        const __m512 bias1 = _mm512_maskz_loadu_ps(k1, bias + 16);
-        #pragma GCC unroll 12
-        for (int i = 0; i < rows; i++) {
-            float *ci = c + (size_t)i * ldc;
-            __m512 r0 = _mm512_mul_ps(va, acc0[i]), r1 = _mm512_mul_ps(va, acc1[i]);
-            if (beta != 0.0f) {
-                __m512 vb = _mm512_set1_ps(beta);
-                r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(k0, ci), r0);
-                r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(k1, ci + 16), r1);
-            }
-            _mm512_mask_storeu_ps(ci, k0, _mm512_add_ps(r0, bias0));
-            _mm512_mask_storeu_ps(ci + 16, k1, _mm512_add_ps(r1, bias1));
+    /* alpha * acc, then + beta * C (one fused rounding), then + bias (one
+     * more): the operations of the plain product and a separate bias pass. */
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    const __m512 bias0 = bias ? _mm512_maskz_loadu_ps(k0, bias) : _mm512_setzero_ps();
+    const __m512 bias1 = bias ? _mm512_maskz_loadu_ps(k1, bias + 16) : _mm512_setzero_ps();
+    #pragma GCC unroll 12
+    for (int i = 0; i < rows; i++) {
+        float *ci = c + (size_t)i * ldc;
+        __m512 r0 = _mm512_mul_ps(va, acc0[i]), r1 = _mm512_mul_ps(va, acc1[i]);
+        if (beta != 0.0f) {
+            r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(k0, ci), r0);
+            r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(k1, ci + 16), r1);
         }
-    } else if (beta == 0.0f) {
-        #pragma GCC unroll 12
-        for (int i = 0; i < rows; i++) {
-            float *ci = c + (size_t)i * ldc;
-            _mm512_mask_storeu_ps(ci, k0, _mm512_mul_ps(va, acc0[i]));
-            _mm512_mask_storeu_ps(ci + 16, k1, _mm512_mul_ps(va, acc1[i]));
+        if (bias) {
+            r0 = _mm512_add_ps(r0, bias0);
+            r1 = _mm512_add_ps(r1, bias1);
         }
-    } else {
-        __m512 vb = _mm512_set1_ps(beta);
-        #pragma GCC unroll 12
-        for (int i = 0; i < rows; i++) {
-            float *ci = c + (size_t)i * ldc;
-            __m512 c0 = _mm512_maskz_loadu_ps(k0, ci);
-            __m512 c1 = _mm512_maskz_loadu_ps(k1, ci + 16);
-            _mm512_mask_storeu_ps(ci, k0, _mm512_fmadd_ps(vb, c0, _mm512_mul_ps(va, acc0[i])));
-            _mm512_mask_storeu_ps(ci + 16, k1,
-                                  _mm512_fmadd_ps(vb, c1, _mm512_mul_ps(va, acc1[i])));
-        }
+        _mm512_mask_storeu_ps(ci, k0, r0);
+        _mm512_mask_storeu_ps(ci + 16, k1, r1);
     }
 }
 
 #define TILE_CASES(AP, LDA)                                                                    \
     switch (m) {                                                                               \
-    case 12: tile(k, AP, LDA, bp, ldbp, c, ldc, 12, n, alpha, beta, bias); break;                    \
-    case 11: tile(k, AP, LDA, bp, ldbp, c, ldc, 11, n, alpha, beta, bias); break;                    \
-    case 10: tile(k, AP, LDA, bp, ldbp, c, ldc, 10, n, alpha, beta, bias); break;                    \
-    case 9: tile(k, AP, LDA, bp, ldbp, c, ldc, 9, n, alpha, beta, bias); break;                      \
-    case 8: tile(k, AP, LDA, bp, ldbp, c, ldc, 8, n, alpha, beta, bias); break;                      \
-    case 7: tile(k, AP, LDA, bp, ldbp, c, ldc, 7, n, alpha, beta, bias); break;                      \
-    case 6: tile(k, AP, LDA, bp, ldbp, c, ldc, 6, n, alpha, beta, bias); break;                      \
-    case 5: tile(k, AP, LDA, bp, ldbp, c, ldc, 5, n, alpha, beta, bias); break;                      \
-    case 4: tile(k, AP, LDA, bp, ldbp, c, ldc, 4, n, alpha, beta, bias); break;                      \
-    case 3: tile(k, AP, LDA, bp, ldbp, c, ldc, 3, n, alpha, beta, bias); break;                      \
-    case 2: tile(k, AP, LDA, bp, ldbp, c, ldc, 2, n, alpha, beta, bias); break;                      \
-    case 1: tile(k, AP, LDA, bp, ldbp, c, ldc, 1, n, alpha, beta, bias); break;                      \
+    case 12: tile(k, AP, LDA, bp, ldbp, c, ldc, 12, n, alpha, beta, bias); break;              \
+    case 11: tile(k, AP, LDA, bp, ldbp, c, ldc, 11, n, alpha, beta, bias); break;              \
+    case 10: tile(k, AP, LDA, bp, ldbp, c, ldc, 10, n, alpha, beta, bias); break;              \
+    case 9: tile(k, AP, LDA, bp, ldbp, c, ldc, 9, n, alpha, beta, bias); break;                \
+    case 8: tile(k, AP, LDA, bp, ldbp, c, ldc, 8, n, alpha, beta, bias); break;                \
+    case 7: tile(k, AP, LDA, bp, ldbp, c, ldc, 7, n, alpha, beta, bias); break;                \
+    case 6: tile(k, AP, LDA, bp, ldbp, c, ldc, 6, n, alpha, beta, bias); break;                \
+    case 5: tile(k, AP, LDA, bp, ldbp, c, ldc, 5, n, alpha, beta, bias); break;                \
+    case 4: tile(k, AP, LDA, bp, ldbp, c, ldc, 4, n, alpha, beta, bias); break;                \
+    case 3: tile(k, AP, LDA, bp, ldbp, c, ldc, 3, n, alpha, beta, bias); break;                \
+    case 2: tile(k, AP, LDA, bp, ldbp, c, ldc, 2, n, alpha, beta, bias); break;                \
+    case 1: tile(k, AP, LDA, bp, ldbp, c, ldc, 1, n, alpha, beta, bias); break;                \
     default: break;                                                                            \
     }
 
