@@ -429,10 +429,10 @@ static void blocks_forward(const glora_vit_t *m, const glora_vit_linears_t *lin,
         const glora_vit_block_t *w = &m->w.blk[i];
         glora_vit_block_acts_t *b = &ac->blk[i];
         const int l = i * GLORA_SITES;
-        /* When blocks share one set of buffers, the block input is the
-         * previous block's res2, which this block overwrites only at its
-         * end, after its last read of xin (the first residual add). */
-        /* Inference (nothing kept for backward) needs the cls token only. */
+        /* With one set of buffers for all blocks (inference), the block
+         * input is the previous block's res2, which this block overwrites
+         * only at its end, after its last read of xin (the first residual
+         * add); and the last block runs for the cls token only. */
         if (!ac->keep_all && i == a->depth - 1) {
             last_block_cls(m, lin, ac, xin, B);
             glora_linear_forward(ac->logits, ac->cls, m->w.head_w, m->w.head_b, B, C, a->num_classes);
