@@ -222,18 +222,14 @@ void glora_sgemm_packed(glora_trans_t ta, size_t m, size_t j0, size_t n, float a
     GLORA_ASSERT(j0 <= pb->n && n <= pb->n - j0);
     if (m == 0 || n == 0) return;
     const int id = pb->kernel;
-    if (k == 0 || alpha == 0.0f || id < 0 || id != current_kernel() || j0 % kernels[id].nr != 0) {
-        const float *b = pb->tb ? pb->b + j0 * pb->ldb : pb->b + j0;
-        glora_sgemm(ta, pb->tb, m, n, k, alpha, a, lda, b, pb->ldb, beta, c, ldc);
-        if (bias) add_rows(m, n, bias, c, ldc);
-        return;
+    if (k > 0 && alpha != 0.0f && id >= 0 && id == current_kernel() && j0 % kernels[id].nr == 0) {
+        GLORA_ASSERT(c && ldc >= n && a && lda >= (ta ? m : k));
+        const float *panels = pb->panels + j0 / kernels[id].nr * k * kernels[id].nr;
+        if (sgemm_blocked_packed(&kernels[id], ta, m, n, k, alpha, a, lda, panels, beta, bias, c,
+                                 ldc) == 0)
+            return;
     }
-    GLORA_ASSERT(c && ldc >= n && a && lda >= (ta ? m : k));
-    const float *panels = pb->panels + j0 / kernels[id].nr * k * kernels[id].nr;
-    if (sgemm_blocked_packed(&kernels[id], ta, m, n, k, alpha, a, lda, panels, beta, bias, c,
-                             ldc) != 0) {
-        const float *b = pb->tb ? pb->b + j0 * pb->ldb : pb->b + j0;
-        glora_sgemm_ref(ta, pb->tb, m, n, k, alpha, a, lda, b, pb->ldb, beta, c, ldc);
-        if (bias) add_rows(m, n, bias, c, ldc);
-    }
+    /* No usable panels (or no buffer for A): the product from b itself. */
+    const float *b = pb->tb ? pb->b + j0 * pb->ldb : pb->b + j0;
+    glora_sgemm_bias(ta, pb->tb, m, n, k, alpha, a, lda, b, pb->ldb, beta, bias, c, ldc);
 }
