@@ -463,6 +463,7 @@ static void test_attention(void **state) {
     run_attention_case(2, 16, 48, 1, 0); /* hd 48, exactly one block */
     run_attention_case(1, 29, 32, 2, 0); /* hd 16, 29 queries in 3 groups */
     run_attention_case(1, 3, 64, 4, 1); /* fewer keys than a block */
+    run_attention_case(1, 300, 32, 1, 0); /* 300 keys: softmax in two pieces */
 
     /* timm's Attention (qkv.reshape(B,T,3,NH,hd), softmax(q k^T hd^-0.5) v,
      * heads concatenated) run by PyTorch on qkv[i] = sin(0.7 i), B=1 T=3
@@ -536,6 +537,29 @@ static void test_vector_math(void **state) {
     if (wc > 1e-6 || wp > 1e-6) fail_msg("normal cdf/pdf: relative error %.3g / %.3g", wc, wp);
     float pdf;
     assert_true(nn_normcdf_pdf(-40.0f, &pdf) < 1e-32f && nn_normcdf_pdf(40.0f, &pdf) == 1.0f);
+
+    /* The same sweep through the GELU kernels that run here (the AVX-512 +
+     * FMA build on such CPUs, the plain one under GLORA_NN=plain): x Phi(x)
+     * and Phi(x) + x phi(x), relative to libm in double. */
+    const size_t n = 200001;
+    float *x = fzeros(n), *y = fzeros(n), *d = fzeros(n), *one = fzeros(n);
+    for (size_t i = 0; i < n; i++) {
+        x[i] = -12.0f + 24.0f * (float)i / (float)(n - 1);
+        one[i] = 1.0f;
+    }
+    glora_gelu_forward(y, x, n);
+    glora_gelu_backward(d, x, one, n);
+    double wy = 0, wd = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double xi = x[i], cdf = 0.5 * erfc(-xi / sqrt(2.0));
+        const double xpdf = xi * exp(-0.5 * xi * xi) / sqrt(2 * M_PI), dwant = cdf + xpdf;
+        if (xi != 0) wy = fmax(wy, fabs(y[i] / (xi * cdf) - 1));
+        /* d gelu/dx is a sum that cancels near x = -0.75: error relative
+         * to the size of its terms. */
+        wd = fmax(wd, fabs(d[i] - dwant) / (cdf + fabs(xpdf)));
+    }
+    if (wy > 1e-6 || wd > 1e-6) fail_msg("gelu kernels: relative error %.3g / %.3g", wy, wd);
+    free(x); free(y); free(d); free(one);
 }
 
 static void test_add(void **state) {

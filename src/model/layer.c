@@ -115,7 +115,9 @@ void glora_adapter_merge(float *w, float *b, const float *w0, const float *b0,
                          const glora_adapter_t *ad, const glora_layer_cfg_t *cfg,
                          float *a_scratch) {
     /* w = W0 + W0 (.) A + B.  With A = lora the product is formed in the
-     * scratch first; vector/scalar forms broadcast without a matrix. */
+     * scratch first; vector/scalar forms broadcast without a matrix. The
+     * search merges every candidate's weights, so the loops are vectorised
+     * (-O2 leaves them scalar: w, w0 and the scratch might alias). */
     const int out = ad->out, in = ad->in, R = ad->rank;
     const size_t n = (size_t)out * in;
     glora_choice_t A = cfg->t[GLORA_A], B = cfg->t[GLORA_B], C = cfg->t[GLORA_C];
@@ -124,16 +126,19 @@ void glora_adapter_merge(float *w, float *b, const float *w0, const float *b0,
     if (A.kind == GLORA_LORA) {
         GLORA_ASSERT(a_scratch && A.rank <= R);
         lora_product(a_scratch, ad->Ad, ad->Au, out, in, A.rank, R);
+#pragma omp simd
         for (size_t k = 0; k < n; k++) w[k] = w0[k] + w0[k] * a_scratch[k];
     } else if (A.kind == GLORA_VECTOR) {
         for (int o = 0; o < out; o++) {
             float s = 1.0f + ad->Ad[(size_t)o * R];
             const float *src = w0 + (size_t)o * in;
             float *dst = w + (size_t)o * in;
+#pragma omp simd
             for (int i = 0; i < in; i++) dst[i] = src[i] * s;
         }
     } else if (A.kind == GLORA_SCALAR) {
         float s = 1.0f + ad->Ad[0];
+#pragma omp simd
         for (size_t k = 0; k < n; k++) w[k] = w0[k] * s;
     } else {
         memcpy(w, w0, n * sizeof *w);
@@ -147,10 +152,12 @@ void glora_adapter_merge(float *w, float *b, const float *w0, const float *b0,
         for (int o = 0; o < out; o++) {
             float s = ad->Bd[(size_t)o * R];
             float *dst = w + (size_t)o * in;
+#pragma omp simd
             for (int i = 0; i < in; i++) dst[i] += s;
         }
     } else if (B.kind == GLORA_SCALAR) {
         float s = ad->Bd[0];
+#pragma omp simd
         for (size_t k = 0; k < n; k++) w[k] += s;
     }
 
@@ -179,6 +186,7 @@ void glora_adapter_merge(float *w, float *b, const float *w0, const float *b0,
         for (int o = 0; o < out; o++) {
             const float *row = w0 + (size_t)o * in;
             float s = 0.0f;
+#pragma omp simd reduction(+ : s)
             for (int i = 0; i < in; i++) s += row[i] * cvec[i];
             b[o] += s;
         }

@@ -9,34 +9,29 @@
  * nn_normcdf_pdf to a few float ulps, also in the left tail where
  * 1 + erf cancels. */
 /* A few dozen flops per element: worth the widest vectors the CPU has. The
- * chunk kernels are cloned per ISA (NN_CLONES); the OpenMP split stays
- * outside the clones. */
+ * chunk kernels are rows_avx512.c's on AVX-512 CPUs, else cloned per ISA
+ * (NN_CLONES); the OpenMP split stays outside them. */
 #define GELU_CHUNK 4096
 
-NN_CLONES static void gelu_fwd_chunk(float *out, const float *inp, size_t n) {
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        float pdf;
-        out[i] = inp[i] * nn_normcdf_pdf(inp[i], &pdf);
-    }
+NN_CLONES static void gelu_fwd_plain(float *out, const float *inp, size_t n) {
+    nn_gelu_fwd_loop(out, inp, n);
 }
 
-NN_CLONES static void gelu_bwd_chunk(float *dinp, const float *inp, const float *dout, size_t n) {
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        float pdf;
-        const float cdf = nn_normcdf_pdf(inp[i], &pdf);
-        dinp[i] += dout[i] * (cdf + inp[i] * pdf);
-    }
+NN_CLONES static void gelu_bwd_plain(float *dinp, const float *inp, const float *dout, size_t n) {
+    nn_gelu_bwd_loop(dinp, inp, dout, n);
 }
 
 void glora_gelu_forward(float *out, const float *inp, size_t n) {
     /* inp and out are (n) */
     const size_t chunks = (n + GELU_CHUNK - 1) / GELU_CHUNK;
+    const int avx512 = nn_use_avx512();
 #pragma omp parallel for schedule(static) if (nn_parallel(4 * n))
     for (size_t c = 0; c < chunks; c++) {
         size_t lo = c * GELU_CHUNK, len = n - lo < GELU_CHUNK ? n - lo : GELU_CHUNK;
-        gelu_fwd_chunk(out + lo, inp + lo, len);
+        if (avx512)
+            nn_gelu_fwd_avx512(out + lo, inp + lo, len);
+        else
+            gelu_fwd_plain(out + lo, inp + lo, len);
     }
 }
 
@@ -44,10 +39,14 @@ void glora_gelu_backward(float *dinp, const float *inp, const float *dout, size_
     /* inp, dout, dinp are (n); d gelu/dx = Phi(x) + x phi(x) */
     if (!dinp) return;
     const size_t chunks = (n + GELU_CHUNK - 1) / GELU_CHUNK;
+    const int avx512 = nn_use_avx512();
 #pragma omp parallel for schedule(static) if (nn_parallel(4 * n))
     for (size_t c = 0; c < chunks; c++) {
         size_t lo = c * GELU_CHUNK, len = n - lo < GELU_CHUNK ? n - lo : GELU_CHUNK;
-        gelu_bwd_chunk(dinp + lo, inp + lo, dout + lo, len);
+        if (avx512)
+            nn_gelu_bwd_avx512(dinp + lo, inp + lo, dout + lo, len);
+        else
+            gelu_bwd_plain(dinp + lo, inp + lo, dout + lo, len);
     }
 }
 

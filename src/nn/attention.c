@@ -24,6 +24,21 @@ static inline void axpy(float *y, float a, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+/* Softmax of one row of n scores in place, given their maximum (inlined
+ * into each clone, so each keeps the instructions of its own ISA). */
+static inline void softmax_from_max(float *a, size_t n, float mx) {
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (size_t j = 0; j < n; j++) {
+        const float e = nn_exp_neg(a[j] - mx);
+        a[j] = e;
+        sum += e;
+    }
+    const float inv = 1.0f / sum;
+#pragma omp simd
+    for (size_t j = 0; j < n; j++) a[j] *= inv;
+}
+
 /* One (batch, head) pair: softmax(q k^T scale) v for every query token.
  * base points at q of token 0 of this pair; rows are C3 apart. Cloned per
  * ISA (nn-impl.h) so the short dot products use the widest vectors. */
@@ -39,28 +54,11 @@ NN_CLONES static void attn_fwd_pair(float *o0, float *a, const float *base, size
             ai[j] = s;
             if (s > mx) mx = s;
         }
-        nn_softmax_from_max(ai, Ts, mx);
+        softmax_from_max(ai, Ts, mx);
         float *o = o0 + i * Cs;
         for (size_t d = 0; d < hd; d++) o[d] = 0.0f;
         for (size_t j = 0; j < Ts; j++) axpy(o, ai[j], base + j * C3 + 2 * Cs, hd);
     }
-}
-
-/* Whether the AVX-512 pair kernel (attention_avx512.c) runs here: it needs
- * the CPU's instructions and a head width of 16, 32, 48 or 64. */
-static int use_avx512(size_t hd) {
-#if defined(__x86_64__) && defined(__GNUC__)
-    static int cpu = -1;
-    if (cpu < 0) {
-        __builtin_cpu_init();
-        cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
-    }
-    return cpu && nn_attn_avx512_fits(hd);
-#else
-    (void)hd;
-    return 0;
-#endif
 }
 
 /* The first Tq queries of every (batch, head) pair (all T, or the cls token
@@ -71,7 +69,7 @@ static void attention_queries(float *out, float *att, const float *qkv, size_t B
     const size_t Ts = (size_t)T, Cs = (size_t)C, C3 = 3 * Cs, hd = Cs / (size_t)NH;
     const float scale = 1.0f / sqrtf((float)hd);
     const size_t pairs = B * (size_t)NH;
-    const int fast = use_avx512(hd);
+    const int fast = nn_use_avx512() && nn_attn_avx512_fits(hd);
 #pragma omp parallel for schedule(static) if (nn_parallel(pairs * Tq * (Ts + hd)))
     for (size_t bh = 0; bh < pairs; bh++) {
         const size_t b = bh / (size_t)NH, h = bh % (size_t)NH;

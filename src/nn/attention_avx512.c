@@ -15,6 +15,7 @@
  * batch, the threads or the query rows asked for. */
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,fma")
 #include <immintrin.h>
+#include <math.h>
 
 #include "nn/nn-impl.h"
 #include "nn/nn-math.h"
@@ -108,6 +109,46 @@ static size_t group_rows(size_t n, size_t max) {
     return (n + groups - 1) / groups;
 }
 
+/* Softmax of one row of n scores in place. The maximum and the sum are 16
+ * lane-wise partial results reduced in a fixed order (GCC compiles the
+ * plain loop's sum as serial adds). The exponentials (nn-math.h's) run on
+ * an aligned copy of up to 16 vectors of the row at a time, padded to
+ * whole vectors: every load then reads exactly what one earlier vector
+ * store wrote, which the CPU forwards, where rows of 17 scores read back
+ * across two stores stall. */
+#define SM_PIECE 256
+
+static void softmax_row(float *a, size_t n) {
+    float buf[SM_PIECE] __attribute__((aligned(64)));
+    const size_t full = n / 16 * 16;
+    const __mmask16 tm = (__mmask16)((1u << (n % 16)) - 1u);
+    __m512 vmx = _mm512_set1_ps(-INFINITY);
+    for (size_t j = 0; j < full; j += 16) vmx = _mm512_max_ps(vmx, _mm512_loadu_ps(a + j));
+    if (tm) vmx = _mm512_mask_max_ps(vmx, tm, vmx, _mm512_maskz_loadu_ps(tm, a + full));
+    vmx = _mm512_set1_ps(_mm512_reduce_max_ps(vmx));
+    __m512 vs = _mm512_setzero_ps();
+    for (size_t p0 = 0; p0 < n; p0 += SM_PIECE) {
+        const size_t len = n - p0 < SM_PIECE ? n - p0 : SM_PIECE, padded = (len + 15) / 16 * 16;
+        for (size_t j = 0; j < padded; j += 16) {
+            const __mmask16 m = j + 16 <= len ? (__mmask16)0xffff : tm;
+            _mm512_store_ps(buf + j, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + p0 + j), vmx));
+        }
+#pragma omp simd aligned(buf : 64)
+        for (size_t j = 0; j < padded; j++) buf[j] = nn_exp_neg(buf[j]);
+        for (size_t j = 0; j < padded; j += 16) {
+            const __mmask16 m = j + 16 <= len ? (__mmask16)0xffff : tm;
+            const __m512 e = _mm512_maskz_mov_ps(m, _mm512_load_ps(buf + j));
+            vs = _mm512_add_ps(vs, e);
+            _mm512_mask_storeu_ps(a + p0 + j, m, e);
+        }
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vs));
+    for (size_t j = 0; j < full; j += 16)
+        _mm512_storeu_ps(a + j, _mm512_mul_ps(_mm512_loadu_ps(a + j), inv));
+    if (tm)
+        _mm512_mask_storeu_ps(a + full, tm, _mm512_mul_ps(_mm512_maskz_loadu_ps(tm, a + full), inv));
+}
+
 int nn_attn_avx512_fits(size_t hd) { return hd % 16 == 0 && hd / 16 >= 1 && hd / 16 <= MAX_NV; }
 
 /* The first nq queries of one pair: scores into a (row i at a + i*T),
@@ -147,13 +188,7 @@ void nn_attn_fwd_pair_avx512(float *o0, float *a, const float *base, size_t T, s
             a[i * T + j] = _mm512_reduce_add_ps(acc) * scale;
         }
     }
-    /* Softmax of each row. */
-    for (size_t i = q0; i < q1; i++) {
-        float *ai = a + i * T;
-        float mx = ai[0];
-        for (size_t j = 1; j < T; j++) mx = ai[j] > mx ? ai[j] : mx;
-        nn_softmax_from_max(ai, T, mx);
-    }
+    for (size_t i = q0; i < q1; i++) softmax_row(a + i * T, T);
     /* Outputs. */
     const size_t ag = group_rows(nq, (size_t)av_rows_max(nv));
     for (size_t i = q0; i < q1; i += ag) {

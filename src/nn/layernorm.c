@@ -7,8 +7,9 @@
 
 #include "nn/nn-impl.h"
 
-/* One row; cloned per ISA (nn-impl.h): three short passes over C floats
- * that baseline SSE runs a quarter as wide as AVX-512. */
+/* One row; rows_avx512.c's on AVX-512 CPUs, else cloned per ISA
+ * (nn-impl.h): three short passes over C floats that baseline SSE runs a
+ * quarter as wide as AVX-512. */
 NN_CLONES static void layernorm_row(float *o, float *mean, float *rstd, const float *x,
                                     const float *weight, const float *bias, size_t Cs, float eps) {
     float s = 0.0f;
@@ -31,10 +32,15 @@ void glora_layernorm_forward(float *out, float *mean, float *rstd, const float *
     /* inp is (N, C), weight and bias are (C); out is (N, C); mean, rstd are (N) */
     const size_t Cs = (size_t)C;
     GLORA_ASSERT(C > 0 && weight && bias);
+    const int avx512 = nn_use_avx512();
 #pragma omp parallel for schedule(static) if (nn_parallel(N * Cs))
-    for (size_t n = 0; n < N; n++)
-        layernorm_row(out + n * Cs, mean ? mean + n : NULL, rstd ? rstd + n : NULL, inp + n * Cs,
-                      weight, bias, Cs, eps);
+    for (size_t n = 0; n < N; n++) {
+        float *mn = mean ? mean + n : NULL, *rs = rstd ? rstd + n : NULL;
+        if (avx512)
+            nn_layernorm_row_avx512(out + n * Cs, mn, rs, inp + n * Cs, weight, bias, Cs, eps);
+        else
+            layernorm_row(out + n * Cs, mn, rs, inp + n * Cs, weight, bias, Cs, eps);
+    }
 }
 
 void glora_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,

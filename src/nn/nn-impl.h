@@ -31,18 +31,24 @@ static inline int nn_parallel(size_t work) {
 #define NN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define NN_CLONES
-/* The AVX-512 attention pair kernel (attention_avx512.c): whether it takes
- * head width hd, and the first nq queries of one (batch, head) pair. */
-int nn_attn_avx512_fits(size_t hd);
-void nn_attn_fwd_pair_avx512(float *o0, float *a, const float *base, size_t T, size_t Cs,
-                             size_t hd, float scale, size_t nq);
-
 #endif
 
+/* Whether the AVX-512 + FMA kernels below run (isa.c): the CPU has the
+ * instructions and GLORA_NN is not "plain". Decided once per process. */
+int nn_use_avx512(void);
+
 /* The AVX-512 attention pair kernel (attention_avx512.c): whether it takes
  * head width hd, and the first nq queries of one (batch, head) pair. */
 int nn_attn_avx512_fits(size_t hd);
 void nn_attn_fwd_pair_avx512(float *o0, float *a, const float *base, size_t T, size_t Cs,
                              size_t hd, float scale, size_t nq);
+
+/* Row kernels in AVX-512 + FMA (rows_avx512.c): GELU forward and backward
+ * on n values, and LayerNorm of one row of Cs channels (mean and rstd may
+ * be NULL). */
+void nn_gelu_fwd_avx512(float *out, const float *inp, size_t n);
+void nn_gelu_bwd_avx512(float *dinp, const float *inp, const float *dout, size_t n);
+void nn_layernorm_row_avx512(float *o, float *mean, float *rstd, const float *x,
+                             const float *weight, const float *bias, size_t Cs, float eps);
 
 #endif
