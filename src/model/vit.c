@@ -321,9 +321,10 @@ void glora_vit_linears_set(glora_vit_linears_t *lin, const glora_vit_t *m,
             lin->w[l] = w;
             lin->b[l] = b;
         }
+        /* Packed right after its merge, while the merged weight is in cache. */
+        if (lin->packed) pack_layer(lin, m, l);
         off += (size_t)o * i + (size_t)o;
     }
-    for (int l = 0; lin->packed && l < lin->n; l++) pack_layer(lin, m, l);
 }
 
 /* ---- activations ------------------------------------------------------- */
