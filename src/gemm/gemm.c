@@ -12,18 +12,7 @@
 #include <string.h>
 
 #include "glora/common.h"
-
-static int cpu_avx512(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("fma");
-}
-
-static int cpu_avx2(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
+#include "util/cpu.h"
 
 static int cpu_any(void) { return 1; }
 
@@ -33,9 +22,9 @@ static int cpu_any(void) { return 1; }
  * A block (mc x kc) stays in L2 beside it. (2 MiB L2, 48 KiB L1d for the
  * AVX-512 figures, tuned on a Sapphire Rapids class Xeon.) */
 static const sgemm_kernel_t kernels[] = {
-    {"avx512", "sgemm_avx512_12x32", cpu_avx512, 12, 32, 240, 384, 512,
+    {"avx512", "sgemm_avx512_12x32", util_cpu_avx512, 12, 32, 240, 384, 512,
      sgemm_avx512_12x32, sgemm_avx512_pack_a, sgemm_avx512_pack_b, 1, sgemm_avx512_12x32_da},
-    {"avx2", "sgemm_avx2_6x16", cpu_avx2, 6, 16, 144, 256, 512,
+    {"avx2", "sgemm_avx2_6x16", util_cpu_avx2, 6, 16, 144, 256, 512,
      sgemm_avx2_6x16, sgemm_pack_a_portable, sgemm_pack_b_portable, 0, NULL},
     {"portable", "sgemm_portable_6x8", cpu_any, 6, 8, 120, 256, 512,
      sgemm_portable_6x8, sgemm_pack_a_portable, sgemm_pack_b_portable, 0, NULL},

@@ -114,8 +114,9 @@ static size_t group_rows(size_t n, size_t max) {
  * plain loop's sum as serial adds). The exponentials (nn-math.h's) run on
  * an aligned copy of up to 16 vectors of the row at a time, padded to
  * whole vectors: every load then reads exactly what one earlier vector
- * store wrote, which the CPU forwards, where rows of 17 scores read back
- * across two stores stall. */
+ * store wrote. Exponentiating the whole block of rows at once needs fewer
+ * vectors, but then each row of 17 scores is read back across two stores,
+ * and the profile showed those loads waiting (store forwarding). */
 #define SM_PIECE 256
 
 static void softmax_row(float *a, size_t n) {

@@ -12,24 +12,14 @@
 #include <string.h>
 
 #include "nn/nn-impl.h"
+#include "util/cpu.h"
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int avx512;
 
-static int cpu_avx512(void) {
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("fma");
-#else
-    return 0;
-#endif
-}
-
 static void decide(void) {
     const char *v = getenv("GLORA_NN");
-    avx512 = cpu_avx512();
+    avx512 = util_cpu_avx512();
     if (!v || !*v || strcmp(v, "auto") == 0) return;
     if (strcmp(v, "plain") == 0) {
         avx512 = 0;

@@ -2,9 +2,9 @@
  * plain loops' builds (activation.c, layernorm.c) cannot use FMA: GCC's
  * target_clones("avx512f") leaves it off, and -std=c11 forbids contracting
  * a*b+c. Here the target pragma precedes nn-math.h, whose polynomials then
- * fuse (NN_MADD): GELU runs in about 40% fewer instructions. LayerNorm's
- * sums, which GCC left as serial adds in the clones, are 16 lane sums
- * reduced in a fixed order.
+ * fuse (NN_MADD): GELU's share of the search's profile fell from 7.3% to
+ * 5.6%. LayerNorm's sums, which GCC left as serial adds in the clones, are
+ * 16 lane sums reduced in a fixed order.
  *
  * The callers run these only after nn_use_avx512() (isa.c). Results differ
  * from the plain loops' in the last bits and are the same on every run. */
