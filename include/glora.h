@@ -15,4 +15,5 @@
 #include "glora/spec.h"
 #include "glora/train.h"
 #include "glora/search.h"
+#include "glora/pipeline.h"
 #endif

@@ -1,5 +1,5 @@
 /* Binding of the search engine to a ViT supernet: layers and spaces from the
- * model, fitness through glora_vit_eval_candidates, subnet specs through
+ * model, fitness through glora_search_fitness, subnet specs through
  * glora_spec_write (see glora/search.h). */
 #include <stdlib.h>
 #include <string.h>
@@ -31,15 +31,14 @@ int glora_search_vit_evaluate(void *ctx, const glora_layer_cfg_t *const *cands, 
                               double *acc) {
     glora_search_vit_t *v = ctx;
     if (!v->tick)
-        return glora_vit_eval_candidates(v->m, cands, n, v->x, v->y, v->n_img, v->batch, acc);
+        return glora_search_fitness(v->m, cands, n, v->data, v->batch, acc);
     /* Chunks of two candidates per thread, so the counter moves; each
      * candidate's accuracy does not depend on which chunk it is in. */
     size_t chunk = 2 * (size_t)glora_max_threads();
     v->tick(v->tick_ctx, 0, n);
     for (size_t i = 0; i < n; i += chunk) {
         size_t k = n - i < chunk ? n - i : chunk;
-        int rc = glora_vit_eval_candidates(v->m, cands + i, k, v->x, v->y, v->n_img, v->batch,
-                                           acc + i);
+        int rc = glora_search_fitness(v->m, cands + i, k, v->data, v->batch, acc + i);
         if (rc) return rc;
         v->tick(v->tick_ctx, i + k, n);
     }

@@ -23,6 +23,7 @@
 #include "glora/fileio.h"
 #include "glora/layer.h"
 #include "glora/model.h"
+#include "glora/search.h"
 #include "glora/parallel.h"
 #include "glora/rng.h"
 #include "glora/safetensors.h"
@@ -550,7 +551,7 @@ static void test_load_errors(void **state) {
     glora_vit_free(sn);
 }
 
-static void test_eval_candidates_thread_independent(void **state) {
+static void test_search_fitness_thread_independent(void **state) {
     (void)state;
     glora_vit_t *m;
     assert_int_equal(glora_vit_load(&m, FIX "backbone.safetensors", FIX "supernet.safetensors", 0), GLORA_OK);
@@ -569,14 +570,17 @@ static void test_eval_candidates_thread_independent(void **state) {
         for (int l = 0; l < 8; l++) glora_space_config(&space, glora_rng_below(&rng, 432), &cfg[c][l]);
         cands[c] = cfg[c];
     }
+    glora_dataset_t ds = {.n = NIMG, .c = m->arch.in_chans, .h = m->arch.img_size, .w = m->arch.img_size,
+                          .x = x, .y = y, .num_classes = 5};
+    assert_int_equal(glora_dataset_example_size(&ds), 192);
     double acc1[NC], acc2[NC], acc3[NC];
     int saved = glora_max_threads();
     glora_set_threads(1);
-    assert_int_equal(glora_vit_eval_candidates(m, cands, NC, x, y, NIMG, 10, acc1), GLORA_OK);
+    assert_int_equal(glora_search_fitness(m, cands, NC, &ds, 10, acc1), GLORA_OK);
     glora_set_threads(2);
-    assert_int_equal(glora_vit_eval_candidates(m, cands, NC, x, y, NIMG, 10, acc2), GLORA_OK);
+    assert_int_equal(glora_search_fitness(m, cands, NC, &ds, 10, acc2), GLORA_OK);
     glora_set_threads(3);
-    assert_int_equal(glora_vit_eval_candidates(m, cands, NC, x, y, NIMG, 37, acc3), GLORA_OK);
+    assert_int_equal(glora_search_fitness(m, cands, NC, &ds, 37, acc3), GLORA_OK);
     glora_set_threads(saved);
     assert_memory_equal(acc1, acc2, sizeof acc1);
     assert_memory_equal(acc1, acc3, sizeof acc1);
@@ -606,7 +610,7 @@ int main(void) {
         cmocka_unit_test(test_whole_model_merged_vs_unmerged),
         cmocka_unit_test(test_spec_roundtrip_and_errors),
         cmocka_unit_test(test_load_errors),
-        cmocka_unit_test(test_eval_candidates_thread_independent),
+        cmocka_unit_test(test_search_fitness_thread_independent),
     };
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -1,5 +1,5 @@
 /* The search on a real (tiny, random) ViT supernet: the whole engine with
- * glora_vit_eval_candidates as fitness, in seconds. Checks that the result
+ * glora_search_fitness as fitness, in seconds. Checks that the result
  * does not depend on the number of threads (every output file byte for
  * byte), that best.json is a valid subnet spec whose recorded accuracy is
  * what an independent evaluation of that subnet gives, and that the live
@@ -29,6 +29,7 @@ typedef struct {
     glora_vit_t *m;
     float *x;
     int y[N_IMG];
+    glora_dataset_t ds; /* a view of x, y */
 } tiny_t;
 
 static void tiny_init(tiny_t *t) {
@@ -42,6 +43,7 @@ static void tiny_init(tiny_t *t) {
     t->x = malloc(sizeof(float) * N_IMG * 64);
     for (size_t i = 0; i < N_IMG * 64; i++) t->x[i] = (float)glora_rng_normal(&r);
     for (int i = 0; i < N_IMG; i++) t->y[i] = (int)glora_rng_below(&r, 4);
+    t->ds = (glora_dataset_t){.n = N_IMG, .c = 1, .h = 8, .w = 8, .x = t->x, .y = t->y, .num_classes = 4};
 }
 
 static void tiny_free(tiny_t *t) {
@@ -74,7 +76,7 @@ static void run(tiny_t *t, const char *dir, int threads, counter_t *cnt) {
     glora_set_threads(threads);
     glora_search_layer_t *L;
     assert_int_equal(glora_search_vit_layers(t->m, &L), GLORA_OK);
-    glora_search_vit_t v = {.m = t->m, .x = t->x, .y = t->y, .n_img = N_IMG, .batch = 16,
+    glora_search_vit_t v = {.m = t->m, .data = &t->ds, .batch = 16,
                             .tick = cnt ? tick : NULL, .tick_ctx = cnt};
     snprintf(v.supernet_sha256, sizeof v.supernet_sha256, "%064d", 7);
     glora_search_problem_t p = {.n_layers = glora_vit_layers(t->m), .layers = L,

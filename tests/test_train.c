@@ -566,7 +566,9 @@ static void test_loop_learns_and_resumes(void **state) {
     glora_rng_t rng;
     glora_rng_seed(&rng, 5);
     toy_data(&rng, x, y, N, 8);
-    glora_train_data_t train = {x, y, N}, val = {x, y, 20};
+    glora_dataset_t train = {.n = N, .c = 1, .h = 8, .w = 8, .x = x, .y = y, .num_classes = 2};
+    glora_dataset_t val = train;
+    val.n = 20;
 
     /* From scratch, everything trains. */
     glora_vit_t *m = toy_model(0);

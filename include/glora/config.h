@@ -143,6 +143,10 @@ const double *glora_config_numbers(const glora_config_t *cfg, const char *key,
                                    size_t *n);
 const size_t *glora_config_sizes(const glora_config_t *cfg, const char *key, size_t *n);
 
+/* True when the schema declares key (a concrete key: no '*'). Lets code
+ * shared by several commands read the keys a command has and skip the rest. */
+bool glora_config_has(const glora_config_t *cfg, const char *key);
+
 /* True when the key was given in the file or by --set (not a default). */
 bool glora_config_is_set(const glora_config_t *cfg, const char *key);
 

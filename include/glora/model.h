@@ -196,18 +196,23 @@ void glora_vit_acts_free(glora_vit_acts_t *a);
 void glora_vit_forward(const glora_vit_t *m, const glora_vit_linears_t *lin,
                        glora_vit_acts_t *a, const float *x, size_t B);
 
+/* The two halves of glora_vit_forward, for callers that reuse the first:
+ * the patch embedding and token sequence of B images x into a->x0 (B, T, C),
+ * the part of the pass no adapter touches; then the blocks, the final norm
+ * and the head from tokens x0 (B, T, C), which are only read (x0 may be a
+ * copy of a->x0 kept elsewhere). */
+void glora_vit_embed(const glora_vit_t *m, glora_vit_acts_t *a, const float *x, size_t B);
+void glora_vit_forward_tokens(const glora_vit_t *m, const glora_vit_linears_t *lin,
+                              glora_vit_acts_t *a, const float *x0, size_t B);
+
+/* Top-1 correct predictions of the B logits rows in a->logits against y. */
+size_t glora_vit_count_top1(const glora_vit_t *m, const glora_vit_acts_t *a, const int *y, size_t B);
+
 /* Top-1 correct predictions over n images (x: n images, y: labels), in
  * batches of the workspace's max_batch. */
 size_t glora_vit_count_correct(const glora_vit_t *m, const glora_vit_linears_t *lin,
                                glora_vit_acts_t *a, const float *x, const int *y, size_t n);
 
-/* Accuracy of each of n candidate configurations (cands[i] points at
- * 4 * depth layer configurations) on n_img images: the search's fitness.
- * Candidates run in parallel (one per thread, each on its own workspace with
- * batch `batch`), so acc is the same for any number of threads. */
-int glora_vit_eval_candidates(const glora_vit_t *m, const glora_layer_cfg_t *const *cands,
-                              size_t n, const float *x, const int *y, size_t n_img,
-                              size_t batch, double *acc);
 
 #ifdef __cplusplus
 }

@@ -64,6 +64,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "glora/data.h"
 #include "glora/layer.h"
 #include "glora/model.h"
 
@@ -220,6 +221,15 @@ void glora_search_space_str(const glora_space_t *sp, char *buf, size_t size);
 
 /* ---- Binding to a ViT supernet ---- */
 
+/* The search's fitness: the top-1 accuracy of each of n candidate
+ * configurations (cands[i] points at 4 * depth layer configurations) of the
+ * supernet m on the split ds, into acc[0..n). The images' tokens are computed
+ * once (batch images at a time), then candidates run in parallel (one per
+ * thread, each on its own workspace with batch `batch`), so acc is the same
+ * for any number of threads and any batch. */
+int glora_search_fitness(const glora_vit_t *m, const glora_layer_cfg_t *const *cands, size_t n,
+                         const glora_dataset_t *ds, size_t batch, double *acc);
+
 /* layers[0 .. 4*depth) with the model's names and shapes and the official
  * space at the model's rank. Caller frees *layers. */
 int glora_search_vit_layers(const glora_vit_t *m, glora_search_layer_t **layers);
@@ -227,9 +237,7 @@ int glora_search_vit_layers(const glora_vit_t *m, glora_search_layer_t **layers)
 /* Context of the ViT evaluator and spec writer. */
 typedef struct {
     const glora_vit_t *m;
-    const float *x;            /* n_img validation images */
-    const int *y;
-    size_t n_img;
+    const glora_dataset_t *data; /* the split candidates are scored on */
     size_t batch;              /* images per forward pass of one candidate */
     char supernet_sha256[65];  /* into the specs */
     /* Live counter: called on the calling thread after each chunk of the
@@ -239,7 +247,7 @@ typedef struct {
 } glora_search_vit_t;
 
 /* The glora_search_eval_fn for ctx = glora_search_vit_t*: top-1 accuracy on
- * the images through glora_vit_eval_candidates. */
+ * the split through glora_search_fitness. */
 int glora_search_vit_evaluate(void *ctx, const glora_layer_cfg_t *const *cands, size_t n,
                               double *acc);
 /* The glora_search_spec_fn for ctx = glora_search_vit_t*: glora_spec_write. */

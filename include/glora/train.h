@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "glora/data.h"
 #include "glora/layer.h"
 #include "glora/model.h"
 #include "glora/rng.h"
@@ -137,13 +138,6 @@ void glora_train_mask_subnet(const glora_vit_t *m, const glora_layer_cfg_t *cfg,
 
 /* ---- the loop ---------------------------------------------------------- */
 
-/* A labelled image set: n images (Cin, H, W) float32, labels in [0, classes). */
-typedef struct {
-    const float *x;
-    const int *y;
-    size_t n;
-} glora_train_data_t;
-
 /* What the loop reports (to the callbacks; the library never prints). */
 typedef struct {
     int epoch;        /* 0-based */
@@ -215,8 +209,8 @@ typedef struct {
  * drawn once from a stream forked off the seed. Returns a status; on
  * success m holds the trained weights and *res (may be NULL) the summary. */
 int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
-                    const glora_train_opts_t *opts, const glora_train_data_t *train,
-                    const glora_train_data_t *val, glora_train_result_t *res);
+                    const glora_train_opts_t *opts, const glora_dataset_t *train,
+                    const glora_dataset_t *val, glora_train_result_t *res);
 
 /* Checkpoint file (safetensors, docs/formats.md "Training checkpoints"): the
  * trainable tensors under their names, "adamw.m.<name>" and "adamw.v.<name>",

@@ -13,19 +13,9 @@
     {"model.adapter", GLORA_CFG_STRING, NULL, "supernet or adapter file (GLoRA tensors, new head)", 0, 0, NULL}, \
     {"model.heads", GLORA_CFG_INT, "0", "attention heads if the file's metadata lacks them (0: metadata)", 0, 1024, NULL}
 
-/* "clean", "inverted", "rotated", "noisy", "blurred" (glora_dataset_shift). */
-extern const char *const cli_shift_kinds[];
-
-#define CLI_DATA_KEYS                                                                      \
-    {"data.images", GLORA_CFG_STRING, NULL, "IDX images file (plain or .gz)", 0, 0, NULL},  \
-    {"data.labels", GLORA_CFG_STRING, NULL, "IDX labels file (plain or .gz)", 0, 0, NULL},  \
-    {"data.start", GLORA_CFG_INT, "0", "first example of the split, in file order", 0, 1e9, NULL}, \
-    {"data.count", GLORA_CFG_INT, "0", "examples in the split (0: to the end)", 0, 1e9, NULL},      \
-    {"data.mean", GLORA_CFG_NUMBER, "0.5", "normalisation mean (pixels in [0, 1])", 0, 0, NULL},    \
-    {"data.std", GLORA_CFG_NUMBER, "0.5", "normalisation standard deviation", 1e-6, 1e6, NULL}, \
-    {"data.resize", GLORA_CFG_BOOL, "no", "resize images (bilinear) and repeat grey channels to fit the model", 0, 0, NULL}, \
-    {"data.shift", GLORA_CFG_ENUM, "clean", "domain shift applied to the images (docs/formats.md)", 0, 0, cli_shift_kinds}, \
-    {"data.shift_seed", GLORA_CFG_INT, "0", "seed of the noisy shift", 0, 0, NULL}
+/* The evaluation split of eval and search: data.* (glora/data.h). */
+#define CLI_DATA_KEYS GLORA_SPLIT_KEYS("data", "evaluation"), GLORA_SPLIT_NORM_KEYS("data."), \
+    GLORA_SPLIT_FIT_KEYS("data.")
 
 /* The architecture of a named preset: "vit-b16" (224x224x3, patch 16, dim
  * 768, depth 12, 12 heads, MLP 3072, 1000 classes) or otherwise
@@ -35,9 +25,10 @@ glora_vit_arch_t cli_arch_preset(const char *name);
 
 /* Loads model.backbone (+ model.adapter) with model.heads. */
 int cli_load_model(const glora_config_t *cfg, glora_vit_t **m);
-/* Loads the data.* split and checks it fits the model (image size,
- * channels, labels below the number of classes). m may be NULL. */
-int cli_load_data(const glora_config_t *cfg, const glora_vit_t *m, glora_dataset_t *ds);
+/* Loads the split under prefix (required; normalisation, resize and shift
+ * under "data.") through glora_split_load, fitted to m (may be NULL). */
+int cli_load_split(const glora_config_t *cfg, const char *prefix, const glora_vit_t *m,
+                   glora_dataset_t *ds);
 /* The configuration to run: from the spec file (checked against m) if path is
  * non-empty; otherwise from the adapter's embedded glora.subnet metadata when
  * present; otherwise NULL (plain backbone / all none). *cfg is malloc'd. */

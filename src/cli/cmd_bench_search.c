@@ -1,5 +1,5 @@
 /* glora bench search: candidate evaluations per second of the search's
- * fitness (glora_vit_eval_candidates: each candidate merged once, one GEMM
+ * fitness (glora_search_fitness: each candidate merged once, one GEMM
  * per adapted layer, one candidate per thread), beside the PyTorch peer
  * bench/bench_search.py (the official evaluation loop and a careful one)
  * run in the same invocation. */
@@ -11,6 +11,7 @@
 #include "glora/model.h"
 #include "glora/parallel.h"
 #include "glora/rng.h"
+#include "glora/search.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -244,12 +245,10 @@ int glora_cmd_bench_search(int argc, char **argv) {
     enum { N_IMG = 200 };
     char img[PATH_MAX], lab[PATH_MAX];
     const char *data_desc = "random images";
-    const float *x;
-    const int *y;
+    glora_dataset_t rnd = {0}; /* the random images: a view of xr, yr */
+    const glora_dataset_t *data = &ds;
     if (find_data(datadir, img, lab) && A->img_size == 28 && A->in_chans == 1 && A->num_classes >= 10) {
         if (glora_idx_load(&ds, img, lab, 800, N_IMG, 0.5f, 0.5f)) goto out_fail;
-        x = ds.x;
-        y = ds.y;
         data_desc = "fashion-mnist val200";
         if (!datadir) {
             static char dbuf[PATH_MAX];
@@ -269,8 +268,9 @@ int glora_cmd_bench_search(int argc, char **argv) {
         if (!xr || !yr) goto out_oom;
         for (size_t i = 0; i < n; i++) xr[i] = (float)glora_rng_normal(&r);
         for (int i = 0; i < N_IMG; i++) yr[i] = (int)glora_rng_below(&r, (uint64_t)A->num_classes);
-        x = xr;
-        y = yr;
+        rnd = (glora_dataset_t){.n = N_IMG, .c = A->in_chans, .h = A->img_size, .w = A->img_size,
+                                .x = xr, .y = yr, .num_classes = A->num_classes};
+        data = &rnd;
     }
 
     /* Random candidates of the official space, gene by gene. */
@@ -295,14 +295,14 @@ int glora_cmd_bench_search(int argc, char **argv) {
                A->img_size, A->img_size, A->dim, A->depth, m->rank, N_IMG, data_desc, candidates,
                repeat, threads);
     fflush(stdout);
-    if (warmup && glora_vit_eval_candidates(m, cands, (size_t)warmup, x, y, N_IMG, (size_t)batch, acc))
+    if (warmup && glora_search_fitness(m, cands, (size_t)warmup, data, (size_t)batch, acc))
         goto out_fail;
     /* glora's runs before and after the peer's, so that a burst of load on
      * the shared machine does not fall on one side only. */
     int before = (repeat + 1) / 2;
     for (int k = 0; k < before; k++) {
         double t0 = glora_now();
-        if (glora_vit_eval_candidates(m, cands + warmup, (size_t)candidates, x, y, N_IMG, (size_t)batch, acc))
+        if (glora_search_fitness(m, cands + warmup, (size_t)candidates, data, (size_t)batch, acc))
             goto out_fail;
         runs[k] = glora_now() - t0;
     }
@@ -320,7 +320,7 @@ int glora_cmd_bench_search(int argc, char **argv) {
     }
     for (int k = before; k < repeat; k++) {
         double t0 = glora_now();
-        if (glora_vit_eval_candidates(m, cands + warmup, (size_t)candidates, x, y, N_IMG, (size_t)batch, acc))
+        if (glora_search_fitness(m, cands + warmup, (size_t)candidates, data, (size_t)batch, acc))
             goto out_fail;
         runs[k] = glora_now() - t0;
     }

@@ -154,7 +154,7 @@ int glora_cmd_bench_train(int argc, char **argv) {
     o.space = &space;
     o.on_epoch = on_epoch;
     o.cb_ctx = &runs;
-    glora_train_data_t td = {x, y, n};
+    glora_dataset_t td = {.n = n, .c = 1, .h = 28, .w = 28, .x = x, .y = y, .num_classes = 10};
     if (!json) fprintf(stderr, "glora: %d timed runs of %d steps (batch %d, %d threads)...\n", repeat, steps, batch, threads);
     if (glora_train_run(m, mask, &o, &td, NULL, NULL)) goto fail;
     qsort(runs.runs, (size_t)runs.n, sizeof runs.runs[0], cli_cmp_double);

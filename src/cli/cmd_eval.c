@@ -5,6 +5,7 @@
 
 #include "glora/common.h"
 #include "glora/parallel.h"
+#include "glora/pipeline.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,7 +56,7 @@ int glora_cmd_eval(int argc, char **argv) {
     glora_vit_linears_t *lin = NULL;
     glora_vit_acts_t *acts = NULL;
     int have_spec = 0;
-    if (cli_load_model(cfg, &m) || cli_load_data(cfg, m, &ds) ||
+    if (cli_load_model(cfg, &m) || cli_load_split(cfg, "data", m, &ds) ||
         cli_load_subnet(m, glora_config_string(cfg, "subnet"), glora_config_string(cfg, "model.adapter"),
                         &spec, &have_spec)) {
         rc = cli_fail();
@@ -77,7 +78,11 @@ int glora_cmd_eval(int argc, char **argv) {
     }
     glora_vit_linears_set(lin, m, have_spec ? spec.cfg : NULL);
     double t0 = glora_now();
-    size_t correct = glora_vit_count_correct(m, lin, acts, ds.x, ds.y, ds.n);
+    size_t correct;
+    if (glora_eval_correct(m, lin, acts, &ds, &correct)) {
+        rc = cli_fail();
+        goto out;
+    }
     double secs = glora_now() - t0;
     double acc = (double)correct / (double)ds.n;
     size_t params = have_spec ? spec.params : 0;

@@ -20,6 +20,7 @@
 #include "glora/common.h"
 #include "glora/fileio.h"
 #include "glora/parallel.h"
+#include "glora/pipeline.h"
 #include "glora/safetensors.h"
 #include "glora/spec.h"
 
@@ -33,12 +34,6 @@
 static const char *const all_stages[] = {"pretrain", "finetune", "supernet", "search", "retrain", "merge", "eval", NULL};
 /* The kinds of glora_dataset_shift but clean: the test split itself is always evaluated. */
 static const char *const test_shift_kinds[] = {"inverted", "rotated", "noisy", "blurred", NULL};
-
-#define SPLIT_KEYS(s, what, def_start, def_count)                                                    \
-    {"" s ".images", GLORA_CFG_STRING, NULL, "IDX images of the " what " split", 0, 0, NULL},     \
-    {"" s ".labels", GLORA_CFG_STRING, NULL, "IDX labels of the " what " split", 0, 0, NULL},     \
-    {"" s ".start", GLORA_CFG_INT, def_start, "first example of the " what " split", 0, 1e9, NULL}, \
-    {"" s ".count", GLORA_CFG_INT, def_count, "examples of the " what " split (0: to the end)", 0, 1e9, NULL}
 
 static const glora_config_key_t keys[] = {
     {"name", GLORA_CFG_STRING, NULL, "name of the run: its files go to DIR/NAME", 0, 0, NULL},
@@ -54,13 +49,12 @@ static const glora_config_key_t keys[] = {
     {"seed", GLORA_CFG_INT, "-1", "when >= 0, the seed of every stage after pretraining "
                                   "(training 'seed', search 'search.seed'); -1 keeps the sections' own", -1, 1e15, NULL},
     {"label", GLORA_CFG_STRING, NULL, "name of the method in the summary (default from the stages)", 0, 0, NULL},
-    SPLIT_KEYS("val", "validation", "0", "0"),
-    SPLIT_KEYS("test", "test", "0", "0"),
+    GLORA_SPLIT_KEYS("val", "validation"),
+    GLORA_SPLIT_KEYS("test", "test"),
     {"test_shifts", GLORA_CFG_STRINGS, "[]", "domain-shifted copies of the test split every final model is "
                                              "also evaluated on (docs/formats.md)", 0, 0, test_shift_kinds},
     {"shift_seed", GLORA_CFG_INT, "0", "seed of the noisy shift", 0, 0, NULL},
-    {"mean", GLORA_CFG_NUMBER, "0.5", "normalisation mean of the val/test images", 0, 0, NULL},
-    {"std", GLORA_CFG_NUMBER, "0.5", "normalisation standard deviation", 1e-6, 1e6, NULL},
+    GLORA_SPLIT_NORM_KEYS(""),
     {"heads", GLORA_CFG_INT, "0", "attention heads if the backbone's metadata lacks them", 0, 1024, NULL},
 };
 static const glora_config_schema_t schema = GLORA_CONFIG_SCHEMA(keys);
@@ -182,7 +176,9 @@ static int eval_split(const glora_vit_t *m, const glora_layer_cfg_t *cfg, const 
     if (!rc) rc = glora_vit_acts_create(&acts, m, batch, 0);
     if (!rc) {
         glora_vit_linears_set(lin, m, cfg);
-        *acc = (double)glora_vit_count_correct(m, lin, acts, ds->x, ds->y, ds->n) / (double)ds->n;
+        size_t correct;
+        rc = glora_eval_correct(m, lin, acts, ds, &correct);
+        *acc = (double)correct / (double)ds->n;
     }
     glora_vit_linears_free(lin);
     glora_vit_acts_free(acts);
@@ -190,19 +186,11 @@ static int eval_split(const glora_vit_t *m, const glora_layer_cfg_t *cfg, const 
 }
 
 static int load_split(const glora_config_t *cfg, const char *split, glora_dataset_t *ds, int *have) {
-    char k1[64], k2[64], k3[64], k4[64];
-    snprintf(k1, sizeof k1, "%s.images", split);
-    snprintf(k2, sizeof k2, "%s.labels", split);
-    snprintf(k3, sizeof k3, "%s.start", split);
-    snprintf(k4, sizeof k4, "%s.count", split);
-    *have = 0;
+    glora_split_t s;
     memset(ds, 0, sizeof *ds);
-    if (!glora_config_string(cfg, k1) || !glora_config_string(cfg, k2)) return GLORA_OK;
-    int rc = glora_idx_load(ds, glora_config_string(cfg, k1), glora_config_string(cfg, k2),
-                            (size_t)glora_config_int(cfg, k3), (size_t)glora_config_int(cfg, k4),
-                            (float)glora_config_number(cfg, "mean"), (float)glora_config_number(cfg, "std"));
-    if (!rc) *have = 1;
-    return rc;
+    int rc = glora_split_from_config(&s, cfg, split, "");
+    *have = !rc && s.images;
+    return rc || !s.images ? rc : glora_split_load(ds, &s, NULL);
 }
 
 /* The final evaluation: every model the run made, on val, test and the

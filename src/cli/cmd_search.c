@@ -322,7 +322,7 @@ int glora_cmd_search(int argc, char **argv) {
     if (cli_load_model(cfg, &m)) goto fail;
     if (glora_search_vit_layers(m, &L) || build_space(cfg, m, L)) goto fail;
     if (glora_sha256_file(supernet, sha)) goto fail;
-    if (cli_load_data(cfg, m, &ds)) goto fail;
+    if (cli_load_split(cfg, "data", m, &ds)) goto fail;
     if (ds.n == 0) {
         glora_error(GLORA_EINVAL, "data '%s': the split is empty", glora_config_string(cfg, "data.images"));
         goto fail;
@@ -339,7 +339,16 @@ int glora_cmd_search(int argc, char **argv) {
         size_t per = (size_t)ds.c * (size_t)ds.h * (size_t)ds.w;
         glora_sha256_init(&h);
         glora_sha256_update(&h, &n, sizeof n);
-        glora_sha256_update(&h, ds.x, ds.n * per * sizeof *ds.x);
+        float *x = malloc(per * sizeof *x);
+        if (!x) {
+            glora_error(GLORA_ENOMEM, "search: out of memory");
+            goto fail;
+        }
+        for (size_t i = 0; i < ds.n; i++) {
+            glora_dataset_slice(&ds, i, 1, x);
+            glora_sha256_update(&h, x, per * sizeof *x);
+        }
+        free(x);
         glora_sha256_update(&h, ds.y, ds.n * sizeof *ds.y);
         glora_sha256_final(&h, d);
         for (int i = 0; i < 32; i++) snprintf(data_sha + 2 * i, 3, "%02x", d[i]);
@@ -370,9 +379,7 @@ int glora_cmd_search(int argc, char **argv) {
 
     progress_t prog = {.tty = cli_is_tty(), .generations = o.generations};
     v.m = m;
-    v.x = ds.x;
-    v.y = ds.y;
-    v.n_img = ds.n;
+    v.data = &ds;
     v.batch = (size_t)glora_config_int(cfg, "search.batch");
     snprintf(v.supernet_sha256, sizeof v.supernet_sha256, "%s", sha);
     if (prog.tty) {

@@ -31,19 +31,9 @@ static const char *const init_modes[] = {"inherit", "fresh", NULL};
 static const char *const choices_ab[] = {"lora_1", "lora_2", "lora_3", "lora_4", "lora_8", "lora_16",
                                          "lora_32", "lora_64", "vector", "scalar", "none", NULL};
 
-#define DATA_SPLIT_KEYS(S, WHAT)                                                                     \
-    {"data." S ".images", GLORA_CFG_STRING, NULL, "IDX images of the " WHAT " split", 0, 0, NULL},   \
-    {"data." S ".labels", GLORA_CFG_STRING, NULL, "IDX labels of the " WHAT " split", 0, 0, NULL},   \
-    {"data." S ".start", GLORA_CFG_INT, "0", "first example of the " WHAT " split", 0, 1e9, NULL},   \
-    {"data." S ".count", GLORA_CFG_INT, "0", "examples of the " WHAT " split (0: to the end)", 0, 1e9, NULL}
-
 #define TRAIN_KEYS(EPOCHS, BATCH, LR, WD, SEED, TRAINABLE, TRAINABLE_HELP)                           \
-    DATA_SPLIT_KEYS("train", "training"),                                                           \
-    {"data.train.kshot", GLORA_CFG_INT, "0", "keep k examples of each class of the training split (0: all)", 0, 1e6, NULL}, \
-    {"data.train.kshot_seed", GLORA_CFG_INT, "0", "seed of the k-shot draw (nested: the 1-shot set is inside the 2-shot set)", 0, 0, NULL}, \
-    DATA_SPLIT_KEYS("val", "validation (optional)"),                                                \
-    {"data.mean", GLORA_CFG_NUMBER, "0.5", "normalisation mean (pixels in [0, 1])", 0, 0, NULL},    \
-    {"data.std", GLORA_CFG_NUMBER, "0.5", "normalisation standard deviation", 1e-6, 1e6, NULL},     \
+    GLORA_SPLIT_KEYS("data.train", "training"), GLORA_SPLIT_KSHOT_KEYS("data.train"),              \
+    GLORA_SPLIT_KEYS("data.val", "validation (optional)"), GLORA_SPLIT_NORM_KEYS("data."),           \
     {"model.heads", GLORA_CFG_INT, "0", "attention heads if the file's metadata lacks them", 0, 1024, NULL}, \
     {"train.epochs", GLORA_CFG_INT, EPOCHS, "epochs", 1, 1e6, NULL},                                \
     {"train.batch", GLORA_CFG_INT, BATCH, "images per step (the last partial batch is dropped)", 1, 65536, NULL}, \
@@ -224,36 +214,6 @@ static void run_hash(const char *name, const glora_config_schema_t *schema,
     for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
 }
 
-/* Loads data.<split>.*; with a model, also checks the images and labels
- * fit it (then a split already loaded is only checked). */
-static int load_split(const glora_config_t *cfg, const char *split, const glora_vit_t *m,
-                      glora_dataset_t *ds) {
-    char ki[64], kl[64], ks[64], kc[64];
-    snprintf(ki, sizeof ki, "data.%s.images", split);
-    snprintf(kl, sizeof kl, "data.%s.labels", split);
-    snprintf(ks, sizeof ks, "data.%s.start", split);
-    snprintf(kc, sizeof kc, "data.%s.count", split);
-    int rc = glora_config_require(cfg, ki);
-    if (!rc) rc = glora_config_require(cfg, kl);
-    if (rc) return rc;
-    const char *images = glora_config_string(cfg, ki);
-    if (!ds->x)
-        rc = glora_idx_load(ds, images, glora_config_string(cfg, kl), (size_t)glora_config_int(cfg, ks),
-                            (size_t)glora_config_int(cfg, kc), (float)glora_config_number(cfg, "data.mean"),
-                            (float)glora_config_number(cfg, "data.std"));
-    if (rc || !m) return rc;
-    const glora_vit_arch_t *a = &m->arch;
-    if (ds->c != a->in_chans || ds->h != a->img_size || ds->w != a->img_size)
-        rc = glora_error(GLORA_ESTATE, "data '%s': images are %dx%dx%d, the model takes %dx%dx%d", images,
-                         ds->h, ds->w, ds->c, a->img_size, a->img_size, a->in_chans);
-    for (size_t i = 0; !rc && i < ds->n; i++)
-        if (ds->y[i] >= a->num_classes)
-            rc = glora_error(GLORA_ESTATE, "data '%s': label %d of example %zu is beyond the model's %d classes",
-                             glora_config_string(cfg, kl), ds->y[i], i, a->num_classes);
-    if (rc) glora_dataset_free(ds);
-    return rc;
-}
-
 /* Classes of a new head: model.num_classes, else from the training labels. */
 static int head_classes(const glora_config_t *cfg, const glora_dataset_t *train) {
     int64_t n = glora_config_int(cfg, "model.num_classes");
@@ -410,15 +370,9 @@ static int run_command(which_t which, const cli_cmd_t *cmd, int argc, char **arg
     }
     if (which != CMD_PRETRAIN && (rc = glora_config_require(cfg, "model.backbone"))) goto fail;
     if (which == CMD_RETRAIN && (rc = glora_config_require(cfg, "subnet"))) goto fail;
-    if ((rc = load_split(cfg, "train", NULL, &train))) goto fail;
-    if (glora_config_int(cfg, "data.train.kshot") > 0) {
-        glora_dataset_t few = {0};
-        if ((rc = glora_dataset_kshot(&train, (int)glora_config_int(cfg, "data.train.kshot"),
-                                      (uint64_t)glora_config_int(cfg, "data.train.kshot_seed"), &few)))
-            goto fail;
-        glora_dataset_free(&train);
-        train = few;
-    }
+    glora_split_t train_split;
+    if ((rc = cli_load_split(cfg, "data.train", NULL, &train))) goto fail;
+    glora_split_from_config(&train_split, cfg, "data.train", "data.");
     if (train.n < (size_t)glora_config_int(cfg, "train.batch")) {
         rc = glora_config_error(cfg, "train.batch", "is %lld, more than the %zu training examples",
                                 (long long)glora_config_int(cfg, "train.batch"), train.n);
@@ -477,8 +431,8 @@ static int run_command(which_t which, const cli_cmd_t *cmd, int argc, char **arg
         break;
     }
     }
-    if ((rc = load_split(cfg, "train", m, &train))) goto fail; /* labels vs the head */
-    if (glora_config_string(cfg, "data.val.images") && (rc = load_split(cfg, "val", m, &val))) goto fail;
+    if ((rc = glora_dataset_fit(&train, &train_split, &m->arch))) goto fail; /* labels vs the head */
+    if (glora_config_string(cfg, "data.val.images") && (rc = cli_load_split(cfg, "data.val", m, &val))) goto fail;
 
     mask = calloc((size_t)m->n_params, 1);
     if (!mask) { rc = glora_error(GLORA_ENOMEM, "model: out of memory"); goto fail; }
@@ -543,9 +497,8 @@ static int run_command(which_t which, const cli_cmd_t *cmd, int argc, char **arg
             cmd->name, train.n, val.n, cli_human((double)n_train, h1), cli_human((double)m->n_floats, h2), o.epochs,
             train.n / (o.batch ? o.batch : 1), glora_max_threads());
 
-    glora_train_data_t td = {train.x, train.y, train.n}, vd = {val.x, val.y, val.n};
     glora_train_result_t res;
-    if ((rc = glora_train_run(m, mask, &o, &td, val.n ? &vd : NULL, &res))) goto fail;
+    if ((rc = glora_train_run(m, mask, &o, &train, val.n ? &val : NULL, &res))) goto fail;
     if (res.start_epoch > 0) fprintf(stderr, "resumed after epoch %d\n", res.start_epoch);
     if (res.start_epoch + res.epochs_run < o.epochs) {
         fprintf(stderr, "stopped after epoch %d of %d; the checkpoint is '%s' (continue with --resume)\n",

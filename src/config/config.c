@@ -511,6 +511,12 @@ const size_t *glora_config_sizes(const glora_config_t *c, const char *key, size_
     return v ? v->sizes : NULL;
 }
 
+bool glora_config_has(const glora_config_t *c, const char *key) {
+    GLORA_ASSERT(c != NULL && key != NULL);
+    int is_map;
+    return strchr(key, '*') == NULL && find_spec(c->schema, key, &is_map) != NULL;
+}
+
 bool glora_config_is_set(const glora_config_t *c, const char *key) {
     int found;
     spec_of(c, key);

@@ -397,9 +397,7 @@ static void adapted_forward(const glora_vit_linears_t *lin, int l, float *out, c
         glora_linear_forward(out, inp, lin->w[l], lin->b[l], N, IC, OC);
 }
 
-/* The patch embedding and the token sequence of B images into ac->x0: the
- * part of the pass no adapter touches. */
-static void stem_forward(const glora_vit_t *m, glora_vit_acts_t *ac, const float *x, size_t B) {
+void glora_vit_embed(const glora_vit_t *m, glora_vit_acts_t *ac, const float *x, size_t B) {
     const glora_vit_arch_t *a = &m->arch;
     const int C = a->dim, NP = a->num_patches, kk = a->in_chans * a->patch * a->patch;
     GLORA_ASSERT(B >= 1 && B <= ac->max_batch);
@@ -408,19 +406,14 @@ static void stem_forward(const glora_vit_t *m, glora_vit_acts_t *ac, const float
     glora_tokens_forward(ac->x0, ac->pe, m->w.cls, m->w.pos, B, NP, C);
 }
 
-static void blocks_forward(const glora_vit_t *m, const glora_vit_linears_t *lin,
-                           glora_vit_acts_t *ac, const float *x0, size_t B);
-
 void glora_vit_forward(const glora_vit_t *m, const glora_vit_linears_t *lin,
                        glora_vit_acts_t *ac, const float *x, size_t B) {
-    stem_forward(m, ac, x, B);
-    blocks_forward(m, lin, ac, ac->x0, B);
+    glora_vit_embed(m, ac, x, B);
+    glora_vit_forward_tokens(m, lin, ac, ac->x0, B);
 }
 
-/* The blocks, the final norm and the head, from the tokens x0 (B, T, C),
- * which are only read. */
-static void blocks_forward(const glora_vit_t *m, const glora_vit_linears_t *lin,
-                           glora_vit_acts_t *ac, const float *x0, size_t B) {
+void glora_vit_forward_tokens(const glora_vit_t *m, const glora_vit_linears_t *lin,
+                              glora_vit_acts_t *ac, const float *x0, size_t B) {
     const glora_vit_arch_t *a = &m->arch;
     const int T = a->tokens, C = a->dim, H = a->mlp_hidden, NH = a->heads;
     const size_t N = B * (size_t)T;
@@ -505,90 +498,22 @@ static int argmax(const float *v, int n) {
     return best;
 }
 
-/* Top-1 correct of n images batch by batch: from the images themselves
- * (src (n, Cin, H, W)) or from their tokens (src (n, T, C), tokens set). */
-static size_t count_correct(const glora_vit_t *m, const glora_vit_linears_t *lin,
-                            glora_vit_acts_t *ac, const float *src, int tokens, const int *y,
-                            size_t n) {
+size_t glora_vit_count_correct(const glora_vit_t *m, const glora_vit_linears_t *lin,
+                               glora_vit_acts_t *ac, const float *x, const int *y, size_t n) {
     const glora_vit_arch_t *a = &m->arch;
-    const size_t per = tokens ? (size_t)a->tokens * (size_t)a->dim
-                              : (size_t)a->in_chans * a->img_size * a->img_size;
+    const size_t per = (size_t)a->in_chans * a->img_size * a->img_size;
     size_t correct = 0;
     for (size_t start = 0; start < n; start += ac->max_batch) {
         size_t B = n - start < ac->max_batch ? n - start : ac->max_batch;
-        if (tokens)
-            blocks_forward(m, lin, ac, src + start * per, B);
-        else
-            glora_vit_forward(m, lin, ac, src + start * per, B);
-        for (size_t b = 0; b < B; b++)
-            correct += argmax(ac->logits + b * a->num_classes, a->num_classes) == y[start + b];
+        glora_vit_forward(m, lin, ac, x + start * per, B);
+        correct += glora_vit_count_top1(m, ac, y + start, B);
     }
     return correct;
 }
 
-size_t glora_vit_count_correct(const glora_vit_t *m, const glora_vit_linears_t *lin,
-                               glora_vit_acts_t *ac, const float *x, const int *y, size_t n) {
-    return count_correct(m, lin, ac, x, 0, y, n);
-}
-
-int glora_vit_eval_candidates(const glora_vit_t *m, const glora_layer_cfg_t *const *cands,
-                              size_t n, const float *x, const int *y, size_t n_img,
-                              size_t batch, double *acc) {
-    if (n == 0) return GLORA_OK;
-    if (n_img == 0) return glora_error(GLORA_EINVAL, "evaluation 'candidates': no images");
-    if (batch == 0 || batch > n_img) batch = n_img;
-    /* One candidate per thread, each thread with its own merged weights and
-     * activations; kernels inside see an active parallel region and stay on
-     * their thread. With fewer candidates than threads, candidates run one
-     * after another and the kernels use the threads instead. */
-    int nthreads = glora_max_threads();
-    int outer = n >= (size_t)nthreads && nthreads > 1;
-    int nws = outer ? nthreads : 1;
-    glora_vit_linears_t **lin = calloc((size_t)nws, sizeof *lin);
-    glora_vit_acts_t **ws = calloc((size_t)nws, sizeof *ws);
-    int rc = (lin && ws) ? GLORA_OK : glora_error(GLORA_ENOMEM, "evaluation 'candidates': out of memory");
-    for (int t = 0; t < nws && rc == GLORA_OK; t++) {
-        rc = glora_vit_linears_create(&lin[t], m);
-        /* Each candidate's weights serve n_img / batch forward passes. */
-        if (rc == GLORA_OK && n_img > batch) rc = glora_vit_linears_pack(lin[t]);
-        if (rc == GLORA_OK) rc = glora_vit_acts_create(&ws[t], m, batch, 0);
-    }
-    /* The tokens of every image, which no candidate changes, once. */
-    const size_t img = (size_t)m->arch.in_chans * m->arch.img_size * m->arch.img_size;
-    const size_t per = (size_t)m->arch.tokens * (size_t)m->arch.dim;
-    float *tokens = NULL;
-    if (rc == GLORA_OK && (per > SIZE_MAX / sizeof(float) / n_img ||
-                           !(tokens = malloc(n_img * per * sizeof(float)))))
-        rc = glora_error(GLORA_ENOMEM, "evaluation 'candidates': out of memory for %zu images",
-                         n_img);
-    for (size_t start = 0; rc == GLORA_OK && start < n_img; start += batch) {
-        size_t B = n_img - start < batch ? n_img - start : batch;
-        stem_forward(m, ws[0], x + start * img, B);
-        memcpy(tokens + start * per, ws[0]->x0, B * per * sizeof(float));
-    }
-    if (rc == GLORA_OK) {
-        if (outer) {
-            #pragma omp parallel for schedule(dynamic, 1) num_threads(nws)
-            for (size_t c = 0; c < n; c++) {
-                int t = glora_thread_id();
-                glora_vit_linears_set(lin[t], m, cands[c]);
-                size_t ok = count_correct(m, lin[t], ws[t], tokens, 1, y, n_img);
-                acc[c] = (double)ok / (double)n_img;
-            }
-        } else {
-            for (size_t c = 0; c < n; c++) {
-                glora_vit_linears_set(lin[0], m, cands[c]);
-                size_t ok = count_correct(m, lin[0], ws[0], tokens, 1, y, n_img);
-                acc[c] = (double)ok / (double)n_img;
-            }
-        }
-    }
-    free(tokens);
-    for (int t = 0; t < nws && lin && ws; t++) {
-        glora_vit_linears_free(lin[t]);
-        glora_vit_acts_free(ws[t]);
-    }
-    free(lin);
-    free(ws);
-    return rc;
+size_t glora_vit_count_top1(const glora_vit_t *m, const glora_vit_acts_t *ac, const int *y, size_t B) {
+    const int V = m->arch.num_classes;
+    size_t correct = 0;
+    for (size_t b = 0; b < B; b++) correct += argmax(ac->logits + b * V, V) == y[b];
+    return correct;
 }

@@ -5,6 +5,7 @@
 #include "glora/common.h"
 #include "glora/nn.h"
 #include "glora/parallel.h"
+#include "glora/pipeline.h"
 
 #include <errno.h>
 #include <math.h>
@@ -53,7 +54,7 @@ static void run_free(run_t *r) {
 }
 
 static int check_opts(const glora_vit_t *m, const glora_train_opts_t *o,
-                      const glora_train_data_t *train) {
+                      const glora_dataset_t *train) {
     if (o->epochs < 1) return glora_error(GLORA_EINVAL, "training 'epochs': %d, must be at least 1", o->epochs);
     if (o->batch < 1 || o->batch > (1u << 20))
         return glora_error(GLORA_EINVAL, "training 'batch': %zu out of range", o->batch);
@@ -92,22 +93,26 @@ static int argmax(const float *v, int n) {
 }
 
 /* Validation accuracy with the run's configuration(s). */
-static double validate(const glora_vit_t *m, const glora_train_opts_t *o, run_t *r,
-                       const glora_train_data_t *val) {
+static int validate(const glora_vit_t *m, const glora_train_opts_t *o, run_t *r,
+                    const glora_dataset_t *val, double *acc) {
     const int L = glora_vit_layers(m);
     int n_cfg = o->space ? VAL_SUBNETS : 1;
     size_t correct = 0;
     for (int k = 0; k < n_cfg; k++) {
         const glora_layer_cfg_t *c = o->space ? r->val_cfg + (size_t)k * L : o->fixed_cfg;
         glora_vit_linears_set(r->eval_lin, m, c);
-        correct += glora_vit_count_correct(m, r->eval_lin, r->eval_acts, val->x, val->y, val->n);
+        size_t ok;
+        int rc = glora_eval_correct(m, r->eval_lin, r->eval_acts, val, &ok);
+        if (rc) return rc;
+        correct += ok;
     }
-    return (double)correct / ((double)val->n * n_cfg);
+    *acc = (double)correct / ((double)val->n * n_cfg);
+    return GLORA_OK;
 }
 
 int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
-                    const glora_train_opts_t *o, const glora_train_data_t *train,
-                    const glora_train_data_t *val, glora_train_result_t *res) {
+                    const glora_train_opts_t *o, const glora_dataset_t *train,
+                    const glora_dataset_t *val, glora_train_result_t *res) {
     int rc = check_opts(m, o, train);
     if (rc) return rc;
     const glora_vit_arch_t *a = &m->arch;
@@ -189,10 +194,8 @@ int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
         glora_train_progress_t pr = {.epoch = epoch, .epochs = o->epochs, .steps = steps, .lr = lr};
         for (size_t s = 0; s < steps; s++) {
             const uint32_t *idx = r.perm + s * B;
-            for (size_t b = 0; b < B; b++) {
-                memcpy(r.xb + b * img, train->x + (size_t)idx[b] * img, img * sizeof(float));
-                r.yb[b] = train->y[idx[b]];
-            }
+            glora_dataset_batch(train, idx, B, r.xb);
+            for (size_t b = 0; b < B; b++) r.yb[b] = train->y[idx[b]];
             const glora_layer_cfg_t *cfg = o->fixed_cfg;
             if (o->space) {
                 for (int l = 0; l < L; l++)
@@ -262,7 +265,7 @@ int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
                          (o->stop_after > 0 && out.epochs_run + 1 >= o->stop_after);
         if (has_val && (o->val_every <= 1 || (epoch + 1) % o->val_every == 0 || last)) {
             pr.has_val = 1;
-            pr.val_accuracy = validate(m, o, &r, val);
+            if ((rc = validate(m, o, &r, val, &pr.val_accuracy))) goto done;
         }
         if (o->checkpoint &&
             (rc = glora_checkpoint_save(o->checkpoint, m, r.g, r.opt, epoch + 1, &rng, o->run_hash)) != 0)
@@ -280,7 +283,7 @@ int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
     out.images_per_s = t_total > 0 ? (double)img_total / t_total : 0;
     if (out.epochs_run == 0 && has_val) {
         out.has_val = 1;
-        out.val_accuracy = validate(m, o, &r, val);
+        if ((rc = validate(m, o, &r, val, &out.val_accuracy))) goto done;
     }
     if (res) *res = out;
 done:

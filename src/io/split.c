@@ -1,0 +1,144 @@
+/* The one data layer: a split described by config keys, loaded into a
+ * dataset, and the accessors every consumer reads pixels through (see
+ * glora/data.h). */
+#include "glora/data.h"
+#include "glora/common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const glora_shift_kinds[] = {"clean", "inverted", "rotated", "noisy", "blurred", NULL};
+
+size_t glora_dataset_example_size(const glora_dataset_t *ds) {
+    return (size_t)ds->c * (size_t)ds->h * (size_t)ds->w;
+}
+
+void glora_dataset_batch(const glora_dataset_t *ds, const uint32_t *idx, size_t n, float *out) {
+    const size_t per = glora_dataset_example_size(ds);
+    for (size_t b = 0; b < n; b++) {
+        GLORA_ASSERT(idx[b] < ds->n);
+        memcpy(out + b * per, ds->x + (size_t)idx[b] * per, per * sizeof(float));
+    }
+}
+
+void glora_dataset_slice(const glora_dataset_t *ds, size_t start, size_t n, float *out) {
+    GLORA_ASSERT(start <= ds->n && n <= ds->n - start);
+    const size_t per = glora_dataset_example_size(ds);
+    if (n) memcpy(out, ds->x + start * per, n * per * sizeof(float));
+}
+
+/* Key "<a><b>" of cfg when its schema has it. */
+static const char *key_of(const glora_config_t *cfg, char *buf, size_t size, const char *a,
+                          const char *b) {
+    snprintf(buf, size, "%s%s", a, b);
+    return glora_config_has(cfg, buf) ? buf : NULL;
+}
+
+int glora_split_from_config(glora_split_t *s, const glora_config_t *cfg, const char *prefix,
+                            const char *norm) {
+    char k[160];
+    const char *key;
+    memset(s, 0, sizeof *s);
+    s->mean = 0.5f;
+    s->std = 0.5f;
+    if ((key = key_of(cfg, k, sizeof k, prefix, ".images"))) s->images = glora_config_string(cfg, key);
+    if ((key = key_of(cfg, k, sizeof k, prefix, ".labels"))) s->labels = glora_config_string(cfg, key);
+    if ((key = key_of(cfg, k, sizeof k, prefix, ".start"))) s->start = (size_t)glora_config_int(cfg, key);
+    if ((key = key_of(cfg, k, sizeof k, prefix, ".count"))) s->count = (size_t)glora_config_int(cfg, key);
+    if ((key = key_of(cfg, k, sizeof k, prefix, ".kshot"))) s->kshot = (int)glora_config_int(cfg, key);
+    if ((key = key_of(cfg, k, sizeof k, prefix, ".kshot_seed")))
+        s->kshot_seed = (uint64_t)glora_config_int(cfg, key);
+    if ((key = key_of(cfg, k, sizeof k, norm, "mean"))) s->mean = (float)glora_config_number(cfg, key);
+    if ((key = key_of(cfg, k, sizeof k, norm, "std"))) s->std = (float)glora_config_number(cfg, key);
+    if ((key = key_of(cfg, k, sizeof k, norm, "resize"))) s->resize = glora_config_bool(cfg, key);
+    if ((key = key_of(cfg, k, sizeof k, norm, "shift"))) s->shift = glora_config_string(cfg, key);
+    if ((key = key_of(cfg, k, sizeof k, norm, "shift_seed")))
+        s->shift_seed = (uint64_t)glora_config_int(cfg, key);
+    /* A split given by half is an error the caller reports through
+     * glora_config_require (it names the missing key). */
+    if (s->images && !s->labels) return glora_config_require(cfg, strcat(strcpy(k, prefix), ".labels"));
+    if (!s->images && s->labels) return glora_config_require(cfg, strcat(strcpy(k, prefix), ".images"));
+    return GLORA_OK;
+}
+
+/* Replaces *ds by out when rc is 0; frees *ds either way. */
+static int replace(glora_dataset_t *ds, glora_dataset_t *out, int rc) {
+    glora_dataset_free(ds);
+    if (rc == GLORA_OK) *ds = *out;
+    return rc;
+}
+
+int glora_split_load(glora_dataset_t *ds, const glora_split_t *s, const glora_vit_arch_t *arch) {
+    memset(ds, 0, sizeof *ds);
+    if (!s->images || !s->labels)
+        return glora_error(GLORA_EINVAL, "data split: no images or labels file given");
+    int rc = glora_idx_load(ds, s->images, s->labels, s->start, s->count, s->mean, s->std);
+    glora_dataset_t out = {0};
+    if (!rc && s->kshot > 0) rc = replace(ds, &out, glora_dataset_kshot(ds, s->kshot, s->kshot_seed, &out));
+    if (!rc && s->shift && strcmp(s->shift, "clean") != 0)
+        rc = replace(ds, &out, glora_dataset_shift(ds, s->shift, s->shift_seed, &out));
+    if (!rc && arch) rc = glora_dataset_fit(ds, s, arch);
+    return rc;
+}
+
+/* Bilinear resize (align_corners=False, as torch.nn.functional.interpolate)
+ * to the model's image size, grey channels repeated: lets a ViT-B/16 shaped
+ * model (224x224x3) run on 28x28 grey images. Works on normalised values,
+ * which commute with these linear maps. */
+static int resize_to(glora_dataset_t *ds, int side, int chans, const char *path) {
+    if (ds->c != 1 && ds->c != chans)
+        return glora_error(GLORA_ESTATE, "data '%s': cannot map %d channels to %d", path, ds->c, chans);
+    size_t per = (size_t)chans * side * side, total;
+    if (glora_size_mul(per, ds->n, &total) || total > ((size_t)1 << 31))
+        return glora_error(GLORA_EINVAL, "data '%s': %zu resized images of %dx%dx%d do not fit in memory; "
+                           "use data.count to take fewer", path, ds->n, side, side, chans);
+    float *x = malloc(total * sizeof(float));
+    if (!x) return glora_error(GLORA_ENOMEM, "data '%s': out of memory for resized images", path);
+    const int h = ds->h, w = ds->w;
+    const float sy = (float)h / side, sx = (float)w / side;
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < ds->n; i++) {
+        for (int c = 0; c < chans; c++) {
+            const float *src = ds->x + ((size_t)i * ds->c + (ds->c == 1 ? 0 : c)) * h * w;
+            float *dst = x + ((size_t)i * chans + c) * side * side;
+            for (int y = 0; y < side; y++) {
+                float fy = ((float)y + 0.5f) * sy - 0.5f;
+                if (fy < 0) fy = 0;
+                int y0 = (int)fy, y1 = y0 + 1 < h ? y0 + 1 : h - 1;
+                float wy = fy - (float)y0;
+                for (int xx = 0; xx < side; xx++) {
+                    float fx = ((float)xx + 0.5f) * sx - 0.5f;
+                    if (fx < 0) fx = 0;
+                    int x0 = (int)fx, x1 = x0 + 1 < w ? x0 + 1 : w - 1;
+                    float wx = fx - (float)x0;
+                    float top = src[y0 * w + x0] * (1 - wx) + src[y0 * w + x1] * wx;
+                    float bot = src[y1 * w + x0] * (1 - wx) + src[y1 * w + x1] * wx;
+                    dst[y * side + xx] = top * (1 - wy) + bot * wy;
+                }
+            }
+        }
+    }
+    free(ds->x);
+    ds->x = x;
+    ds->c = chans;
+    ds->h = ds->w = side;
+    return GLORA_OK;
+}
+
+int glora_dataset_fit(glora_dataset_t *ds, const glora_split_t *s, const glora_vit_arch_t *a) {
+    int rc = GLORA_OK;
+    const int differs = ds->c != a->in_chans || ds->h != a->img_size || ds->w != a->img_size;
+    if (s->resize && differs) rc = resize_to(ds, a->img_size, a->in_chans, s->images);
+    if (!rc && (ds->c != a->in_chans || ds->h != a->img_size || ds->w != a->img_size)) {
+        rc = glora_error(GLORA_ESTATE, "data '%s': images are %dx%dx%d, the model takes %dx%dx%d", s->images,
+                         ds->h, ds->w, ds->c, a->img_size, a->img_size, a->in_chans);
+        glora_error_hint("set data.resize: yes to resize them (bilinear, grey repeated)");
+    }
+    for (size_t i = 0; !rc && i < ds->n; i++)
+        if (ds->y[i] >= a->num_classes)
+            rc = glora_error(GLORA_ESTATE, "data '%s': label %d of example %zu is beyond the model's %d classes",
+                             s->labels, ds->y[i], i, a->num_classes);
+    if (rc) glora_dataset_free(ds);
+    return rc;
+}

@@ -1,0 +1,21 @@
+/* The evaluation stage: accuracy of a model (with a subnet) on a split. */
+#include "glora/pipeline.h"
+#include "glora/common.h"
+
+#include <stdlib.h>
+
+int glora_eval_correct(const glora_vit_t *m, const glora_vit_linears_t *lin, glora_vit_acts_t *acts,
+                       const glora_dataset_t *ds, size_t *correct) {
+    const size_t per = glora_dataset_example_size(ds), batch = acts->max_batch;
+    *correct = 0;
+    if (ds->n == 0) return GLORA_OK;
+    float *x = malloc((ds->n < batch ? ds->n : batch) * per * sizeof(float));
+    if (!x) return glora_error(GLORA_ENOMEM, "evaluation: out of memory for a batch of %zu images", batch);
+    for (size_t start = 0; start < ds->n; start += batch) {
+        size_t B = ds->n - start < batch ? ds->n - start : batch;
+        glora_dataset_slice(ds, start, B, x);
+        *correct += glora_vit_count_correct(m, lin, acts, x, ds->y + start, B);
+    }
+    free(x);
+    return GLORA_OK;
+}
