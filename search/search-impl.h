@@ -51,17 +51,8 @@ struct glora_search {
     int n_hist;
 };
 
-/* Growable text buffer for the JSON writers; on allocation failure it
- * remembers the failure and later appends do nothing. */
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    int failed;
-} sbuf_t;
-void sb_puts(sbuf_t *b, const char *s);
-void sb_printf(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void sb_double(sbuf_t *b, double v);   /* shortest text that reads back exactly */
-void sb_jstr(sbuf_t *b, const char *s); /* JSON string with escapes */
+/* The JSON writers use the library's one string builder. */
+#include "util/strbuf.h"
 
 /* Ranking order: accuracy desc, params asc, encoding asc. <0: a before b. */
 int search_cand_cmp(const struct glora_search *s, size_t a, size_t b);

@@ -13,6 +13,9 @@
 #include "glora/common.h"
 #include "glora/fileio.h"
 #include "glora/rng.h"
+#include "util/strbuf.h"
+
+#include <cjson/cJSON.h>
 
 static void test_sha256_vectors(void **state) {
     (void)state;
@@ -113,9 +116,43 @@ static void test_atomic_write_and_read(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* The string builder: long printf output, and JSON strings that a JSON
+ * parser (cJSON) reads back to the original bytes. */
+static void test_strbuf(void **state) {
+    (void)state;
+    sbuf_t b = {0};
+    assert_null(b.buf);
+    sb_puts(&b, "");
+    assert_string_equal(b.buf, "");
+    char big[3000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    sb_printf(&b, "%s|%d", big, 42);
+    assert_int_equal(b.len, sizeof big - 1 + 3);
+    assert_string_equal(b.buf + sizeof big - 1, "|42");
+    free(b.buf);
+    static const char *const texts[] = {"a\"b", "back\\slash", "tab\tnew\nline\x01\x1f", "caf\xc3\xa9", ""};
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+        sbuf_t j = {0};
+        sb_puts(&j, "{\"k\": ");
+        sb_jstr(&j, texts[i]);
+        sb_puts(&j, ", \"d\": ");
+        sb_double(&j, 0.1 + 0.2);
+        sb_puts(&j, "}");
+        assert_false(j.failed);
+        cJSON *o = cJSON_Parse(j.buf);
+        assert_non_null(o);
+        assert_string_equal(cJSON_GetObjectItem(o, "k")->valuestring, texts[i]);
+        assert_true(cJSON_GetObjectItem(o, "d")->valuedouble == 0.1 + 0.2);
+        cJSON_Delete(o);
+        free(j.buf);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sha256_vectors),
+        cmocka_unit_test(test_strbuf),
         cmocka_unit_test(test_rng),
         cmocka_unit_test(test_atomic_write_and_read),
     };

@@ -3,6 +3,7 @@
  * baselines). Plain C: no plotting library. */
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "util/strbuf.h"
 
 #include "glora/common.h"
 #include "glora/fileio.h"
@@ -32,33 +33,13 @@ static const cli_cmd_t cmd = {
     .max_positional = 1,
 };
 
-typedef struct { char *buf; size_t len, cap; int failed; } sbuf_t;
-
-static void put(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(sbuf_t *b, const char *fmt, ...) {
-    if (b->failed) return;
-    va_list ap;
-    for (;;) {
-        va_start(ap, fmt);
-        int n = vsnprintf(b->buf ? b->buf + b->len : NULL, b->buf ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) { b->failed = 1; return; }
-        if (b->buf && b->len + (size_t)n < b->cap) { b->len += (size_t)n; return; }
-        size_t cap = (b->cap + (size_t)n + 1) * 2;
-        char *p = realloc(b->buf, cap);
-        if (!p) { b->failed = 1; return; }
-        b->buf = p;
-        b->cap = cap;
-    }
-}
-
 /* Text with <, >, & escaped. */
 static void put_text(sbuf_t *b, const char *s) {
     for (; *s; s++) {
-        if (*s == '<') put(b, "&lt;");
-        else if (*s == '>') put(b, "&gt;");
-        else if (*s == '&') put(b, "&amp;");
-        else put(b, "%c", *s);
+        if (*s == '<') sb_printf(b, "&lt;");
+        else if (*s == '>') sb_printf(b, "&gt;");
+        else if (*s == '&') sb_printf(b, "&amp;");
+        else sb_add(b, s, 1);
     }
 }
 
@@ -92,23 +73,23 @@ static double nice_step(double lo, double hi, int n) {
 }
 
 static void frame(sbuf_t *b, const axes_t *a, const char *title, const char *xlabel, const char *ylabel) {
-    put(b, "<rect x='%d' y='%d' width='%d' height='%d' fill='white' stroke='#444'/>\n", a->left, a->top,
+    sb_printf(b, "<rect x='%d' y='%d' width='%d' height='%d' fill='white' stroke='#444'/>\n", a->left, a->top,
         a->width, a->height);
-    put(b, "<text x='%d' y='%d' font-size='15' font-weight='bold' text-anchor='middle'>", a->left + a->width / 2,
+    sb_printf(b, "<text x='%d' y='%d' font-size='15' font-weight='bold' text-anchor='middle'>", a->left + a->width / 2,
         a->top - 12);
     put_text(b, title);
-    put(b, "</text>\n<text x='%d' y='%d' font-size='13' text-anchor='middle'>", a->left + a->width / 2,
+    sb_printf(b, "</text>\n<text x='%d' y='%d' font-size='13' text-anchor='middle'>", a->left + a->width / 2,
         a->top + a->height + 40);
     put_text(b, xlabel);
-    put(b, "</text>\n<text x='%d' y='%d' font-size='13' text-anchor='middle' transform='rotate(-90 %d %d)'>",
+    sb_printf(b, "</text>\n<text x='%d' y='%d' font-size='13' text-anchor='middle' transform='rotate(-90 %d %d)'>",
         a->left - 48, a->top + a->height / 2, a->left - 48, a->top + a->height / 2);
     put_text(b, ylabel);
-    put(b, "</text>\n");
+    sb_printf(b, "</text>\n");
     double ys = nice_step(a->y0, a->y1, 5);
     for (double y = ceil(a->y0 / ys) * ys; y <= a->y1 + 1e-12; y += ys) {
         double py = ax_y(a, y);
-        put(b, "<line x1='%d' x2='%d' y1='%.1f' y2='%.1f' stroke='#ddd'/>", a->left, a->left + a->width, py, py);
-        put(b, "<text x='%d' y='%.1f' font-size='11' text-anchor='end'>%.3g</text>\n", a->left - 6, py + 4, y);
+        sb_printf(b, "<line x1='%d' x2='%d' y1='%.1f' y2='%.1f' stroke='#ddd'/>", a->left, a->left + a->width, py, py);
+        sb_printf(b, "<text x='%d' y='%.1f' font-size='11' text-anchor='end'>%.3g</text>\n", a->left - 6, py + 4, y);
     }
     if (a->logx) {
         for (double d = pow(10, floor(log10(a->x0))); d <= a->x1 * 1.0001; d *= 10) {
@@ -116,13 +97,13 @@ static void frame(sbuf_t *b, const axes_t *a, const char *title, const char *xla
                 double x = d * k;
                 if (x < a->x0 || x > a->x1) continue;
                 double px = ax_x(a, x);
-                put(b, "<line x1='%.1f' x2='%.1f' y1='%d' y2='%d' stroke='%s'/>", px, px, a->top, a->top + a->height,
+                sb_printf(b, "<line x1='%.1f' x2='%.1f' y1='%d' y2='%d' stroke='%s'/>", px, px, a->top, a->top + a->height,
                     k == 1 ? "#ccc" : "#f0f0f0");
                 int wide = a->x1 / a->x0 > 1000;
                 if (k == 1 || (!wide && (k == 2 || k == 5))) {
                     char lab[32];
                     cli_human(x, lab);
-                    put(b, "<text x='%.1f' y='%d' font-size='11' text-anchor='middle'>%s</text>\n", px,
+                    sb_printf(b, "<text x='%.1f' y='%d' font-size='11' text-anchor='middle'>%s</text>\n", px,
                         a->top + a->height + 16, lab);
                 }
             }
@@ -132,8 +113,8 @@ static void frame(sbuf_t *b, const axes_t *a, const char *title, const char *xla
         if (xs < 1) xs = 1;
         for (double x = ceil(a->x0 / xs) * xs; x <= a->x1 + 1e-12; x += xs) {
             double px = ax_x(a, x);
-            put(b, "<line x1='%.1f' x2='%.1f' y1='%d' y2='%d' stroke='#eee'/>", px, px, a->top, a->top + a->height);
-            put(b, "<text x='%.1f' y='%d' font-size='11' text-anchor='middle'>%.0f</text>\n", px,
+            sb_printf(b, "<line x1='%.1f' x2='%.1f' y1='%d' y2='%d' stroke='#eee'/>", px, px, a->top, a->top + a->height);
+            sb_printf(b, "<text x='%.1f' y='%d' font-size='11' text-anchor='middle'>%.0f</text>\n", px,
                 a->top + a->height + 16, x);
         }
     }
@@ -234,30 +215,30 @@ int glora_cmd_report(int argc, char **argv) {
     int nbl = 0;
     cJSON_ArrayForEach(b, bl) nbl++;
     const int W = 1100, H = 460 + (nbl > 0 ? 10 + 18 * nbl : 0);
-    put(&s, "<?xml version='1.0' encoding='UTF-8'?>\n<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' "
+    sb_printf(&s, "<?xml version='1.0' encoding='UTF-8'?>\n<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d' "
             "viewBox='0 0 %d %d' font-family='DejaVu Sans, Arial, sans-serif'>\n", W, H, W, H);
-    put(&s, "<rect width='100%%' height='100%%' fill='#fafafa'/>\n");
+    sb_printf(&s, "<rect width='100%%' height='100%%' fill='#fafafa'/>\n");
 
     /* Left: progress per generation. */
     axes_t g = {0, max_gen > 0 ? max_gen : 1, y0, y1, 80, 50, 380, 330, 0};
     frame(&s, &g, "Search progress", "generation", "validation accuracy");
     const char *series[2][3] = {{"best_accuracy", "#c0392b", "best"}, {"parents_mean_accuracy", "#2471a3", "parents' mean"}};
     for (int si = 0; si < 2; si++) {
-        put(&s, "<polyline fill='none' stroke='%s' stroke-width='2' points='", series[si][1]);
+        sb_printf(&s, "<polyline fill='none' stroke='%s' stroke-width='2' points='", series[si][1]);
         cJSON_ArrayForEach(h, hist) {
             double v = cJSON_GetNumberValue(cJSON_GetObjectItem(h, series[si][0]));
             int gen = cJSON_GetObjectItem(h, "generation") ? cJSON_GetObjectItem(h, "generation")->valueint : 0;
-            if (!isnan(v)) put(&s, "%.1f,%.1f ", ax_x(&g, gen), ax_y(&g, v));
+            if (!isnan(v)) sb_printf(&s, "%.1f,%.1f ", ax_x(&g, gen), ax_y(&g, v));
         }
-        put(&s, "'/>\n");
+        sb_printf(&s, "'/>\n");
         cJSON_ArrayForEach(h, hist) {
             double v = cJSON_GetNumberValue(cJSON_GetObjectItem(h, series[si][0]));
             int gen = cJSON_GetObjectItem(h, "generation") ? cJSON_GetObjectItem(h, "generation")->valueint : 0;
-            if (!isnan(v)) put(&s, "<circle cx='%.1f' cy='%.1f' r='3' fill='%s'/>", ax_x(&g, gen), ax_y(&g, v), series[si][1]);
+            if (!isnan(v)) sb_printf(&s, "<circle cx='%.1f' cy='%.1f' r='3' fill='%s'/>", ax_x(&g, gen), ax_y(&g, v), series[si][1]);
         }
-        put(&s, "\n<line x1='%d' x2='%d' y1='%d' y2='%d' stroke='%s' stroke-width='2'/>", g.left + 12, g.left + 34,
+        sb_printf(&s, "\n<line x1='%d' x2='%d' y1='%d' y2='%d' stroke='%s' stroke-width='2'/>", g.left + 12, g.left + 34,
             g.top + 18 + 18 * si, g.top + 18 + 18 * si, series[si][1]);
-        put(&s, "<text x='%d' y='%d' font-size='12'>%s</text>\n", g.left + 40, g.top + 22 + 18 * si, series[si][2]);
+        sb_printf(&s, "<text x='%d' y='%d' font-size='12'>%s</text>\n", g.left + 40, g.top + 22 + 18 * si, series[si][2]);
     }
 
     /* Right: accuracy vs parameters, log x. */
@@ -266,25 +247,25 @@ int glora_cmd_report(int argc, char **argv) {
     axes_t sc = {lx0, lx1, y0, y1, 600, 50, 460, 330, 1};
     frame(&s, &sc, "Accuracy vs trainable parameters", "trainable parameters, head excluded (log scale)", "validation accuracy");
     for (int i = 0; i < n; i++)
-        put(&s, "<circle cx='%.1f' cy='%.1f' r='2.5' fill='#7f8c8d' fill-opacity='0.45'/>\n", ax_x(&sc, pts[i].params),
+        sb_printf(&s, "<circle cx='%.1f' cy='%.1f' r='2.5' fill='#7f8c8d' fill-opacity='0.45'/>\n", ax_x(&sc, pts[i].params),
             ax_y(&sc, pts[i].acc));
     /* Pareto front: fewest parameters for each accuracy level. */
     qsort(pts, (size_t)n, sizeof *pts, by_params);
-    put(&s, "<polyline fill='none' stroke='#c0392b' stroke-width='2' points='");
+    sb_printf(&s, "<polyline fill='none' stroke='#c0392b' stroke-width='2' points='");
     double best = -1;
     for (int i = 0; i < n; i++)
         if (pts[i].acc > best) {
             best = pts[i].acc;
-            put(&s, "%.1f,%.1f ", ax_x(&sc, pts[i].params), ax_y(&sc, pts[i].acc));
+            sb_printf(&s, "%.1f,%.1f ", ax_x(&sc, pts[i].params), ax_y(&sc, pts[i].acc));
         }
-    put(&s, "'/>\n");
+    sb_printf(&s, "'/>\n");
     best = -1;
     for (int i = 0; i < n; i++)
         if (pts[i].acc > best) {
             best = pts[i].acc;
-            put(&s, "<circle cx='%.1f' cy='%.1f' r='4' fill='#c0392b'/>", ax_x(&sc, pts[i].params), ax_y(&sc, pts[i].acc));
+            sb_printf(&s, "<circle cx='%.1f' cy='%.1f' r='4' fill='#c0392b'/>", ax_x(&sc, pts[i].params), ax_y(&sc, pts[i].acc));
         }
-    put(&s, "\n");
+    sb_printf(&s, "\n");
     int bi = 0;
     static const char *const colors[] = {"#27ae60", "#8e44ad", "#d35400", "#16a085", "#2c3e50", "#b7950b"};
     cJSON_ArrayForEach(b, bl) {
@@ -296,18 +277,18 @@ int glora_cmd_report(int argc, char **argv) {
         /* A baseline with no trainable parameters (linear probe: head
          * only) sits on the left edge of the log axis. */
         double px = p < sc.x0 ? sc.left + 6 : ax_x(&sc, p), py = ax_y(&sc, acc);
-        put(&s, "<path d='M %.1f %.1f l 6 6 l -6 6 l -6 -6 z' fill='%s' stroke='white'/>", px, py - 6, col);
-        put(&s, "<text x='%d' y='%d' font-size='12' fill='%s'>&#9670; ", sc.left, sc.top + sc.height + 70 + 18 * bi, col);
+        sb_printf(&s, "<path d='M %.1f %.1f l 6 6 l -6 6 l -6 -6 z' fill='%s' stroke='white'/>", px, py - 6, col);
+        sb_printf(&s, "<text x='%d' y='%d' font-size='12' fill='%s'>&#9670; ", sc.left, sc.top + sc.height + 70 + 18 * bi, col);
         put_text(&s, name);
         char pbuf[32];
-        put(&s, " (%s params, val %.3f)</text>\n", cli_human(p, pbuf), acc);
+        sb_printf(&s, " (%s params, val %.3f)</text>\n", cli_human(p, pbuf), acc);
         bi++;
     }
-    put(&s, "<circle cx='%d' cy='%d' r='3' fill='#7f8c8d'/><text x='%d' y='%d' font-size='12'>%d candidates</text>\n",
+    sb_printf(&s, "<circle cx='%d' cy='%d' r='3' fill='#7f8c8d'/><text x='%d' y='%d' font-size='12'>%d candidates</text>\n",
         sc.left + 16, sc.top + 18, sc.left + 26, sc.top + 22, n);
-    put(&s, "<line x1='%d' x2='%d' y1='%d' y2='%d' stroke='#c0392b' stroke-width='2'/><text x='%d' y='%d' font-size='12'>"
+    sb_printf(&s, "<line x1='%d' x2='%d' y1='%d' y2='%d' stroke='#c0392b' stroke-width='2'/><text x='%d' y='%d' font-size='12'>"
             "Pareto front</text>\n", sc.left + 8, sc.left + 24, sc.top + 36, sc.top + 36, sc.left + 26, sc.top + 40);
-    put(&s, "</svg>\n");
+    sb_printf(&s, "</svg>\n");
     free(pts);
     cJSON_Delete(cp);
     cJSON_Delete(bl);

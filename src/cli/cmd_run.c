@@ -16,6 +16,7 @@
 #include "cli/cli.h"
 #include "cli/cli_model.h"
 #include "cli/commands.h"
+#include "util/strbuf.h"
 
 #include "glora/common.h"
 #include "glora/fileio.h"
@@ -266,37 +267,41 @@ static int final_eval(const run_t *r, const glora_config_t *cfg, row_t *rows, in
 static int write_summary(const run_t *r, const glora_config_t *cfg, const row_t *rows, int nrows) {
     char path[2200];
     snprintf(path, sizeof path, "%s/summary.json", r->out);
-    size_t cap = 8192, len = 0;
-    char *s = malloc(cap);
-    if (!s) return glora_error(GLORA_ENOMEM, "summary '%s': out of memory", path);
-#define P(...) len += (size_t)snprintf(s + len, len < cap ? cap - len : 0, __VA_ARGS__)
-    P("{\n  \"name\": \"%s\",\n  \"threads\": %d,\n  \"rows\": [\n", glora_config_string(cfg, "name"), glora_max_threads());
+    sbuf_t b = {0};
+    sb_puts(&b, "{\n  \"name\": ");
+    sb_jstr(&b, glora_config_string(cfg, "name"));
+    sb_printf(&b, ",\n  \"threads\": %d,\n  \"rows\": [\n", glora_max_threads());
     size_t nshift;
     const char *const *shifts = glora_config_strings(cfg, "test_shifts", &nshift);
     for (int i = 0; i < nrows; i++) {
-        P("    {\"method\": \"%s\", \"params\": %zu", rows[i].method, rows[i].params);
-        if (rows[i].have_val) P(", \"val_accuracy\": %.6f", rows[i].val);
-        if (rows[i].have_test) P(", \"test_accuracy\": %.6f", rows[i].test);
+        sb_puts(&b, "    {\"method\": ");
+        sb_jstr(&b, rows[i].method);
+        sb_printf(&b, ", \"params\": %zu", rows[i].params);
+        if (rows[i].have_val) sb_printf(&b, ", \"val_accuracy\": %.6f", rows[i].val);
+        if (rows[i].have_test) sb_printf(&b, ", \"test_accuracy\": %.6f", rows[i].test);
         if (rows[i].have_test && nshift > 0) {
-            P(", \"shift_accuracy\": {");
-            for (size_t j = 0; j < nshift; j++) P("%s\"%s\": %.6f", j ? ", " : "", shifts[j], rows[i].shift[j]);
-            P("}");
+            sb_puts(&b, ", \"shift_accuracy\": {");
+            for (size_t j = 0; j < nshift; j++) {
+                sb_puts(&b, j ? ", " : "");
+                sb_jstr(&b, shifts[j]);
+                sb_printf(&b, ": %.6f", rows[i].shift[j]);
+            }
+            sb_puts(&b, "}");
         }
-        P("}%s\n", i + 1 < nrows ? "," : "");
+        sb_printf(&b, "}%s\n", i + 1 < nrows ? "," : "");
     }
-    P("  ],\n  \"stages\": {");
+    sb_puts(&b, "  ],\n  \"stages\": {");
     int first = 1;
     for (int i = 0; all_stages[i]; i++) {
         if (r->seconds[i] < 0) continue;
-        P("%s\"%s\": {\"seconds\": %.1f, \"skipped\": %s}", first ? "" : ", ", all_stages[i], r->seconds[i],
-          r->skipped[i] ? "true" : "false");
+        sb_printf(&b, "%s\"%s\": {\"seconds\": %.1f, \"skipped\": %s}", first ? "" : ", ", all_stages[i],
+                  r->seconds[i], r->skipped[i] ? "true" : "false");
         first = 0;
     }
-    P("}\n}\n");
-#undef P
-    int rc = len < cap ? glora_write_atomic(path, s, len)
-                       : glora_error(GLORA_EINVAL, "summary '%s': too long", path);
-    free(s);
+    sb_puts(&b, "}\n}\n");
+    int rc = b.failed ? glora_error(GLORA_ENOMEM, "summary '%s': out of memory", path)
+                      : glora_write_atomic(path, b.buf, b.len);
+    free(b.buf);
     return rc;
 }
 

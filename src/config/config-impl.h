@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "glora/config.h"
+#include "util/strbuf.h"
 
 /* ---- YAML tree (yaml_tree.c) -------------------------------------------- */
 
@@ -73,15 +74,8 @@ int cfg_value_from_node(cfg_value_t *v, const glora_config_key_t *key, const cha
                         const ynode_t *node, const cfg_origin_t *o);
 void cfg_value_clear(cfg_value_t *v);
 
-/* Appends s to a growing buffer as a YAML scalar, quoted when needed. */
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} cfg_buf_t;
-void cfg_buf_add(cfg_buf_t *b, const char *s);
-void cfg_buf_addf(cfg_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void cfg_buf_scalar(cfg_buf_t *b, const char *s);
+/* Appends s to b as a YAML scalar, quoted when needed. */
+void cfg_buf_scalar(sbuf_t *b, const char *s);
 
 /* Edit distance, capped at 100, for "did you mean". */
 size_t cfg_distance(const char *a, const char *b);

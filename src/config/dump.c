@@ -59,8 +59,8 @@ int glora_config_dump(const glora_config_t *c, char **yaml_out) {
     *yaml_out = NULL;
     int rc = cfg_effective(c, &p, &n);
     if (rc) return rc;
-    cfg_buf_t b = {0};
-    cfg_buf_add(&b, "");
+    sbuf_t b = {0};
+    sb_puts(&b, "");
     for (size_t i = 0; i < n; i++) {
         size_t depth = segments(p[i].key), shared = 0;
         /* Maps already opened by the previous key stay open. */
@@ -78,24 +78,24 @@ int glora_config_dump(const glora_config_t *c, char **yaml_out) {
             size_t len;
             const char *s = segment(p[i].key, k, &len);
             char *name = strndup(s, len);
-            if (name == NULL) b.oom = 1;
-            for (size_t t = 0; t < k && name; t++) cfg_buf_add(&b, "  ");
+            if (name == NULL) b.failed = 1;
+            for (size_t t = 0; t < k && name; t++) sb_puts(&b, "  ");
             if (name) cfg_buf_scalar(&b, name);
             free(name);
-            cfg_buf_add(&b, ":");
+            sb_puts(&b, ":");
             if (k + 1 == depth) {
-                cfg_buf_add(&b, " ");
-                cfg_buf_add(&b, p[i].canon);
+                sb_puts(&b, " ");
+                sb_puts(&b, p[i].canon);
             }
-            cfg_buf_add(&b, "\n");
+            sb_puts(&b, "\n");
         }
     }
     free(p);
-    if (b.oom) {
-        free(b.p);
+    if (b.failed) {
+        free(b.buf);
         return glora_error(GLORA_ENOMEM, "out of memory");
     }
-    *yaml_out = b.p;
+    *yaml_out = b.buf;
     return 0;
 }
 
@@ -129,44 +129,44 @@ int glora_config_diff(const glora_config_t *old, const glora_config_t *new_, cha
         free(a);
         return rc;
     }
-    cfg_buf_t t = {0};
-    cfg_buf_add(&t, "");
+    sbuf_t t = {0};
+    sb_puts(&t, "");
     while (i < na || j < nb) {
         int r = i == na ? 1 : j == nb ? -1 : cfg_keycmp(a[i].key, b[j].key);
         const char *sep = count ? "; " : "";
         if (r == 0) {
             if (strcmp(a[i].canon, b[j].canon)) {
-                cfg_buf_add(&t, sep);
-                cfg_buf_add(&t, a[i].key);
-                cfg_buf_add(&t, " changed from ");
-                cfg_buf_add(&t, a[i].canon);
-                cfg_buf_add(&t, " to ");
-                cfg_buf_add(&t, b[j].canon);
+                sb_puts(&t, sep);
+                sb_puts(&t, a[i].key);
+                sb_puts(&t, " changed from ");
+                sb_puts(&t, a[i].canon);
+                sb_puts(&t, " to ");
+                sb_puts(&t, b[j].canon);
                 count++;
             }
             i++, j++;
         } else if (r < 0) {
-            cfg_buf_add(&t, sep);
-            cfg_buf_add(&t, a[i].key);
-            cfg_buf_add(&t, " removed (was ");
-            cfg_buf_add(&t, a[i].canon);
-            cfg_buf_add(&t, ")");
+            sb_puts(&t, sep);
+            sb_puts(&t, a[i].key);
+            sb_puts(&t, " removed (was ");
+            sb_puts(&t, a[i].canon);
+            sb_puts(&t, ")");
             count++, i++;
         } else {
-            cfg_buf_add(&t, sep);
-            cfg_buf_add(&t, b[j].key);
-            cfg_buf_add(&t, " added (");
-            cfg_buf_add(&t, b[j].canon);
-            cfg_buf_add(&t, ")");
+            sb_puts(&t, sep);
+            sb_puts(&t, b[j].key);
+            sb_puts(&t, " added (");
+            sb_puts(&t, b[j].canon);
+            sb_puts(&t, ")");
             count++, j++;
         }
     }
     free(a);
     free(b);
-    if (t.oom) {
-        free(t.p);
+    if (t.failed) {
+        free(t.buf);
         return glora_error(GLORA_ENOMEM, "out of memory");
     }
-    if (summary) *summary = t.p; else free(t.p);
+    if (summary) *summary = t.buf; else free(t.buf);
     return count;
 }

@@ -15,42 +15,7 @@
 
 #include "glora/common.h"
 
-/* ---- growing text buffer ------------------------------------------------ */
-
-static void buf_reserve(cfg_buf_t *b, size_t more) {
-    size_t need;
-    if (b->oom || glora_size_add(b->n, more + 1, &need)) {
-        b->oom = 1;
-        return;
-    }
-    if (need <= b->cap) return;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < need) cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (p == NULL) {
-        b->oom = 1;
-        return;
-    }
-    b->p = p;
-    b->cap = cap;
-}
-
-void cfg_buf_add(cfg_buf_t *b, const char *s) {
-    size_t len = strlen(s);
-    buf_reserve(b, len);
-    if (b->oom) return;
-    memcpy(b->p + b->n, s, len + 1);
-    b->n += len;
-}
-
-void cfg_buf_addf(cfg_buf_t *b, const char *fmt, ...) {
-    char tmp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    cfg_buf_add(b, tmp);
-}
+/* ---- YAML scalars -------------------------------------------------------- */
 
 /* Plain (unquoted) only when the text cannot read back as anything else:
  * no YAML indicator, not null-like, not empty, no leading/trailing space. */
@@ -62,12 +27,12 @@ static int plain_safe(const char *s) {
     return 1;
 }
 
-void cfg_buf_scalar(cfg_buf_t *b, const char *s) {
+void cfg_buf_scalar(sbuf_t *b, const char *s) {
     if (plain_safe(s)) {
-        cfg_buf_add(b, s);
+        sb_puts(b, s);
         return;
     }
-    cfg_buf_add(b, "\"");
+    sb_puts(b, "\"");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         char esc[8];
         if (*p == '"' || *p == '\\') {
@@ -77,9 +42,9 @@ void cfg_buf_scalar(cfg_buf_t *b, const char *s) {
         } else {
             esc[0] = (char)*p, esc[1] = '\0';
         }
-        cfg_buf_add(b, esc);
+        sb_puts(b, esc);
     }
-    cfg_buf_add(b, "\"");
+    sb_puts(b, "\"");
 }
 
 /* ---- "did you mean" ----------------------------------------------------- */
@@ -311,7 +276,7 @@ static int check_range(const glora_config_key_t *k, const char *name, double v,
 /* Parses one scalar of the element type of k into slot i of v (or the
  * scalar fields when list is 0) and appends its canonical text to canon. */
 static int scalar_into(cfg_value_t *v, size_t i, const glora_config_key_t *k, const char *name,
-                       const ynode_t *node, const cfg_origin_t *o, int list, cfg_buf_t *canon) {
+                       const ynode_t *node, const cfg_origin_t *o, int list, sbuf_t *canon) {
     int line = node->line;
     if (node->kind != YNODE_SCALAR || node->null) return bad_type(k, name, node, o, line, list);
     const char *s = node->text;
@@ -325,7 +290,7 @@ static int scalar_into(cfg_value_t *v, size_t i, const glora_config_key_t *k, co
         if (rc == -2) return cfg_fail(GLORA_EINVAL, o, line, "key '%s': %s is too large", name, s);
         if ((rc = check_range(k, name, (double)x, s, o, line))) return rc;
         if (list) v->ints[i] = x; else v->i = x;
-        cfg_buf_addf(canon, "%" PRId64, x);
+        sb_printf(canon, "%" PRId64, x);
         return 0;
     }
     case GLORA_CFG_NUMBER:
@@ -336,7 +301,7 @@ static int scalar_into(cfg_value_t *v, size_t i, const glora_config_key_t *k, co
         if ((rc = check_range(k, name, x, s, o, line))) return rc;
         if (list) v->nums[i] = x; else v->d = x;
         format_number(tmp, sizeof tmp, x);
-        cfg_buf_add(canon, tmp);
+        sb_puts(canon, tmp);
         return 0;
     }
     case GLORA_CFG_SIZE:
@@ -350,14 +315,14 @@ static int scalar_into(cfg_value_t *v, size_t i, const glora_config_key_t *k, co
                             name, s);
         if ((rc = check_range(k, name, (double)x, s, o, line))) return rc;
         if (list) v->sizes[i] = x; else v->z = x;
-        cfg_buf_addf(canon, "%zu", x);
+        sb_printf(canon, "%zu", x);
         return 0;
     }
     case GLORA_CFG_BOOL: {
         int x;
         if (parse_bool(s, &x)) return bad_type(k, name, node, o, line, 0);
         v->b = x;
-        cfg_buf_add(canon, x ? "true" : "false");
+        sb_puts(canon, x ? "true" : "false");
         return 0;
     }
     case GLORA_CFG_ENUM:
@@ -396,7 +361,7 @@ static int is_list(glora_config_type_t t) {
 
 int cfg_value_from_node(cfg_value_t *v, const glora_config_key_t *k, const char *name,
                         const ynode_t *node, const cfg_origin_t *o) {
-    cfg_buf_t canon = {0};
+    sbuf_t canon = {0};
     int rc = 0;
     memset(v, 0, sizeof *v);
     if (node == NULL) return bad_type(k, name, NULL, o, 0, 0);  /* empty text */
@@ -412,16 +377,16 @@ int cfg_value_from_node(cfg_value_t *v, const glora_config_key_t *k, const char 
         if (k->type == GLORA_CFG_SIZES) v->sizes = calloc(n, sizeof *v->sizes);
         if (!v->strs && !v->ints && !v->nums && !v->sizes)
             rc = glora_error(GLORA_ENOMEM, "out of memory");
-        cfg_buf_add(&canon, "[");
+        sb_puts(&canon, "[");
         for (size_t i = 0; rc == 0 && i < node->n; i++) {
-            if (i) cfg_buf_add(&canon, ", ");
+            if (i) sb_puts(&canon, ", ");
             rc = scalar_into(v, i, k, name, node->items[i], o, 1, &canon);
             v->n = i + 1;  /* so that clear frees the strings made so far */
         }
-        cfg_buf_add(&canon, "]");
+        sb_puts(&canon, "]");
     }
-    if (rc == 0 && canon.oom) rc = glora_error(GLORA_ENOMEM, "out of memory");
-    v->canon = canon.p;
+    if (rc == 0 && canon.failed) rc = glora_error(GLORA_ENOMEM, "out of memory");
+    v->canon = canon.buf;
     if (rc) cfg_value_clear(v);
     return rc;
 }

@@ -3,66 +3,13 @@
 #include "glora/common.h"
 #include "glora/fileio.h"
 #include "io-impl.h"
+#include "util/strbuf.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* A growing string for the JSON header. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-    int failed;
-} text_t;
-
-static void text_add(text_t *t, const char *s, size_t n) {
-    if (t->failed) return;
-    size_t need;
-    if (glora_size_add(t->len, n + 1, &need) != 0) { t->failed = 1; return; }
-    if (need > t->cap) {
-        size_t cap = t->cap ? t->cap : 256;
-        while (cap < need) cap *= 2;
-        char *p = realloc(t->p, cap);
-        if (!p) { t->failed = 1; return; }
-        t->p = p;
-        t->cap = cap;
-    }
-    memcpy(t->p + t->len, s, n);
-    t->len += n;
-    t->p[t->len] = '\0';
-}
-
-static void text_str(text_t *t, const char *s) { text_add(t, s, strlen(s)); }
-
-static void text_printf(text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void text_printf(text_t *t, const char *fmt, ...) {
-    char buf[64];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    GLORA_ASSERT(n >= 0 && (size_t)n < sizeof buf);
-    text_add(t, buf, (size_t)n);
-}
-
-/* A JSON string literal: quotes, backslashes and control characters escaped,
- * other bytes (UTF-8) as they are. */
-static void text_json_string(text_t *t, const char *s) {
-    text_str(t, "\"");
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\') {
-            char esc[2] = {'\\', (char)*c};
-            text_add(t, esc, 2);
-        } else if (*c < 0x20) {
-            text_printf(t, "\\u%04x", *c);
-        } else {
-            text_add(t, (const char *)c, 1);
-        }
-    }
-    text_str(t, "\"");
-}
 
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -132,33 +79,33 @@ static int check_input(const char *path, const glora_st_entry_t *entries, size_t
 }
 
 /* The header JSON, padded with spaces to a multiple of 8 bytes. */
-static int build_header(text_t *h, const glora_st_entry_t *entries, size_t n,
+static int build_header(sbuf_t *h, const glora_st_entry_t *entries, size_t n,
                         const char *const *meta, size_t n_meta, const size_t *nbytes) {
-    text_str(h, "{");
+    sb_puts(h, "{");
     if (n_meta > 0) {
-        text_str(h, "\"__metadata__\":{");
+        sb_puts(h, "\"__metadata__\":{");
         for (size_t i = 0; i < n_meta; i++) {
-            if (i) text_str(h, ",");
-            text_json_string(h, meta[2 * i]);
-            text_str(h, ":");
-            text_json_string(h, meta[2 * i + 1]);
+            if (i) sb_puts(h, ",");
+            sb_jstr(h, meta[2 * i]);
+            sb_puts(h, ":");
+            sb_jstr(h, meta[2 * i + 1]);
         }
-        text_str(h, "}");
+        sb_puts(h, "}");
     }
     size_t offset = 0;
     for (size_t i = 0; i < n; i++) {
-        if (i || n_meta > 0) text_str(h, ",");
-        text_json_string(h, entries[i].name);
-        text_str(h, ":{\"dtype\":\"F32\",\"shape\":[");
+        if (i || n_meta > 0) sb_puts(h, ",");
+        sb_jstr(h, entries[i].name);
+        sb_puts(h, ":{\"dtype\":\"F32\",\"shape\":[");
         for (int d = 0; d < entries[i].ndim; d++)
-            text_printf(h, d ? ",%" PRId64 : "%" PRId64, entries[i].shape[d]);
+            sb_printf(h, d ? ",%" PRId64 : "%" PRId64, entries[i].shape[d]);
         size_t end;
         if (glora_size_add(offset, nbytes[i], &end) != 0) h->failed = 1;
-        text_printf(h, "],\"data_offsets\":[%zu,%zu]}", offset, end);
+        sb_printf(h, "],\"data_offsets\":[%zu,%zu]}", offset, end);
         offset = end;
     }
-    text_str(h, "}");
-    while (!h->failed && h->len % 8 != 0) text_str(h, " ");
+    sb_puts(h, "}");
+    while (!h->failed && h->len % 8 != 0) sb_puts(h, " ");
     return h->failed ? -1 : 0;
 }
 
@@ -187,7 +134,7 @@ int glora_st_write(const char *path, const glora_st_entry_t *entries, size_t n,
                    const char *const *meta, size_t n_meta) {
     size_t *nbytes = malloc((n ? n : 1) * sizeof *nbytes);
     if (!nbytes) return glora_error(GLORA_ENOMEM, "cannot write '%s': out of memory", path);
-    text_t h = {0};
+    sbuf_t h = {0};
     glora_atomic_file_t *f = NULL;
     int rc = check_input(path, entries, n, meta, n_meta, nbytes);
     if (rc) goto done;
@@ -204,7 +151,7 @@ int glora_st_write(const char *path, const glora_st_entry_t *entries, size_t n,
     for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
     if ((rc = glora_atomic_open(&f, path)) != GLORA_OK) goto done;
     rc = glora_atomic_write(f, len8, 8);
-    if (!rc) rc = glora_atomic_write(f, h.p, h.len);
+    if (!rc) rc = glora_atomic_write(f, h.buf, h.len);
     for (size_t i = 0; i < n && !rc; i++)
         rc = write_floats(f, entries[i].data, nbytes[i] / sizeof(float));
     if (rc) {
@@ -213,7 +160,7 @@ int glora_st_write(const char *path, const glora_st_entry_t *entries, size_t n,
     }
     rc = glora_atomic_commit(f);
 done:
-    free(h.p);
+    free(h.buf);
     free(nbytes);
     return rc;
 }

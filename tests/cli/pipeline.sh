@@ -93,6 +93,16 @@ cp "$T/out" "$T/first"
 expect 0 "$GLORA" run "$T/run.yaml"
 has "$T/err" 'supernet: done before'
 has "$T/err" 'retrain: done before'
+# A run name is text, not JSON: summary.json escapes it.
+cat >"$T/quote.yaml" <<YAML
+run:
+  name: 'a"b\\c'
+  dir: $T/runs
+  backbone: $R/backbone.safetensors
+  stages: [eval]
+YAML
+expect 0 "$GLORA" run "$T/quote.yaml"
+grep -qF '"name": "a\"b\\c"' "$T/runs/a\"b\\c/summary.json" || fail "summary.json does not escape the run name"
 # The report draws the search.
 expect 0 "$GLORA" report "$R"
 grep -q '<svg' "$R/report.svg" && grep -q 'Pareto front' "$R/report.svg" || fail "report.svg is not the drawing"
