@@ -474,6 +474,37 @@ static void test_value_syntax(void **state) {
     glora_config_free(cfg);
 }
 
+/* Keys flagged GLORA_CFG_NOT_IDENTITY are outside the run's identity: they
+ * change neither the hash nor the diff, while every other key does. */
+static void test_identity_flag(void **state) {
+    (void)state;
+    static const glora_config_key_t keys[] = {
+        {"train.lr", GLORA_CFG_NUMBER, "1e-3", "lr", 0, 0, NULL},
+        {"train.val_every", GLORA_CFG_INT, "1", "how often", 1, 100, NULL, GLORA_CFG_NOT_IDENTITY},
+        {"output", GLORA_CFG_STRING, NULL, "where", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY},
+    };
+    static const glora_config_schema_t schema = GLORA_CONFIG_SCHEMA(keys);
+    glora_config_t *a, *b;
+    assert_int_equal(glora_config_load(&a, NULL, &schema), 0);
+    assert_int_equal(glora_config_load(&b, NULL, &schema), 0);
+    assert_int_equal(glora_config_set(b, "output=elsewhere.safetensors"), 0);
+    assert_int_equal(glora_config_set(b, "train.val_every=10"), 0);
+    char ha[65], hb[65], *summary;
+    assert_int_equal(glora_config_hash(a, ha), 0);
+    assert_int_equal(glora_config_hash(b, hb), 0);
+    assert_string_equal(ha, hb);
+    assert_int_equal(glora_config_diff(a, b, &summary), 0);
+    assert_string_equal(summary, "");
+    free(summary);
+    assert_int_equal(glora_config_set(b, "train.lr=2e-3"), 0);
+    assert_int_equal(glora_config_hash(b, hb), 0);
+    assert_string_not_equal(ha, hb);
+    assert_int_equal(glora_config_diff(a, b, &summary), 1);
+    free(summary);
+    glora_config_free(a);
+    glora_config_free(b);
+}
+
 static void test_hash_dump_diff(void **state) {
     (void)state;
     glora_config_t *a = load_ok("good/run.yaml");
@@ -773,6 +804,7 @@ int main(void) {
         cmocka_unit_test(test_mutations),
         cmocka_unit_test(test_getter_bugs_abort),
         cmocka_unit_test(test_help_iteration),
+        cmocka_unit_test(test_identity_flag),
     };
     return cmocka_run_group_tests(tests, NULL, cleanup);
 }

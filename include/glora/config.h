@@ -75,7 +75,11 @@ typedef enum {
  * min/max bound ints, numbers, sizes and the elements of their lists,
  * inclusively; they are checked only when min < max, so leaving both 0
  * means unbounded.  choices is a NULL-terminated list of allowed values for
- * ENUM (required) and STRINGS (optional).  Write entries as
+ * ENUM (required) and STRINGS (optional).  flags: GLORA_CFG_NOT_IDENTITY for
+ * a key that says where files go or how often to report (output paths,
+ * train.val_every, run.stop_after) rather than what the run computes: it is
+ * left out of the run's identity (glora_config_hash, glora_config_diff), so
+ * a --resume accepts a config that differs only there.  Write entries as
  * {key, type, default, .help = ..., .min = ..., ...}: naming the fields after
  * the default keeps -Wextra quiet about the ones left out. */
 typedef struct {
@@ -85,7 +89,10 @@ typedef struct {
     const char *help;
     double min, max;
     const char *const *choices;
+    unsigned flags;
 } glora_config_key_t;
+
+#define GLORA_CFG_NOT_IDENTITY 1u
 
 typedef struct {
     const glora_config_key_t *keys;
@@ -171,13 +178,16 @@ int glora_config_error(const glora_config_t *cfg, const char *key, const char *f
  * the same schema gives the same values and hash. 0 or GLORA_ENOMEM. */
 int glora_config_dump(const glora_config_t *cfg, char **yaml_out);
 
-/* SHA-256 (hex) of the effective values in canonical form: independent of
- * key order, of spelling (1e-3 vs 0.001, 500K vs 500000) and of whether a
+/* The run's identity: SHA-256 (hex) of the effective values of every key
+ * but those flagged GLORA_CFG_NOT_IDENTITY, in canonical form: independent
+ * of key order, of spelling (1e-3 vs 0.001, 500K vs 500000) and of whether a
  * value came from a default, the file or --set.  Adding a key with a
- * default to the schema changes every hash.  0 or GLORA_ENOMEM. */
+ * default to the schema changes every hash.  Every --resume (training
+ * checkpoints, the search) compares this one hash.  0 or GLORA_ENOMEM. */
 int glora_config_hash(const glora_config_t *cfg, char hex[65]);
 
-/* Compares effective values: returns how many keys differ between old and
+/* Compares effective values of the identity keys (those of
+ * glora_config_hash): returns how many keys differ between old and
  * new_ (or GLORA_ENOMEM), and when summary is not NULL stores a malloc'd
  * text such as "search.population changed from 50 to 40; train.lr changed
  * from 0.001 to 0.0001" ("" when none).  Both must share one schema. */

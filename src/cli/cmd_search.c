@@ -27,7 +27,7 @@
 static const glora_config_key_t keys[] = {
     CLI_MODEL_KEYS,
     CLI_DATA_KEYS,
-    {"output.dir", GLORA_CFG_STRING, "runs/search", "directory of the checkpoint and the results", 0, 0, NULL},
+    {"output.dir", GLORA_CFG_STRING, "runs/search", "directory of the checkpoint and the results", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY},
     {"search.population", GLORA_CFG_INT, "50", "candidates per generation", 1, 1000000, NULL},
     {"search.parents", GLORA_CFG_INT, "10", "top candidates kept as parents", 1, 1000000, NULL},
     {"search.mutations", GLORA_CFG_INT, "25", "mutated children per generation", 0, 1000000, NULL},
@@ -39,7 +39,7 @@ static const glora_config_key_t keys[] = {
     {"search.min_params", GLORA_CFG_SIZE, "0", "fewest GLoRA parameters of a candidate (K/M suffix)", 0, 0, NULL},
     {"search.max_params", GLORA_CFG_SIZE, "0", "most GLoRA parameters of a candidate (0: no limit)", 0, 0, NULL},
     {"search.extra_budgets", GLORA_CFG_SIZES, "[]", "smaller budgets searched alongside (a population each), for best-under-<budget>.json", 0, 0, NULL},
-    {"search.batch", GLORA_CFG_INT, "32", "images per forward pass of one candidate (results do not depend on it)", 1, 65536, NULL},
+    {"search.batch", GLORA_CFG_INT, "32", "images per forward pass of one candidate (results do not depend on it)", 1, 65536, NULL, GLORA_CFG_NOT_IDENTITY},
     {"search.space.ranks", GLORA_CFG_INTS, "[]", "LoRA ranks of the default space (default: the supernet's)", 1, 64, NULL},
     SPACE_KEYS("search.space", "[]", "for every layer (default: official)"),
     SPACE_KEYS("search.space.override.*", "[]", "for the layers named by *: qkv, proj, fc1, fc2, block<i>, block<i>_<kind>"),
@@ -298,11 +298,10 @@ int glora_cmd_search(int argc, char **argv) {
     glora_search_vit_t v = {0};
     char sha[65], hash[65];
 
-    /* Where the results go is not part of the search's identity: output.dir
-     * is blanked before the config is hashed and saved, so a search directory
-     * can be moved and resumed, and runs in two directories compare equal. */
+    /* Where the results go is not part of the search's identity (output.dir
+     * is GLORA_CFG_NOT_IDENTITY), so a search directory can be moved and
+     * resumed, and runs in two directories compare equal. */
     dir = strdup(glora_config_string(cfg, "output.dir"));
-    if (dir && glora_config_set(args.cfg, "output.dir=\"\"") != GLORA_OK) goto fail;
     size_t plen = dir ? strlen(dir) + 64 : 0;
     path = dir ? malloc(plen) : NULL;
     if (!path) {
@@ -327,7 +326,7 @@ int glora_cmd_search(int argc, char **argv) {
         glora_error(GLORA_EINVAL, "data '%s': the split is empty", glora_config_string(cfg, "data.images"));
         goto fail;
     }
-    glora_config_hash(cfg, hash);
+    if (glora_config_hash(cfg, hash)) goto fail;
     /* What the fitness is computed on: the images as the model sees them
      * (after normalisation) and the labels, so a data file replaced under
      * the same name is caught on resume. */

@@ -47,14 +47,14 @@ static const char *const choices_ab[] = {"lora_1", "lora_2", "lora_3", "lora_4",
     {"train.beta2", GLORA_CFG_NUMBER, "0.999", "AdamW beta2", 0, 0.99999999, NULL},               \
     {"train.eps", GLORA_CFG_NUMBER, "1e-8", "AdamW epsilon", 1e-30, 1, NULL},                     \
     {"train.clip_norm", GLORA_CFG_NUMBER, "0", "clip the global gradient norm to this (0: no clipping)", 0, 1e9, NULL}, \
-    {"train.val_every", GLORA_CFG_INT, "1", "validate every N epochs and after the last (validation never changes training)", 1, 1e6, NULL}, \
+    {"train.val_every", GLORA_CFG_INT, "1", "validate every N epochs and after the last (validation never changes training)", 1, 1e6, NULL, GLORA_CFG_NOT_IDENTITY}, \
     {"train.label_smoothing", GLORA_CFG_NUMBER, "0", "label smoothing of the cross-entropy", 0, 0.999, NULL}, \
     {"train.trainable", GLORA_CFG_STRING, TRAINABLE, TRAINABLE_HELP, 0, 0, NULL},                   \
     {"seed", GLORA_CFG_INT, SEED, "random seed (initialisation, shuffling, sampling)", 0, 0, NULL},   \
-    {"output", GLORA_CFG_STRING, NULL, "file to write (safetensors)", 0, 0, NULL},                  \
-    {"run.checkpoint", GLORA_CFG_STRING, NULL, "checkpoint file (default: OUTPUT.ckpt)", 0, 0, NULL}, \
-    {"run.metrics", GLORA_CFG_STRING, NULL, "JSON-lines metrics file (default: OUTPUT.metrics.jsonl)", 0, 0, NULL}, \
-    {"run.stop_after", GLORA_CFG_INT, "0", "stop after this many epochs of this invocation (0: run to the end)", 0, 1e6, NULL}
+    {"output", GLORA_CFG_STRING, NULL, "file to write (safetensors)", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY}, \
+    {"run.checkpoint", GLORA_CFG_STRING, NULL, "checkpoint file (default: OUTPUT.ckpt)", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY}, \
+    {"run.metrics", GLORA_CFG_STRING, NULL, "JSON-lines metrics file (default: OUTPUT.metrics.jsonl)", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY}, \
+    {"run.stop_after", GLORA_CFG_INT, "0", "stop after this many epochs of this invocation (0: run to the end)", 0, 1e6, NULL, GLORA_CFG_NOT_IDENTITY}
 
 #define TRAINABLE_HELP "what trains: comma-separated role words (backbone, head, adapter) or globs over tensor names"
 
@@ -174,45 +174,6 @@ static const cli_cmd_t retrain_cmd = {
 };
 
 /* ---- shared pieces ----------------------------------------------------- */
-
-/* What identifies a run for resuming: the command and every key but run.*
- * (which only say where files go and when to stop) and train.val_every
- * (which only says how often to measure). */
-static void run_hash(const char *name, const glora_config_schema_t *schema,
-                     const glora_config_t *cfg, char hex[65]) {
-    glora_sha256_t h;
-    glora_sha256_init(&h);
-    glora_sha256_update(&h, name, strlen(name) + 1);
-    char buf[512];
-    for (size_t i = 0; i < schema->nkeys; i++) {
-        const glora_config_key_t *k = &schema->keys[i];
-        if (strncmp(k->key, "run.", 4) == 0 || strcmp(k->key, "train.val_every") == 0) continue;
-        int n = 0;
-        switch (k->type) {
-        case GLORA_CFG_INT: n = snprintf(buf, sizeof buf, "%s=%lld", k->key, (long long)glora_config_int(cfg, k->key)); break;
-        case GLORA_CFG_NUMBER: n = snprintf(buf, sizeof buf, "%s=%.17g", k->key, glora_config_is_set(cfg, k->key) || k->def ? glora_config_number(cfg, k->key) : -1.0); break;
-        case GLORA_CFG_STRING:
-        case GLORA_CFG_ENUM: {
-            const char *s = glora_config_string(cfg, k->key);
-            n = snprintf(buf, sizeof buf, "%s=%s%s", k->key, s ? "'" : "(unset)", s ? s : "");
-            break;
-        }
-        case GLORA_CFG_STRINGS: {
-            size_t cnt;
-            const char *const *v = glora_config_strings(cfg, k->key, &cnt);
-            n = snprintf(buf, sizeof buf, "%s=[", k->key);
-            for (size_t j = 0; j < cnt && n < (int)sizeof buf; j++)
-                n += snprintf(buf + n, sizeof buf - (size_t)n, "%s,", v[j]);
-            break;
-        }
-        default: break;
-        }
-        if (n > 0) glora_sha256_update(&h, buf, (size_t)n < sizeof buf ? (size_t)n + 1 : sizeof buf);
-    }
-    uint8_t d[32];
-    glora_sha256_final(&h, d);
-    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
-}
 
 /* Classes of a new head: model.num_classes, else from the training labels. */
 static int head_classes(const glora_config_t *cfg, const glora_dataset_t *train) {
@@ -474,7 +435,7 @@ static int run_command(which_t which, const cli_cmd_t *cmd, int argc, char **arg
     o.checkpoint = ckpt;
     o.resume = resume;
     char hash[65];
-    run_hash(cmd->name, cmd->schema, cfg, hash);
+    if ((rc = glora_config_hash(cfg, hash))) goto fail;
     o.run_hash = hash;
     int resuming = resume && access(ckpt, F_OK) == 0;
     metrics = fopen(metrics_path, resuming ? "a" : "w");

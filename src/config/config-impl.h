@@ -110,6 +110,7 @@ int cfg_keycmp(const char *a, const char *b);
 typedef struct {
     const char *key;
     const char *canon;
+    const glora_config_key_t *spec;
 } cfg_pair_t;
 int cfg_effective(const glora_config_t *cfg, cfg_pair_t **out, size_t *n);
 

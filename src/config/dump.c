@@ -22,13 +22,13 @@ int cfg_effective(const glora_config_t *c, cfg_pair_t **out, size_t *n) {
         return glora_error(GLORA_ENOMEM, "out of memory");
     cfg_pair_t *p = calloc(cap, sizeof *p);
     if (p == NULL) return glora_error(GLORA_ENOMEM, "out of memory");
-    for (size_t i = 0; i < c->n; i++) p[m++] = (cfg_pair_t){c->e[i].key, c->e[i].v.canon};
+    for (size_t i = 0; i < c->n; i++) p[m++] = (cfg_pair_t){c->e[i].key, c->e[i].v.canon, c->e[i].spec};
     for (size_t i = 0; i < c->schema->nkeys; i++) {
         const char *key = c->schema->keys[i].key;
         if (!c->has_default[i] || strchr(key, '*')) continue;
         int given = 0;
         for (size_t j = 0; j < c->n && !given; j++) given = c->e[j].spec == &c->schema->keys[i];
-        if (!given) p[m++] = (cfg_pair_t){key, c->defaults[i].canon};
+        if (!given) p[m++] = (cfg_pair_t){key, c->defaults[i].canon, &c->schema->keys[i]};
     }
     qsort(p, m, sizeof *p, pair_cmp);
     *out = p;
@@ -109,6 +109,7 @@ int glora_config_hash(const glora_config_t *c, char hex[65]) {
     glora_sha256_t s;
     glora_sha256_init(&s);
     for (size_t i = 0; i < n; i++) {
+        if (p[i].spec->flags & GLORA_CFG_NOT_IDENTITY) continue;
         glora_sha256_update(&s, p[i].key, strlen(p[i].key) + 1);
         glora_sha256_update(&s, p[i].canon, strlen(p[i].canon) + 1);
     }
@@ -132,6 +133,8 @@ int glora_config_diff(const glora_config_t *old, const glora_config_t *new_, cha
     sbuf_t t = {0};
     sb_puts(&t, "");
     while (i < na || j < nb) {
+        if (i < na && (a[i].spec->flags & GLORA_CFG_NOT_IDENTITY)) { i++; continue; }
+        if (j < nb && (b[j].spec->flags & GLORA_CFG_NOT_IDENTITY)) { j++; continue; }
         int r = i == na ? 1 : j == nb ? -1 : cfg_keycmp(a[i].key, b[j].key);
         const char *sep = count ? "; " : "";
         if (r == 0) {
