@@ -153,7 +153,7 @@ int glora_search_space_apply(glora_search_layer_t *layers, int n_layers,
         }
     }
     if (!matched)
-        return glora_error(GLORA_EINVAL, "search space '%s': layers '%s' match no adapted layer",
+        return glora_error(GLORA_ESTATE, "search space '%s': layers '%s' match no adapted layer",
                            key, rule->select ? rule->select : "");
     return 0;
 }
@@ -189,4 +189,20 @@ void glora_search_budget_str(size_t budget, char buf[32]) {
     if (budget && budget % 1000000 == 0) snprintf(buf, 32, "%zuM", budget / 1000000);
     else if (budget && budget % 1000 == 0) snprintf(buf, 32, "%zuK", budget / 1000);
     else snprintf(buf, 32, "%zu", budget);
+}
+
+int glora_space_build(glora_space_t *sp, const char *const *const lists[GLORA_NTENSORS],
+                      const size_t n[GLORA_NTENSORS], int rank, const char *key) {
+    glora_search_layer_t one;
+    memset(&one, 0, sizeof one);
+    glora_space_official(&one.space, rank);
+    glora_search_space_rule_t rule = {.select = NULL, .key = key};
+    for (int t = 0; t < GLORA_NTENSORS; t++)
+        if (n[t] > 0) {
+            rule.choices[t] = lists[t];
+            rule.n[t] = n[t];
+        }
+    int rc = glora_search_space_apply(&one, 1, &rule, rank);
+    if (!rc) *sp = one.space;
+    return rc;
 }

@@ -131,6 +131,12 @@ int glora_config_load_section(glora_config_t **out, const char *path, const char
  * config is unchanged and the message starts with "--set '<assignment>'". */
 int glora_config_set(glora_config_t *cfg, const char *assignment);
 
+/* Sets the string key (declared STRING by the schema; anything else is a
+ * bug) to value as it is, without parsing it as YAML: for programs that fill
+ * in paths (glora run). Like an override, it replaces what the file said.
+ * 0 or GLORA_ENOMEM. */
+int glora_config_set_string(glora_config_t *cfg, const char *key, const char *value);
+
 /* NULL-safe. */
 void glora_config_free(glora_config_t *cfg);
 

@@ -10,16 +10,159 @@
 #define GLORA_PIPELINE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "glora/data.h"
 #include "glora/layer.h"
 #include "glora/model.h"
+#include "glora/search.h"
+#include "glora/spec.h"
+#include "glora/train.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* ---- evaluate ------------------------------------------------------------ */
+/* Metadata keys of the model files the stages write (docs/formats.md). */
+#define GLORA_META_KIND "glora.kind"                     /* backbone, supernet, adapter, merged */
+#define GLORA_META_BACKBONE_SHA256 "glora.backbone_sha256" /* the backbone file the tensors belong to */
+#define GLORA_META_SUBNET "glora.subnet"                 /* the subnet spec (JSON) of an adapter */
+#define GLORA_META_SUBNET_PARAMS "glora.subnet_params"   /* GLoRA parameters folded into a merged model */
+
+/* ---- build ----------------------------------------------------------------
+ * Models are owned by the caller (glora_vit_free). */
+
+/* A ViT of architecture a initialised from scratch as timm does
+ * (glora_train_init_vit), from a stream forked off seed: what pretraining
+ * starts from. */
+int glora_backbone_create(glora_vit_t **out, const glora_vit_arch_t *a, uint64_t seed);
+
+/* A model of bb's architecture with `classes` classes and GLoRA rank `rank`
+ * (0: no adapter tensors): bb's backbone tensors copied, the new head and
+ * every adapter tensor zero, bb's backbone_sha256 kept. What fine-tuning
+ * starts from (rank 0). */
+int glora_backbone_adapt(glora_vit_t **out, const glora_vit_t *bb, int classes, int rank);
+
+/* Build a supernet from a backbone: glora_backbone_adapt at `rank`, then the
+ * GLoRA tensors initialised as the official code (glora_train_init_adapters)
+ * from the same forked stream as glora_backbone_create. Also what a fresh
+ * retrain (no inherited supernet) starts from, at the subnet's rank. */
+int glora_supernet_build(glora_vit_t **out, const glora_vit_t *bb, int classes, int rank,
+                         uint64_t seed);
+
+/* ---- train ----------------------------------------------------------------
+ * One training entry; a recipe says what trains and how the output is
+ * written. */
+
+typedef enum {
+    GLORA_RECIPE_PRETRAIN, /* every weight; writes a backbone */
+    GLORA_RECIPE_FINETUNE, /* backbone and/or head; writes a backbone (kind backbone) */
+    GLORA_RECIPE_SUPERNET, /* GLoRA tensors + head, each step each layer draws from space */
+    GLORA_RECIPE_RETRAIN,  /* the GLoRA tensors a subnet uses + head, that subnet every step */
+} glora_recipe_kind_t;
+
+typedef struct {
+    glora_recipe_kind_t kind;
+    /* What trains besides what the recipe adds (glora_train_select patterns);
+     * NULL: "backbone,head" (pretrain, finetune), "adapter,head" (supernet),
+     * "head" (retrain). */
+    const char *trainable;
+    const glora_space_t *space;  /* supernet: the space every layer draws from */
+    const glora_spec_t *subnet;  /* retrain: the subnet (checked against the model) */
+    const char *backbone_sha256; /* supernet, retrain: into the output's metadata */
+} glora_recipe_t;
+
+/* What trains under recipe r: mask[i] (m->n_params entries) set for the
+ * tensors r->trainable selects, plus for a retrain the GLoRA tensors the
+ * subnet uses. Errors name a pattern that matches nothing. */
+int glora_recipe_mask(const glora_vit_t *m, const glora_recipe_t *r, unsigned char *mask);
+
+/* Trains m in place by recipe r with options o (o->space and o->fixed_cfg
+ * are taken from the recipe, the rest as glora_train_run). For a retrain,
+ * the adapter elements the subnet does not read are zeroed first, so the
+ * output holds exactly the subnet's parameters.
+ *
+ * Checkpoint and resume: after every epoch the trainable tensors, AdamW's
+ * moments and the random stream go to o->checkpoint (atomically; NULL: no
+ * checkpoint); with o->resume and an existing checkpoint training continues
+ * from it, bit-identical to an uninterrupted run, and a checkpoint of another
+ * run (o->run_hash, see glora_config_hash) is refused.
+ *
+ * Output: when every epoch is done (not stopped by o->stop_after), writes
+ * `output` (may be NULL) atomically: pretrain and finetune the backbone and
+ * head (kind backbone); supernet the GLoRA tensors and head (kind supernet);
+ * retrain the same with the subnet spec in the metadata (kind adapter).
+ * res (may be NULL) gets the summary; res->start_epoch + res->epochs_run <
+ * o->epochs says the run stopped early and wrote no output. */
+int glora_train_recipe(glora_vit_t *m, const glora_recipe_t *r, const glora_train_opts_t *o,
+                       const glora_dataset_t *train, const glora_dataset_t *val,
+                       const char *output, glora_train_result_t *res);
+
+/* ---- search ---------------------------------------------------------------- */
+
+typedef struct {
+    const glora_vit_t *supernet;
+    const char *supernet_sha256;          /* of the supernet file, into the specs */
+    const glora_dataset_t *val;           /* the split candidates are scored on */
+    const glora_search_layer_t *layers;   /* NULL: the official space at the rank */
+    glora_search_opts_t opts;
+    size_t batch;                         /* images per forward pass (0: 32) */
+    const char *dir;                      /* output directory */
+    const char *identity;                 /* the run's identity (glora_config_hash), or NULL */
+    const char *config_yaml;              /* saved as dir/config.yaml when starting (may be NULL) */
+    int resume;
+    const glora_search_hooks_t *hooks;    /* progress (may be NULL) */
+    /* Called once before the first generation runs, with the generation the
+     * search resumes after (-1: a fresh start) and the candidates already
+     * evaluated (may be NULL; ctx is hooks->ctx). */
+    void (*start)(void *ctx, int resumed_after, size_t evaluated);
+    void (*tick)(void *ctx, size_t done, size_t total); /* per chunk of candidates (may be NULL) */
+    void *tick_ctx;
+} glora_search_setup_t;
+
+typedef struct {
+    int resumed_after;   /* generation the run continued after, -1 when it started afresh */
+    int started_fresh_on_resume; /* resume was asked but there was no checkpoint */
+    long best;           /* candidate index of the best (-1: none) */
+    size_t best_params;
+    double best_acc;
+    int best_generation;
+    long budget_best[GLORA_SEARCH_MAX_BUDGETS]; /* per extra budget, -1: none */
+    size_t budget_params[GLORA_SEARCH_MAX_BUDGETS];
+    double budget_acc[GLORA_SEARCH_MAX_BUDGETS];
+} glora_search_result_t;
+
+/* Search a subnet of a trained supernet: the evolutionary search of
+ * glora/search.h with glora_search_fitness on st->val, writing into st->dir
+ * (created) checkpoint.json, history.jsonl, pareto.json, best.json and
+ * best-under-<budget>.json after every generation.
+ *
+ * Checkpoint and resume: a directory that holds a checkpoint is refused
+ * unless st->resume; with it the search continues from the checkpoint after
+ * checking the options, layers, identity, supernet and data (the sha256 of
+ * the split's pixels and labels) are those it was made with, and ends with
+ * exactly the files of an uninterrupted search; temporaries a killed search
+ * left are removed. Without a checkpoint it starts afresh (and saves
+ * st->config_yaml). */
+int glora_search_supernet(const glora_search_setup_t *st, glora_search_result_t *res);
+
+/* ---- merge ----------------------------------------------------------------- */
+
+/* Merge into a plain ViT: every adapted layer of m under the subnet spec
+ * folded into plain weights, W' = W0 + W0 A + B, b' = b0 + b0 D + E + W0 C,
+ * backbone and head copied. *out (rank 0) is the caller's. */
+int glora_merge(glora_vit_t **out, const glora_vit_t *m, const glora_spec_t *spec);
+/* Writes a merged model (backbone and head, kind merged, the spec and its
+ * parameter count in the metadata) atomically to path. */
+int glora_merged_save(const glora_vit_t *merged, const glora_spec_t *spec, const char *path);
+
+/* ---- evaluate -------------------------------------------------------------- */
+
+/* Top-1 correct predictions of m under the configuration cfg (4 * depth
+ * layer configurations, NULL: the plain model) on ds, batch images per
+ * forward pass (0: 256). */
+int glora_evaluate(const glora_vit_t *m, const glora_layer_cfg_t *cfg, const glora_dataset_t *ds,
+                   size_t batch, size_t *correct);
 
 /* Top-1 correct predictions of m with the linears lin (set by the caller for
  * the configuration to evaluate) over the split ds, in batches of the

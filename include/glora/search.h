@@ -204,10 +204,14 @@ void glora_search_budget_str(size_t budget, char buf[32]);
  * options of the tensors it lists (choices[t] non-NULL) by the parsed choice
  * strings. select: NULL or "" (every layer), a layer kind "qkv", "proj",
  * "fc1", "fc2" (name ends in that), "blocks.<i>" (every layer of block i)
- * or a full layer name. Errors name key + ".A".. (EINVAL): empty list,
- * unknown choice, rank above max_rank, kind not offered (C scalar, D/E lora),
- * duplicate choice, more than GLORA_SPACE_MAX options, or a selector that
- * matches no layer. */
+ * or a full layer name. Errors name key + ".A".. : GLORA_EINVAL for a bad
+ * list (empty, unknown choice, rank above max_rank, kind not offered (C
+ * scalar, D/E lora), duplicate choice, more than GLORA_SPACE_MAX options),
+ * GLORA_ESTATE for a selector that matches no layer of this model.
+ *
+ * This is THE builder of search spaces: the search's per-layer spaces
+ * (rules over glora_search_vit_layers) and the supernet's one space (a rule
+ * over one layer, glora_space_build) both go through it. */
 typedef struct {
     const char *select;
     const char *const *choices[GLORA_NTENSORS]; /* NULL: keep */
@@ -216,6 +220,11 @@ typedef struct {
 } glora_search_space_rule_t;
 int glora_search_space_apply(glora_search_layer_t *layers, int n_layers,
                              const glora_search_space_rule_t *rule, int max_rank);
+/* The one space of supernet training: official at rank, then the tensors
+ * whose list is non-empty (lists[t], n[t]) replaced by those choices. Errors
+ * as glora_search_space_apply, naming key + ".A".. */
+int glora_space_build(glora_space_t *sp, const char *const *const lists[GLORA_NTENSORS],
+                      const size_t n[GLORA_NTENSORS], int rank, const char *key);
 /* A layer's space as text, "A=L4,V,S,N B=L4,V,S,N C=L4,V,N D=S,V,N E=S,V,N". */
 void glora_search_space_str(const glora_space_t *sp, char *buf, size_t size);
 

@@ -186,6 +186,18 @@ int cli_switch(const cli_cmd_t *cmd, const cli_args_t *args, const char *flag) {
     return 0;
 }
 
+int cli_run_stage(const cli_stage_t *stage, int argc, char **argv) {
+    cli_args_t args;
+    int rc = cli_parse(stage->cmd, argc, argv, &args);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    int resume = 0;
+    for (size_t i = 0; i < stage->cmd->n_flags; i++)
+        if (strcmp(stage->cmd->flags[i].flag, "--resume") == 0) resume = cli_switch(stage->cmd, &args, "--resume");
+    rc = stage->run(args.cfg, resume);
+    cli_args_free(&args);
+    return rc;
+}
+
 const char *cli_peer_env(void) {
     return getenv("GLORA_SET_GOMP_SPINCOUNT") ? "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE -u GOMP_SPINCOUNT"
                                                 : "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE";

@@ -63,6 +63,19 @@ int cli_switch(const cli_cmd_t *cmd, const cli_args_t *args, const char *flag);
 /* Prints the command's help: synopsis, summary, flags and the config keys. */
 void cli_help(const cli_cmd_t *cmd, FILE *out);
 
+/* A stage command as a call on a loaded config: what `glora <stage>` runs
+ * after parsing its arguments, and what `glora run` chains. run returns the
+ * exit status (after printing any error). */
+typedef struct {
+    const cli_cmd_t *cmd;
+    int (*run)(const glora_config_t *cfg, int resume);
+} cli_stage_t;
+extern const cli_stage_t cli_stage_pretrain, cli_stage_finetune, cli_stage_supernet, cli_stage_retrain,
+    cli_stage_search, cli_stage_merge;
+
+/* glora <stage>: parses argv (cli_parse), then stage->run(cfg, --resume given). */
+int cli_run_stage(const cli_stage_t *stage, int argc, char **argv);
+
 /* The "env ..." prefix that starts a PyTorch peer benchmark: OpenBLAS's
  * core type and L2 size unset together (its own AVX-512 kernels), and the
  * OpenMP spin count as the user had it (glora sets a short one for itself). */

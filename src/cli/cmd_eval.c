@@ -53,8 +53,6 @@ int glora_cmd_eval(int argc, char **argv) {
     glora_vit_t *m = NULL;
     glora_dataset_t ds = {0};
     glora_spec_t spec = {0};
-    glora_vit_linears_t *lin = NULL;
-    glora_vit_acts_t *acts = NULL;
     int have_spec = 0;
     if (cli_load_model(cfg, &m) || cli_load_split(cfg, "data", m, &ds) ||
         cli_load_subnet(m, glora_config_string(cfg, "subnet"), glora_config_string(cfg, "model.adapter"),
@@ -69,17 +67,14 @@ int glora_cmd_eval(int argc, char **argv) {
         rc = cli_fail();
         goto out;
     }
-    size_t batch = (size_t)glora_config_int(cfg, "eval.batch");
-    if (batch > ds.n) batch = ds.n;
-    if (ds.n == 0 || glora_vit_linears_create(&lin, m) || glora_vit_acts_create(&acts, m, batch, 0)) {
-        if (ds.n == 0) glora_error(GLORA_EINVAL, "data '%s': the split is empty", glora_config_string(cfg, "data.images"));
+    if (ds.n == 0) {
+        glora_error(GLORA_EINVAL, "data '%s': the split is empty", glora_config_string(cfg, "data.images"));
         rc = cli_fail();
         goto out;
     }
-    glora_vit_linears_set(lin, m, have_spec ? spec.cfg : NULL);
     double t0 = glora_now();
     size_t correct;
-    if (glora_eval_correct(m, lin, acts, &ds, &correct)) {
+    if (glora_evaluate(m, have_spec ? spec.cfg : NULL, &ds, (size_t)glora_config_int(cfg, "eval.batch"), &correct)) {
         rc = cli_fail();
         goto out;
     }
@@ -96,8 +91,6 @@ int glora_cmd_eval(int argc, char **argv) {
     }
     rc = CLI_OK;
 out:
-    glora_vit_linears_free(lin);
-    glora_vit_acts_free(acts);
     glora_spec_free(&spec);
     glora_dataset_free(&ds);
     glora_vit_free(m);

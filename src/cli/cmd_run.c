@@ -8,11 +8,13 @@
  *   supernet: glora supernet's keys
  *   search:   glora search's keys
  *   retrain:  glora retrain's keys
- * This command fills in every path between stages (--set), so the sections
- * hold only settings. Each stage leaves a marker in RUN/stages/ when it ends;
- * a rerun skips finished stages and resumes an interrupted one from its
- * checkpoint. The final evaluation is never skipped: it is cheap next to
- * training, and it can ask for more (run.test_shifts) than the last time. */
+ * Each stage is the library call its command makes (cli_stage_t), on that
+ * section's config with the paths between stages filled in, so the sections
+ * hold only settings. The run's own checkpoint, RUN/run.json, records each
+ * finished stage and its time; a rerun skips finished stages and resumes an
+ * interrupted one from the stage's checkpoint. The final evaluation is never
+ * skipped: it is cheap next to training, and it can ask for more
+ * (run.test_shifts) than the last time. */
 #include "cli/cli.h"
 #include "cli/cli_model.h"
 #include "cli/commands.h"
@@ -25,6 +27,7 @@
 #include "glora/safetensors.h"
 #include "glora/spec.h"
 
+#include <cjson/cJSON.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,8 +91,10 @@ typedef struct {
     char out[2048];
     char backbone[2100], supernet[2100], search_dir[2100], adapter[2100], merged[2100], finetuned[2100];
     char subnet[2200];
+    int64_t seed;        /* run.seed: >= 0 replaces the stages' own */
     double seconds[8];
     int skipped[8];
+    int done[8];         /* finished in this or an earlier invocation (run.json) */
 } run_t;
 
 static int stage_index(const char *name) {
@@ -99,31 +104,6 @@ static int stage_index(const char *name) {
 }
 
 static int exists(const char *path) { return access(path, F_OK) == 0; }
-
-static void marker_path(const run_t *r, const char *stage, char *buf, size_t n) {
-    snprintf(buf, n, "%s/stages/%s.done", r->out, stage);
-}
-
-/* Calls a command with a NULL-terminated list of arguments. */
-static int call(int (*fn)(int, char **), const char *name, ...) {
-    char *argv[64];
-    int argc = 0;
-    argv[argc++] = (char *)name;
-    va_list ap;
-    va_start(ap, name);
-    for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 63;) argv[argc++] = a;
-    va_end(ap);
-    argv[argc] = NULL;
-    fflush(stdout);
-    int rc = fn(argc, argv);
-    fflush(stdout);
-    return rc;
-}
-
-static char *setkv(char *buf, size_t n, const char *key, const char *value) {
-    snprintf(buf, n, "%s=%s", key, value);
-    return buf;
-}
 
 /* A subnet spec for a preset method on the backbone's architecture. */
 static int write_preset(const glora_vit_t *m, const char *preset, const char *path) {
@@ -170,19 +150,9 @@ static int check_shifts(const glora_config_t *cfg) {
 }
 
 static int eval_split(const glora_vit_t *m, const glora_layer_cfg_t *cfg, const glora_dataset_t *ds, double *acc) {
-    glora_vit_linears_t *lin = NULL;
-    glora_vit_acts_t *acts = NULL;
-    size_t batch = ds->n < 256 ? ds->n : 256;
-    int rc = glora_vit_linears_create(&lin, m);
-    if (!rc) rc = glora_vit_acts_create(&acts, m, batch, 0);
-    if (!rc) {
-        glora_vit_linears_set(lin, m, cfg);
-        size_t correct;
-        rc = glora_eval_correct(m, lin, acts, ds, &correct);
-        *acc = (double)correct / (double)ds->n;
-    }
-    glora_vit_linears_free(lin);
-    glora_vit_acts_free(acts);
+    size_t correct;
+    int rc = glora_evaluate(m, cfg, ds, 256, &correct);
+    *acc = (double)correct / (double)ds->n;
     return rc;
 }
 
@@ -192,6 +162,22 @@ static int load_split(const glora_config_t *cfg, const char *split, glora_datase
     int rc = glora_split_from_config(&s, cfg, split, "");
     *have = !rc && s.images;
     return rc || !s.images ? rc : glora_split_load(ds, &s, NULL);
+}
+
+/* A fine-tuned backbone's trainable parameters (head excluded): the backbone
+ * weights that differ from the backbone it started from. */
+static int changed_params(const char *backbone, const glora_vit_t *tuned, int heads, size_t *changed) {
+    glora_vit_t *m0 = NULL;
+    *changed = 0;
+    int rc = glora_vit_load(&m0, backbone, NULL, heads);
+    for (int i = 0; !rc && i < tuned->n_params; i++) {
+        const glora_param_t *p = &tuned->params[i], *q = glora_vit_param(m0, p->name);
+        if (p->role != GLORA_ROLE_BACKBONE || !q) continue;
+        if (memcmp(tuned->mem + p->offset, m0->mem + q->offset, p->numel * sizeof(float)) != 0)
+            *changed += p->numel;
+    }
+    glora_vit_free(m0);
+    return rc;
 }
 
 /* The final evaluation: every model the run made, on val, test and the
@@ -239,19 +225,7 @@ static int final_eval(const run_t *r, const glora_config_t *cfg, row_t *rows, in
                 glora_st_close(st);
             }
         }
-        if (!rc && what[i].backbone == r->finetuned) {
-            /* A fine-tuned backbone: its trainable parameters are in the
-             * marker written by the stage (head excluded). */
-            char mk[2200];
-            marker_path(r, "finetune", mk, sizeof mk);
-            FILE *f = fopen(mk, "r");
-            unsigned long long p = 0;
-            if (f) {
-                if (fscanf(f, "%*f %llu", &p) != 1) p = 0;
-                fclose(f);
-            }
-            row->params = (size_t)p;
-        }
+        if (!rc && what[i].backbone == r->finetuned) rc = changed_params(r->backbone, m, heads, &row->params);
         if (!rc && have_val) { rc = eval_split(m, have_spec ? spec.cfg : NULL, &val, &row->val); row->have_val = 1; }
         if (!rc && have_test) { rc = eval_split(m, have_spec ? spec.cfg : NULL, &test, &row->test); row->have_test = 1; }
         for (size_t j = 0; j < nshift && !rc; j++) rc = eval_split(m, have_spec ? spec.cfg : NULL, &shifted[j], &row->shift[j]);
@@ -327,215 +301,242 @@ static void print_summary(const run_t *r, const glora_config_t *cfg, const row_t
     printf("\nfiles: %s\n", r->out);
 }
 
+/* ---- the run's own checkpoint: RUN/run.json -------------------------------
+ * {"stages": {"<stage>": {"seconds": S}, ...}}: the stages that finished and
+ * how long they took. */
+
+static void state_path(const run_t *r, char *buf, size_t n) { snprintf(buf, n, "%s/run.json", r->out); }
+
+static int load_state(run_t *r) {
+    char path[2200], *text;
+    size_t n;
+    state_path(r, path, sizeof path);
+    if (!exists(path)) return GLORA_OK;
+    int rc = glora_read_file(path, 1 << 20, &text, &n);
+    if (rc) return rc;
+    cJSON *j = cJSON_Parse(text), *st = cJSON_GetObjectItemCaseSensitive(j, "stages");
+    free(text);
+    if (!cJSON_IsObject(st)) rc = glora_error(GLORA_EFORMAT, "run state '%s': not a run checkpoint", path);
+    for (int i = 0; !rc && all_stages[i]; i++) {
+        cJSON *e = cJSON_GetObjectItemCaseSensitive(st, all_stages[i]);
+        cJSON *sec = cJSON_GetObjectItemCaseSensitive(e, "seconds");
+        if (!e) continue;
+        if (!cJSON_IsNumber(sec) || !(sec->valuedouble >= 0))
+            rc = glora_error(GLORA_EFORMAT, "run state '%s': stage '%s' has no valid seconds", path, all_stages[i]);
+        else
+            r->done[i] = 1, r->seconds[i] = sec->valuedouble;
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+static int save_state(const run_t *r) {
+    char path[2200];
+    state_path(r, path, sizeof path);
+    sbuf_t b = {0};
+    sb_puts(&b, "{\"stages\": {");
+    int first = 1;
+    for (int i = 0; all_stages[i]; i++) {
+        if (!r->done[i]) continue;
+        sb_printf(&b, "%s\"%s\": {\"seconds\": %.1f}", first ? "" : ", ", all_stages[i], r->seconds[i]);
+        first = 0;
+    }
+    sb_puts(&b, "}}\n");
+    int rc = b.failed ? glora_error(GLORA_ENOMEM, "run state '%s': out of memory", path)
+                      : glora_write_atomic(path, b.buf, b.len);
+    free(b.buf);
+    return rc;
+}
+
+/* ---- the stages ------------------------------------------------------------- */
+
+/* Runs one stage's library call on its section of the run's config (the
+ * defaults when section is NULL) with the given string keys set (key, value,
+ * ..., NULL) and, when seed_key is given, the run seed. */
+static int call_stage(const run_t *r, const cli_stage_t *st, const char *section, const char *seed_key,
+                      const char *const *set) {
+    glora_config_t *c = NULL;
+    int rc = section ? glora_config_load_section(&c, r->config, section, st->cmd->schema)
+                     : glora_config_load(&c, NULL, st->cmd->schema);
+    for (size_t i = 0; !rc && set[i]; i += 2) rc = glora_config_set_string(c, set[i], set[i + 1]);
+    if (!rc && seed_key && r->seed >= 0) {
+        char a[96];
+        snprintf(a, sizeof a, "%s=%lld", seed_key, (long long)r->seed);
+        rc = glora_config_set(c, a);
+    }
+    fflush(stdout);
+    rc = rc ? cli_fail() : st->run(c, 1);
+    fflush(stdout);
+    glora_config_free(c);
+    return rc;
+}
+
+/* Stage si of all_stages (not eval). */
+static int run_stage(const run_t *r, const glora_config_t *cfg, int si) {
+    const char *stage = all_stages[si], *subnet_opt = glora_config_string(cfg, "subnet");
+    if (strcmp(stage, "pretrain") == 0)
+        return call_stage(r, &cli_stage_pretrain, stage, NULL, (const char *const[]){"output", r->backbone, NULL});
+    if (strcmp(stage, "finetune") == 0)
+        return call_stage(r, &cli_stage_finetune, stage, "seed",
+                          (const char *const[]){"model.backbone", r->backbone, "output", r->finetuned, NULL});
+    if (strcmp(stage, "supernet") == 0)
+        return call_stage(r, &cli_stage_supernet, stage, "seed",
+                          (const char *const[]){"model.backbone", r->backbone, "output", r->supernet, NULL});
+    if (strcmp(stage, "search") == 0)
+        return call_stage(r, &cli_stage_search, stage, "search.seed",
+                          (const char *const[]){"model.backbone", r->backbone, "model.adapter", r->supernet,
+                                                "output.dir", r->search_dir, NULL});
+    if (strcmp(stage, "merge") == 0)
+        return call_stage(r, &cli_stage_merge, NULL, NULL,
+                          (const char *const[]){"model.backbone", r->backbone, "model.adapter", r->adapter,
+                                                "output", r->merged, NULL});
+    /* retrain: a preset subnet is written first; the supernet when there is one. */
+    if (subnet_opt && strncmp(subnet_opt, "preset:", 7) == 0) {
+        glora_vit_t *m = NULL;
+        int rc = glora_vit_load(&m, r->backbone, NULL, (int)glora_config_int(cfg, "heads"));
+        if (!rc) rc = write_preset(m, subnet_opt, r->subnet);
+        glora_vit_free(m);
+        if (rc) return cli_fail();
+    }
+    const char *with[] = {"model.backbone", r->backbone, "subnet", r->subnet, "output", r->adapter,
+                          "model.adapter", r->supernet, NULL};
+    if (!exists(r->supernet)) with[6] = NULL;
+    return call_stage(r, &cli_stage_retrain, stage, "seed", with);
+}
+
+/* Every wanted stage but eval, in pipeline order: finished ones skipped. */
+static int run_stages(run_t *r, const glora_config_t *cfg, const int *want) {
+    for (int si = 0; all_stages[si]; si++) {
+        const char *stage = all_stages[si];
+        /* The backbone is pretrained only when missing, whatever the list says. */
+        if (si == 0 && exists(r->backbone)) {
+            if (want[0]) r->seconds[0] = 0, r->skipped[0] = 1;
+            continue;
+        }
+        if (si == 0 && !want[0]) {
+            glora_error(GLORA_EINVAL, "run '%s': backbone '%s' is missing and the stages do not include pretrain",
+                        r->config, r->backbone);
+            return cli_fail();
+        }
+        if (!want[si] || strcmp(stage, "eval") == 0) continue;
+        if (r->done[si]) {
+            r->skipped[si] = 1;
+            fprintf(stderr, "== %s: done before (%s/run.json), skipped\n", stage, r->out);
+            continue;
+        }
+        fprintf(stderr, "== %s\n", stage);
+        double t0 = glora_now();
+        int rc = run_stage(r, cfg, si);
+        r->seconds[si] = glora_now() - t0;
+        if (rc != CLI_OK) {
+            fprintf(stderr, "run: stage '%s' failed; fix the cause and run the same command again to continue\n", stage);
+            return rc;
+        }
+        r->done[si] = 1;
+        if (save_state(r)) return cli_fail();
+    }
+    return CLI_OK;
+}
+
+/* The final evaluation, the summary and the merged-vs-adapter check. */
+static int final_stage(run_t *r, const glora_config_t *cfg) {
+    fprintf(stderr, "== eval\n");
+    double t0 = glora_now();
+    row_t rows[8];
+    int nrows = 0;
+    char label[128];
+    const char *lab = glora_config_string(cfg, "label");
+    snprintf(label, sizeof label, "%s", lab ? lab : "fine-tuned backbone");
+    if (final_eval(r, cfg, rows, &nrows, label) != GLORA_OK) return cli_fail();
+    r->seconds[stage_index("eval")] = glora_now() - t0;
+    int adapter_row = -1;
+    for (int i = 0; i < nrows; i++)
+        if (strcmp(rows[i].method, "GLoRA subnet, retrained") == 0) adapter_row = i;
+    /* A named method (baseline configs) names the model it trained:
+     * the retrained adapter, else the fine-tuned one. */
+    if (lab && nrows > 0) rows[adapter_row >= 0 ? adapter_row : 0].method = label;
+    if (write_summary(r, cfg, rows, nrows)) return cli_fail();
+    print_summary(r, cfg, rows, nrows);
+    /* The merged model must score what the retrained adapter scores, on
+     * every copy of the test split. */
+    const row_t *a = adapter_row >= 0 && adapter_row + 1 < nrows ? &rows[adapter_row] : NULL;
+    if (a && strcmp(a[1].method, "merged into plain ViT") == 0 && a->have_test) {
+        size_t nshift;
+        const char *const *shifts = glora_config_strings(cfg, "test_shifts", &nshift);
+        if (a->test != a[1].test)
+            fprintf(stderr, "warning: merged test accuracy %.4f differs from the adapter's %.4f\n", a[1].test, a->test);
+        for (size_t j = 0; j < nshift; j++)
+            if (a->shift[j] != a[1].shift[j])
+                fprintf(stderr, "warning: merged %s accuracy %.4f differs from the adapter's %.4f\n", shifts[j],
+                        a[1].shift[j], a->shift[j]);
+    }
+    return CLI_OK;
+}
+
+/* The run's paths, its directory (with a copy of the config) and state. */
+static int setup(run_t *r, const glora_config_t *cfg) {
+    const char *dir = glora_config_string(cfg, "dir"), *name = glora_config_string(cfg, "name");
+    const char *bb = glora_config_string(cfg, "backbone"), *sn = glora_config_string(cfg, "supernet");
+    const char *subnet_opt = glora_config_string(cfg, "subnet");
+    for (int i = 0; i < 8; i++) r->seconds[i] = -1;
+    r->seed = glora_config_int(cfg, "seed");
+    snprintf(r->out, sizeof r->out, "%s/%s", dir, name);
+    snprintf(r->backbone, sizeof r->backbone, bb ? "%s" : "%s/backbone.safetensors", bb ? bb : r->out);
+    snprintf(r->supernet, sizeof r->supernet, sn ? "%s" : "%s/supernet.safetensors", sn ? sn : r->out);
+    snprintf(r->search_dir, sizeof r->search_dir, "%s/search", r->out);
+    snprintf(r->adapter, sizeof r->adapter, "%s/adapter.safetensors", r->out);
+    snprintf(r->merged, sizeof r->merged, "%s/merged.safetensors", r->out);
+    snprintf(r->finetuned, sizeof r->finetuned, "%s/finetuned.safetensors", r->out);
+    if (subnet_opt && strncmp(subnet_opt, "preset:", 7) != 0)
+        snprintf(r->subnet, sizeof r->subnet, "%s", subnet_opt);
+    else if (subnet_opt)
+        snprintf(r->subnet, sizeof r->subnet, "%s/subnet.json", r->out);
+    else
+        snprintf(r->subnet, sizeof r->subnet, "%s/best.json", r->search_dir);
+    int rc = glora_mkdir_p(r->out);
+    /* Keep the config the run was made with beside its results. */
+    char *text, path[2200];
+    size_t n;
+    snprintf(path, sizeof path, "%s/config.yaml", r->out);
+    if (!rc && !(rc = glora_read_file(r->config, 1 << 20, &text, &n))) {
+        rc = glora_write_atomic(path, text, n);
+        free(text);
+    }
+    return rc ? rc : load_state(r);
+}
+
 int glora_cmd_run(int argc, char **argv) {
-    cli_args_t args;
-    int rc = CLI_OK;
     /* The run section is this command's; the others belong to the stages. */
-    int has_section = 0;
-    for (int i = 1; i < argc; i++) has_section |= strcmp(argv[i], "--section") == 0;
-    if (has_section) return cli_usage_error("run", "run reads its own 'run' section; no --section");
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--section") == 0) return cli_usage_error("run", "run reads its own 'run' section; no --section");
     char *av[64];
     int ac = 0;
     for (int i = 0; i < argc && ac < 60; i++) av[ac++] = argv[i];
     av[ac++] = "--section";
     av[ac++] = "run";
     av[ac] = NULL;
-    int prc = cli_parse(&cmd, ac, av, &args);
-    if (prc) return prc < 0 ? CLI_OK : prc;
+    cli_args_t args;
+    int rc = cli_parse(&cmd, ac, av, &args);
+    if (rc) return rc < 0 ? CLI_OK : rc;
     const glora_config_t *cfg = args.cfg;
-    if (!args.config_path) {
-        cli_args_free(&args);
-        return cli_usage_error("run", "which pipeline? give a YAML config, e.g. configs/quickstart.yaml");
-    }
-    if (glora_config_require(cfg, "name") || check_shifts(cfg)) { cli_args_free(&args); return cli_fail(); }
     run_t r = {.config = args.config_path};
-    for (int i = 0; i < 8; i++) r.seconds[i] = -1;
-    snprintf(r.out, sizeof r.out, "%s/%s", glora_config_string(cfg, "dir"), glora_config_string(cfg, "name"));
-    if (glora_config_string(cfg, "backbone"))
-        snprintf(r.backbone, sizeof r.backbone, "%s", glora_config_string(cfg, "backbone"));
-    else
-        snprintf(r.backbone, sizeof r.backbone, "%s/backbone.safetensors", r.out);
-    if (glora_config_string(cfg, "supernet"))
-        snprintf(r.supernet, sizeof r.supernet, "%s", glora_config_string(cfg, "supernet"));
-    else
-        snprintf(r.supernet, sizeof r.supernet, "%s/supernet.safetensors", r.out);
-    snprintf(r.search_dir, sizeof r.search_dir, "%s/search", r.out);
-    snprintf(r.adapter, sizeof r.adapter, "%s/adapter.safetensors", r.out);
-    snprintf(r.merged, sizeof r.merged, "%s/merged.safetensors", r.out);
-    snprintf(r.finetuned, sizeof r.finetuned, "%s/finetuned.safetensors", r.out);
-    char stages_dir[2100];
-    snprintf(stages_dir, sizeof stages_dir, "%s/stages", r.out);
-    if (glora_mkdir_p(stages_dir)) { cli_args_free(&args); return cli_fail(); }
-    /* Keep the config the run was made with beside its results. */
-    {
-        char *text, path[2200];
-        size_t n;
-        snprintf(path, sizeof path, "%s/config.yaml", r.out);
-        if (glora_read_file(args.config_path, 1 << 20, &text, &n) || glora_write_atomic(path, text, n)) {
-            cli_args_free(&args);
-            return cli_fail();
-        }
-        free(text);
+    if (!args.config_path) {
+        rc = cli_usage_error("run", "which pipeline? give a YAML config, e.g. configs/quickstart.yaml");
+    } else if (glora_config_require(cfg, "name") || check_shifts(cfg) || setup(&r, cfg)) {
+        rc = cli_fail();
+    } else {
+        size_t nst;
+        const char *const *st = glora_config_strings(cfg, "stages", &nst);
+        int want[8] = {0};
+        for (size_t i = 0; i < nst; i++) want[stage_index(st[i])] = 1;
+        double t_all = glora_now();
+        fprintf(stderr, "run '%s': stages", glora_config_string(cfg, "name"));
+        for (size_t i = 0; i < nst; i++) fprintf(stderr, " %s", st[i]);
+        fprintf(stderr, "; files in %s\n", r.out);
+        rc = run_stages(&r, cfg, want);
+        if (rc == CLI_OK && want[stage_index("eval")]) rc = final_stage(&r, cfg);
+        if (rc == CLI_OK) fprintf(stderr, "run '%s' finished in %.0fs\n", glora_config_string(cfg, "name"), glora_now() - t_all);
     }
-
-    size_t nst;
-    const char *const *st = glora_config_strings(cfg, "stages", &nst);
-    int want[8] = {0};
-    for (size_t i = 0; i < nst; i++) want[stage_index(st[i])] = 1;
-    const char *subnet_opt = glora_config_string(cfg, "subnet");
-    if (subnet_opt && strncmp(subnet_opt, "preset:", 7) != 0)
-        snprintf(r.subnet, sizeof r.subnet, "%s", subnet_opt);
-    else if (subnet_opt)
-        snprintf(r.subnet, sizeof r.subnet, "%s/subnet.json", r.out);
-    else
-        snprintf(r.subnet, sizeof r.subnet, "%s/best.json", r.search_dir);
-
-    char s1[2300], s2[2300], s3[2300], s4[2300];
-    /* With a run seed, the stages after pretraining get "--set seed=N" as
-     * their last arguments; without, a NULL there ends the list early. */
-    int64_t seed = glora_config_int(cfg, "seed");
-    char train_seed[64], search_seed[64];
-    snprintf(train_seed, sizeof train_seed, "seed=%lld", (long long)seed);
-    snprintf(search_seed, sizeof search_seed, "search.seed=%lld", (long long)seed);
-    const char *conf = args.config_path;
-    double t_all = glora_now();
-    fprintf(stderr, "run '%s': stages", glora_config_string(cfg, "name"));
-    for (size_t i = 0; i < nst; i++) fprintf(stderr, " %s", st[i]);
-    fprintf(stderr, "; files in %s\n", r.out);
-
-    for (int si = 0; all_stages[si] && rc == CLI_OK; si++) {
-        const char *stage = all_stages[si];
-        /* The backbone is pretrained only when missing, whatever the list says. */
-        if (si == 0 && exists(r.backbone)) {
-            if (want[0]) { r.seconds[0] = 0; r.skipped[0] = 1; }
-            continue;
-        }
-        if (si == 0 && !want[0]) {
-            glora_error(GLORA_EINVAL, "run '%s': backbone '%s' is missing and the stages do not include pretrain",
-                        conf, r.backbone);
-            rc = cli_fail();
-            break;
-        }
-        if (!want[si] || si == stage_index("eval")) continue;
-        char mk[2200];
-        marker_path(&r, stage, mk, sizeof mk);
-        if (exists(mk)) {
-            FILE *f = fopen(mk, "r");
-            if (f) {
-                if (fscanf(f, "%lf", &r.seconds[si]) != 1) r.seconds[si] = 0;
-                fclose(f);
-            }
-            r.skipped[si] = 1;
-            fprintf(stderr, "== %s: done before (%s), skipped\n", stage, mk);
-            continue;
-        }
-        fprintf(stderr, "== %s\n", stage);
-        double t0 = glora_now();
-        char extra[64] = "";
-        if (si == stage_index("pretrain")) {
-            rc = call(glora_cmd_pretrain, "pretrain", conf, "--section", "pretrain", "--resume", "--set",
-                      setkv(s1, sizeof s1, "output", r.backbone), NULL);
-        } else if (si == stage_index("finetune")) {
-            rc = call(glora_cmd_finetune, "finetune", conf, "--section", "finetune", "--resume", "--set",
-                      setkv(s1, sizeof s1, "model.backbone", r.backbone), "--set",
-                      setkv(s2, sizeof s2, "output", r.finetuned), seed >= 0 ? "--set" : NULL, train_seed, NULL);
-            /* Trainable parameters, head excluded, for the summary. */
-            if (rc == CLI_OK) {
-                glora_vit_t *m0 = NULL, *m1 = NULL;
-                size_t changed = 0;
-                if (!glora_vit_load(&m0, r.backbone, NULL, (int)glora_config_int(cfg, "heads")) &&
-                    !glora_vit_load(&m1, r.finetuned, NULL, (int)glora_config_int(cfg, "heads"))) {
-                    for (int i = 0; i < m1->n_params; i++) {
-                        const glora_param_t *p = &m1->params[i], *q = glora_vit_param(m0, p->name);
-                        if (p->role != GLORA_ROLE_BACKBONE || !q) continue;
-                        if (memcmp(m1->mem + p->offset, m0->mem + q->offset, p->numel * sizeof(float)) != 0)
-                            changed += p->numel;
-                    }
-                }
-                glora_vit_free(m0);
-                glora_vit_free(m1);
-                snprintf(extra, sizeof extra, " %zu", changed);
-            }
-        } else if (si == stage_index("supernet")) {
-            rc = call(glora_cmd_supernet, "supernet", conf, "--section", "supernet", "--resume", "--set",
-                      setkv(s1, sizeof s1, "model.backbone", r.backbone), "--set",
-                      setkv(s2, sizeof s2, "output", r.supernet), seed >= 0 ? "--set" : NULL, train_seed, NULL);
-        } else if (si == stage_index("search")) {
-            rc = call(glora_cmd_search, "search", conf, "--section", "search", "--resume", "--set",
-                      setkv(s1, sizeof s1, "model.backbone", r.backbone), "--set",
-                      setkv(s2, sizeof s2, "model.adapter", r.supernet), "--set",
-                      setkv(s3, sizeof s3, "output.dir", r.search_dir), seed >= 0 ? "--set" : NULL, search_seed, NULL);
-        } else if (si == stage_index("retrain")) {
-            if (subnet_opt && strncmp(subnet_opt, "preset:", 7) == 0) {
-                glora_vit_t *m = NULL;
-                if (glora_vit_load(&m, r.backbone, NULL, (int)glora_config_int(cfg, "heads")) ||
-                    write_preset(m, subnet_opt, r.subnet)) {
-                    glora_vit_free(m);
-                    rc = cli_fail();
-                    break;
-                }
-                glora_vit_free(m);
-            }
-            if (exists(r.supernet))
-                rc = call(glora_cmd_retrain, "retrain", conf, "--section", "retrain", "--resume", "--set",
-                          setkv(s1, sizeof s1, "model.backbone", r.backbone), "--set",
-                          setkv(s2, sizeof s2, "model.adapter", r.supernet), "--set",
-                          setkv(s3, sizeof s3, "subnet", r.subnet), "--set",
-                          setkv(s4, sizeof s4, "output", r.adapter), seed >= 0 ? "--set" : NULL, train_seed, NULL);
-            else
-                rc = call(glora_cmd_retrain, "retrain", conf, "--section", "retrain", "--resume", "--set",
-                          setkv(s1, sizeof s1, "model.backbone", r.backbone), "--set",
-                          setkv(s3, sizeof s3, "subnet", r.subnet), "--set",
-                          setkv(s4, sizeof s4, "output", r.adapter), seed >= 0 ? "--set" : NULL, train_seed, NULL);
-        } else if (si == stage_index("merge")) {
-            rc = call(glora_cmd_merge, "merge", "--model", r.backbone, "--adapter", r.adapter, "-o", r.merged, NULL);
-        }
-        r.seconds[si] = glora_now() - t0;
-        if (rc != CLI_OK) {
-            fprintf(stderr, "run: stage '%s' failed; fix the cause and run the same command again to continue\n", stage);
-            break;
-        }
-        char line[128];
-        int n = snprintf(line, sizeof line, "%.1f%s\n", r.seconds[si], extra);
-        if (glora_write_atomic(mk, line, (size_t)n)) { rc = cli_fail(); break; }
-    }
-    if (rc == CLI_OK && want[stage_index("eval")]) {
-        fprintf(stderr, "== eval\n");
-        double t0 = glora_now();
-        row_t rows[8];
-        int nrows = 0;
-        char label[128];
-        const char *lab = glora_config_string(cfg, "label");
-        snprintf(label, sizeof label, "%s", lab ? lab : "fine-tuned backbone");
-        if (final_eval(&r, cfg, rows, &nrows, label) != GLORA_OK) {
-            rc = cli_fail();
-        } else {
-            r.seconds[stage_index("eval")] = glora_now() - t0;
-            int adapter_row = -1;
-            for (int i = 0; i < nrows; i++)
-                if (strcmp(rows[i].method, "GLoRA subnet, retrained") == 0) adapter_row = i;
-            /* A named method (baseline configs) names the model it trained:
-             * the retrained adapter, else the fine-tuned one. */
-            if (lab && nrows > 0) rows[adapter_row >= 0 ? adapter_row : 0].method = label;
-            if (write_summary(&r, cfg, rows, nrows)) rc = cli_fail();
-            else print_summary(&r, cfg, rows, nrows);
-            /* The merged model must score what the retrained adapter scores,
-             * on every copy of the test split. */
-            const row_t *a = adapter_row >= 0 && adapter_row + 1 < nrows ? &rows[adapter_row] : NULL;
-            if (a && strcmp(a[1].method, "merged into plain ViT") == 0 && a->have_test) {
-                size_t nshift;
-                const char *const *shifts = glora_config_strings(cfg, "test_shifts", &nshift);
-                if (a->test != a[1].test)
-                    fprintf(stderr, "warning: merged test accuracy %.4f differs from the adapter's %.4f\n",
-                            a[1].test, a->test);
-                for (size_t j = 0; j < nshift; j++)
-                    if (a->shift[j] != a[1].shift[j])
-                        fprintf(stderr, "warning: merged %s accuracy %.4f differs from the adapter's %.4f\n",
-                                shifts[j], a[1].shift[j], a->shift[j]);
-            }
-        }
-    }
-    if (rc == CLI_OK) fprintf(stderr, "run '%s' finished in %.0fs\n", glora_config_string(cfg, "name"), glora_now() - t_all);
     cli_args_free(&args);
     return rc;
 }

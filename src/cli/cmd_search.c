@@ -8,10 +8,10 @@
 #include "glora/common.h"
 #include "glora/fileio.h"
 #include "glora/parallel.h"
+#include "glora/pipeline.h"
 #include "glora/search.h"
 
 #include <ctype.h>
-#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,7 +92,7 @@ static int apply_lists(const glora_config_t *cfg, const char *prefix, const char
     }
     if (!any) return 0;
     int rc = glora_search_space_apply(L, n, &rule, rank);
-    if (rc && strstr(glora_errmsg(), "match no") == NULL && glora_errhint() == NULL)
+    if (rc == GLORA_EINVAL && glora_errhint() == NULL) /* a bad list, not a selector */
         glora_error_hint("choices are lora_<r> (r <= the supernet's rank %d), vector, scalar, none; "
                          "C has no scalar, D and E no lora", rank);
     return rc;
@@ -231,21 +231,6 @@ static int check_same_config(const glora_config_t *cfg, const char *saved_path) 
     return rc;
 }
 
-/* Temporaries a killed search left behind (glora_write_atomic's
- * "<file>.tmp.XXXXXX" of the files the search writes). */
-static void remove_stale_temporaries(const char *dir) {
-    static const char *const names[] = {"checkpoint.json", "history.jsonl", "pareto.json", "best.json",
-                                        "best-under-*.json", "config.yaml"};
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-        char pat[4096];
-        if (snprintf(pat, sizeof pat, "%s/%s.tmp.??????", dir, names[i]) >= (int)sizeof pat) return;
-        glob_t g;
-        if (glob(pat, 0, NULL, &g) == 0)
-            for (size_t k = 0; k < g.gl_pathc; k++) unlink(g.gl_pathv[k]);
-        globfree(&g);
-    }
-}
-
 /* ---- progress ---- */
 
 typedef struct {
@@ -253,6 +238,8 @@ typedef struct {
     int tty;
     int generations;
     int gen;
+    int resume;
+    const char *dir;
 } progress_t;
 
 static void on_batch(void *ctx, int gen, size_t n) {
@@ -281,168 +268,88 @@ static void on_generation(void *ctx, const glora_search_gen_t *g) {
             g->evaluated_total, g->seconds);
 }
 
-int glora_cmd_search(int argc, char **argv) {
-    cli_args_t args;
-    int rc = cli_parse(&cmd, argc, argv, &args);
-    if (rc) return rc < 0 ? CLI_OK : rc;
-    const glora_config_t *cfg = args.cfg;
+static void on_start(void *ctx, int resumed_after, size_t evaluated) {
+    const progress_t *p = ctx;
+    if (resumed_after >= 0)
+        fprintf(stderr, "resuming after generation %d of %d (%zu candidates evaluated)\n", resumed_after,
+                p->generations, evaluated);
+    else if (p->resume)
+        fprintf(stderr, "no checkpoint in '%s': starting the search afresh\n", p->dir);
+}
+
+static void print_result(const glora_search_opts_t *o, const glora_search_result_t *r, const char *dir) {
+    if (r->best >= 0)
+        printf("best: val accuracy %.4f, %zu GLoRA parameters, found in generation %d: %s/best.json\n",
+               r->best_acc, r->best_params, r->best_generation, dir);
+    for (int i = 0; i < o->n_budgets; i++) {
+        char b[32];
+        glora_search_budget_str(o->budgets[i], b);
+        if (r->budget_best[i] < 0)
+            printf("under %s: no candidate evaluated\n", b);
+        else
+            printf("under %s: val accuracy %.4f, %zu parameters: %s/best-under-%s.json\n", b,
+                   r->budget_acc[i], r->budget_params[i], dir, b);
+    }
+}
+
+/* The search on a loaded config: the config's checks, then the stage. */
+static int search_stage(const glora_config_t *cfg, int resume) {
     glora_vit_t *m = NULL;
     glora_dataset_t ds = {0};
     glora_search_layer_t *L = NULL;
-    glora_search_t *s = NULL;
-    char *dump = NULL, *path = NULL;
-    char *dir = NULL;
+    char *dump = NULL, sha[65], hash[65], path[4200];
     const char *supernet = glora_config_string(cfg, "model.adapter");
-    int resume = cli_switch(&cmd, &args, "--resume");
-    glora_search_opts_t o;
-    glora_search_vit_t v = {0};
-    char sha[65], hash[65];
-
-    /* Where the results go is not part of the search's identity (output.dir
-     * is GLORA_CFG_NOT_IDENTITY), so a search directory can be moved and
-     * resumed, and runs in two directories compare equal. */
-    dir = strdup(glora_config_string(cfg, "output.dir"));
-    size_t plen = dir ? strlen(dir) + 64 : 0;
-    path = dir ? malloc(plen) : NULL;
-    if (!path) {
-        glora_error(GLORA_ENOMEM, "search: out of memory");
-        goto fail;
-    }
+    const char *dir = glora_config_string(cfg, "output.dir");
+    glora_search_setup_t st = {.dir = dir, .resume = resume, .identity = hash, .supernet_sha256 = sha,
+                               .batch = (size_t)glora_config_int(cfg, "search.batch"), .start = on_start};
+    int rc = GLORA_OK;
     if (!dir[0]) {
-        glora_error(GLORA_EINVAL, "config key 'output.dir': is empty");
-        goto fail;
-    }
-    if (!supernet || !supernet[0]) {
-        glora_error(GLORA_EINVAL, "config key 'model.adapter': the search needs a supernet");
+        rc = glora_error(GLORA_EINVAL, "config key 'output.dir': is empty");
+    } else if (!supernet || !supernet[0]) {
+        rc = glora_error(GLORA_EINVAL, "config key 'model.adapter': the search needs a supernet");
         glora_error_hint("set model.adapter (or --supernet FILE) to a file written by 'glora supernet'");
-        goto fail;
     }
-    if (read_opts(cfg, &o)) goto fail;
-    if (cli_load_model(cfg, &m)) goto fail;
-    if (glora_search_vit_layers(m, &L) || build_space(cfg, m, L)) goto fail;
-    if (glora_sha256_file(supernet, sha)) goto fail;
-    if (cli_load_split(cfg, "data", m, &ds)) goto fail;
+    if (rc || (rc = read_opts(cfg, &st.opts)) || (rc = cli_load_model(cfg, &m))) goto out;
+    if ((rc = glora_search_vit_layers(m, &L)) || (rc = build_space(cfg, m, L))) goto out;
+    if ((rc = glora_sha256_file(supernet, sha)) || (rc = cli_load_split(cfg, "data", m, &ds))) goto out;
     if (ds.n == 0) {
-        glora_error(GLORA_EINVAL, "data '%s': the split is empty", glora_config_string(cfg, "data.images"));
-        goto fail;
+        rc = glora_error(GLORA_EINVAL, "data '%s': the split is empty", glora_config_string(cfg, "data.images"));
+        goto out;
     }
-    if (glora_config_hash(cfg, hash)) goto fail;
-    /* What the fitness is computed on: the images as the model sees them
-     * (after normalisation) and the labels, so a data file replaced under
-     * the same name is caught on resume. */
-    char data_sha[65];
-    {
-        glora_sha256_t h;
-        uint8_t d[32];
-        uint64_t n = ds.n;
-        size_t per = (size_t)ds.c * (size_t)ds.h * (size_t)ds.w;
-        glora_sha256_init(&h);
-        glora_sha256_update(&h, &n, sizeof n);
-        float *x = malloc(per * sizeof *x);
-        if (!x) {
-            glora_error(GLORA_ENOMEM, "search: out of memory");
-            goto fail;
-        }
-        for (size_t i = 0; i < ds.n; i++) {
-            glora_dataset_slice(&ds, i, 1, x);
-            glora_sha256_update(&h, x, per * sizeof *x);
-        }
-        free(x);
-        glora_sha256_update(&h, ds.y, ds.n * sizeof *ds.y);
-        glora_sha256_final(&h, d);
-        for (int i = 0; i < 32; i++) snprintf(data_sha + 2 * i, 3, "%02x", d[i]);
-    }
-
-    /* The output directory: a fresh search refuses to overwrite another one;
-     * --resume without a checkpoint (killed before generation 0 ended)
-     * starts afresh. */
-    snprintf(path, plen, "%s/checkpoint.json", dir);
-    int have_ckpt = access(path, F_OK) == 0;
-    if (have_ckpt && !resume) {
-        glora_error(GLORA_ESTATE, "search '%s': the output directory already holds a search", dir);
-        glora_error_hint("pass --resume to continue it, or set output.dir to another directory");
-        goto fail;
-    }
-    if (glora_mkdir_p(dir)) goto fail;
-    remove_stale_temporaries(dir);
-    snprintf(path, plen, "%s/config.yaml", dir);
-    if (have_ckpt) {
-        if (check_same_config(cfg, path)) goto fail;
-    } else {
-        if (glora_config_dump(cfg, &dump)) {
-            glora_error(GLORA_ENOMEM, "search: out of memory");
-            goto fail;
-        }
-        if (glora_write_atomic(path, dump, strlen(dump))) goto fail;
-    }
-
-    progress_t prog = {.tty = cli_is_tty(), .generations = o.generations};
-    v.m = m;
-    v.data = &ds;
-    v.batch = (size_t)glora_config_int(cfg, "search.batch");
-    snprintf(v.supernet_sha256, sizeof v.supernet_sha256, "%s", sha);
-    if (prog.tty) {
-        v.tick = on_tick;
-        v.tick_ctx = &prog;
-    }
-    glora_search_problem_t p = {.n_layers = glora_vit_layers(m), .layers = L,
-                                .evaluate = glora_search_vit_evaluate,
-                                .write_spec = glora_search_vit_write_spec, .ctx = &v,
-                                .data_sha256 = data_sha};
-    if (glora_search_create(&s, &p, &o, hash, sha)) goto fail;
-    if (have_ckpt) {
-        snprintf(path, plen, "%s/checkpoint.json", dir);
-        if (glora_search_resume(s, path)) goto fail;
-        fprintf(stderr, "resuming after generation %d of %d (%zu candidates evaluated)\n",
-                glora_search_generation(s), o.generations, glora_search_n_evaluated(s));
-    } else if (resume) {
-        fprintf(stderr, "no checkpoint in '%s': starting the search afresh\n", dir);
-    }
+    snprintf(path, sizeof path, "%s/config.yaml", dir);
+    if ((rc = glora_config_hash(cfg, hash))) goto out;
+    char ckpt[4200];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.json", dir);
+    if (resume && access(ckpt, F_OK) == 0 && (rc = check_same_config(cfg, path))) goto out;
+    if ((rc = glora_config_dump(cfg, &dump))) goto out;
+    progress_t prog = {.tty = cli_is_tty(), .generations = st.opts.generations, .resume = resume, .dir = dir};
     char lo[32], hi[32];
     snprintf(prog.header, sizeof prog.header,
              "search: %d layers, %zu validation images, %d threads, budget [%s, %s] params\n",
-             p.n_layers, ds.n, glora_max_threads(), cli_human((double)o.min_params, lo),
-             o.max_params ? cli_human((double)o.max_params, hi) : "unbounded");
+             glora_vit_layers(m), ds.n, glora_max_threads(), cli_human((double)st.opts.min_params, lo),
+             st.opts.max_params ? cli_human((double)st.opts.max_params, hi) : "unbounded");
     glora_search_hooks_t hooks = {.batch = on_batch, .generation = on_generation, .ctx = &prog};
-    if (glora_search_run(s, dir, &hooks)) {
-        if (prog.tty) fprintf(stderr, "\n");
-        goto fail;
+    st.supernet = m;
+    st.val = &ds;
+    st.layers = L;
+    st.config_yaml = dump;
+    st.hooks = &hooks;
+    if (prog.tty) {
+        st.tick = on_tick;
+        st.tick_ctx = &prog;
     }
-    long best = glora_search_best(s, 0);
-    if (best >= 0) {
-        size_t params;
-        double acc;
-        int gen;
-        glora_search_candidate(s, (size_t)best, &params, &acc, &gen);
-        printf("best: val accuracy %.4f, %zu GLoRA parameters, found in generation %d: %s/best.json\n",
-               acc, params, gen, dir);
-    }
-    for (int i = 0; i < o.n_budgets; i++) {
-        char b[32];
-        glora_search_budget_str(o.budgets[i], b);
-        long k = glora_search_best(s, o.budgets[i]);
-        if (k < 0) {
-            printf("under %s: no candidate evaluated\n", b);
-            continue;
-        }
-        size_t params;
-        double acc;
-        glora_search_candidate(s, (size_t)k, &params, &acc, NULL);
-        printf("under %s: val accuracy %.4f, %zu parameters: %s/best-under-%s.json\n", b, acc, params,
-               dir, b);
-    }
-    rc = CLI_OK;
-    goto out;
-fail:
-    rc = cli_fail();
+    glora_search_result_t res;
+    rc = glora_search_supernet(&st, &res);
+    if (rc && prog.tty) fprintf(stderr, "\n");
+    if (!rc) print_result(&st.opts, &res, dir);
 out:
-    glora_search_free(s);
     free(L);
     free(dump);
-    free(path);
-    free(dir);
     glora_dataset_free(&ds);
     glora_vit_free(m);
-    cli_args_free(&args);
-    return rc;
+    return rc ? cli_fail() : CLI_OK;
 }
+
+const cli_stage_t cli_stage_search = {&cmd, search_stage};
+
+int glora_cmd_search(int argc, char **argv) { return cli_run_stage(&cli_stage_search, argc, argv); }

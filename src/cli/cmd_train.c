@@ -14,7 +14,9 @@
 #include "glora/layer.h"
 #include "glora/model.h"
 #include "glora/parallel.h"
+#include "glora/pipeline.h"
 #include "glora/rng.h"
+#include "glora/search.h"
 #include "glora/spec.h"
 #include "glora/train.h"
 
@@ -185,29 +187,6 @@ static int head_classes(const glora_config_t *cfg, const glora_dataset_t *train)
     return train->num_classes > mx ? train->num_classes : mx;
 }
 
-/* A model of the backbone's architecture with `classes` classes and GLoRA
- * rank `rank`: backbone tensors copied, head zero, adapters zero. */
-static int rebuild(glora_vit_t **out, const glora_vit_t *bb, int classes, int rank) {
-    glora_vit_arch_t a = bb->arch;
-    a.num_classes = classes;
-    glora_vit_t *m;
-    int rc = glora_vit_create(&m, &a, rank);
-    if (rc) return rc;
-    for (int i = 0; i < m->n_params; i++) {
-        const glora_param_t *p = &m->params[i];
-        if (p->role == GLORA_ROLE_BACKBONE) {
-            const glora_param_t *q = glora_vit_param(bb, p->name);
-            GLORA_ASSERT(q && q->numel == p->numel);
-            memcpy(m->mem + p->offset, bb->mem + q->offset, p->numel * sizeof(float));
-        } else {
-            memset(m->mem + p->offset, 0, p->numel * sizeof(float));
-        }
-    }
-    memcpy(m->backbone_sha256, bb->backbone_sha256, sizeof m->backbone_sha256);
-    *out = m;
-    return GLORA_OK;
-}
-
 /* ---- progress and metrics ---------------------------------------------- */
 
 typedef struct {
@@ -276,28 +255,72 @@ static void on_epoch(const glora_train_progress_t *p, void *ctx) {
 
 /* ---- the shared driver ------------------------------------------------- */
 
-typedef enum { CMD_PRETRAIN, CMD_FINETUNE, CMD_SUPERNET, CMD_RETRAIN } which_t;
-
 /* Fills a space from the space.* keys (an empty list: the official options
  * at the rank). */
 static int space_from_config(const glora_config_t *cfg, int rank, glora_space_t *sp) {
-    glora_space_official(sp, rank);
     static const char *const keys[GLORA_NTENSORS] = {"space.A", "space.B", "space.C", "space.D", "space.E"};
-    for (int t = 0; t < GLORA_NTENSORS; t++) {
-        size_t n;
-        const char *const *v = glora_config_strings(cfg, keys[t], &n);
-        if (n == 0) continue;
-        if (n > GLORA_SPACE_MAX) return glora_config_error(cfg, keys[t], "has more than %d choices", GLORA_SPACE_MAX);
-        for (size_t k = 0; k < n; k++) {
-            if (glora_choice_parse(v[k], t, rank, &sp->opt[t][k]))
-                return glora_config_error(cfg, keys[t], "%s", glora_errmsg());
-            for (size_t j = 0; j < k; j++)
-                if (glora_choice_eq(sp->opt[t][j], sp->opt[t][k]))
-                    return glora_config_error(cfg, keys[t], "lists '%s' twice", v[k]);
-        }
-        sp->n[t] = (int)n;
+    const char *const *lists[GLORA_NTENSORS];
+    size_t n[GLORA_NTENSORS];
+    for (int t = 0; t < GLORA_NTENSORS; t++) lists[t] = glora_config_strings(cfg, keys[t], &n[t]);
+    return glora_space_build(sp, lists, n, rank, "space");
+}
+
+/* The model training starts from: pretrain from scratch or from given
+ * weights; finetune a copy of the backbone with a new head; supernet a
+ * supernet built on it; retrain the supernet (inherit) or a fresh one. */
+static int start_model(glora_recipe_kind_t kind, const glora_config_t *cfg, const glora_dataset_t *train,
+                       glora_spec_t *spec, glora_vit_t **m) {
+    const char *bb_path = glora_config_string(cfg, "model.backbone");
+    const int heads = (int)glora_config_int(cfg, "model.heads");
+    const uint64_t seed = (uint64_t)glora_config_int(cfg, "seed");
+    if (kind == GLORA_RECIPE_PRETRAIN) {
+        if (bb_path && bb_path[0]) return glora_vit_load(m, bb_path, NULL, heads);
+        glora_vit_arch_t a = cli_arch_preset(glora_config_string(cfg, "arch.preset"));
+        if (glora_config_int(cfg, "arch.num_classes") > 0) a.num_classes = (int)glora_config_int(cfg, "arch.num_classes");
+        return glora_backbone_create(m, &a, seed);
     }
-    return GLORA_OK;
+    glora_vit_t *bb = NULL;
+    int rc = glora_vit_load(&bb, bb_path, NULL, heads);
+    if (!rc && kind == GLORA_RECIPE_FINETUNE) rc = glora_backbone_adapt(m, bb, head_classes(cfg, train), 0);
+    if (!rc && kind == GLORA_RECIPE_SUPERNET)
+        rc = glora_supernet_build(m, bb, head_classes(cfg, train), (int)glora_config_int(cfg, "glora.rank"), seed);
+    if (!rc && kind == GLORA_RECIPE_RETRAIN) {
+        const char *adapter = glora_config_string(cfg, "model.adapter"), *subnet = glora_config_string(cfg, "subnet");
+        if ((rc = glora_spec_read(spec, subnet))) goto done;
+        if (strcmp(glora_config_string(cfg, "retrain.init"), "inherit") != 0) {
+            rc = glora_supernet_build(m, bb, head_classes(cfg, train), spec->rank, seed);
+        } else if (!adapter || !adapter[0]) {
+            rc = glora_config_error(cfg, "model.adapter", "is required by retrain.init=inherit (the supernet to start from)");
+        } else if (!(rc = glora_vit_load(m, bb_path, adapter, heads)) && (*m)->rank == 0) {
+            rc = glora_error(GLORA_ESTATE, "adapter '%s': holds no GLoRA tensors", adapter);
+        }
+        if (!rc) rc = glora_spec_check(spec, *m, subnet);
+    }
+done:
+    glora_vit_free(bb);
+    return rc;
+}
+
+/* The options of glora_train_run from the train.* keys. */
+static void read_opts(glora_recipe_kind_t kind, const glora_config_t *cfg, glora_train_opts_t *o) {
+    memset(o, 0, sizeof *o);
+    o->epochs = (int)glora_config_int(cfg, "train.epochs");
+    o->batch = (size_t)glora_config_int(cfg, "train.batch");
+    o->shards = (int)glora_config_int(cfg, "train.shards");
+    double lr = glora_config_is_set(cfg, "train.lr") || kind != GLORA_RECIPE_FINETUNE
+                    ? glora_config_number(cfg, "train.lr")
+                    : strcmp(glora_config_string(cfg, "finetune.mode"), "linear") == 0 ? 1e-3 : 1e-4;
+    int warm = (int)glora_config_int(cfg, "train.warmup_epochs");
+    o->sched = (glora_sched_t){.lr = lr, .warmup_start = glora_config_number(cfg, "train.warmup_lr"),
+                               .floor = glora_config_number(cfg, "train.min_lr"),
+                               .warmup = warm >= 0 ? warm : glora_sched_default_warmup(o->epochs)};
+    o->adamw = (glora_adamw_cfg_t){glora_config_number(cfg, "train.beta1"), glora_config_number(cfg, "train.beta2"),
+                                   glora_config_number(cfg, "train.eps"), glora_config_number(cfg, "train.weight_decay")};
+    o->clip_norm = glora_config_number(cfg, "train.clip_norm");
+    o->val_every = (int)glora_config_int(cfg, "train.val_every");
+    o->label_smoothing = (float)glora_config_number(cfg, "train.label_smoothing");
+    o->seed = (uint64_t)glora_config_int(cfg, "seed");
+    o->stop_after = (int)glora_config_int(cfg, "run.stop_after");
 }
 
 static char *path_with(const char *base, const char *suffix) {
@@ -307,211 +330,130 @@ static char *path_with(const char *base, const char *suffix) {
     return p;
 }
 
-static int run_command(which_t which, const cli_cmd_t *cmd, int argc, char **argv) {
-    cli_args_t args;
-    int rc = cli_parse(cmd, argc, argv, &args);
-    if (rc) return rc < 0 ? CLI_OK : rc;
-    const glora_config_t *cfg = args.cfg;
-    glora_vit_t *m = NULL, *bb = NULL;
-    glora_dataset_t train = {0}, val = {0};
-    glora_spec_t spec = {0};
-    unsigned char *mask = NULL;
-    char *ckpt = NULL, *metrics_path = NULL, *spec_json = NULL;
-    FILE *metrics = NULL;
+/* Everything a training command holds, freed by one call. */
+typedef struct {
+    glora_vit_t *m;
+    glora_dataset_t train, val;
+    glora_spec_t spec;
     glora_space_t space;
-    int status = CLI_FAIL;
-    const char *output = glora_config_string(cfg, "output");
-    const char *backbone_path = glora_config_string(cfg, "model.backbone");
-    const int resume = cli_switch(cmd, &args, "--resume");
-    char bb_sha[65] = "";
+    unsigned char *mask;
+    char *ckpt, *metrics_path;
+    FILE *metrics;
+    char bb_sha[65], hash[65];
+} job_t;
 
-    if (!output || !output[0]) {
-        status = cli_usage_error(cmd->name, "no output file: give -o FILE (or output: in the config)");
-        goto out;
-    }
-    if (which != CMD_PRETRAIN && (rc = glora_config_require(cfg, "model.backbone"))) goto fail;
-    if (which == CMD_RETRAIN && (rc = glora_config_require(cfg, "subnet"))) goto fail;
-    glora_split_t train_split;
-    if ((rc = cli_load_split(cfg, "data.train", NULL, &train))) goto fail;
-    glora_split_from_config(&train_split, cfg, "data.train", "data.");
-    if (train.n < (size_t)glora_config_int(cfg, "train.batch")) {
+static void job_free(job_t *j) {
+    if (j->metrics) fclose(j->metrics);
+    free(j->mask);
+    free(j->ckpt);
+    free(j->metrics_path);
+    glora_spec_free(&j->spec);
+    glora_dataset_free(&j->train);
+    glora_dataset_free(&j->val);
+    glora_vit_free(j->m);
+}
+
+/* Data, model, recipe and what trains, from the config. */
+static int prepare(glora_recipe_kind_t kind, const glora_config_t *cfg, job_t *j, glora_recipe_t *r) {
+    const char *bb_path = glora_config_string(cfg, "model.backbone");
+    glora_split_t ts;
+    int rc = GLORA_OK;
+    if (kind != GLORA_RECIPE_PRETRAIN && (rc = glora_config_require(cfg, "model.backbone"))) return rc;
+    if (kind == GLORA_RECIPE_RETRAIN && (rc = glora_config_require(cfg, "subnet"))) return rc;
+    if ((rc = cli_load_split(cfg, "data.train", NULL, &j->train))) return rc;
+    glora_split_from_config(&ts, cfg, "data.train", "data.");
+    if (j->train.n < (size_t)glora_config_int(cfg, "train.batch")) {
         rc = glora_config_error(cfg, "train.batch", "is %lld, more than the %zu training examples",
-                                (long long)glora_config_int(cfg, "train.batch"), train.n);
+                                (long long)glora_config_int(cfg, "train.batch"), j->train.n);
         glora_error_hint("lower train.batch (--batch): the last partial batch is dropped");
-        goto fail;
+        return rc;
     }
-    if (backbone_path && backbone_path[0] && (rc = glora_sha256_file(backbone_path, bb_sha))) goto fail;
-
-    /* The model and what trains. */
-    glora_rng_t init_rng;
-    glora_rng_seed(&init_rng, (uint64_t)glora_config_int(cfg, "seed"));
-    glora_rng_fork(&init_rng, 0x696e6974 /* "init" */, &init_rng);
-    switch (which) {
-    case CMD_PRETRAIN:
-        if (backbone_path && backbone_path[0]) {
-            if ((rc = glora_vit_load(&m, backbone_path, NULL, (int)glora_config_int(cfg, "model.heads")))) goto fail;
-        } else {
-            glora_vit_arch_t a = cli_arch_preset(glora_config_string(cfg, "arch.preset"));
-            if (glora_config_int(cfg, "arch.num_classes") > 0) a.num_classes = (int)glora_config_int(cfg, "arch.num_classes");
-            if ((rc = glora_vit_create(&m, &a, 0))) goto fail;
-            glora_train_init_vit(m, &init_rng);
-        }
-        break;
-    case CMD_FINETUNE:
-    case CMD_SUPERNET: {
-        if ((rc = glora_vit_load(&bb, backbone_path, NULL, (int)glora_config_int(cfg, "model.heads")))) goto fail;
-        int rank = which == CMD_SUPERNET ? (int)glora_config_int(cfg, "glora.rank") : 0;
-        if ((rc = rebuild(&m, bb, head_classes(cfg, &train), rank))) goto fail;
-        if (which == CMD_SUPERNET) {
-            if ((rc = space_from_config(cfg, rank, &space))) goto fail;
-            glora_train_init_adapters(m, &init_rng);
-        }
-        break;
-    }
-    case CMD_RETRAIN: {
-        const char *adapter = glora_config_string(cfg, "model.adapter");
-        int inherit = strcmp(glora_config_string(cfg, "retrain.init"), "inherit") == 0;
-        if ((rc = glora_vit_load(&bb, backbone_path, NULL, (int)glora_config_int(cfg, "model.heads")))) goto fail;
-        if ((rc = glora_spec_read(&spec, glora_config_string(cfg, "subnet")))) goto fail;
-        if (inherit) {
-            if (!adapter || !adapter[0]) {
-                rc = glora_config_error(cfg, "model.adapter", "is required by retrain.init=inherit (the supernet to start from)");
-                goto fail;
-            }
-            if ((rc = glora_vit_load(&m, backbone_path, adapter, (int)glora_config_int(cfg, "model.heads")))) goto fail;
-            if (m->rank == 0) {
-                rc = glora_error(GLORA_ESTATE, "adapter '%s': holds no GLoRA tensors", adapter);
-                goto fail;
-            }
-        } else {
-            if ((rc = rebuild(&m, bb, head_classes(cfg, &train), spec.rank))) goto fail;
-            glora_train_init_adapters(m, &init_rng);
-        }
-        if ((rc = glora_spec_check(&spec, m, glora_config_string(cfg, "subnet")))) goto fail;
-        glora_train_zero_unused(m, spec.cfg);
-        break;
-    }
-    }
-    if ((rc = glora_dataset_fit(&train, &train_split, &m->arch))) goto fail; /* labels vs the head */
-    if (glora_config_string(cfg, "data.val.images") && (rc = cli_load_split(cfg, "data.val", m, &val))) goto fail;
-
-    mask = calloc((size_t)m->n_params, 1);
-    if (!mask) { rc = glora_error(GLORA_ENOMEM, "model: out of memory"); goto fail; }
+    if (bb_path && bb_path[0] && (rc = glora_sha256_file(bb_path, j->bb_sha))) return rc;
+    if ((rc = start_model(kind, cfg, &j->train, &j->spec, &j->m))) return rc;
+    if (kind == GLORA_RECIPE_SUPERNET && (rc = space_from_config(cfg, j->m->rank, &j->space))) return rc;
+    if ((rc = glora_dataset_fit(&j->train, &ts, &j->m->arch))) return rc; /* labels vs the head */
+    if (glora_config_string(cfg, "data.val.images") && (rc = cli_load_split(cfg, "data.val", j->m, &j->val))) return rc;
     const char *trainable = glora_config_string(cfg, "train.trainable");
-    if (!trainable && which == CMD_FINETUNE)
+    if (!trainable && kind == GLORA_RECIPE_FINETUNE)
         trainable = strcmp(glora_config_string(cfg, "finetune.mode"), "linear") == 0 ? "head" : "backbone,head";
-    if (trainable && trainable[0] && (rc = glora_train_select(m, trainable, mask))) {
-        rc = glora_config_error(cfg, "train.trainable", "%s", glora_errmsg());
-        goto fail;
-    }
-    if (which == CMD_RETRAIN) glora_train_mask_subnet(m, spec.cfg, mask);
+    *r = (glora_recipe_t){.kind = kind, .trainable = trainable ? trainable : "", .space = &j->space,
+                          .subnet = &j->spec, .backbone_sha256 = j->bb_sha};
+    if (!(j->mask = malloc((size_t)j->m->n_params))) return glora_error(GLORA_ENOMEM, "model: out of memory");
+    if (glora_recipe_mask(j->m, r, j->mask)) return glora_config_error(cfg, "train.trainable", "%s", glora_errmsg());
+    return GLORA_OK;
+}
 
-    /* Options. */
-    glora_train_opts_t o = {0};
-    o.epochs = (int)glora_config_int(cfg, "train.epochs");
-    o.batch = (size_t)glora_config_int(cfg, "train.batch");
-    o.shards = (int)glora_config_int(cfg, "train.shards");
-    double lr = glora_config_is_set(cfg, "train.lr") || which != CMD_FINETUNE
-                    ? glora_config_number(cfg, "train.lr")
-                    : strcmp(glora_config_string(cfg, "finetune.mode"), "linear") == 0 ? 1e-3 : 1e-4;
-    int warm = (int)glora_config_int(cfg, "train.warmup_epochs");
-    o.sched = (glora_sched_t){.lr = lr, .warmup_start = glora_config_number(cfg, "train.warmup_lr"),
-                              .floor = glora_config_number(cfg, "train.min_lr"),
-                              .warmup = warm >= 0 ? warm : glora_sched_default_warmup(o.epochs)};
-    o.adamw = (glora_adamw_cfg_t){glora_config_number(cfg, "train.beta1"), glora_config_number(cfg, "train.beta2"),
-                                  glora_config_number(cfg, "train.eps"), glora_config_number(cfg, "train.weight_decay")};
-    o.clip_norm = glora_config_number(cfg, "train.clip_norm");
-    o.val_every = (int)glora_config_int(cfg, "train.val_every");
-    o.label_smoothing = (float)glora_config_number(cfg, "train.label_smoothing");
-    o.seed = (uint64_t)glora_config_int(cfg, "seed");
-    o.space = which == CMD_SUPERNET ? &space : NULL;
-    o.fixed_cfg = which == CMD_RETRAIN ? spec.cfg : NULL;
-    o.stop_after = (int)glora_config_int(cfg, "run.stop_after");
-    const char *ck = glora_config_string(cfg, "run.checkpoint");
-    const char *mp = glora_config_string(cfg, "run.metrics");
-    ckpt = ck && ck[0] ? strdup(ck) : path_with(output, ".ckpt");
-    metrics_path = mp && mp[0] ? strdup(mp) : path_with(output, ".metrics.jsonl");
-    if (!ckpt || !metrics_path) { rc = glora_error(GLORA_ENOMEM, "run: out of memory"); goto fail; }
-    o.checkpoint = ckpt;
-    o.resume = resume;
-    char hash[65];
-    if ((rc = glora_config_hash(cfg, hash))) goto fail;
-    o.run_hash = hash;
-    int resuming = resume && access(ckpt, F_OK) == 0;
-    metrics = fopen(metrics_path, resuming ? "a" : "w");
-    if (!metrics) {
-        rc = glora_error(GLORA_EIO, "metrics '%s': cannot open for writing", metrics_path);
-        goto fail;
+/* Checkpoint and metrics files, and the progress printer. */
+static int open_files(const glora_config_t *cfg, int resume, job_t *j, glora_train_opts_t *o) {
+    const char *output = glora_config_string(cfg, "output");
+    const char *ck = glora_config_string(cfg, "run.checkpoint"), *mp = glora_config_string(cfg, "run.metrics");
+    j->ckpt = ck && ck[0] ? strdup(ck) : path_with(output, ".ckpt");
+    j->metrics_path = mp && mp[0] ? strdup(mp) : path_with(output, ".metrics.jsonl");
+    if (!j->ckpt || !j->metrics_path) return glora_error(GLORA_ENOMEM, "run: out of memory");
+    int rc = glora_config_hash(cfg, j->hash);
+    if (rc) return rc;
+    o->checkpoint = j->ckpt;
+    o->resume = resume;
+    o->run_hash = j->hash;
+    int resuming = resume && access(j->ckpt, F_OK) == 0;
+    if (!(j->metrics = fopen(j->metrics_path, resuming ? "a" : "w")))
+        return glora_error(GLORA_EIO, "metrics '%s': cannot open for writing", j->metrics_path);
+    if (!resume && access(j->ckpt, F_OK) == 0)
+        fprintf(stderr, "note: starting over; the checkpoint '%s' will be replaced (--resume continues it)\n", j->ckpt);
+    return GLORA_OK;
+}
+
+/* A training command on a loaded config: prepare, train, report. */
+static int train_stage(glora_recipe_kind_t kind, const char *name, const glora_config_t *cfg, int resume) {
+    const char *output = glora_config_string(cfg, "output");
+    if (!output || !output[0]) return cli_usage_error(name, "no output file: give -o FILE (or output: in the config)");
+    job_t j = {0};
+    glora_recipe_t recipe;
+    glora_train_opts_t o;
+    glora_train_result_t res;
+    read_opts(kind, cfg, &o);
+    int rc = prepare(kind, cfg, &j, &recipe);
+    if (!rc) rc = open_files(cfg, resume, &j, &o);
+    if (rc) {
+        job_free(&j);
+        return cli_fail();
     }
-    if (!resume && access(ckpt, F_OK) == 0)
-        fprintf(stderr, "note: starting over; the checkpoint '%s' will be replaced (--resume continues it)\n", ckpt);
-    progress_t pg = {.tty = cli_is_tty(), .metrics = metrics, .t_start = glora_now()};
+    progress_t pg = {.tty = cli_is_tty(), .metrics = j.metrics, .t_start = glora_now()};
     o.on_step = on_step;
     o.on_epoch = on_epoch;
     o.cb_ctx = &pg;
-
     size_t n_train = 0;
-    for (int i = 0; i < m->n_params; i++) n_train += mask[i] ? m->params[i].numel : 0;
+    for (int i = 0; i < j.m->n_params; i++) n_train += j.mask[i] ? j.m->params[i].numel : 0;
     char h1[32], h2[32];
     snprintf(pg.header, sizeof pg.header,
-            "%s: %zu training images, %zu validation, %s of %s parameters train, %d epochs of %zu steps, %d threads",
-            cmd->name, train.n, val.n, cli_human((double)n_train, h1), cli_human((double)m->n_floats, h2), o.epochs,
-            train.n / (o.batch ? o.batch : 1), glora_max_threads());
-
-    glora_train_result_t res;
-    if ((rc = glora_train_run(m, mask, &o, &train, val.n ? &val : NULL, &res))) goto fail;
-    if (res.start_epoch > 0) fprintf(stderr, "resumed after epoch %d\n", res.start_epoch);
-    if (res.start_epoch + res.epochs_run < o.epochs) {
+             "%s: %zu training images, %zu validation, %s of %s parameters train, %d epochs of %zu steps, %d threads",
+             name, j.train.n, j.val.n, cli_human((double)n_train, h1), cli_human((double)j.m->n_floats, h2),
+             o.epochs, j.train.n / (o.batch ? o.batch : 1), glora_max_threads());
+    rc = glora_train_recipe(j.m, &recipe, &o, &j.train, j.val.n ? &j.val : NULL, output, &res);
+    if (!rc && res.start_epoch > 0) fprintf(stderr, "resumed after epoch %d\n", res.start_epoch);
+    if (!rc && res.start_epoch + res.epochs_run < o.epochs) {
         fprintf(stderr, "stopped after epoch %d of %d; the checkpoint is '%s' (continue with --resume)\n",
-                res.start_epoch + res.epochs_run, o.epochs, ckpt);
-        status = CLI_OK;
-        goto out;
+                res.start_epoch + res.epochs_run, o.epochs, j.ckpt);
+    } else if (!rc) {
+        char vbuf[48] = "";
+        if (res.has_val) snprintf(vbuf, sizeof vbuf, ", validation %.2f%%", 100 * res.val_accuracy);
+        fprintf(stderr, "wrote '%s' (train accuracy %.2f%%%s)\n", output, 100 * res.accuracy, vbuf);
     }
-
-    /* The output file. */
-    switch (which) {
-    case CMD_PRETRAIN:
-    case CMD_FINETUNE: {
-        const char *meta[] = {"glora.kind", "backbone"};
-        rc = glora_vit_save(m, output, GLORA_ROLE_BACKBONE | GLORA_ROLE_HEAD, meta, 1);
-        break;
-    }
-    case CMD_SUPERNET: {
-        const char *meta[] = {"glora.kind", "supernet", "glora.backbone_sha256", bb_sha};
-        rc = glora_vit_save(m, output, GLORA_ROLE_ADAPTER | GLORA_ROLE_HEAD, meta, 2);
-        break;
-    }
-    case CMD_RETRAIN: {
-        if ((rc = glora_spec_to_json(&spec, &spec_json))) break;
-        const char *meta[] = {"glora.kind", "adapter", "glora.backbone_sha256", bb_sha, "glora.subnet", spec_json};
-        rc = glora_vit_save(m, output, GLORA_ROLE_ADAPTER | GLORA_ROLE_HEAD, meta, 3);
-        break;
-    }
-    }
-    if (rc) goto fail;
-    char vbuf[48] = "";
-    if (res.has_val) snprintf(vbuf, sizeof vbuf, ", validation %.2f%%", 100 * res.val_accuracy);
-    fprintf(stderr, "wrote '%s' (train accuracy %.2f%%%s)\n", output, 100 * res.accuracy, vbuf);
-    status = CLI_OK;
-    goto out;
-fail:
-    status = cli_fail();
-out:
-    if (metrics) fclose(metrics);
-    free(mask);
-    free(ckpt);
-    free(metrics_path);
-    free(spec_json);
-    glora_spec_free(&spec);
-    glora_dataset_free(&train);
-    glora_dataset_free(&val);
-    glora_vit_free(m);
-    glora_vit_free(bb);
-    cli_args_free(&args);
-    return status;
+    job_free(&j);
+    return rc ? cli_fail() : CLI_OK;
 }
 
-int glora_cmd_pretrain(int argc, char **argv) { return run_command(CMD_PRETRAIN, &pretrain_cmd, argc, argv); }
-int glora_cmd_finetune(int argc, char **argv) { return run_command(CMD_FINETUNE, &finetune_cmd, argc, argv); }
-int glora_cmd_supernet(int argc, char **argv) { return run_command(CMD_SUPERNET, &supernet_cmd, argc, argv); }
-int glora_cmd_retrain(int argc, char **argv) { return run_command(CMD_RETRAIN, &retrain_cmd, argc, argv); }
+static int run_pretrain(const glora_config_t *c, int resume) { return train_stage(GLORA_RECIPE_PRETRAIN, "pretrain", c, resume); }
+static int run_finetune(const glora_config_t *c, int resume) { return train_stage(GLORA_RECIPE_FINETUNE, "finetune", c, resume); }
+static int run_supernet(const glora_config_t *c, int resume) { return train_stage(GLORA_RECIPE_SUPERNET, "supernet", c, resume); }
+static int run_retrain(const glora_config_t *c, int resume) { return train_stage(GLORA_RECIPE_RETRAIN, "retrain", c, resume); }
+
+const cli_stage_t cli_stage_pretrain = {&pretrain_cmd, run_pretrain};
+const cli_stage_t cli_stage_finetune = {&finetune_cmd, run_finetune};
+const cli_stage_t cli_stage_supernet = {&supernet_cmd, run_supernet};
+const cli_stage_t cli_stage_retrain = {&retrain_cmd, run_retrain};
+
+int glora_cmd_pretrain(int argc, char **argv) { return cli_run_stage(&cli_stage_pretrain, argc, argv); }
+int glora_cmd_finetune(int argc, char **argv) { return cli_run_stage(&cli_stage_finetune, argc, argv); }
+int glora_cmd_supernet(int argc, char **argv) { return cli_run_stage(&cli_stage_supernet, argc, argv); }
+int glora_cmd_retrain(int argc, char **argv) { return cli_run_stage(&cli_stage_retrain, argc, argv); }

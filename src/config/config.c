@@ -433,6 +433,26 @@ __attribute__((noreturn)) static void key_bug(const char *why, const char *key,
     glora_assert_fail(what, file, line);
 }
 
+int glora_config_set_string(glora_config_t *c, const char *key, const char *value) {
+    GLORA_ASSERT(c != NULL && key != NULL && value != NULL);
+    int is_map;
+    const glora_config_key_t *spec = find_spec(c->schema, key, &is_map);
+    KEY_ASSERT(spec != NULL && spec->type == GLORA_CFG_STRING && strchr(key, '*') == NULL,
+               "is not a string key of the schema", key);
+    cfg_value_t v = {0};
+    sbuf_t canon = {0}, text = {0};
+    v.s = strdup(value);
+    cfg_buf_scalar(&canon, value);
+    v.canon = canon.buf;
+    sb_printf(&text, "%s=%s", key, value); /* what messages about the key quote */
+    cfg_origin_t o = {.assignment = text.buf};
+    int rc = !v.s || canon.failed || text.failed ? glora_error(GLORA_ENOMEM, "out of memory")
+                                                 : put(c, key, spec, &v, 0, &o);
+    cfg_value_clear(&v); /* put took the value, or it is freed here */
+    free(text.buf);
+    return rc;
+}
+
 /* The schema key of a concrete key given to a getter. */
 static const glora_config_key_t *spec_of(const glora_config_t *c, const char *key) {
     GLORA_ASSERT(c != NULL && key != NULL);

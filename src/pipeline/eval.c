@@ -19,3 +19,22 @@ int glora_eval_correct(const glora_vit_t *m, const glora_vit_linears_t *lin, glo
     free(x);
     return GLORA_OK;
 }
+
+int glora_evaluate(const glora_vit_t *m, const glora_layer_cfg_t *cfg, const glora_dataset_t *ds,
+                   size_t batch, size_t *correct) {
+    glora_vit_linears_t *lin = NULL;
+    glora_vit_acts_t *acts = NULL;
+    *correct = 0;
+    if (ds->n == 0) return GLORA_OK;
+    if (batch == 0) batch = 256;
+    if (batch > ds->n) batch = ds->n;
+    int rc = glora_vit_linears_create(&lin, m);
+    if (!rc) rc = glora_vit_acts_create(&acts, m, batch, 0);
+    if (!rc) {
+        glora_vit_linears_set(lin, m, cfg);
+        rc = glora_eval_correct(m, lin, acts, ds, correct);
+    }
+    glora_vit_linears_free(lin);
+    glora_vit_acts_free(acts);
+    return rc;
+}
