@@ -44,7 +44,7 @@ typedef struct {
     int depth;
     int heads;
     int mlp_hidden;
-    int num_classes;
+    int num_classes; /* 0: no head (a backbone for a new task's head) */
     int num_patches; /* (img_size / patch)^2 */
     int tokens;      /* num_patches + 1 */
 } glora_vit_arch_t;
@@ -107,8 +107,33 @@ void glora_vit_free(glora_vit_t *m); /* NULL-safe */
 int glora_vit_load(glora_vit_t **out, const char *backbone_path, const char *adapter_path,
                    int heads);
 
-/* Writes the tensors whose role is in role_mask as F32 safetensors,
- * atomically, with glora.heads / glora.rank metadata plus the extra
+/* glora_vit_load with more ways to learn the number of heads, and other
+ * backbone formats. The backbone may be
+ *   - a safetensors file with timm's names (any classic timm ViT / DeiT:
+ *     Ti/S/B/L, patch 16 or 32, 224 or 384; without a head, as timm's
+ *     orig_in21k files, the model has num_classes 0 and its forward pass
+ *     gives no logits: training commands add a new head for the task);
+ *   - a NumPy .npz with Google's original names (ViT-B_16.npz and kin),
+ *     mapped to timm's as timm's _load_weights does (docs/formats.md);
+ *     its pre_logits arrays are ignored, as timm 0.6.5 does.
+ * The number of heads comes from every source that gives one, which must
+ * agree: opts->heads, the files' glora.heads metadata, the .npz query
+ * kernels' shape, opts->arch naming a timm architecture (glora/timm.h; its
+ * dim, depth, patch and image size must fit the tensors), and a timm hub
+ * config.json in the backbone's directory (its architecture or
+ * model_args.num_heads; its num_classes must match the backbone's head).
+ * Tensors of other ViT variants (fc_norm, norm_pre, dist_token, reg_token,
+ * layer scale, ...) are refused with a message naming the tensor. */
+typedef struct {
+    int heads;        /* 0: from the files, config.json or arch */
+    const char *arch; /* a timm architecture name (model.arch), or NULL */
+} glora_vit_load_opts_t;
+
+int glora_vit_load_ex(glora_vit_t **out, const char *backbone_path, const char *adapter_path,
+                      const glora_vit_load_opts_t *opts);
+
+/* Writes the tensors whose role is in role_mask as F32 safetensors (a model
+ * without a head writes no head tensors), atomically, with glora.heads / glora.rank metadata plus the extra
  * key/value pairs in meta (n_meta pairs, may be 0). */
 int glora_vit_save(const glora_vit_t *m, const char *path, int role_mask,
                    const char *const *meta, size_t n_meta);

@@ -18,8 +18,10 @@ static const char *const site_names[GLORA_SITES] = {"attn.qkv", "attn.proj", "ml
 
 int glora_vit_arch_check(glora_vit_arch_t *a) {
     if (a->img_size <= 0 || a->in_chans <= 0 || a->patch <= 0 || a->dim <= 0 ||
-        a->depth <= 0 || a->heads <= 0 || a->mlp_hidden <= 0 || a->num_classes <= 0)
+        a->depth <= 0 || a->heads <= 0 || a->mlp_hidden <= 0 || a->num_classes < 0)
         return glora_error(GLORA_EINVAL, "architecture 'vit': every size must be positive");
+    /* num_classes 0: a backbone without a head (timm's orig_in21k); its
+     * forward pass stops at the final norm's cls rows. */
     if (a->img_size % a->patch != 0)
         return glora_error(GLORA_EINVAL, "architecture 'vit': patch %d does not divide image size %d",
                            a->patch, a->img_size);
@@ -429,7 +431,8 @@ void glora_vit_forward_tokens(const glora_vit_t *m, const glora_vit_linears_t *l
          * add); and the last block runs for the cls token only. */
         if (!ac->keep_all && i == a->depth - 1) {
             last_block_cls(m, lin, ac, xin, B);
-            glora_linear_forward(ac->logits, ac->cls, m->w.head_w, m->w.head_b, B, C, a->num_classes);
+            if (a->num_classes > 0)
+                glora_linear_forward(ac->logits, ac->cls, m->w.head_w, m->w.head_b, B, C, a->num_classes);
             return;
         }
         glora_layernorm_forward(b->ln1, b->ln1_mean, b->ln1_rstd, xin, w->ln1_w, w->ln1_b, N, C, LN_EPS);
@@ -446,7 +449,8 @@ void glora_vit_forward_tokens(const glora_vit_t *m, const glora_vit_linears_t *l
     }
     glora_layernorm_forward(ac->lnf, ac->lnf_mean, ac->lnf_rstd, xin, m->w.norm_w, m->w.norm_b, N, C, LN_EPS);
     glora_cls_forward(ac->cls, ac->lnf, B, T, C);
-    glora_linear_forward(ac->logits, ac->cls, m->w.head_w, m->w.head_b, B, C, a->num_classes);
+    if (a->num_classes > 0)
+        glora_linear_forward(ac->logits, ac->cls, m->w.head_w, m->w.head_b, B, C, a->num_classes);
 }
 
 /* The last block and the final norm for the cls token alone, which is all

@@ -4,7 +4,10 @@
 #include "glora/model.h"
 #include "glora/common.h"
 #include "glora/fileio.h"
+#include "glora/npz.h"
 #include "glora/safetensors.h"
+#include "glora/timm.h"
+#include "model-impl.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -37,10 +40,42 @@ static int parse_meta_int(const glora_st_t *st, const char *key, int *out) {
     return 1;
 }
 
-static int derive_arch(const glora_st_t *bb, const glora_st_t *ad, int heads, glora_vit_arch_t *a,
-                       int *rank) {
-    int rc = GLORA_OK;
-    memset(a, 0, sizeof *a);
+/* Tensors of timm ViT variants glora does not implement: refused by name
+ * before the shapes are read, so the message says what is wrong. */
+static int refuse_variants(const glora_st_t *st) {
+    static const char *const what[][2] = {
+        {"dist_token", "a distillation token (DeiT distilled)"},
+        {"head_dist.", "a distillation head (DeiT distilled)"},
+        {"fc_norm.", "fc_norm (average pooling)"},
+        {"norm_pre.", "norm_pre (a pre-norm, as in CLIP)"},
+        {"reg_token", "register tokens"},
+        {"attn_pool.", "attention pooling"},
+        {".ls1.", "layer scale"},
+        {".ls2.", "layer scale"},
+        {".q_norm.", "q/k normalisation"},
+        {".k_norm.", "q/k normalisation"},
+        {"patch_embed.backbone.", "a hybrid (CNN) stem"},
+        {"patch_embed.norm.", "a patch-embedding norm"},
+        {"pre_logits.", "a pre-logits layer"},
+    };
+    for (size_t i = 0; i < glora_st_count(st); i++) {
+        const char *name = glora_st_tensor(st, i)->name;
+        for (size_t k = 0; k < sizeof what / sizeof what[0]; k++) {
+            if (strstr(name, what[k][0]))
+                return glora_error(GLORA_EFORMAT,
+                                   "tensor '%.80s' in '%s': %s is not supported (glora loads the classic timm "
+                                   "ViT / DeiT: cls token, learned positions, pre-norm blocks, final norm, head)",
+                                   name, glora_st_path(st), what[k][1]);
+        }
+    }
+    return GLORA_OK;
+}
+
+/* The architecture a backbone safetensors file's tensor shapes give (all but
+ * the heads); num_classes 0 when it has no head. */
+static int st_arch(const glora_st_t *bb, glora_vit_arch_t *a) {
+    int rc = refuse_variants(bb);
+    if (rc) return rc;
     const glora_st_tensor_t *pw = need(bb, "patch_embed.proj.weight", 4, &rc);
     if (!pw) return rc;
     if (pw->shape[2] != pw->shape[3])
@@ -69,36 +104,112 @@ static int derive_arch(const glora_st_t *bb, const glora_st_t *ad, int heads, gl
     const glora_st_tensor_t *fc1 = need(bb, "blocks.0.mlp.fc1.weight", 2, &rc);
     if (!fc1) return rc;
     a->mlp_hidden = (int)fc1->shape[0];
-    /* The head: the adapter file's (a new head for the task) wins. */
-    const glora_st_tensor_t *head = ad ? glora_st_find(ad, "head.weight") : NULL;
-    const glora_st_t *head_file = ad;
-    if (!head) { head = glora_st_find(bb, "head.weight"); head_file = bb; }
-    if (!head)
-        return glora_error(GLORA_EFORMAT, "tensor 'head.weight' in '%s': missing (no classification head)",
-                           glora_st_path(bb));
-    if (head->ndim != 2)
+    const glora_st_tensor_t *head = glora_st_find(bb, "head.weight");
+    if (head && head->ndim != 2)
         return glora_error(GLORA_EFORMAT, "tensor 'head.weight' in '%s': 2 dimensions expected, found %d",
-                           glora_st_path(head_file), head->ndim);
-    a->num_classes = (int)head->shape[0];
+                           glora_st_path(bb), head->ndim);
+    if (!head && glora_st_find(bb, "head.bias"))
+        return glora_error(GLORA_EFORMAT, "tensor 'head.weight' in '%s': missing (head.bias is there)", glora_st_path(bb));
+    a->num_classes = head ? (int)head->shape[0] : 0;
+    return GLORA_OK;
+}
 
-    int meta_heads = 0, m1 = parse_meta_int(bb, "glora.heads", &meta_heads);
-    if (m1 < 0) return m1;
-    if (m1 == 0 && ad) {
-        int m2 = parse_meta_int(ad, "glora.heads", &meta_heads);
-        if (m2 < 0) return m2;
+/* The number of attention heads, which no tensor shape of a timm file gives:
+ * from every source that says something, and they must agree. */
+typedef struct {
+    int n;
+    int value[6];
+    char from[6][1200];
+} heads_t;
+
+static void heads_add(heads_t *h, int value, const char *fmt, const char *arg) {
+    if (value <= 0 || h->n == 6) return;
+    h->value[h->n] = value;
+    snprintf(h->from[h->n], sizeof h->from[0], fmt, arg);
+    h->n++;
+}
+
+/* A timm architecture named by model.arch or config.json must fit the file. */
+static int arch_fits(const glora_timm_arch_t *t, const glora_vit_arch_t *a, const char *path, const char *from) {
+    if (t->dim == a->dim && t->depth == a->depth && t->patch == a->patch && t->img_size == a->img_size)
+        return GLORA_OK;
+    return glora_error(GLORA_ESTATE, "model '%s': %s names %s (dim %d, depth %d, patch %d, %dx%d images), but the "
+                       "file's tensors give dim %d, depth %d, patch %d, %dx%d images", path, from, t->name, t->dim,
+                       t->depth, t->patch, t->img_size, t->img_size, a->dim, a->depth, a->patch, a->img_size,
+                       a->img_size);
+}
+
+static int resolve_heads(const char *bb_path, const glora_st_t *bb, const glora_st_t *ad, int file_heads,
+                         const glora_vit_load_opts_t *o, glora_vit_arch_t *a) {
+    heads_t h = {0};
+    int meta = 0, rc;
+    heads_add(&h, o->heads, "the config (model.heads)%s", "");
+    if ((rc = parse_meta_int(bb, "glora.heads", &meta)) < 0) return rc;
+    heads_add(&h, meta, "the metadata of '%s'", bb_path);
+    heads_add(&h, file_heads, "the query kernels of '%s'", bb_path);
+    meta = 0;
+    if ((rc = parse_meta_int(ad, "glora.heads", &meta)) < 0) return rc;
+    if (ad) heads_add(&h, meta, "the metadata of '%s'", glora_st_path(ad));
+    if (o->arch && o->arch[0]) {
+        const glora_timm_arch_t *t = glora_timm_arch_find(o->arch);
+        if (!t) {
+            int e = glora_error(GLORA_EINVAL, "model.arch '%.96s': not a timm architecture glora knows", o->arch);
+            glora_error_hint("one of: %s", glora_timm_arch_names());
+            return e;
+        }
+        if ((rc = arch_fits(t, a, bb_path, "model.arch"))) return rc;
+        heads_add(&h, t->heads, "model.arch '%s'", t->name);
     }
-    if (heads > 0 && meta_heads > 0 && heads != meta_heads)
-        return glora_error(GLORA_ESTATE, "model '%s': the config says %d heads, the file's metadata %d",
-                           glora_st_path(bb), heads, meta_heads);
-    a->heads = heads > 0 ? heads : meta_heads;
-    if (a->heads == 0) {
-        int e = glora_error(GLORA_EINVAL, "model '%s': the number of attention heads is not in the file's metadata",
-                            glora_st_path(bb));
-        glora_error_hint("set it in the config (model.heads) or with --heads");
+    glora_timm_config_t cfg = {.num_classes = -1};
+    int found;
+    char cpath[1100];
+    if ((rc = glora_timm_config_beside(bb_path, &cfg, &found, cpath, sizeof cpath))) return rc;
+    if (found) {
+        if (cfg.num_classes >= 0 && cfg.num_classes != a->num_classes)
+            return glora_error(GLORA_ESTATE, "config '%s': num_classes %d, but '%s' has a head of %d classes "
+                               "(is this config.json for another model?)", cpath, cfg.num_classes, bb_path,
+                               a->num_classes);
+        if (cfg.architecture[0]) {
+            const glora_timm_arch_t *t = glora_timm_arch_find(cfg.architecture);
+            char from[1200];
+            snprintf(from, sizeof from, "'%s'", cpath);
+            if (t && (rc = arch_fits(t, a, bb_path, from))) return rc;
+            if (t) heads_add(&h, t->heads, "'%s' (its architecture)", cpath);
+        }
+        heads_add(&h, cfg.num_heads, "'%s' (model_args.num_heads)", cpath);
+    }
+    for (int i = 1; i < h.n; i++) {
+        if (h.value[i] != h.value[0])
+            return glora_error(GLORA_ESTATE, "model '%s': %s says %d attention heads, %s says %d", bb_path,
+                               h.from[0], h.value[0], h.from[i], h.value[i]);
+    }
+    if (h.n == 0) {
+        int e = glora_error(GLORA_EINVAL, "model '%s': the number of attention heads is not known (not in the "
+                            "file's metadata, no timm config.json beside it)", bb_path);
+        glora_error_hint("name the timm architecture with model.arch (one of: %s), or set model.heads (--heads)",
+                         glora_timm_arch_names());
         return e;
     }
+    a->heads = h.value[0];
+    return GLORA_OK;
+}
+
+static int derive_arch(const char *bb_path, const glora_st_t *bb, const glora_npz_t *npz, const glora_st_t *ad,
+                       const glora_vit_load_opts_t *o, glora_vit_arch_t *a, int *rank) {
+    int rc, file_heads = 0;
+    memset(a, 0, sizeof *a);
+    if (npz) rc = glora_vit_npz_arch(npz, a, &file_heads);
+    else rc = st_arch(bb, a);
+    if (rc) return rc;
+    /* The head: the adapter file's (a new head for the task) wins. */
+    const glora_st_tensor_t *head = ad ? glora_st_find(ad, "head.weight") : NULL;
+    if (head && head->ndim != 2)
+        return glora_error(GLORA_EFORMAT, "tensor 'head.weight' in '%s': 2 dimensions expected, found %d",
+                           glora_st_path(ad), head->ndim);
+    if ((rc = resolve_heads(bb_path, bb, ad, file_heads, o, a))) return rc;
+    if (head) a->num_classes = (int)head->shape[0];
     int rc2 = glora_vit_arch_check(a);
-    if (rc2) return glora_error(rc2, "model '%s': %s", glora_st_path(bb), glora_errmsg());
+    if (rc2) return glora_error(rc2, "model '%s': %s", bb_path, glora_errmsg());
 
     /* GLoRA rank: from the adapter tensors, wherever they are. */
     *rank = 0;
@@ -125,8 +236,8 @@ static int fill_from(glora_vit_t *m, const glora_st_t *st, int mask, unsigned ch
         const glora_st_tensor_t *t = glora_st_tensor(st, i);
         const glora_param_t *p = glora_vit_param(m, t->name);
         if (!p)
-            return glora_error(GLORA_EFORMAT, "tensor '%s' in '%s': not part of a ViT with GLoRA layers",
-                               t->name, glora_st_path(st));
+            return glora_error(GLORA_EFORMAT, "tensor '%s' in '%s': unexpected: not part of a classic timm ViT "
+                               "with GLoRA layers", t->name, glora_st_path(st));
         if (!(p->role & mask)) continue;
         int rc = glora_st_load_f32(st, p->name, p->ndim, p->shape, m->mem + p->offset);
         if (rc) return rc;
@@ -136,15 +247,26 @@ static int fill_from(glora_vit_t *m, const glora_st_t *st, int mask, unsigned ch
 }
 
 int glora_vit_load(glora_vit_t **out, const char *backbone_path, const char *adapter_path, int heads) {
+    glora_vit_load_opts_t o = {.heads = heads};
+    return glora_vit_load_ex(out, backbone_path, adapter_path, &o);
+}
+
+int glora_vit_load_ex(glora_vit_t **out, const char *backbone_path, const char *adapter_path,
+                      const glora_vit_load_opts_t *opts) {
     *out = NULL;
     glora_st_t *bb = NULL, *ad = NULL;
+    glora_npz_t *npz = NULL;
     glora_vit_t *m = NULL;
     unsigned char *loaded = NULL;
     glora_vit_arch_t arch;
-    int rank;
-    int rc = glora_st_open(&bb, backbone_path);
+    int rank, rc;
+    /* A NumPy .npz (Google's original checkpoints) or a safetensors file. */
+    size_t plen = strlen(backbone_path);
+    int is_npz = glora_npz_sniff(backbone_path) || (plen > 4 && strcmp(backbone_path + plen - 4, ".npz") == 0);
+    if (is_npz) rc = glora_npz_open(&npz, backbone_path);
+    else rc = glora_st_open(&bb, backbone_path);
     if (!rc && adapter_path) rc = glora_st_open(&ad, adapter_path);
-    if (!rc) rc = derive_arch(bb, ad, heads, &arch, &rank);
+    if (!rc) rc = derive_arch(backbone_path, bb, npz, ad, opts, &arch, &rank);
     if (!rc) rc = glora_vit_create(&m, &arch, rank);
     if (!rc && !(loaded = calloc((size_t)m->n_params, 1)))
         rc = glora_error(GLORA_ENOMEM, "model '%s': out of memory", backbone_path);
@@ -153,8 +275,14 @@ int glora_vit_load(glora_vit_t **out, const char *backbone_path, const char *ada
      * the official code's state dict does); the adapter file gives GLoRA
      * tensors and a head, which replace the backbone's. */
     int head_from_adapter = ad && glora_st_find(ad, "head.weight");
-    rc = fill_from(m, bb, GLORA_ROLE_BACKBONE | GLORA_ROLE_ADAPTER | (head_from_adapter ? 0 : GLORA_ROLE_HEAD),
-                   loaded);
+    if (npz) {
+        rc = glora_vit_npz_fill(m, npz, !head_from_adapter);
+        for (int i = 0; i < m->n_params; i++)
+            loaded[i] = m->params[i].role == GLORA_ROLE_BACKBONE || (!head_from_adapter && m->params[i].role == GLORA_ROLE_HEAD);
+    } else {
+        rc = fill_from(m, bb, GLORA_ROLE_BACKBONE | GLORA_ROLE_ADAPTER | (head_from_adapter ? 0 : GLORA_ROLE_HEAD),
+                       loaded);
+    }
     if (!rc && ad) {
         /* A GLoRA tensor in both files is ambiguous: refuse it. */
         for (size_t i = 0; i < glora_st_count(ad) && !rc; i++) {
@@ -170,13 +298,13 @@ int glora_vit_load(glora_vit_t **out, const char *backbone_path, const char *ada
         if (!rc) rc = fill_from(m, ad, GLORA_ROLE_ADAPTER | GLORA_ROLE_HEAD, loaded);
     }
     for (int i = 0; i < m->n_params && !rc; i++) {
-        if (!loaded[i]) {
+        if (!loaded[i] && m->params[i].numel > 0) {
             const char *where = m->params[i].role == GLORA_ROLE_ADAPTER && ad ? adapter_path : backbone_path;
             rc = glora_error(GLORA_EFORMAT, "tensor '%s' in '%s': missing", m->params[i].name, where);
         }
     }
     if (!rc) {
-        const char *sha = glora_st_meta(ad ? ad : bb, "glora.backbone_sha256");
+        const char *sha = ad ? glora_st_meta(ad, "glora.backbone_sha256") : NULL;
         if (ad && sha) {
             snprintf(m->backbone_sha256, sizeof m->backbone_sha256, "%s", sha);
         }
@@ -192,6 +320,7 @@ int glora_vit_load(glora_vit_t **out, const char *backbone_path, const char *ada
 out:
     free(loaded);
     glora_st_close(bb);
+    glora_npz_close(npz);
     glora_st_close(ad);
     if (rc) {
         glora_vit_free(m);
@@ -213,7 +342,7 @@ int glora_vit_save(const glora_vit_t *m, const char *path, int role_mask,
     size_t n = 0;
     for (int i = 0; i < m->n_params; i++) {
         const glora_param_t *p = &m->params[i];
-        if (!(p->role & role_mask)) continue;
+        if (!(p->role & role_mask) || p->numel == 0) continue; /* no head: no head tensors */
         e[n].name = p->name;
         e[n].ndim = p->ndim;
         e[n].shape = p->shape;
