@@ -20,8 +20,9 @@ int cli_load_model(const glora_config_t *cfg, glora_vit_t **m) {
     int rc = glora_config_require(cfg, "model.backbone");
     if (rc) return rc;
     const char *adapter = glora_config_string(cfg, "model.adapter");
-    return glora_vit_load(m, glora_config_string(cfg, "model.backbone"),
-                          adapter && adapter[0] ? adapter : NULL, (int)glora_config_int(cfg, "model.heads"));
+    glora_vit_load_opts_t o = {.heads = (int)glora_config_int(cfg, "model.heads"),
+                               .arch = glora_config_string(cfg, "model.arch")};
+    return glora_vit_load_ex(m, glora_config_string(cfg, "model.backbone"), adapter && adapter[0] ? adapter : NULL, &o);
 }
 
 int cli_load_split(const glora_config_t *cfg, const char *prefix, const glora_vit_t *m,

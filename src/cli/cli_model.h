@@ -11,7 +11,8 @@
 #define CLI_MODEL_KEYS                                                                     \
     {"model.backbone", GLORA_CFG_STRING, NULL, "backbone safetensors file (a timm ViT)", 0, 0, NULL}, \
     {"model.adapter", GLORA_CFG_STRING, NULL, "supernet or adapter file (GLoRA tensors, new head)", 0, 0, NULL}, \
-    {"model.heads", GLORA_CFG_INT, "0", "attention heads if the file's metadata lacks them (0: metadata)", 0, 1024, NULL}
+    {"model.heads", GLORA_CFG_INT, "0", "attention heads if the file's metadata lacks them (0: metadata)", 0, 1024, NULL}, \
+    {"model.arch", GLORA_CFG_STRING, NULL, "timm architecture of the backbone, for its head count (vit_base_patch16_224, ...)", 0, 0, NULL}
 
 /* The evaluation split of eval and search: data.* (glora/data.h). */
 #define CLI_DATA_KEYS GLORA_SPLIT_KEYS("data", "evaluation"), GLORA_SPLIT_NORM_KEYS("data."), \

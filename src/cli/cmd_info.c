@@ -5,7 +5,9 @@
 
 #include "glora/common.h"
 #include "glora/fileio.h"
+#include "glora/npz.h"
 #include "glora/safetensors.h"
+#include "glora/timm.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -14,22 +16,25 @@
 static const glora_config_key_t keys[] = {
     {"model.adapter", GLORA_CFG_STRING, NULL, "supernet or adapter file to load on top", 0, 0, NULL},
     {"model.heads", GLORA_CFG_INT, "0", "attention heads if the file's metadata lacks them", 0, 1024, NULL},
+    {"model.arch", GLORA_CFG_STRING, NULL, "timm architecture of the model, for its head count", 0, 0, NULL},
 };
 static const glora_config_schema_t schema = GLORA_CONFIG_SCHEMA(keys);
 
 static const cli_flag_t flags[] = {
     {"--adapter", "model.adapter", "FILE", "supernet or adapter file to load on top of MODEL"},
     {"--heads", "model.heads", "N", "attention heads (when not in the file's metadata)"},
+    {"--arch", "model.arch", "NAME", "timm architecture (vit_base_patch16_224, ...): gives the head count"},
     {"--tensors", NULL, NULL, "list every tensor with dtype and shape"},
 };
 
 static const cli_cmd_t cmd = {
     .name = "info",
-    .synopsis = "MODEL [--adapter FILE] [--heads N] [--tensors]",
+    .synopsis = "MODEL [--adapter FILE] [--heads N] [--arch NAME] [--tensors]",
     .summary = "Shows what a safetensors file holds: the ViT architecture read off its\n"
                "tensor shapes, parameter counts by role, the adapted layers and their\n"
-               "GLoRA rank, and the file's metadata. MODEL may also be a supernet or\n"
-               "adapter file alone.",
+               "GLoRA rank, the file's metadata, and the preprocessing a timm\n"
+               "config.json beside MODEL sets. MODEL may also be a supernet or adapter\n"
+               "file alone, or Google's original .npz.",
     .schema = &schema,
     .flags = flags,
     .n_flags = sizeof flags / sizeof flags[0],
@@ -66,6 +71,27 @@ static void print_file(const char *path, int list) {
     glora_st_close(st);
 }
 
+/* What a timm config.json beside the model says about the input. */
+static void print_preprocessing(const char *path, const glora_vit_arch_t *a) {
+    glora_timm_config_t c = {.num_classes = -1};
+    int found;
+    char cpath[1100];
+    if (glora_timm_config_beside(path, &c, &found, cpath, sizeof cpath) || !found) {
+        printf("preprocessing: no timm config.json beside the model; the data.* keys decide (image size %d)\n",
+               a->img_size);
+        return;
+    }
+    const glora_timm_arch_t *t = glora_timm_arch_find(c.architecture);
+    printf("timm config %s: architecture %s%s\n", cpath, c.architecture[0] ? c.architecture : "(none)",
+           c.architecture[0] && !t ? " (not in glora's table)" : "");
+    printf("preprocessing from it: size %d, interpolation %s, crop_pct %g, mean", c.input_size[1] ? c.input_size[1] : a->img_size,
+           c.interpolation[0] ? c.interpolation : "(unset)", c.crop_pct > 0 ? c.crop_pct : 1.0);
+    for (int i = 0; i < c.n_mean; i++) printf(" %g", c.mean[i]);
+    printf("%s, std", c.n_mean ? "" : " (unset)");
+    for (int i = 0; i < c.n_std; i++) printf(" %g", c.std[i]);
+    printf("%s\n", c.n_std ? "" : " (unset)");
+}
+
 int glora_cmd_info(int argc, char **argv) {
     cli_args_t args;
     int rc = cli_parse(&cmd, argc, argv, &args);
@@ -77,13 +103,18 @@ int glora_cmd_info(int argc, char **argv) {
     const char *path = args.positional[0], *adapter = glora_config_string(args.cfg, "model.adapter");
     int list = cli_switch(&cmd, &args, "--tensors");
     glora_st_t *st;
-    if (glora_st_open(&st, path)) {
-        cli_args_free(&args);
-        return cli_fail();
+    int is_npz = glora_npz_sniff(path), is_backbone = 1;
+    if (!is_npz) {
+        if (glora_st_open(&st, path)) {
+            cli_args_free(&args);
+            return cli_fail();
+        }
+        is_backbone = glora_st_find(st, "patch_embed.proj.weight") != NULL;
+        glora_st_close(st);
+        print_file(path, list);
+    } else {
+        printf("file %s: a NumPy .npz (Google's original names)\n", path);
     }
-    int is_backbone = glora_st_find(st, "patch_embed.proj.weight") != NULL;
-    glora_st_close(st);
-    print_file(path, list);
     if (adapter && adapter[0]) print_file(adapter, list);
     if (!is_backbone) {
         printf("no backbone tensors: an adapter or supernet file; give the backbone too:\n"
@@ -92,7 +123,9 @@ int glora_cmd_info(int argc, char **argv) {
         return CLI_OK;
     }
     glora_vit_t *m;
-    if (glora_vit_load(&m, path, adapter && adapter[0] ? adapter : NULL, (int)glora_config_int(args.cfg, "model.heads"))) {
+    glora_vit_load_opts_t o = {.heads = (int)glora_config_int(args.cfg, "model.heads"),
+                               .arch = glora_config_string(args.cfg, "model.arch")};
+    if (glora_vit_load_ex(&m, path, adapter && adapter[0] ? adapter : NULL, &o)) {
         cli_args_free(&args);
         return cli_fail();
     }
@@ -100,6 +133,7 @@ int glora_cmd_info(int argc, char **argv) {
     printf("architecture: ViT, %dx%dx%d images, patch %d (%d tokens), dim %d, depth %d, %d heads, MLP %d, "
            "%d classes\n", a->img_size, a->img_size, a->in_chans, a->patch, a->tokens, a->dim, a->depth,
            a->heads, a->mlp_hidden, a->num_classes);
+    print_preprocessing(path, a);
     size_t by_role[8] = {0};
     for (int i = 0; i < m->n_params; i++) by_role[m->params[i].role] += m->params[i].numel;
     char b1[32], b2[32], b3[32];

@@ -1,0 +1,62 @@
+#!/bin/sh
+# Real ViT checkpoints: glora convert (Google's .npz, timm safetensors),
+# glora info on them, the head count's sources, and one-line errors for
+# malformed archives. Fixtures: tests/fixtures/vit (tests/ref/make_vit_fixtures.py).
+. "$top_srcdir/tests/cli/common.sh"
+V="$top_srcdir/tests/fixtures/vit"
+
+expect 0 "$GLORA" --help;                 has "$T/out" 'convert'
+expect 0 "$GLORA" convert --help;         has "$T/out" 'usage: glora convert'; has "$T/out" 'model.arch'
+expect 2 "$GLORA" convert;                one_line
+expect 1 "$GLORA" convert "$V/model.npz"; one_line; has "$T/err" "'output'"
+
+# .npz -> safetensors: the heads come from the query kernels and land in the
+# metadata, so the file loads anywhere without a config.json.
+mkdir -p "$T/alone"
+for f in model.npz model_deflated.npz; do
+    expect 0 "$GLORA" convert "$V/$f" -o "$T/alone/$f.safetensors"
+    has "$T/err" 'patch 16, dim 32, depth 2, 4 heads, 10 classes'
+    expect 0 "$GLORA" info "$T/alone/$f.safetensors"
+    has "$T/out" '64x64x3 images, patch 16 \(17 tokens\), dim 32, depth 2, 4 heads, MLP 128, 10 classes'
+    has "$T/out" 'metadata glora.heads = 4'
+    has "$T/out" 'metadata glora.source = '"$f"
+done
+cmp -s "$T/alone/model.npz.safetensors" "$T/alone/model_deflated.npz.safetensors" ||
+    # glora.source differs; the tensors must not: compare the dumps.
+    { "$GLORA" info --tensors "$T/alone/model.npz.safetensors" | grep -v 'source\|sha256\|^file' >"$T/a"
+      "$GLORA" info --tensors "$T/alone/model_deflated.npz.safetensors" | grep -v 'source\|sha256\|^file' >"$T/b"
+      cmp -s "$T/a" "$T/b" || fail "stored and deflated .npz convert differently"; }
+
+# info reads the .npz directly, and the timm config.json beside a model.
+expect 0 "$GLORA" info "$V/model.npz"
+has "$T/out" 'NumPy .npz'; has "$T/out" '4 heads'
+has "$T/out" 'preprocessing from it: size 64, interpolation bicubic, crop_pct 0.9, mean 0.5 0.5 0.5, std 0.5 0.5 0.5'
+expect 0 "$GLORA" info "$V/nohead/model.safetensors"
+has "$T/out" 'dim 32, depth 2, 4 heads, MLP 128, 0 classes'
+has "$T/out" 'mean 0.485 0.456 0.406, std 0.229 0.224 0.225'
+
+# A timm file alone says nothing about heads: --arch or --heads must.
+cp "$V/model.safetensors" "$T/alone/timm.safetensors"
+expect 1 "$GLORA" convert "$T/alone/timm.safetensors" -o "$T/x.safetensors"
+one_line; has "$T/err" 'attention heads'; has "$T/err" '^hint: .*model.arch.*vit_base_patch16_224'
+expect 1 "$GLORA" info "$T/alone/timm.safetensors" --arch vit_base_patch16_224
+one_line; has "$T/err" 'vit_base_patch16_224 \(dim 768'
+expect 1 "$GLORA" info "$T/alone/timm.safetensors" --arch vit_nonesuch
+one_line; has "$T/err" "model.arch 'vit_nonesuch'"
+expect 0 "$GLORA" convert "$T/alone/timm.safetensors" --heads 4 -o "$T/x.safetensors"
+expect 0 "$GLORA" info "$T/x.safetensors";  has "$T/out" '4 heads'
+
+# Malformed archives: one line naming the file (and the entry), exit 1.
+head -c 3000 "$V/model.npz" >"$T/trunc.npz"
+expect 1 "$GLORA" convert "$T/trunc.npz" -o "$T/y.safetensors"
+one_line; has "$T/err" "trunc.npz"; has "$T/err" 'end-of-central-directory'
+printf 'PK\003\004 not really a zip' >"$T/junk.npz"
+expect 1 "$GLORA" info "$T/junk.npz";      one_line; has "$T/err" 'junk.npz'
+: >"$T/empty.npz"
+expect 1 "$GLORA" info "$T/empty.npz";     one_line; has "$T/err" 'empty.npz'
+sed 's/<f4/<i4/' "$V/model.npz" >"$T/int.npz"
+expect 1 "$GLORA" convert "$T/int.npz" -o "$T/y.safetensors"
+one_line; has "$T/err" "entry 'embedding/kernel.npy' in '.*int.npz': dtype '<i4'"
+[ ! -e "$T/y.safetensors" ] || fail "a failed convert left an output file"
+ls "$T" | grep -q 'tmp' && fail "a failed convert left a temporary file"
+finish
