@@ -377,6 +377,23 @@ static void test_unsupported_variants(void **state) {
     glora_vit_free(m);
 }
 
+/* Released pages read back the same bytes (from the file). */
+static void test_st_release(void **state) {
+    (void)state;
+    glora_st_t *st;
+    assert_int_equal(glora_st_open(&st, FIXV "model.safetensors"), GLORA_OK);
+    const glora_st_tensor_t *t = glora_st_find(st, "patch_embed.proj.weight");
+    assert_non_null(t);
+    float *a = malloc(t->nbytes), *b = malloc(t->nbytes);
+    assert_int_equal(glora_st_read_f32(st, t, a, t->numel), GLORA_OK);
+    glora_st_release(st, t);
+    assert_int_equal(glora_st_read_f32(st, t, b, t->numel), GLORA_OK);
+    assert_memory_equal(a, b, t->nbytes);
+    free(a);
+    free(b);
+    glora_st_close(st);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timm_safetensors),
@@ -388,6 +405,7 @@ int main(void) {
         cmocka_unit_test(test_npz_malformed),
         cmocka_unit_test(test_npz_api),
         cmocka_unit_test(test_unsupported_variants),
+        cmocka_unit_test(test_st_release),
     };
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -149,6 +149,13 @@ void glora_st_meta_at(const glora_st_t *st, size_t i, const char **key,
 int glora_st_read_f32(const glora_st_t *st, const glora_st_tensor_t *t,
                       float *dst, size_t n);
 
+/* Tells the kernel that the mapped pages of t's bytes are not needed any
+ * more (madvise MADV_DONTNEED): a loader that has copied a tensor calls it
+ * so that the process does not keep the whole file's pages resident beside
+ * its copy. t->data stays valid (the pages are read again if touched). A
+ * no-op for glora_st_open_buffer. */
+void glora_st_release(const glora_st_t *st, const glora_st_tensor_t *t);
+
 /* Looks up name and checks its shape: ndim dimensions equal to shape[]
  * (an entry of -1 in shape matches any size). On success *out (if not NULL)
  * is the tensor. Errors read

@@ -37,6 +37,17 @@ struct glora_st {
 /* Memory cJSON may use beyond the file's own size. */
 #define PARSE_SLACK ((size_t)16 << 20)
 
+void glora_st_release(const glora_st_t *st, const glora_st_tensor_t *t) {
+    if (!st->mapped || t->nbytes == 0) return;
+    /* Whole pages inside the tensor only: its neighbours stay mapped. */
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) return;
+    uintptr_t begin = (uintptr_t)t->data, end = begin + t->nbytes, p = (uintptr_t)page;
+    begin = (begin + p - 1) / p * p;
+    end = end / p * p;
+    if (end > begin) madvise((void *)begin, end - begin, MADV_DONTNEED);
+}
+
 const char *glora_st_path(const glora_st_t *st) { return st->path; }
 size_t glora_st_count(const glora_st_t *st) { return st->n; }
 size_t glora_st_meta_count(const glora_st_t *st) { return st->n_meta; }

@@ -241,6 +241,7 @@ static int fill_from(glora_vit_t *m, const glora_st_t *st, int mask, unsigned ch
         if (!(p->role & mask)) continue;
         int rc = glora_st_load_f32(st, p->name, p->ndim, p->shape, m->mem + p->offset);
         if (rc) return rc;
+        glora_st_release(st, t); /* no second copy of the file resident */
         loaded[p - m->params] = 1;
     }
     return GLORA_OK;
