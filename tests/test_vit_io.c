@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "glora/common.h"
 #include "glora/fileio.h"
@@ -377,6 +378,80 @@ static void test_unsupported_variants(void **state) {
     glora_vit_free(m);
 }
 
+/* ---- a zip64 archive built by hand ---------------------------------------- */
+
+static unsigned char *put(unsigned char *p, uint64_t v, int n) {
+    for (int i = 0; i < n; i++) *p++ = (unsigned char)(v >> (8 * i));
+    return p;
+}
+
+/* One stored entry "a.npy" ('>f8', shape (2,)) with every size and offset in
+ * zip64 fields, as a writer must for files over 4 GiB: the central header's
+ * 32-bit fields hold 0xFFFFFFFF, the zip64 extra the values, and the end
+ * record points through the zip64 locator at a zip64 end record. */
+static size_t build_zip64(unsigned char *buf) {
+    char npy[256];
+    char hdr[] = "{'descr': '>f8', 'fortran_order': False, 'shape': (2,), }";
+    size_t pre = 10 + sizeof hdr - 1, pad = (64 - pre % 64) % 64, hlen = sizeof hdr - 1 + pad;
+    memcpy(npy, "\x93NUMPY\x01\x00", 8);
+    npy[8] = (char)hlen;
+    npy[9] = 0;
+    memcpy(npy + 10, hdr, sizeof hdr - 1);
+    memset(npy + 10 + sizeof hdr - 1, ' ', pad);
+    npy[10 + hlen - 1] = '\n';
+    const double vals[2] = {1.5, -2.25};
+    size_t n = 10 + hlen;
+    for (int k = 0; k < 2; k++) {
+        uint64_t u;
+        memcpy(&u, &vals[k], 8);
+        for (int i = 0; i < 8; i++) npy[n++] = (char)(u >> (56 - 8 * i)); /* big-endian */
+    }
+    uint32_t crc = (uint32_t)crc32(0, (const unsigned char *)npy, (unsigned)n);
+    unsigned char *p = buf;
+    p = put(p, 0x04034b50, 4); p = put(p, 45, 2); p = put(p, 0, 2); p = put(p, 0, 2); p = put(p, 0, 4);
+    p = put(p, crc, 4); p = put(p, 0xffffffffu, 4); p = put(p, 0xffffffffu, 4); p = put(p, 5, 2); p = put(p, 20, 2);
+    memcpy(p, "a.npy", 5); p += 5;
+    p = put(p, 1, 2); p = put(p, 16, 2); p = put(p, n, 8); p = put(p, n, 8);
+    memcpy(p, npy, n); p += n;
+    size_t cd = (size_t)(p - buf);
+    p = put(p, 0x02014b50, 4); p = put(p, 45, 2); p = put(p, 45, 2); p = put(p, 0, 2); p = put(p, 0, 2);
+    p = put(p, 0, 4); p = put(p, crc, 4); p = put(p, 0xffffffffu, 4); p = put(p, 0xffffffffu, 4);
+    p = put(p, 5, 2); p = put(p, 28, 2); p = put(p, 0, 2); p = put(p, 0, 2); p = put(p, 0, 2); p = put(p, 0, 4);
+    p = put(p, 0xffffffffu, 4);
+    memcpy(p, "a.npy", 5); p += 5;
+    p = put(p, 1, 2); p = put(p, 24, 2); p = put(p, n, 8); p = put(p, n, 8); p = put(p, 0, 8);
+    size_t cd_size = (size_t)(p - buf) - cd, z64 = (size_t)(p - buf);
+    p = put(p, 0x06064b50, 4); p = put(p, 44, 8); p = put(p, 45, 2); p = put(p, 45, 2); p = put(p, 0, 4);
+    p = put(p, 0, 4); p = put(p, 1, 8); p = put(p, 1, 8); p = put(p, cd_size, 8); p = put(p, cd, 8);
+    p = put(p, 0x07064b50, 4); p = put(p, 0, 4); p = put(p, z64, 8); p = put(p, 1, 4);
+    p = put(p, 0x06054b50, 4); p = put(p, 0, 2); p = put(p, 0, 2); p = put(p, 0xffff, 2); p = put(p, 0xffff, 2);
+    p = put(p, 0xffffffffu, 4); p = put(p, 0xffffffffu, 4); p = put(p, 0, 2);
+    return (size_t)(p - buf);
+}
+
+static void test_npz_zip64(void **state) {
+    (void)state;
+    unsigned char buf[1024];
+    size_t n = build_zip64(buf);
+    char path[160];
+    snprintf(path, sizeof path, "%s/zip64.npz", tmpdir);
+    assert_int_equal(glora_write_atomic(path, buf, n), GLORA_OK);
+    glora_npz_t *z;
+    int rc = glora_npz_open(&z, path);
+    if (rc) fail_msg("%s", glora_errmsg());
+    const glora_npz_array_t *a = glora_npz_find(z, "a");
+    assert_non_null(a);
+    assert_string_equal(a->descr, ">f8");
+    float v[2];
+    assert_int_equal(glora_npz_read_f32(z, a, v, 2), GLORA_OK);
+    assert_true(v[0] == 1.5f && v[1] == -2.25f);
+    glora_npz_close(z);
+    /* A locator pointing nowhere: refused. */
+    buf[n - 22 - 20 + 8] ^= 0x10;
+    assert_int_equal(glora_write_atomic(path, buf, n), GLORA_OK);
+    expect_error(glora_npz_open(&z, path), path, "zip64");
+}
+
 /* Released pages read back the same bytes (from the file). */
 static void test_st_release(void **state) {
     (void)state;
@@ -406,6 +481,7 @@ int main(void) {
         cmocka_unit_test(test_npz_api),
         cmocka_unit_test(test_unsupported_variants),
         cmocka_unit_test(test_st_release),
+        cmocka_unit_test(test_npz_zip64),
     };
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }
