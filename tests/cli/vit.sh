@@ -43,6 +43,9 @@ expect 1 "$GLORA" info "$T/alone/timm.safetensors" --arch vit_base_patch16_224
 one_line; has "$T/err" 'vit_base_patch16_224 \(dim 768'
 expect 1 "$GLORA" info "$T/alone/timm.safetensors" --arch vit_nonesuch
 one_line; has "$T/err" "model.arch 'vit_nonesuch'"
+# eval, merge and search take model.arch too.
+expect 1 "$GLORA" eval --model "$T/alone/timm.safetensors" --set model.arch=vit_nonesuch --images x --labels y
+one_line; has "$T/err" "model.arch 'vit_nonesuch'"
 expect 0 "$GLORA" convert "$T/alone/timm.safetensors" --heads 4 -o "$T/x.safetensors"
 expect 0 "$GLORA" info "$T/x.safetensors";  has "$T/out" '4 heads'
 
