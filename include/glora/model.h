@@ -133,8 +133,9 @@ int glora_vit_load_ex(glora_vit_t **out, const char *backbone_path, const char *
                       const glora_vit_load_opts_t *opts);
 
 /* Writes the tensors whose role is in role_mask as F32 safetensors (a model
- * without a head writes no head tensors), atomically, with glora.heads / glora.rank metadata plus the extra
- * key/value pairs in meta (n_meta pairs, may be 0). */
+ * without a head writes no head tensors), atomically, with glora.heads /
+ * glora.rank metadata plus the extra key/value pairs in meta (n_meta pairs,
+ * may be 0). */
 int glora_vit_save(const glora_vit_t *m, const char *path, int role_mask,
                    const char *const *meta, size_t n_meta);
 

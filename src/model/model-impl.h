@@ -5,9 +5,10 @@
 #include "glora/model.h"
 #include "glora/npz.h"
 
-/* The architecture of a Google-named ViT .npz (all but... nothing: the query
- * kernels give the heads, returned in *heads); num_classes 0 without a head.
- * Refuses an archive holding any array a classic ViT has no place for. */
+/* The architecture of a Google-named ViT .npz, read off its array shapes
+ * (the heads from the query kernels, returned in *heads and not set in a);
+ * num_classes 0 without a head. Refuses an archive holding any array a
+ * classic ViT has no place for. */
 int glora_vit_npz_arch(const glora_npz_t *z, glora_vit_arch_t *a, int *heads);
 
 /* Fills m's backbone tensors (and its head when with_head) from the .npz,
