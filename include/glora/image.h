@@ -57,6 +57,11 @@ int glora_image_decode(glora_image_t *img, const char *path);
 /* The same from n bytes in memory; name is used in messages only. */
 int glora_image_decode_mem(glora_image_t *img, const void *data, size_t n, const char *name);
 
+/* Writes img (c 1 or 3) to path, atomically: PNG (8-bit grey or RGB,
+ * lossless) when the name ends in .png, JPEG (libjpeg defaults, 4:2:0,
+ * quality 1..100) for .jpg / .jpeg. */
+int glora_image_write(const char *path, const glora_image_t *img, int quality);
+
 /* Converts *img in place to c channels (1 or 3) as PIL's convert('L') /
  * convert('RGB') would. */
 int glora_image_convert(glora_image_t *img, int c);
