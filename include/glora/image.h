@@ -94,7 +94,10 @@ typedef enum {
 
 /* How a file becomes a model input. */
 typedef struct {
-    int channels;              /* 1 or 3: the model's input channels */
+    int channels;              /* 1 or 3: the model's input channels; 0: each
+                                  image's own (grey 1, colour 3); a split
+                                  decoded with 0 is 1-channel when every
+                                  image is grey, else 3 (grey repeated) */
     int size;                  /* the model's image side */
     glora_resize_t resize;
     glora_interp_t interp;

@@ -295,9 +295,9 @@ const char *glora_image_interp_name(glora_interp_t i) {
 }
 
 int glora_image_prep_check(const glora_image_prep_t *p) {
-    if (p->channels != 1 && p->channels != 3)
-        return glora_error(GLORA_EINVAL, "image preprocessing 'channels': %d (1 or 3 expected)",
-                           p->channels);
+    if (p->channels != 0 && p->channels != 1 && p->channels != 3)
+        return glora_error(GLORA_EINVAL, "image preprocessing 'channels': %d (0, 1 or 3 "
+                           "expected)", p->channels);
     if (p->size < 1 || p->size > 16384)
         return glora_error(GLORA_EINVAL, "image preprocessing 'data.size': %d (1..16384 "
                            "expected)", p->size);
@@ -374,7 +374,7 @@ int glora_image_preprocess(glora_image_t *out, const glora_image_t *in,
         rc = glora_image_resize(out, src, s, s, prep->interp);   /* a copy */
         break;
     }
-    if (!rc && out->c != prep->channels) rc = glora_image_convert(out, prep->channels);
+    if (!rc && prep->channels && out->c != prep->channels) rc = glora_image_convert(out, prep->channels);
 done:
     glora_image_free(&conv);
     glora_image_free(&mid);

@@ -33,7 +33,8 @@ void glora_image_split_free(glora_image_split_t *s) {
 }
 
 size_t glora_image_split_bytes(size_t n, const glora_image_prep_t *prep) {
-    size_t per = (size_t)prep->channels * (size_t)prep->size * (size_t)prep->size, b;
+    size_t c = prep->channels ? (size_t)prep->channels : 3;
+    size_t per = c * (size_t)prep->size * (size_t)prep->size, b;
     if (glora_size_mul(per, n, &b)) return SIZE_MAX;
     return b;
 }
@@ -56,28 +57,37 @@ static int decode_range(glora_image_split_t *out, const glora_image_list_t *list
     int rc = glora_image_prep_check(prep);
     memset(out, 0, sizeof *out);
     if (rc) return rc;
-    size_t per = (size_t)prep->channels * (size_t)prep->size * (size_t)prep->size;
+    const int auto_c = prep->channels == 0;   /* grey or colour, as the images are */
+    size_t plane = (size_t)prep->size * (size_t)prep->size;
+    size_t per = (auto_c ? 3 : (size_t)prep->channels) * plane;
     size_t bytes = glora_image_split_bytes(n, prep);
     if (bytes == SIZE_MAX) return glora_error(GLORA_ENOMEM, "image split: size overflow");
     out->px = malloc(bytes ? bytes : 1);
     out->y = malloc(sizeof *out->y * n);
     if (!out->px || !out->y) {
         glora_image_split_free(out);
-        return glora_error(GLORA_ENOMEM, "image split: out of memory for %zu images of %d x "
-                           "%d x %d", n, prep->channels, prep->size, prep->size);
+        return glora_error(GLORA_ENOMEM, "image split: out of memory for %zu images of %zu x "
+                           "%d x %d", n, per / plane, prep->size, prep->size);
     }
     out->n = n;
-    out->c = prep->channels;
+    out->c = auto_c ? 3 : prep->channels;
+    int colour = 0;   /* some image had 3 channels (auto only) */
     out->h = out->w = prep->size;
     out->num_classes = list->num_classes;
     size_t first_bad = SIZE_MAX;
     int bad_rc = 0;
     char bad_msg[1024] = "";
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) reduction(|| : colour)
     for (size_t i = 0; i < n; i++) {
         glora_image_t img;
         const char *path = list->paths[start + i];
         int r = glora_image_load(&img, path, prep);
+        if (!r && auto_c && img.c == 1) {
+            r = glora_image_convert(&img, 3);
+            if (r) glora_image_free(&img);
+        } else if (!r && auto_c) {
+            colour = 1;
+        }
         if (r) {
 #pragma omp critical(glora_image_decode_error)
             if (i < first_bad) {
@@ -94,6 +104,13 @@ static int decode_range(glora_image_split_t *out, const glora_image_list_t *list
     if (first_bad != SIZE_MAX) {
         glora_image_split_free(out);
         return glora_error(bad_rc, "%s", bad_msg);
+    }
+    if (auto_c && !colour) {   /* every image grey: keep one of the three planes */
+        for (size_t i = 0; i < n; i++) memmove(out->px + i * plane, out->px + i * per, plane);
+        size_t keep = n * plane;
+        uint8_t *px = realloc(out->px, keep > 0 ? keep : 1);
+        if (px) out->px = px;
+        out->c = 1;
     }
     return 0;
 }
@@ -165,16 +182,19 @@ static uint64_t get_le(const uint8_t *p, int bytes) {
  * shape exactly; returns 1 when loaded, 0 when absent or not matching. */
 static int cache_read(glora_image_split_t *out, const char *path, const uint8_t key[32],
                       size_t n, const glora_image_prep_t *prep, int num_classes) {
-    uint8_t h[CACHE_HEADER];
+    uint8_t h[CACHE_HEADER] = {0};
     FILE *f = fopen(path, "rb");
     memset(out, 0, sizeof *out);
     if (!f) return 0;
     int ok = fread(h, 1, sizeof h, f) == sizeof h && !memcmp(h, CACHE_MAGIC, 8) &&
              !memcmp(h + 8, key, 32) && get_le(h + 40, 8) == n &&
-             get_le(h + 48, 4) == (uint64_t)prep->channels &&
+             (prep->channels ? get_le(h + 48, 4) == (uint64_t)prep->channels
+                             : get_le(h + 48, 4) == 1 || get_le(h + 48, 4) == 3) &&
              get_le(h + 52, 4) == (uint64_t)prep->size && get_le(h + 56, 4) == (uint64_t)prep->size &&
              get_le(h + 60, 4) == (uint64_t)num_classes;
-    size_t bytes = glora_image_split_bytes(n, prep);
+    glora_image_prep_t as_stored = *prep;
+    as_stored.channels = (int)get_le(h + 48, 4);
+    size_t bytes = glora_image_split_bytes(n, &as_stored);
     struct stat st;
     if (ok) ok = bytes != SIZE_MAX && fstat(fileno(f), &st) == 0 &&
                  (uint64_t)st.st_size == CACHE_HEADER + 4 * (uint64_t)n + bytes;
@@ -193,7 +213,7 @@ static int cache_read(glora_image_split_t *out, const char *path, const uint8_t 
         return 0;
     }
     out->n = n;
-    out->c = prep->channels;
+    out->c = as_stored.channels;
     out->h = out->w = prep->size;
     out->num_classes = num_classes;
     return 1;
