@@ -108,7 +108,8 @@ const char *glora_split_source(const glora_split_t *s);
 #define GLORA_SPLIT_KSHOT_KEYS(P)                                                                  \
     {P ".kshot", GLORA_CFG_INT, "0", "keep k examples of each class (0: all)", 0, 1e6, NULL},      \
     {P ".kshot_seed", GLORA_CFG_INT, "0", "seed of the k-shot draw (nested: the 1-shot set is inside the 2-shot set)", 0, 0, NULL}
-/* Normalisation shared by the splits of a command; Q is "data." or "". */
+/* Normalisation and the preprocessing of image files, shared by the splits
+ * of a command; Q is "data." or "". */
 #define GLORA_SPLIT_NORM_KEYS(Q)                                                                   \
     {Q "mean", GLORA_CFG_STRING, "0.5", "normalisation mean (pixels in [0, 1]): a number, 3 numbers (one per channel), imagenet or inception", 0, 0, NULL}, \
     {Q "std", GLORA_CFG_STRING, "0.5", "normalisation standard deviation: a number, 3 numbers, imagenet or inception", 0, 0, NULL}, \
@@ -118,7 +119,7 @@ const char *glora_split_source(const glora_split_t *s);
     {Q "crop_pct", GLORA_CFG_NUMBER, "1", "resize shorter: the shorter side goes to floor(size / crop_pct)", 1e-3, 1, NULL}, \
     {Q "max_memory", GLORA_CFG_SIZE, "0", "most bytes of decoded image pixels a split may hold (0: no cap)", 0, 0, NULL}, \
     {Q "cache", GLORA_CFG_STRING, NULL, "directory where decoded image splits are cached (unset: no cache)", 0, 0, NULL}
-/* Resizing and domain shift of a split read for one model; Q is "data.". */
+/* Domain shift of a split read for one model; Q is "data.". */
 #define GLORA_SPLIT_FIT_KEYS(Q)                                                                    \
     {Q "shift", GLORA_CFG_ENUM, "clean", "domain shift applied to the images (docs/formats.md)", 0, 0, glora_shift_kinds}, \
     {Q "shift_seed", GLORA_CFG_INT, "0", "seed of the noisy shift", 0, 0, NULL}

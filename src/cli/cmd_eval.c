@@ -25,6 +25,8 @@ static const cli_flag_t flags[] = {
     {"--subnet", "subnet", "SPEC", "subnet spec (JSON) for a supernet"},
     {"--images", "data.images", "FILE", "IDX images"},
     {"--labels", "data.labels", "FILE", "IDX labels"},
+    {"--list", "data.list", "FILE", "list file of images ('path label' lines)"},
+    {"--folder", "data.folder", "DIR", "image folder (one sub-folder per class)"},
     {"--start", "data.start", "N", "first example"},
     {"--count", "data.count", "N", "number of examples (0: all)"},
     {"--batch", "eval.batch", "N", "batch size"},
@@ -36,7 +38,8 @@ static const cli_cmd_t cmd = {
     .synopsis = "[CONFIG] [options]",
     .summary = "Top-1 accuracy and images/s of a plain backbone, of a supernet under a subnet\n"
                "spec (weights inherited), of a retrained adapter, or of a merged model, on a\n"
-               "split of an IDX data set. Example:\n"
+               "split of an IDX data set, a list file or an image folder (JPEG/PNG, preprocessed\n"
+               "as PIL + torchvision would: data.resize, data.size, data.interpolation). Example:\n"
                "  glora eval --model runs/q/backbone.safetensors --adapter runs/q/supernet.safetensors \\\n"
                "    --subnet runs/q/search/best.json --images data/fashion-mnist/t10k-images-idx3-ubyte.gz \\\n"
                "    --labels data/fashion-mnist/t10k-labels-idx1-ubyte.gz",
