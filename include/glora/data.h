@@ -117,7 +117,7 @@ const char *glora_split_source(const glora_split_t *s);
     {Q "size", GLORA_CFG_INT, "0", "side of the images read from files (0: the model's)", 0, 16384, NULL}, \
     {Q "interpolation", GLORA_CFG_ENUM, "bicubic", "resampling of image files (PIL's): bicubic, bilinear, nearest", 0, 0, glora_split_interps}, \
     {Q "crop_pct", GLORA_CFG_NUMBER, "1", "resize shorter: the shorter side goes to floor(size / crop_pct)", 1e-3, 1, NULL}, \
-    {Q "max_memory", GLORA_CFG_SIZE, "0", "most bytes of decoded image pixels a split may hold (0: no cap)", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY}, \
+    {Q "max_memory", GLORA_CFG_SIZE, "0", "most bytes of decoded image pixels a split may hold (0: no cap; eval streams pieces of this size)", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY}, \
     {Q "cache", GLORA_CFG_STRING, NULL, "directory where decoded image splits are cached (unset: no cache)", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY}
 /* Domain shift of a split read for one model; Q is "data.". */
 #define GLORA_SPLIT_FIT_KEYS(Q)                                                                    \
@@ -150,6 +150,17 @@ int glora_split_load(glora_dataset_t *ds, const glora_split_t *s, const glora_vi
  * image is grey, else 3), kept as bytes; cached under s->cache. */
 int glora_split_load_images(glora_dataset_t *ds, const glora_split_t *s,
                             const glora_vit_arch_t *arch);
+/* A split of image files read in pieces, for work that can go chunk by
+ * chunk (evaluation) under data.max_memory: each piece holds at most
+ * max_memory bytes of pixels (all of the split when 0), decoded as
+ * glora_split_load would, fitted to arch. No kshot or shift. *total is the
+ * number of images the pieces will hold. */
+typedef struct glora_split_stream glora_split_stream_t;
+int glora_split_stream_open(glora_split_stream_t **out, const glora_split_t *s,
+                            const glora_vit_arch_t *arch, size_t *total);
+/* Frees *ds and fills it with the next piece; ds->n == 0 when done. */
+int glora_split_stream_next(glora_split_stream_t *st, glora_dataset_t *ds);
+void glora_split_stream_close(glora_split_stream_t *st);   /* NULL-safe */
 /* Parses a data.mean / data.std value: a number, 3 numbers (separated by
  * commas or spaces, brackets allowed), "imagenet" or "inception" (is_std
  * picks the std of the named ones) into v[0..*n-1]; errors name key. */

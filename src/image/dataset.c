@@ -157,3 +157,86 @@ done:
     free(cache);
     return rc;
 }
+
+/* ---- streaming --------------------------------------------------------- */
+
+struct glora_split_stream {
+    glora_image_list_t list;
+    glora_image_stream_t *st;
+    glora_split_t s;
+    glora_vit_arch_t arch;
+};
+
+int glora_split_stream_open(glora_split_stream_t **out, const glora_split_t *s,
+                            const glora_vit_arch_t *arch, size_t *total) {
+    glora_split_stream_t *st = NULL;
+    int rc;
+    *out = NULL;
+    const char *src = glora_split_source(s);
+    if (!s->list && !s->folder)
+        return glora_error(GLORA_EINVAL, "data '%s': only image-file splits are streamed", src);
+    if (s->kshot > 0 || (s->shift && strcmp(s->shift, "clean") != 0))
+        return glora_error(GLORA_EINVAL, "data '%s': a streamed split takes no kshot or shift", src);
+    glora_image_prep_t prep = {
+        .channels = arch->in_chans,
+        .size = s->size ? s->size : arch->img_size,
+        .resize = (glora_resize_t)s->img_resize,
+        .interp = (glora_interp_t)s->interp,
+        .crop_pct = s->crop_pct,
+    };
+    st = calloc(1, sizeof *st);
+    if (!st) return glora_error(GLORA_ENOMEM, "data '%s': out of memory", src);
+    st->s = *s;
+    st->arch = *arch;
+    rc = s->list ? glora_image_list_read(&st->list, s->list, s->root, 0)
+                 : glora_image_folder_read(&st->list, s->folder);
+    if (rc) goto fail;
+    if (s->start > st->list.n || (s->count && s->count > st->list.n - s->start)) {
+        rc = glora_error(GLORA_EINVAL, "data '%s': examples [%zu, %zu) asked, the split has %zu",
+                         src, s->start, s->start + s->count, st->list.n);
+        goto fail;
+    }
+    size_t count = s->count ? s->count : st->list.n - s->start;
+    size_t per = glora_image_split_bytes(1, &prep);
+    size_t chunk = s->max_memory ? s->max_memory / per : count;
+    if (chunk == 0) {
+        rc = glora_error(GLORA_EINVAL, "data '%s': data.max_memory (%zu bytes) holds not one "
+                         "decoded image of %zu bytes", src, s->max_memory, per);
+        goto fail;
+    }
+    if ((rc = glora_image_stream_open(&st->st, &st->list, s->start, count, &prep, chunk))) goto fail;
+    *total = count;
+    *out = st;
+    return 0;
+fail:
+    glora_split_stream_close(st);
+    return rc;
+}
+
+int glora_split_stream_next(glora_split_stream_t *st, glora_dataset_t *ds) {
+    glora_image_split_t ch = {0};
+    glora_dataset_free(ds);
+    int rc = glora_image_stream_next(st->st, &ch);
+    if (rc || ch.n == 0) return rc;
+    ds->n = ch.n;
+    ds->c = ch.c;
+    ds->h = ch.h;
+    ds->w = ch.w;
+    ds->u8 = ch.px;
+    ds->y = ch.y;
+    ds->num_classes = st->list.num_classes;
+    for (int c = 0; c < 3; c++) {
+        ds->cmean[c] = st->s.means[st->s.nnorm == 3 ? c : 0];
+        ds->cstd[c] = st->s.stds[st->s.nnorm == 3 ? c : 0];
+    }
+    ds->mean = ds->cmean[0];
+    ds->std = ds->cstd[0];
+    return glora_dataset_fit(ds, &st->s, &st->arch);
+}
+
+void glora_split_stream_close(glora_split_stream_t *st) {
+    if (!st) return;
+    glora_image_stream_close(st->st);
+    glora_image_list_free(&st->list);
+    free(st);
+}

@@ -79,6 +79,13 @@ a=$(sed 's/.*"correct": \([0-9]*\).*/\1/' "$T/out")
 expect 0 "$GLORA" eval --model "$R/merged.safetensors" $E
 b=$(sed 's/.*"correct": \([0-9]*\).*/\1/' "$T/out")
 [ -n "$a" ] && [ "$a" = "$b" ] || fail "adapter got $a right, the merged model $b"
+# under data.max_memory (3 images' pixels) eval streams pieces: the same count
+expect 0 "$GLORA" eval --model "$R/merged.safetensors" $E --set data.max_memory=36864
+c=$(sed 's/.*"correct": \([0-9]*\).*/\1/' "$T/out")
+[ "$b" = "$c" ] || fail "streamed eval got $c right, the whole split $b"
+has "$T/out" '"n": 16'
+expect 1 "$GLORA" eval --model "$R/merged.safetensors" $E --set data.max_memory=1000
+one_line; has "$T/err" "max_memory .* holds not one"
 # the same split as an image folder (class folders by label)
 for c in 0 1 2 3; do mkdir -p "$T/folder/c$c"; done
 while read -r p l; do cp "$T/rgb/$p" "$T/folder/c$l/"; done <"$T/rgb/test.txt"
