@@ -9,6 +9,7 @@
 #include "glora/nn.h"
 #include "glora/safetensors.h"
 #include "glora/data.h"
+#include "glora/image.h"
 #include "glora/config.h"
 #include "glora/layer.h"
 #include "glora/model.h"

@@ -42,6 +42,12 @@ typedef struct {
     int *y;            /* n labels in [0, num_classes) */
     int num_classes;   /* max label + 1 over the whole label file it came from */
     float mean, std;   /* the normalisation x went through */
+    /* Splits read from image files keep their pixels as bytes instead (x is
+     * then NULL): u8 holds n * c * h * w bytes in x's layout, normalised per
+     * channel when read (glora_dataset_batch): ((float)p / 255.0f -
+     * cmean[ch]) / cstd[ch], the IDX loader's expression. */
+    uint8_t *u8;
+    float cmean[3], cstd[3];
 } glora_dataset_t;
 
 /* ---- reading pixels ------------------------------------------------------
@@ -71,30 +77,59 @@ typedef struct {
     const char *shift;           /* NULL or "clean": none; else glora_dataset_shift's kind */
     uint64_t shift_seed;
     int resize;                  /* fit the model's image size (bilinear, grey repeated) */
+    /* Image files (glora/image.h) instead of an IDX pair: */
+    const char *list, *root;     /* VTAB-1k / NOAH list file, paths relative to root */
+    const char *folder;          /* torchvision ImageFolder tree */
+    int size;                    /* side of the decoded images (0: the model's) */
+    int img_resize;              /* GLORA_RESIZE_*: squash, shorter or no */
+    int interp;                  /* GLORA_INTERP_* */
+    double crop_pct;             /* shorter: resize to floor(size / crop_pct), crop size */
+    float means[3], stds[3];     /* per-channel normalisation (one value: all channels) */
+    int nnorm;                   /* values given in means and stds: 1 or 3 */
+    size_t max_memory;           /* most bytes of decoded pixels to hold (0: no cap) */
+    const char *cache;           /* directory for decoded-split caches (NULL: none) */
 } glora_split_t;
+
+/* Non-zero when the split names a source (images + labels, list, folder). */
+int glora_split_given(const glora_split_t *s);
+/* The split's source, for messages: images, list or folder path. */
+const char *glora_split_source(const glora_split_t *s);
 
 /* The keys of a split under prefix P ("data", "data.train", "val"). */
 #define GLORA_SPLIT_KEYS(P, WHAT)                                                                  \
     {P ".images", GLORA_CFG_STRING, NULL, "IDX images of the " WHAT " split (plain or .gz)", 0, 0, NULL}, \
     {P ".labels", GLORA_CFG_STRING, NULL, "IDX labels of the " WHAT " split (plain or .gz)", 0, 0, NULL}, \
     {P ".start", GLORA_CFG_INT, "0", "first example of the " WHAT " split, in file order", 0, 1e9, NULL}, \
-    {P ".count", GLORA_CFG_INT, "0", "examples of the " WHAT " split (0: to the end)", 0, 1e9, NULL}
+    {P ".count", GLORA_CFG_INT, "0", "examples of the " WHAT " split (0: to the end)", 0, 1e9, NULL}, \
+    {P ".list", GLORA_CFG_STRING, NULL, "list file of the " WHAT " split: 'path label' lines (VTAB-1k, NOAH)", 0, 0, NULL}, \
+    {P ".root", GLORA_CFG_STRING, NULL, "folder the list's paths are relative to (default: the list's)", 0, 0, NULL}, \
+    {P ".folder", GLORA_CFG_STRING, NULL, "image folder of the " WHAT " split: one sub-folder per class", 0, 0, NULL}
 /* k-shot selection of a split under prefix P. */
 #define GLORA_SPLIT_KSHOT_KEYS(P)                                                                  \
     {P ".kshot", GLORA_CFG_INT, "0", "keep k examples of each class (0: all)", 0, 1e6, NULL},      \
     {P ".kshot_seed", GLORA_CFG_INT, "0", "seed of the k-shot draw (nested: the 1-shot set is inside the 2-shot set)", 0, 0, NULL}
-/* Normalisation shared by the splits of a command; Q is "data." or "". */
+/* Normalisation and the preprocessing of image files, shared by the splits
+ * of a command; Q is "data." or "". */
 #define GLORA_SPLIT_NORM_KEYS(Q)                                                                   \
-    {Q "mean", GLORA_CFG_NUMBER, "0.5", "normalisation mean (pixels in [0, 1])", 0, 0, NULL},      \
-    {Q "std", GLORA_CFG_NUMBER, "0.5", "normalisation standard deviation", 1e-6, 1e6, NULL}
-/* Resizing and domain shift of a split read for one model; Q is "data.". */
+    {Q "mean", GLORA_CFG_STRING, "0.5", "normalisation mean (pixels in [0, 1]): a number, 3 numbers (one per channel), imagenet or inception", 0, 0, NULL}, \
+    {Q "std", GLORA_CFG_STRING, "0.5", "normalisation standard deviation: a number, 3 numbers, imagenet or inception", 0, 0, NULL}, \
+    {Q "resize", GLORA_CFG_ENUM, "no", "fit the model's image size: no, yes (IDX: bilinear on the floats, grey repeated; image files: squash), squash (both sides to size), shorter (shorter side to size / crop_pct, centre crop)", 0, 0, glora_split_resize_modes}, \
+    {Q "size", GLORA_CFG_INT, "0", "side of the images read from files (0: the model's)", 0, 16384, NULL}, \
+    {Q "interpolation", GLORA_CFG_ENUM, "bicubic", "resampling of image files (PIL's): bicubic, bilinear, nearest", 0, 0, glora_split_interps}, \
+    {Q "crop_pct", GLORA_CFG_NUMBER, "1", "resize shorter: the shorter side goes to floor(size / crop_pct)", 1e-3, 1, NULL}, \
+    {Q "max_memory", GLORA_CFG_SIZE, "0", "most bytes of decoded image pixels a split may hold (0: no cap; eval streams pieces of this size)", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY}, \
+    {Q "cache", GLORA_CFG_STRING, NULL, "directory where decoded image splits are cached (unset: no cache)", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY}
+/* Domain shift of a split read for one model; Q is "data.". */
 #define GLORA_SPLIT_FIT_KEYS(Q)                                                                    \
-    {Q "resize", GLORA_CFG_BOOL, "no", "resize images (bilinear) and repeat grey channels to fit the model", 0, 0, NULL}, \
     {Q "shift", GLORA_CFG_ENUM, "clean", "domain shift applied to the images (docs/formats.md)", 0, 0, glora_shift_kinds}, \
     {Q "shift_seed", GLORA_CFG_INT, "0", "seed of the noisy shift", 0, 0, NULL}
 
 /* "clean", "inverted", "rotated", "noisy", "blurred", NULL. */
 extern const char *const glora_shift_kinds[];
+/* "no", "yes", "squash", "shorter", NULL and "bicubic", "bilinear",
+ * "nearest", NULL. */
+extern const char *const glora_split_resize_modes[];
+extern const char *const glora_split_interps[];
 
 /* Fills *s from the keys under prefix (the split's own) and norm ("data." or
  * "", the shared normalisation, resize and shift keys); keys the command's
@@ -109,6 +144,33 @@ int glora_split_from_config(glora_split_t *s, const glora_config_t *cfg, const c
  * On failure *ds is empty and the message names the file. */
 int glora_split_load(glora_dataset_t *ds, const glora_split_t *s, const glora_vit_arch_t *arch);
 
+/* The image-file half of glora_split_load (s->list or s->folder): the
+ * files decoded in parallel at s->size (0: arch's image size; arch NULL:
+ * then data.size is required) with arch's channels (arch NULL: 1 when every
+ * image is grey, else 3), kept as bytes; cached under s->cache. */
+int glora_split_load_images(glora_dataset_t *ds, const glora_split_t *s,
+                            const glora_vit_arch_t *arch);
+/* A split of image files read in pieces, for work that can go chunk by
+ * chunk (evaluation) under data.max_memory: each piece holds at most
+ * max_memory bytes of pixels (all of the split when 0), decoded as
+ * glora_split_load would, fitted to arch. No kshot or shift. *total is the
+ * number of images the pieces will hold. */
+typedef struct glora_split_stream glora_split_stream_t;
+int glora_split_stream_open(glora_split_stream_t **out, const glora_split_t *s,
+                            const glora_vit_arch_t *arch, size_t *total);
+/* Frees *ds and fills it with the next piece; ds->n == 0 when done. */
+int glora_split_stream_next(glora_split_stream_t *st, glora_dataset_t *ds);
+void glora_split_stream_close(glora_split_stream_t *st);   /* NULL-safe */
+/* Parses a data.mean / data.std value: a number, 3 numbers (separated by
+ * commas or spaces, brackets allowed), "imagenet" or "inception" (is_std
+ * picks the std of the named ones) into v[0..*n-1]; errors name key. */
+int glora_split_parse_norm(const glora_config_t *cfg, const char *key, const char *text,
+                           int is_std, float v[3], int *n);
+/* Replaces a byte dataset's u8 by the normalised floats x (in place; a no-op
+ * for float datasets). Needs one mean and std for all channels. */
+int glora_dataset_to_float(glora_dataset_t *ds);
+/* Turns a 1-channel byte dataset into 3 identical channels. */
+int glora_dataset_repeat_grey(glora_dataset_t *ds);
 /* Makes a loaded split fit arch: resized when s->resize and the size differs,
  * then checked (image size and channels, labels below the classes). On
  * failure frees *ds. */

@@ -28,12 +28,14 @@ int cli_load_model(const glora_config_t *cfg, glora_vit_t **m) {
 int cli_load_split(const glora_config_t *cfg, const char *prefix, const glora_vit_t *m,
                    glora_dataset_t *ds) {
     char key[96];
-    snprintf(key, sizeof key, "%s.images", prefix);
-    int rc = glora_config_require(cfg, key);
-    snprintf(key, sizeof key, "%s.labels", prefix);
-    if (!rc) rc = glora_config_require(cfg, key);
     glora_split_t s;
-    if (!rc) rc = glora_split_from_config(&s, cfg, prefix, "data.");
+    int rc = glora_split_from_config(&s, cfg, prefix, "data.");
+    if (!rc && !s.list && !s.folder) {   /* IDX: both files required */
+        snprintf(key, sizeof key, "%s.images", prefix);
+        rc = glora_config_require(cfg, key);
+        snprintf(key, sizeof key, "%s.labels", prefix);
+        if (!rc) rc = glora_config_require(cfg, key);
+    }
     if (!rc) rc = glora_split_load(ds, &s, m ? &m->arch : NULL);
     return rc;
 }

@@ -25,6 +25,8 @@ static const cli_flag_t flags[] = {
     {"--subnet", "subnet", "SPEC", "subnet spec (JSON) for a supernet"},
     {"--images", "data.images", "FILE", "IDX images"},
     {"--labels", "data.labels", "FILE", "IDX labels"},
+    {"--list", "data.list", "FILE", "list file of images ('path label' lines)"},
+    {"--folder", "data.folder", "DIR", "image folder (one sub-folder per class)"},
     {"--start", "data.start", "N", "first example"},
     {"--count", "data.count", "N", "number of examples (0: all)"},
     {"--batch", "eval.batch", "N", "batch size"},
@@ -36,7 +38,8 @@ static const cli_cmd_t cmd = {
     .synopsis = "[CONFIG] [options]",
     .summary = "Top-1 accuracy and images/s of a plain backbone, of a supernet under a subnet\n"
                "spec (weights inherited), of a retrained adapter, or of a merged model, on a\n"
-               "split of an IDX data set. Example:\n"
+               "split of an IDX data set, a list file or an image folder (JPEG/PNG, preprocessed\n"
+               "as PIL + torchvision would: data.resize, data.size, data.interpolation). Example:\n"
                "  glora eval --model runs/q/backbone.safetensors --adapter runs/q/supernet.safetensors \\\n"
                "    --subnet runs/q/search/best.json --images data/fashion-mnist/t10k-images-idx3-ubyte.gz \\\n"
                "    --labels data/fashion-mnist/t10k-labels-idx1-ubyte.gz",
@@ -53,8 +56,16 @@ int glora_cmd_eval(int argc, char **argv) {
     glora_vit_t *m = NULL;
     glora_dataset_t ds = {0};
     glora_spec_t spec = {0};
+    glora_split_stream_t *stream = NULL;
+    glora_split_t split;
+    size_t total = 0;
     int have_spec = 0;
-    if (cli_load_model(cfg, &m) || cli_load_split(cfg, "data", m, &ds) ||
+    /* Image files under data.max_memory are evaluated piece by piece. */
+    if (cli_load_model(cfg, &m) || glora_split_from_config(&split, cfg, "data", "data.") ||
+        ((split.list || split.folder) && split.max_memory > 0
+             ? glora_split_stream_open(&stream, &split, &m->arch, &total) ||
+                   glora_split_stream_next(stream, &ds)
+             : cli_load_split(cfg, "data", m, &ds)) ||
         cli_load_subnet(m, glora_config_string(cfg, "subnet"), glora_config_string(cfg, "model.adapter"),
                         &spec, &have_spec)) {
         rc = cli_fail();
@@ -73,11 +84,24 @@ int glora_cmd_eval(int argc, char **argv) {
         goto out;
     }
     double t0 = glora_now();
-    size_t correct;
-    if (glora_evaluate(m, have_spec ? spec.cfg : NULL, &ds, (size_t)glora_config_int(cfg, "eval.batch"), &correct)) {
-        rc = cli_fail();
-        goto out;
+    size_t correct = 0, n = 0;
+    for (;;) {
+        size_t c;
+        if (glora_evaluate(m, have_spec ? spec.cfg : NULL, &ds, (size_t)glora_config_int(cfg, "eval.batch"), &c)) {
+            rc = cli_fail();
+            goto out;
+        }
+        correct += c;
+        n += ds.n;
+        if (!stream) break;
+        if (glora_split_stream_next(stream, &ds)) {
+            rc = cli_fail();
+            goto out;
+        }
+        if (ds.n == 0) break;
     }
+    GLORA_ASSERT(!stream || n == total);
+    ds.n = n;   /* for the report below; ds holds no pieces any more */
     double secs = glora_now() - t0;
     double acc = (double)correct / (double)ds.n;
     size_t params = have_spec ? spec.params : 0;
@@ -93,6 +117,7 @@ int glora_cmd_eval(int argc, char **argv) {
 out:
     glora_spec_free(&spec);
     glora_dataset_free(&ds);
+    glora_split_stream_close(stream);
     glora_vit_free(m);
     cli_args_free(&args);
     return rc;

@@ -141,8 +141,10 @@ static int check_shifts(const glora_config_t *cfg) {
     size_t n;
     const char *const *v = glora_config_strings(cfg, "test_shifts", &n);
     if (n == 0) return GLORA_OK;
-    if (!glora_config_string(cfg, "test.images") || !glora_config_string(cfg, "test.labels"))
-        return glora_config_error(cfg, "test_shifts", "needs a test split (test.images, test.labels) to shift");
+    glora_split_t test;
+    if (glora_split_from_config(&test, cfg, "test", "") || !glora_split_given(&test))
+        return glora_config_error(cfg, "test_shifts", "needs a test split (test.images + test.labels, "
+                                  "test.list or test.folder) to shift");
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < i; j++)
             if (strcmp(v[i], v[j]) == 0) return glora_config_error(cfg, "test_shifts", "lists '%s' twice", v[i]);
@@ -160,8 +162,8 @@ static int load_split(const glora_config_t *cfg, const char *split, glora_datase
     glora_split_t s;
     memset(ds, 0, sizeof *ds);
     int rc = glora_split_from_config(&s, cfg, split, "");
-    *have = !rc && s.images;
-    return rc || !s.images ? rc : glora_split_load(ds, &s, NULL);
+    *have = !rc && glora_split_given(&s);
+    return rc || !*have ? rc : glora_split_load(ds, &s, NULL);
 }
 
 /* A fine-tuned backbone's trainable parameters (head excluded): the backbone

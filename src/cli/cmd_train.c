@@ -372,7 +372,9 @@ static int prepare(glora_recipe_kind_t kind, const glora_config_t *cfg, job_t *j
     if ((rc = start_model(kind, cfg, &j->train, &j->spec, &j->m))) return rc;
     if (kind == GLORA_RECIPE_SUPERNET && (rc = space_from_config(cfg, j->m->rank, &j->space))) return rc;
     if ((rc = glora_dataset_fit(&j->train, &ts, &j->m->arch))) return rc; /* labels vs the head */
-    if (glora_config_string(cfg, "data.val.images") && (rc = cli_load_split(cfg, "data.val", j->m, &j->val))) return rc;
+    glora_split_t vs;
+    if ((rc = glora_split_from_config(&vs, cfg, "data.val", "data."))) return rc;
+    if (glora_split_given(&vs) && (rc = cli_load_split(cfg, "data.val", j->m, &j->val))) return rc;
     const char *trainable = glora_config_string(cfg, "train.trainable");
     if (!trainable && kind == GLORA_RECIPE_FINETUNE)
         trainable = strcmp(glora_config_string(cfg, "finetune.mode"), "linear") == 0 ? "head" : "backbone,head";

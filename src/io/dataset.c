@@ -24,17 +24,22 @@ int glora_dataset_take(const glora_dataset_t *src, const uint32_t *idx, size_t n
     if (glora_size_mul(n, per, &total) != 0 || glora_size_mul(total, sizeof(float), &total) != 0)
         return glora_error(GLORA_ENOMEM, "dataset subset: %zu examples are too many", n);
     if (n > 0) {
-        out->x = malloc(total);
+        /* byte splits stay bytes: a quarter of total */
+        if (src->u8) out->u8 = malloc(total / sizeof(float));
+        else out->x = malloc(total);
         out->y = malloc(n * sizeof *out->y);
-        if (!out->x || !out->y) {
+        if ((!out->x && !out->u8) || !out->y) {
             glora_dataset_free(out);
             return glora_error(GLORA_ENOMEM, "dataset subset: out of memory");
         }
     }
     for (size_t i = 0; i < n; i++) {
-        memcpy(out->x + i * per, src->x + (size_t)idx[i] * per, per * sizeof(float));
+        if (src->u8) memcpy(out->u8 + i * per, src->u8 + (size_t)idx[i] * per, per);
+        else memcpy(out->x + i * per, src->x + (size_t)idx[i] * per, per * sizeof(float));
         out->y[i] = src->y[idx[i]];
     }
+    memcpy(out->cmean, src->cmean, sizeof out->cmean);
+    memcpy(out->cstd, src->cstd, sizeof out->cstd);
     out->n = n;
     out->c = src->c;
     out->h = src->h;

@@ -190,6 +190,7 @@ static int idx_header(idx_t *f, uint32_t magic) {
 void glora_dataset_free(glora_dataset_t *ds) {
     if (!ds) return;
     free(ds->x);
+    free(ds->u8);
     free(ds->y);
     memset(ds, 0, sizeof *ds);
 }

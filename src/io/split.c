@@ -3,12 +3,23 @@
  * glora/data.h). */
 #include "glora/data.h"
 #include "glora/common.h"
+#include "glora/image.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 const char *const glora_shift_kinds[] = {"clean", "inverted", "rotated", "noisy", "blurred", NULL};
+const char *const glora_split_resize_modes[] = {"no", "yes", "squash", "shorter", NULL};
+const char *const glora_split_interps[] = {"bicubic", "bilinear", "nearest", NULL};
+
+int glora_split_given(const glora_split_t *s) {
+    return s->images || s->list || s->folder;
+}
+
+const char *glora_split_source(const glora_split_t *s) {
+    return s->list ? s->list : s->folder ? s->folder : s->images ? s->images : "(none)";
+}
 
 size_t glora_dataset_example_size(const glora_dataset_t *ds) {
     return (size_t)ds->c * (size_t)ds->h * (size_t)ds->w;
@@ -18,14 +29,21 @@ void glora_dataset_batch(const glora_dataset_t *ds, const uint32_t *idx, size_t 
     const size_t per = glora_dataset_example_size(ds);
     for (size_t b = 0; b < n; b++) {
         GLORA_ASSERT(idx[b] < ds->n);
-        memcpy(out + b * per, ds->x + (size_t)idx[b] * per, per * sizeof(float));
+        if (ds->u8)
+            glora_image_normalize(ds->u8 + (size_t)idx[b] * per, 1, ds->c, ds->h, ds->w, ds->cmean,
+                                  ds->cstd, out + b * per);
+        else
+            memcpy(out + b * per, ds->x + (size_t)idx[b] * per, per * sizeof(float));
     }
 }
 
 void glora_dataset_slice(const glora_dataset_t *ds, size_t start, size_t n, float *out) {
     GLORA_ASSERT(start <= ds->n && n <= ds->n - start);
     const size_t per = glora_dataset_example_size(ds);
-    if (n) memcpy(out, ds->x + start * per, n * per * sizeof(float));
+    if (n && ds->u8)
+        glora_image_normalize(ds->u8 + start * per, n, ds->c, ds->h, ds->w, ds->cmean, ds->cstd, out);
+    else if (n)
+        memcpy(out, ds->x + start * per, n * per * sizeof(float));
 }
 
 /* Key "<a><b>" of cfg when its schema has it. */
@@ -49,9 +67,49 @@ int glora_split_from_config(glora_split_t *s, const glora_config_t *cfg, const c
     if ((key = key_of(cfg, k, sizeof k, prefix, ".kshot"))) s->kshot = (int)glora_config_int(cfg, key);
     if ((key = key_of(cfg, k, sizeof k, prefix, ".kshot_seed")))
         s->kshot_seed = (uint64_t)glora_config_int(cfg, key);
-    if ((key = key_of(cfg, k, sizeof k, norm, "mean"))) s->mean = (float)glora_config_number(cfg, key);
-    if ((key = key_of(cfg, k, sizeof k, norm, "std"))) s->std = (float)glora_config_number(cfg, key);
-    if ((key = key_of(cfg, k, sizeof k, norm, "resize"))) s->resize = glora_config_bool(cfg, key);
+    if ((key = key_of(cfg, k, sizeof k, prefix, ".list"))) s->list = glora_config_string(cfg, key);
+    if ((key = key_of(cfg, k, sizeof k, prefix, ".root"))) s->root = glora_config_string(cfg, key);
+    if ((key = key_of(cfg, k, sizeof k, prefix, ".folder"))) s->folder = glora_config_string(cfg, key);
+    s->img_resize = GLORA_RESIZE_NO;
+    s->interp = GLORA_INTERP_BICUBIC;
+    s->crop_pct = 1.0;
+    s->nnorm = 1;
+    s->means[0] = s->means[1] = s->means[2] = 0.5f;
+    s->stds[0] = s->stds[1] = s->stds[2] = 0.5f;
+    int rc = GLORA_OK;
+    if ((key = key_of(cfg, k, sizeof k, norm, "mean")) &&
+        (rc = glora_split_parse_norm(cfg, key, glora_config_string(cfg, key), 0, s->means, &s->nnorm)))
+        return rc;
+    int nstd = 1;
+    if ((key = key_of(cfg, k, sizeof k, norm, "std")) &&
+        (rc = glora_split_parse_norm(cfg, key, glora_config_string(cfg, key), 1, s->stds, &nstd)))
+        return rc;
+    if (nstd > s->nnorm) {
+        s->means[1] = s->means[2] = s->means[0];
+        s->nnorm = nstd;
+    } else if (nstd < s->nnorm) {
+        s->stds[1] = s->stds[2] = s->stds[0];
+    }
+    s->mean = s->means[0];
+    s->std = s->stds[0];
+    if ((key = key_of(cfg, k, sizeof k, norm, "resize"))) {
+        const char *r = glora_config_string(cfg, key);
+        s->resize = strcmp(r, "yes") == 0;
+        if (strcmp(r, "yes") == 0 || strcmp(r, "squash") == 0) s->img_resize = GLORA_RESIZE_SQUASH;
+        if (strcmp(r, "shorter") == 0) s->img_resize = GLORA_RESIZE_SHORTER;
+    }
+    if ((key = key_of(cfg, k, sizeof k, norm, "size"))) s->size = (int)glora_config_int(cfg, key);
+    if ((key = key_of(cfg, k, sizeof k, norm, "interpolation")))
+        s->interp = glora_image_interp_parse(glora_config_string(cfg, key));
+    if ((key = key_of(cfg, k, sizeof k, norm, "crop_pct"))) s->crop_pct = glora_config_number(cfg, key);
+    if ((key = key_of(cfg, k, sizeof k, norm, "max_memory"))) s->max_memory = glora_config_size(cfg, key);
+    if ((key = key_of(cfg, k, sizeof k, norm, "cache"))) s->cache = glora_config_string(cfg, key);
+    int kinds = !!s->images + !!s->list + !!s->folder;
+    if (kinds > 1)
+        return glora_config_error(cfg, strcat(strcpy(k, prefix), s->list ? ".list" : ".folder"),
+                                  "names a second source for the split: give one of images + labels, list, folder");
+    if (s->root && !s->list)
+        return glora_config_error(cfg, strcat(strcpy(k, prefix), ".root"), "needs a list file (%s.list)", prefix);
     if ((key = key_of(cfg, k, sizeof k, norm, "shift"))) s->shift = glora_config_string(cfg, key);
     if ((key = key_of(cfg, k, sizeof k, norm, "shift_seed")))
         s->shift_seed = (uint64_t)glora_config_int(cfg, key);
@@ -71,13 +129,24 @@ static int replace(glora_dataset_t *ds, glora_dataset_t *out, int rc) {
 
 int glora_split_load(glora_dataset_t *ds, const glora_split_t *s, const glora_vit_arch_t *arch) {
     memset(ds, 0, sizeof *ds);
-    if (!s->images || !s->labels)
+    int rc;
+    if (s->list || s->folder) {
+        rc = glora_split_load_images(ds, s, arch);
+    } else if (!s->images || !s->labels) {
         return glora_error(GLORA_EINVAL, "data split: no images or labels file given");
-    int rc = glora_idx_load(ds, s->images, s->labels, s->start, s->count, s->mean, s->std);
+    } else if (s->nnorm > 1 && (s->means[1] != s->means[0] || s->means[2] != s->means[0] ||
+                                s->stds[1] != s->stds[0] || s->stds[2] != s->stds[0])) {
+        return glora_error(GLORA_EINVAL, "data '%s': per-channel mean/std need image files (IDX "
+                           "images have one channel)", s->images);
+    } else {
+        rc = glora_idx_load(ds, s->images, s->labels, s->start, s->count, s->mean, s->std);
+    }
     glora_dataset_t out = {0};
     if (!rc && s->kshot > 0) rc = replace(ds, &out, glora_dataset_kshot(ds, s->kshot, s->kshot_seed, &out));
-    if (!rc && s->shift && strcmp(s->shift, "clean") != 0)
-        rc = replace(ds, &out, glora_dataset_shift(ds, s->shift, s->shift_seed, &out));
+    if (!rc && s->shift && strcmp(s->shift, "clean") != 0) {
+        rc = glora_dataset_to_float(ds);
+        if (!rc) rc = replace(ds, &out, glora_dataset_shift(ds, s->shift, s->shift_seed, &out));
+    }
     if (!rc && arch) rc = glora_dataset_fit(ds, s, arch);
     return rc;
 }
@@ -129,16 +198,26 @@ static int resize_to(glora_dataset_t *ds, int side, int chans, const char *path)
 int glora_dataset_fit(glora_dataset_t *ds, const glora_split_t *s, const glora_vit_arch_t *a) {
     int rc = GLORA_OK;
     const int differs = ds->c != a->in_chans || ds->h != a->img_size || ds->w != a->img_size;
-    if (s->resize && differs) rc = resize_to(ds, a->img_size, a->in_chans, s->images);
+    if (ds->u8) {
+        /* decoded at data.size; grey repeated to RGB is exact on bytes */
+        if (ds->c == 1 && a->in_chans == 3 && ds->h == a->img_size && ds->w == a->img_size)
+            rc = glora_dataset_repeat_grey(ds);
+    } else if (s->resize && differs) {
+        rc = resize_to(ds, a->img_size, a->in_chans, s->images);
+    }
     if (!rc && (ds->c != a->in_chans || ds->h != a->img_size || ds->w != a->img_size)) {
-        rc = glora_error(GLORA_ESTATE, "data '%s': images are %dx%dx%d, the model takes %dx%dx%d", s->images,
-                         ds->h, ds->w, ds->c, a->img_size, a->img_size, a->in_chans);
-        glora_error_hint("set data.resize: yes to resize them (bilinear, grey repeated)");
+        rc = glora_error(GLORA_ESTATE, "data '%s': images are %dx%dx%d, the model takes %dx%dx%d",
+                         glora_split_source(s), ds->h, ds->w, ds->c, a->img_size, a->img_size, a->in_chans);
+        if (ds->u8)
+            glora_error_hint("set data.size to %d (and data.resize) so the files are decoded at the "
+                             "model's size", a->img_size);
+        else
+            glora_error_hint("set data.resize: yes to resize them (bilinear, grey repeated)");
     }
     for (size_t i = 0; !rc && i < ds->n; i++)
         if (ds->y[i] >= a->num_classes)
             rc = glora_error(GLORA_ESTATE, "data '%s': label %d of example %zu is beyond the model's %d classes",
-                             s->labels, ds->y[i], i, a->num_classes);
+                             s->labels ? s->labels : glora_split_source(s), ds->y[i], i, a->num_classes);
     if (rc) glora_dataset_free(ds);
     return rc;
 }

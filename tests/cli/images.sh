@@ -1,0 +1,115 @@
+#!/bin/sh
+# Splits read from image files (list files, image folders) through the one
+# data layer: fashion images as PNGs give the IDX pipeline's bytes exactly;
+# the whole pipeline runs on generated 64x64 RGB images (a 2-block ViT of
+# patch 16); bad inputs are one-line errors naming the file and line.
+. "$top_srcdir/tests/cli/common.sh"
+IMGDATA="$top_builddir/glora-imgdata"
+if [ ! -f "$FASHION/train-images-idx3-ubyte.gz" ]; then
+    echo "skip: $FASHION missing (scripts/install-deps installs dataset-fashion-mnist)"
+    exit 77
+fi
+F="$FASHION"
+
+# 1. The same 64 + 32 fashion images as IDX and as PNG list files: the
+#    fine-tuned models are the same bytes, evaluation the same counts.
+expect 0 "$IMGDATA" idx "$F/train-images-idx3-ubyte.gz" "$F/train-labels-idx1-ubyte.gz" 0 64 "$T/fm" train800
+expect 0 "$IMGDATA" idx "$F/train-images-idx3-ubyte.gz" "$F/train-labels-idx1-ubyte.gz" 64 32 "$T/fm" val200
+[ "$(wc -l <"$T/fm/train800.txt")" -eq 64 ] || fail "train800.txt does not list 64 images"
+expect 0 "$GLORA" init --set arch.dim=32 --set arch.depth=2 --set arch.heads=2 --set arch.mlp_hidden=64 \
+    --seed 3 -o "$T/init28.safetensors"
+TR="--model $T/init28.safetensors --epochs 2 --batch 16 --threads 2"
+expect 0 "$GLORA" finetune $TR --train-images "$F/train-images-idx3-ubyte.gz" \
+    --train-labels "$F/train-labels-idx1-ubyte.gz" --set data.train.count=64 \
+    --val-images "$F/train-images-idx3-ubyte.gz" --val-labels "$F/train-labels-idx1-ubyte.gz" \
+    --set data.val.start=64 --set data.val.count=32 -o "$T/idx.safetensors"
+expect 0 "$GLORA" finetune $TR --set data.train.list="$T/fm/train800.txt" \
+    --set data.val.list="$T/fm/val200.txt" --set data.size=28 -o "$T/png.safetensors"
+cmp -s "$T/idx.safetensors" "$T/png.safetensors" || fail "fine-tuning on the PNGs differs from the IDX run"
+expect 0 "$GLORA" eval --model "$T/idx.safetensors" --images "$F/train-images-idx3-ubyte.gz" \
+    --labels "$F/train-labels-idx1-ubyte.gz" --start 64 --count 32 --json
+a=$(sed 's/.*"correct": \([0-9]*\).*/\1/' "$T/out")
+expect 0 "$GLORA" eval --model "$T/idx.safetensors" --set data.list="$T/fm/val200.txt" --json \
+    --set data.cache="$T/cache"
+b=$(sed 's/.*"correct": \([0-9]*\).*/\1/' "$T/out")
+[ -n "$a" ] && [ "$a" = "$b" ] || fail "eval: $a right on IDX, $b on the PNGs"
+ls "$T"/cache/images-*.cache >/dev/null 2>&1 || fail "data.cache left no cache file"
+expect 0 "$GLORA" eval --model "$T/idx.safetensors" --set data.list="$T/fm/val200.txt" --json \
+    --set data.cache="$T/cache"
+c=$(sed 's/.*"correct": \([0-9]*\).*/\1/' "$T/out")
+[ "$b" = "$c" ] || fail "eval from the cache: $c right, $b without"
+
+# 2. The pipeline on generated 64x64 RGB images: 4 classes, a 2-block ViT.
+for s in train:48 val:16 test:16; do
+    expect 0 "$IMGDATA" synth "$T/rgb" "${s%%:*}" "${s#*:}" 64 4 "$(echo "${s%%:*}" | cksum | cut -c1-6)"
+done
+expect 0 "$GLORA" init --set arch.img_size=64 --set arch.in_chans=3 --set arch.patch=16 --set arch.dim=32 \
+    --set arch.depth=2 --set arch.heads=2 --set arch.mlp_hidden=64 --set arch.num_classes=4 \
+    --seed 5 -o "$T/init64.safetensors"
+cat >"$T/run.yaml" <<YAML
+run:
+  name: rgb
+  dir: $T/runs
+  backbone: $T/init64.safetensors
+  stages: [supernet, search, retrain, merge, eval]
+  val: {list: $T/rgb/val.txt}
+  test: {list: $T/rgb/test.txt}
+  size: 64
+  mean: imagenet
+  std: imagenet
+supernet:
+  glora: {rank: 2}
+  data: {train: {list: $T/rgb/train.txt}, size: 64, mean: imagenet, std: imagenet}
+  train: {epochs: 2, batch: 16}
+search:
+  data: {list: $T/rgb/val.txt, mean: imagenet, std: imagenet}
+  search: {population: 6, parents: 2, mutations: 2, crossovers: 2, generations: 2, max_params: 3K}
+retrain:
+  data: {train: {list: $T/rgb/train.txt}, size: 64, mean: imagenet, std: imagenet}
+  train: {epochs: 2, batch: 16}
+YAML
+expect 0 "$GLORA" run "$T/run.yaml" --threads 2
+R="$T/runs/rgb"
+for f in supernet.safetensors search/best.json adapter.safetensors merged.safetensors summary.json; do
+    [ -s "$R/$f" ] || fail "run left no $f"
+done
+E="--set data.list=$T/rgb/test.txt --set data.mean=imagenet --set data.std=imagenet --json"
+expect 0 "$GLORA" eval --model "$T/init64.safetensors" --adapter "$R/adapter.safetensors" $E
+a=$(sed 's/.*"correct": \([0-9]*\).*/\1/' "$T/out")
+expect 0 "$GLORA" eval --model "$R/merged.safetensors" $E
+b=$(sed 's/.*"correct": \([0-9]*\).*/\1/' "$T/out")
+[ -n "$a" ] && [ "$a" = "$b" ] || fail "adapter got $a right, the merged model $b"
+# under data.max_memory (3 images' pixels) eval streams pieces: the same count
+expect 0 "$GLORA" eval --model "$R/merged.safetensors" $E --set data.max_memory=36864
+c=$(sed 's/.*"correct": \([0-9]*\).*/\1/' "$T/out")
+[ "$b" = "$c" ] || fail "streamed eval got $c right, the whole split $b"
+has "$T/out" '"n": 16'
+expect 1 "$GLORA" eval --model "$R/merged.safetensors" $E --set data.max_memory=1000
+one_line; has "$T/err" "max_memory .* holds not one"
+# the same split as an image folder (class folders by label)
+for c in 0 1 2 3; do mkdir -p "$T/folder/c$c"; done
+while read -r p l; do cp "$T/rgb/$p" "$T/folder/c$l/"; done <"$T/rgb/test.txt"
+expect 0 "$GLORA" eval --model "$R/merged.safetensors" --set data.folder="$T/folder" \
+    --set data.mean=imagenet --set data.std=imagenet --json
+has "$T/out" '"n": 16'
+
+# 3. Bad inputs: one line naming the file (and the line).
+printf 'images/train/000000.png 1\nimages/train/000001.png\n' >"$T/rgb/nolabel.txt"
+expect 1 "$GLORA" eval --model "$R/merged.safetensors" --set data.list="$T/rgb/nolabel.txt"
+one_line; has "$T/err" "nolabel.txt' line 2: no label"
+printf 'images/train/000000.png 1\nimages/train/nope.png 0\n' >"$T/rgb/missing.txt"
+expect 1 "$GLORA" eval --model "$R/merged.safetensors" --set data.list="$T/rgb/missing.txt"
+one_line; has "$T/err" "missing.txt' line 2: image '.*nope.png' is missing"
+printf 'images/train/000000.png 9\n' >"$T/rgb/range.txt"
+expect 1 "$GLORA" eval --model "$R/merged.safetensors" --set data.list="$T/rgb/range.txt"
+one_line; has "$T/err" "label 9 .*beyond the model's 4 classes"
+head -c 300 "$T/rgb/images/train/000000.png" >"$T/rgb/images/train/cut.png"
+printf 'images/train/cut.png 0\n' >"$T/rgb/cut.txt"
+expect 1 "$GLORA" eval --model "$R/merged.safetensors" --set data.list="$T/rgb/cut.txt"
+one_line; has "$T/err" "cut.png'"
+mkdir -p "$T/folder/c4"
+expect 1 "$GLORA" eval --model "$R/merged.safetensors" --set data.folder="$T/folder"
+one_line; has "$T/err" "folder/c4'.*no .jpg"
+expect 1 "$GLORA" eval --model "$R/merged.safetensors" --set data.list="$T/rgb/test.txt" --set data.mean=vivid
+one_line; has "$T/err" "data.mean' must be a number, 3 numbers"
+finish
