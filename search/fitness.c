@@ -21,10 +21,10 @@ static size_t count_from_tokens(const glora_vit_t *m, const glora_vit_linears_t 
     return correct;
 }
 
-/* The tokens of every image, which no candidate changes, into *out. */
-static int embed_all(const glora_vit_t *m, const glora_dataset_t *ds, size_t batch,
-                     glora_vit_acts_t *ws, float **out) {
-    const size_t per = (size_t)m->arch.tokens * (size_t)m->arch.dim, n_img = ds->n;
+/* The tokens of images [lo, lo + n_img), which no candidate changes, into *out. */
+static int embed_all(const glora_vit_t *m, const glora_dataset_t *ds, size_t lo, size_t n_img,
+                     size_t batch, glora_vit_acts_t *ws, float **out) {
+    const size_t per = (size_t)m->arch.tokens * (size_t)m->arch.dim;
     float *tokens = NULL, *x = NULL;
     if (per > SIZE_MAX / sizeof(float) / n_img || !(tokens = malloc(n_img * per * sizeof(float))) ||
         !(x = malloc(batch * glora_dataset_example_size(ds) * sizeof(float)))) {
@@ -33,7 +33,7 @@ static int embed_all(const glora_vit_t *m, const glora_dataset_t *ds, size_t bat
     }
     for (size_t start = 0; start < n_img; start += batch) {
         size_t B = n_img - start < batch ? n_img - start : batch;
-        glora_dataset_slice(ds, start, B, x);
+        glora_dataset_slice(ds, lo + start, B, x);
         glora_vit_embed(m, ws, x, B);
         memcpy(tokens + start * per, ws->x0, B * per * sizeof(float));
     }
@@ -44,7 +44,22 @@ static int embed_all(const glora_vit_t *m, const glora_dataset_t *ds, size_t bat
 
 int glora_search_fitness(const glora_vit_t *m, const glora_layer_cfg_t *const *cands, size_t n,
                          const glora_dataset_t *ds, size_t batch, double *acc) {
-    const size_t n_img = ds->n;
+    if (n == 0) return GLORA_OK;
+    uint64_t *correct = calloc(n, sizeof *correct);
+    if (!correct) return glora_error(GLORA_ENOMEM, "evaluation 'candidates': out of memory");
+    int rc = ds->n ? glora_search_fitness_count(m, cands, n, ds, 0, ds->n, batch, correct)
+                   : glora_error(GLORA_EINVAL, "evaluation 'candidates': no images");
+    for (size_t c = 0; !rc && c < n; c++) acc[c] = (double)correct[c] / (double)ds->n;
+    free(correct);
+    return rc;
+}
+
+int glora_search_fitness_count(const glora_vit_t *m, const glora_layer_cfg_t *const *cands, size_t n,
+                               const glora_dataset_t *ds, size_t lo, size_t hi, size_t batch,
+                               uint64_t *correct) {
+    GLORA_ASSERT(lo <= hi && hi <= ds->n);
+    const size_t n_img = hi - lo;
+    const int *y = ds->y + lo;
     if (n == 0) return GLORA_OK;
     if (n_img == 0) return glora_error(GLORA_EINVAL, "evaluation 'candidates': no images");
     if (batch == 0 || batch > n_img) batch = n_img;
@@ -65,19 +80,19 @@ int glora_search_fitness(const glora_vit_t *m, const glora_layer_cfg_t *const *c
         if (rc == GLORA_OK) rc = glora_vit_acts_create(&ws[t], m, batch, 0);
     }
     float *tokens = NULL;
-    if (rc == GLORA_OK) rc = embed_all(m, ds, batch, ws[0], &tokens);
+    if (rc == GLORA_OK) rc = embed_all(m, ds, lo, n_img, batch, ws[0], &tokens);
     if (rc == GLORA_OK) {
         if (outer) {
             #pragma omp parallel for schedule(dynamic, 1) num_threads(nws)
             for (size_t c = 0; c < n; c++) {
                 int t = glora_thread_id();
                 glora_vit_linears_set(lin[t], m, cands[c]);
-                acc[c] = (double)count_from_tokens(m, lin[t], ws[t], tokens, ds->y, n_img) / (double)n_img;
+                correct[c] += count_from_tokens(m, lin[t], ws[t], tokens, y, n_img);
             }
         } else {
             for (size_t c = 0; c < n; c++) {
                 glora_vit_linears_set(lin[0], m, cands[c]);
-                acc[c] = (double)count_from_tokens(m, lin[0], ws[0], tokens, ds->y, n_img) / (double)n_img;
+                correct[c] += count_from_tokens(m, lin[0], ws[0], tokens, y, n_img);
             }
         }
     }

@@ -68,4 +68,14 @@ void search_gen_json(sbuf_t *b, const glora_search_gen_t *h);
 int search_checkpoint_write(const struct glora_search *s, const char *path);
 int search_outputs_write(const struct glora_search *s, const char *dir);
 
+/* Distributed evaluation (search/distribute.c), with more than one rank and
+ * a problem with a count callback. On rank 0: acc of candidates
+ * [start, start + n), shared out over every rank. On the others: serve
+ * rank 0's requests until it ends the search; returns its final status.
+ * search_end_serving (rank 0) ends the serving with rank 0's status rc and
+ * returns the status all ranks agree on. */
+int search_eval_distributed(struct glora_search *s, size_t start, size_t n, double *acc);
+int search_serve(struct glora_search *s);
+int search_end_serving(int rc);
+
 #endif

@@ -9,6 +9,7 @@
 
 #include "glora/common.h"
 #include "glora/fileio.h"
+#include "util/comm.h"
 
 void glora_search_opts_default(glora_search_opts_t *o) {
     memset(o, 0, sizeof *o);
@@ -487,7 +488,10 @@ static int run_generation(struct glora_search *s, const glora_search_hooks_t *ho
             cands[i] = genes_of(s, start + i);
             acc[i] = NAN;
         }
-        rc = s->p.evaluate(s->p.ctx, cands, n_new, acc);
+        if (glora_comm_size() > 1 && s->p.count)
+            rc = search_eval_distributed(s, start, n_new, acc);
+        else
+            rc = s->p.evaluate(s->p.ctx, cands, n_new, acc);
         for (size_t i = 0; !rc && i < n_new; i++) {
             if (!isfinite(acc[i]))
                 rc = glora_error(GLORA_ESTATE, "search: evaluator returned no accuracy for "
@@ -520,7 +524,7 @@ static int run_generation(struct glora_search *s, const glora_search_hooks_t *ho
     return 0;
 }
 
-int glora_search_run(glora_search_t *s, const char *dir, const glora_search_hooks_t *hooks) {
+static int run_local(glora_search_t *s, const char *dir, const glora_search_hooks_t *hooks) {
     int rc = glora_mkdir_p(dir);
     if (rc) return rc;
     size_t plen = strlen(dir) + 32;
@@ -537,4 +541,10 @@ int glora_search_run(glora_search_t *s, const char *dir, const glora_search_hook
     }
     free(ckpt);
     return rc;
+}
+
+int glora_search_run(glora_search_t *s, const char *dir, const glora_search_hooks_t *hooks) {
+    if (glora_comm_size() == 1) return run_local(s, dir, hooks);
+    if (glora_comm_rank() != 0) return search_serve(s);
+    return search_end_serving(run_local(s, dir, hooks));
 }

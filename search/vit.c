@@ -45,6 +45,12 @@ int glora_search_vit_evaluate(void *ctx, const glora_layer_cfg_t *const *cands, 
     return 0;
 }
 
+int glora_search_vit_count(void *ctx, const glora_layer_cfg_t *const *cands, size_t n, size_t lo,
+                           size_t hi, uint64_t *correct) {
+    glora_search_vit_t *v = ctx;
+    return glora_search_fitness_count(v->m, cands, n, v->data, lo, hi, v->batch, correct);
+}
+
 int glora_search_vit_write_spec(void *ctx, const char *path, const glora_layer_cfg_t *cfg,
                                 size_t params, double acc, int generation) {
     glora_search_vit_t *v = ctx;

@@ -87,6 +87,13 @@ typedef struct {
  * or the thread count). Returns a glora status. */
 typedef int (*glora_search_eval_fn)(void *ctx, const glora_layer_cfg_t *const *cands, size_t n,
                                     double *acc);
+/* Distributed form of an evaluator whose accuracy is a fraction of n_items
+ * items (images) counted right: adds to correct[i] the number of items in
+ * [lo, hi) that candidate i gets right, for i < n. Must be a pure function
+ * of the candidate and the items, and correct / n_items must equal what the
+ * glora_search_eval_fn returns. */
+typedef int (*glora_search_count_fn)(void *ctx, const glora_layer_cfg_t *const *cands, size_t n,
+                                     size_t lo, size_t hi, uint64_t *correct);
 /* Writes a subnet spec of cfg to path (best.json, best-under-*.json). */
 typedef int (*glora_search_spec_fn)(void *ctx, const char *path, const glora_layer_cfg_t *cfg,
                                     size_t params, double acc, int generation);
@@ -96,6 +103,11 @@ typedef struct {
     const glora_search_layer_t *layers; /* n_layers, copied by glora_search_create */
     glora_search_eval_fn evaluate;
     glora_search_spec_fn write_spec;    /* NULL: no best*.json files */
+    /* Optional (both or neither): with several MPI ranks, each generation's
+     * (candidate, item) pairs are split statically over the ranks, each
+     * rank counts its share through `count`, and the counts are summed. */
+    glora_search_count_fn count;
+    size_t n_items;
     void *ctx;                          /* passed to both callbacks */
     /* Identity of what the evaluator scores on (e.g. the sha256 of the
      * validation images and labels), compared on resume; NULL = "". */
@@ -162,7 +174,11 @@ void glora_search_free(glora_search_t *s); /* NULL-safe */
 int glora_search_resume(glora_search_t *s, const char *checkpoint_path);
 
 /* Runs the remaining generations; after each, writes the checkpoint and the
- * outputs into dir (created if needed). Before the first new generation it
+ * outputs into dir (created if needed). Under MPI (several ranks), every
+ * rank calls it: rank 0 runs the search (random stream, population,
+ * checkpoint, outputs, hooks), and the other ranks only evaluate their share
+ * of each generation (problem count callback; without one rank 0 evaluates
+ * alone); every rank returns the same status. Before the first new generation it
  * rewrites the outputs of the state it starts from, so a run killed between
  * writing the checkpoint and the outputs ends up complete. Returns 0 when the
  * search is finished or stopped by opts.stop_after. After a failure the
@@ -238,6 +254,12 @@ void glora_search_space_str(const glora_space_t *sp, char *buf, size_t size);
  * for any number of threads and any batch. */
 int glora_search_fitness(const glora_vit_t *m, const glora_layer_cfg_t *const *cands, size_t n,
                          const glora_dataset_t *ds, size_t batch, double *acc);
+/* The same as counts on images [lo, hi) of ds only: adds the number of them
+ * candidate i gets right to correct[i] (exact; the distributed search sums
+ * such counts over ranks, glora_search_fitness divides them by ds->n). */
+int glora_search_fitness_count(const glora_vit_t *m, const glora_layer_cfg_t *const *cands, size_t n,
+                               const glora_dataset_t *ds, size_t lo, size_t hi, size_t batch,
+                               uint64_t *correct);
 
 /* layers[0 .. 4*depth) with the model's names and shapes and the official
  * space at the model's rank. Caller frees *layers. */
@@ -259,6 +281,10 @@ typedef struct {
  * the split through glora_search_fitness. */
 int glora_search_vit_evaluate(void *ctx, const glora_layer_cfg_t *const *cands, size_t n,
                               double *acc);
+/* The glora_search_count_fn for ctx = glora_search_vit_t* (n_items =
+ * ds->n): correct top-1 predictions on images [lo, hi) (glora_search_fitness_count). */
+int glora_search_vit_count(void *ctx, const glora_layer_cfg_t *const *cands, size_t n, size_t lo,
+                           size_t hi, uint64_t *correct);
 /* The glora_search_spec_fn for ctx = glora_search_vit_t*: glora_spec_write. */
 int glora_search_vit_write_spec(void *ctx, const char *path, const glora_layer_cfg_t *cfg,
                                 size_t params, double acc, int generation);

@@ -3,6 +3,7 @@
 
 #include "glora/common.h"
 #include "glora/parallel.h"
+#include "util/comm.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 int cli_fail(void) {
+    glora_comm_note_failure(glora_errmsg(), glora_errhint()); /* util/comm.h */
     fprintf(stderr, "glora: error: %s\n", glora_errmsg());
     if (glora_errhint()) fprintf(stderr, "hint: %s\n", glora_errhint());
     return CLI_FAIL;

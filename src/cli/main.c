@@ -9,6 +9,7 @@
 #include "glora/common.h"
 #include "glora/gemm.h"
 #include "glora/parallel.h"
+#include "util/comm.h"
 
 typedef struct {
     const char *name;
@@ -77,8 +78,7 @@ static void prefer_short_spins(char **argv) {
 #endif
 }
 
-int main(int argc, char **argv) {
-    prefer_short_spins(argv);
+static int dispatch(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return CLI_USAGE;
@@ -111,4 +111,16 @@ int main(int argc, char **argv) {
         if (strcmp(cmd, commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "glora: error: unknown command '%s'\nhint: see 'glora --help'\n", cmd);
     return CLI_USAGE;
+}
+
+/* Under an MPI launcher every rank runs the same command; each command
+ * spreads its work over the ranks (util/comm.h) and rank 0 alone prints and
+ * writes files. */
+int main(int argc, char **argv) {
+    prefer_short_spins(argv);
+    if (glora_comm_init(&argc, &argv, 1) != GLORA_OK) {
+        fprintf(stderr, "glora: error: %s\n", glora_errmsg());
+        return CLI_FAIL;
+    }
+    return glora_comm_finalize(dispatch(argc, argv));
 }

@@ -3,6 +3,7 @@
 #include "glora/pipeline.h"
 #include "glora/common.h"
 #include "glora/fileio.h"
+#include "util/comm.h"
 
 #include <glob.h>
 #include <stdio.h>
@@ -60,7 +61,7 @@ static int prepare_dir(const glora_search_setup_t *st, char *path, size_t size, 
     }
     int rc = glora_mkdir_p(st->dir);
     if (rc) return rc;
-    remove_stale_temporaries(st->dir);
+    if (glora_comm_writer()) remove_stale_temporaries(st->dir); /* not another rank's in-flight files */
     snprintf(path, size, "%s/config.yaml", st->dir);
     if (!*have_ckpt && st->config_yaml) rc = glora_write_atomic(path, st->config_yaml, strlen(st->config_yaml));
     snprintf(path, size, "%s/checkpoint.json", st->dir);
@@ -89,17 +90,21 @@ int glora_search_supernet(const glora_search_setup_t *st, glora_search_result_t 
     if (st->val->n == 0) return glora_error(GLORA_EINVAL, "search: the validation split is empty");
     size_t plen = strlen(st->dir) + 64;
     if (!(path = malloc(plen))) return glora_error(GLORA_ENOMEM, "search: out of memory");
-    if ((rc = data_identity(st->val, data_sha)) || (rc = prepare_dir(st, path, plen, &have_ckpt))) goto done;
+    rc = data_identity(st->val, data_sha);
+    if (!rc) rc = prepare_dir(st, path, plen, &have_ckpt);
+    /* Under MPI rank 0 prepares the directory; every rank learns the outcome. */
+    if ((rc = glora_comm_check(rc))) goto done;
     if (!st->layers && (rc = glora_search_vit_layers(st->supernet, &own))) goto done;
     glora_search_vit_t v = {.m = st->supernet, .data = st->val, .batch = st->batch ? st->batch : 32,
                             .tick = st->tick, .tick_ctx = st->tick_ctx};
     snprintf(v.supernet_sha256, sizeof v.supernet_sha256, "%s", st->supernet_sha256 ? st->supernet_sha256 : "");
     glora_search_problem_t p = {.n_layers = glora_vit_layers(st->supernet), .layers = st->layers ? st->layers : own,
                                 .evaluate = glora_search_vit_evaluate,
-                                .write_spec = glora_search_vit_write_spec, .ctx = &v, .data_sha256 = data_sha};
+                                .write_spec = glora_search_vit_write_spec, .ctx = &v, .data_sha256 = data_sha,
+                                .count = glora_search_vit_count, .n_items = st->val->n};
     if ((rc = glora_search_create(&s, &p, &st->opts, st->identity, st->supernet_sha256))) goto done;
     if (have_ckpt) {
-        if ((rc = glora_search_resume(s, path))) goto done;
+        if ((rc = glora_comm_check(glora_search_resume(s, path)))) goto done;
         res->resumed_after = glora_search_generation(s);
     }
     res->started_fresh_on_resume = st->resume && !have_ckpt;

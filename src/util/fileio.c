@@ -1,6 +1,7 @@
 /* Atomic writes, whole-file reads and mkdir -p (see glora/fileio.h). */
 #include "glora/fileio.h"
 #include "glora/common.h"
+#include "util/comm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* On MPI ranks other than 0 (util/comm.h) the file is written nowhere:
+ * fd is -1 and every step succeeds, so that code running on every rank
+ * writes each output once. */
 struct glora_atomic_file {
     int fd;
     char *path;
@@ -34,6 +38,11 @@ int glora_atomic_open(glora_atomic_file_t **out, const char *path) {
         return glora_error(GLORA_ENOMEM, "cannot write '%s': out of memory", path);
     }
     snprintf(f->tmp, n, "%s.tmp.XXXXXX", path);
+    if (!glora_comm_writer()) {
+        f->fd = -1;
+        *out = f;
+        return GLORA_OK;
+    }
     f->fd = mkstemp(f->tmp);
     if (f->fd < 0) {
         int e = errno;
@@ -50,6 +59,7 @@ int glora_atomic_open(glora_atomic_file_t **out, const char *path) {
 
 int glora_atomic_write(glora_atomic_file_t *f, const void *data, size_t n) {
     const char *p = data;
+    if (f->fd < 0) return GLORA_OK;
     while (n > 0) {
         ssize_t w = write(f->fd, p, n > (1u << 30) ? (1u << 30) : n);
         if (w < 0) {
@@ -70,6 +80,10 @@ static void atomic_free(glora_atomic_file_t *f) {
 
 int glora_atomic_commit(glora_atomic_file_t *f) {
     int rc = GLORA_OK;
+    if (f->fd < 0) {
+        atomic_free(f);
+        return rc;
+    }
     if (fsync(f->fd) != 0)
         rc = glora_error(GLORA_EIO, "cannot write '%s': fsync: %s", f->path, strerror(errno));
     if (close(f->fd) != 0 && rc == GLORA_OK)
@@ -91,8 +105,10 @@ int glora_atomic_commit(glora_atomic_file_t *f) {
 
 void glora_atomic_abort(glora_atomic_file_t *f) {
     if (!f) return;
-    close(f->fd);
-    unlink(f->tmp);
+    if (f->fd >= 0) {
+        close(f->fd);
+        unlink(f->tmp);
+    }
     atomic_free(f);
 }
 
@@ -142,6 +158,7 @@ int glora_read_file(const char *path, size_t max_bytes, char **data, size_t *n) 
 int glora_mkdir_p(const char *path) {
     char buf[PATH_MAX];
     size_t len = strlen(path);
+    if (!glora_comm_writer()) return GLORA_OK; /* rank 0 creates it */
     if (len == 0 || len >= sizeof buf)
         return glora_error(GLORA_EINVAL, "cannot create directory '%s': bad path", path);
     memcpy(buf, path, len + 1);
