@@ -166,7 +166,9 @@ int glora_evaluate(const glora_vit_t *m, const glora_layer_cfg_t *cfg, const glo
 
 /* Top-1 correct predictions of m with the linears lin (set by the caller for
  * the configuration to evaluate) over the split ds, in batches of the
- * workspace's max_batch; pixels are read through glora_dataset_slice. */
+ * workspace's max_batch; pixels are read through glora_dataset_slice.
+ * Under MPI it is collective: every rank calls it, counts its span of the
+ * images, and gets the whole split's count (summed exactly). */
 int glora_eval_correct(const glora_vit_t *m, const glora_vit_linears_t *lin, glora_vit_acts_t *acts,
                        const glora_dataset_t *ds, size_t *correct);
 

@@ -7,6 +7,7 @@
 #include "cli/cli_model.h"
 #include "cli/commands.h"
 
+#include "util/comm.h"
 #include "glora/common.h"
 #include "glora/config.h"
 #include "glora/data.h"
@@ -398,7 +399,8 @@ static int open_files(const glora_config_t *cfg, int resume, job_t *j, glora_tra
     o->resume = resume;
     o->run_hash = j->hash;
     int resuming = resume && access(j->ckpt, F_OK) == 0;
-    if (!(j->metrics = fopen(j->metrics_path, resuming ? "a" : "w")))
+    /* Under MPI only rank 0 writes the metrics (util/comm.h). */
+    if (glora_comm_writer() && !(j->metrics = fopen(j->metrics_path, resuming ? "a" : "w")))
         return glora_error(GLORA_EIO, "metrics '%s': cannot open for writing", j->metrics_path);
     if (!resume && access(j->ckpt, F_OK) == 0)
         fprintf(stderr, "note: starting over; the checkpoint '%s' will be replaced (--resume continues it)\n", j->ckpt);
@@ -416,7 +418,7 @@ static int train_stage(glora_recipe_kind_t kind, const char *name, const glora_c
     read_opts(kind, cfg, &o);
     int rc = prepare(kind, cfg, &j, &recipe);
     if (!rc) rc = open_files(cfg, resume, &j, &o);
-    if (rc) {
+    if ((rc = glora_comm_check(rc))) { /* every rank learns if rank 0 could open its files */
         job_free(&j);
         return cli_fail();
     }

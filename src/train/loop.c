@@ -6,6 +6,7 @@
 #include "glora/nn.h"
 #include "glora/parallel.h"
 #include "glora/pipeline.h"
+#include "util/comm.h"
 
 #include <errno.h>
 #include <math.h>
@@ -18,6 +19,7 @@
 
 typedef struct {
     int shards;
+    int sh_lo, sh_hi;                /* this rank's shards (util/comm.h span) */
     glora_grads_t *g;                /* shard 0's gradients: the sum after a step */
     glora_grads_t *gs[MAX_SHARDS];   /* gs[0] == g */
     glora_adamw_t *opt;
@@ -27,6 +29,8 @@ typedef struct {
     glora_vit_linears_t *eval_lin;
     glora_vit_acts_t *eval_acts;
     float *xb, *losses, *probs, *dlogits;
+    float *losses_all;               /* every rank's losses, in batch order */
+    uint8_t *ok, *ok_all;            /* per example: top-1 right */
     int *yb;
     uint32_t *perm;
     glora_layer_cfg_t *cfg;      /* per step (supernet) */
@@ -45,6 +49,9 @@ static void run_free(run_t *r) {
     glora_vit_acts_free(r->eval_acts);
     free(r->xb);
     free(r->losses);
+    free(r->losses_all);
+    free(r->ok);
+    free(r->ok_all);
     free(r->probs);
     free(r->dlogits);
     free(r->yb);
@@ -92,12 +99,24 @@ static int argmax(const float *v, int n) {
     return best;
 }
 
+/* glora_comm_fold's step: adds this rank's shards after the first (rank 0
+ * holds shard 0 in the accumulator itself) to seg = acc[off, off+len). */
+static void add_shards(void *ctx, float *seg, size_t off, size_t len) {
+    const run_t *r = ctx;
+    for (int sh = r->sh_lo > 0 ? r->sh_lo : 1; sh < r->sh_hi; sh++) {
+        const float *gsh = r->gs[sh]->mem + off;
+#pragma omp parallel for schedule(static) if (len >= 65536)
+        for (size_t k = 0; k < len; k++) seg[k] += gsh[k];
+    }
+}
+
 /* Validation accuracy with the run's configuration(s). */
 static int validate(const glora_vit_t *m, const glora_train_opts_t *o, run_t *r,
                     const glora_dataset_t *val, double *acc) {
     const int L = glora_vit_layers(m);
     int n_cfg = o->space ? VAL_SUBNETS : 1;
     size_t correct = 0;
+    /* Collective under MPI: every rank gets the whole split's count. */
     for (int k = 0; k < n_cfg; k++) {
         const glora_layer_cfg_t *c = o->space ? r->val_cfg + (size_t)k * L : o->fixed_cfg;
         glora_vit_linears_set(r->eval_lin, m, c);
@@ -131,8 +150,18 @@ int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
     r.shards = o->shards > 0 ? o->shards : 2;
     if ((size_t)r.shards > B) r.shards = (int)B;
     const size_t per = (B + (size_t)r.shards - 1) / (size_t)r.shards;
-    for (int s = 0; s < r.shards; s++)
-        if ((rc = glora_grads_create(&r.gs[s], m, trainable)) ||
+    /* Under MPI, rank k computes its span of the shards; the gradients are
+     * then folded in shard order across ranks (glora_comm_fold), so the sum
+     * is the same as in one process. gs[0] is every rank's accumulator. */
+    {
+        size_t lo, hi;
+        glora_comm_span((size_t)r.shards, glora_comm_rank(), glora_comm_size(), &lo, &hi);
+        r.sh_lo = (int)lo;
+        r.sh_hi = (int)hi;
+    }
+    if ((rc = glora_grads_create(&r.gs[0], m, trainable))) goto done;
+    for (int s = r.sh_lo; s < r.sh_hi; s++)
+        if ((s > 0 && (rc = glora_grads_create(&r.gs[s], m, trainable))) ||
             (rc = glora_vit_acts_create(&r.acts[s], m, per, 1)) ||
             (rc = glora_vit_bwd_create(&r.bwd[s], m, per)))
             goto done;
@@ -144,13 +173,16 @@ int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
         goto done;
     r.xb = malloc(B * img * sizeof(float));
     r.losses = malloc(B * sizeof(float));
+    r.losses_all = malloc(B * sizeof(float));
+    r.ok = malloc(B);
+    r.ok_all = malloc(B);
     r.probs = malloc(B * (size_t)V * sizeof(float));
     r.dlogits = malloc(B * (size_t)V * sizeof(float));
     r.yb = malloc(B * sizeof(int));
     r.perm = malloc(train->n * sizeof(uint32_t));
     r.cfg = calloc((size_t)L, sizeof *r.cfg);
     r.val_cfg = calloc((size_t)L * VAL_SUBNETS, sizeof *r.val_cfg);
-    if (!r.xb || !r.losses || !r.probs || !r.dlogits || !r.yb || !r.perm || !r.cfg || !r.val_cfg) {
+    if (!r.xb || !r.losses || !r.losses_all || !r.ok || !r.ok_all || !r.probs || !r.dlogits || !r.yb || !r.perm || !r.cfg || !r.val_cfg) {
         rc = glora_error(GLORA_ENOMEM, "training 'run': out of memory for batch %zu", B);
         goto done;
     }
@@ -168,8 +200,8 @@ int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
     }
     int start = 0;
     if (o->checkpoint && o->resume && access(o->checkpoint, F_OK) == 0) {
-        if ((rc = glora_checkpoint_load(o->checkpoint, m, r.g, r.opt, &start, &rng, o->run_hash)) != 0)
-            goto done;
+        rc = glora_comm_check(glora_checkpoint_load(o->checkpoint, m, r.g, r.opt, &start, &rng, o->run_hash));
+        if (rc) goto done;
         if (start > o->epochs) {
             rc = glora_error(GLORA_ESTATE, "checkpoint '%s': %d epochs done, more than the %d configured",
                              o->checkpoint, start, o->epochs);
@@ -194,8 +226,11 @@ int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
         glora_train_progress_t pr = {.epoch = epoch, .epochs = o->epochs, .steps = steps, .lr = lr};
         for (size_t s = 0; s < steps; s++) {
             const uint32_t *idx = r.perm + s * B;
-            glora_dataset_batch(train, idx, B, r.xb);
-            for (size_t b = 0; b < B; b++) r.yb[b] = train->y[idx[b]];
+            /* This rank's examples only (its span of the shards). */
+            const size_t b_lo = (size_t)r.sh_lo * per < B ? (size_t)r.sh_lo * per : B;
+            const size_t b_hi = (size_t)r.sh_hi * per < B ? (size_t)r.sh_hi * per : B;
+            glora_dataset_batch(train, idx + b_lo, b_hi - b_lo, r.xb + b_lo * img);
+            for (size_t b = b_lo; b < b_hi; b++) r.yb[b] = train->y[idx[b]];
             const glora_layer_cfg_t *cfg = o->fixed_cfg;
             if (o->space) {
                 for (int l = 0; l < L; l++)
@@ -205,9 +240,10 @@ int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
             /* Merged weights follow the adapters as they train; with no
              * configuration the linears point at W0 itself. */
             glora_vit_linears_set(r.lin, m, cfg);
-            const int nt = glora_max_threads() < r.shards ? glora_max_threads() : r.shards;
-#pragma omp parallel for schedule(static, 1) num_threads(nt) if (nt > 1)
-            for (int sh = 0; sh < r.shards; sh++) {
+            const int mine = r.sh_hi - r.sh_lo;
+            const int nt = glora_max_threads() < mine ? glora_max_threads() : mine;
+#pragma omp parallel for schedule(static, 1) num_threads(nt > 0 ? nt : 1) if (nt > 1)
+            for (int sh = r.sh_lo; sh < r.sh_hi; sh++) {
                 const size_t off = (size_t)sh * per, nb = off >= B ? 0 : (B - off < per ? B - off : per);
                 glora_grads_zero(r.gs[sh]);
                 if (nb == 0) continue;
@@ -219,20 +255,19 @@ int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
                 glora_xent_backward(dl, r.probs + off * V, r.yb + off, nb, V, o->label_smoothing,
                                     1.0f / (float)B);
                 glora_vit_backward(m, r.lin, cfg, r.acts[sh], dl, nb, r.gs[sh], r.bwd[sh]);
+                for (size_t b = 0; b < nb; b++)
+                    r.ok[off + b] = argmax(r.acts[sh]->logits + b * V, V) == r.yb[off + b];
             }
-            /* Shard order, element by element: the same sums for any team. */
-            const size_t ng = r.g->n_floats;
-            for (int sh = 1; sh < r.shards; sh++) {
-                const float *gsh = r.gs[sh]->mem;
-                float *g0 = r.g->mem;
-#pragma omp parallel for schedule(static) if (ng >= 65536)
-                for (size_t k = 0; k < ng; k++) g0[k] += gsh[k];
-            }
+            /* Shard order, element by element: the same sums for any team
+             * and any number of ranks. */
+            glora_comm_fold(r.g->mem, r.g->n_floats, (size_t)r.shards, add_shards, &r);
+            glora_comm_allgatherv(r.losses + b_lo, (b_hi - b_lo) * sizeof(float), r.losses_all);
+            glora_comm_allgatherv(r.ok + b_lo, b_hi - b_lo, r.ok_all);
             gnorm = glora_grads_clip(r.g, o->clip_norm);
             glora_adamw_step(r.opt, m, r.g, &o->adamw, lr);
             for (size_t b = 0; b < B; b++) {
-                loss_sum += r.losses[b];
-                correct += argmax(r.acts[b / per]->logits + (b % per) * V, V) == r.yb[b];
+                loss_sum += r.losses_all[b];
+                correct += r.ok_all[b];
             }
             if (!isfinite(loss_sum)) {
                 rc = glora_error(GLORA_ESTATE, "training 'loss': not finite at epoch %d step %zu",
@@ -268,7 +303,8 @@ int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
             if ((rc = validate(m, o, &r, val, &pr.val_accuracy))) goto done;
         }
         if (o->checkpoint &&
-            (rc = glora_checkpoint_save(o->checkpoint, m, r.g, r.opt, epoch + 1, &rng, o->run_hash)) != 0)
+            (rc = glora_comm_check(
+                 glora_checkpoint_save(o->checkpoint, m, r.g, r.opt, epoch + 1, &rng, o->run_hash))) != 0)
             goto done;
         out.epochs_run++;
         out.loss = pr.loss;

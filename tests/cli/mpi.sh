@@ -1,0 +1,107 @@
+#!/bin/sh
+# glora under MPI (2 ranks on localhost, 1 thread each): the search, a
+# supernet training and a whole small `glora run` give the same files as one
+# process (sha256 of every output file; the search's wall-clock "seconds"
+# fields are blanked first, as they differ between any two runs); a search
+# whose rank is killed is resumed under MPI and in one process; a 2-rank
+# checkpoint resumes in one process; an error stops every rank with one
+# message. Skipped (77) when glora was built without --with-mpi.
+. "$top_srcdir/tests/cli/common.sh"
+[ -n "${MPIRUN:-}" ] || { echo "built without MPI: skipped"; exit 77; }
+export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1 GLORA_MPI_EXIT_GRACE=5
+# Open MPI: no oversubscription warnings, no hwloc binding on 2 shared cores.
+MPI2="$MPIRUN -q -np 2 --oversubscribe --bind-to none"
+$MPI2 true >/dev/null 2>&1 || MPI2="$MPIRUN -np 2"
+$MPI2 true >/dev/null 2>&1 || { echo "$MPIRUN cannot start 2 processes: skipped"; exit 77; }
+
+MK="$top_builddir/tests/test_search_mkfixture"
+[ -x "$MK" ] || { echo "no $MK"; exit 1; }
+"$MK" "$T/fx" || exit 1
+
+# sums DIR: sha256 of every file of DIR (seconds blanked), one line each.
+sums() {
+    (cd "$1" && for f in $(ls | sort); do
+        printf '%s  %s\n' "$(sed -e 's/"seconds": [-0-9.e+]*/"seconds": 0/g' "$f" | sha256sum | cut -c1-64)" "$f"
+    done)
+}
+same() { # same DIR1 DIR2 WHAT
+    sums "$1" >"$T/a.sum"; sums "$2" >"$T/b.sum"
+    [ -s "$T/a.sum" ] || fail "$3: no files in $1"
+    cmp -s "$T/a.sum" "$T/b.sum" || { diff "$T/a.sum" "$T/b.sum" | head -6 >&2; fail "$3"; }
+}
+
+# ---- search ----
+cat >"$T/search.yaml" <<EOF
+model:
+  backbone: $T/fx/backbone.safetensors
+  adapter: $T/fx/supernet.safetensors
+data:
+  images: $T/fx/images-idx3-ubyte
+  labels: $T/fx/labels-idx1-ubyte
+  start: 100
+  count: 101
+search:
+  population: 9
+  parents: 3
+  mutations: 3
+  crossovers: 3
+  generations: 4
+  seed: 5
+  max_params: 4K
+  extra_budgets: [1K]
+  batch: 16
+EOF
+expect 0 "$GLORA" search "$T/search.yaml" --threads 1 --output "$T/s1"
+expect 0 $MPI2 "$GLORA" search "$T/search.yaml" --threads 1 --output "$T/s2"
+same "$T/s1" "$T/s2" "search: 2 ranks differ from 1 process"
+[ "$(grep -c '^best:' "$T/out")" -eq 1 ] || fail "search: the result should be printed once: $(cat "$T/out")"
+# Fewer candidates than ranks would leave a rank idle: pieces are
+# (candidate, image range), so a population of 1 is split too.
+expect 0 "$GLORA" search "$T/search.yaml" --set search.population=1 --set search.parents=1 \
+    --set search.mutations=1 --set search.crossovers=0 --output "$T/p1"
+expect 0 $MPI2 "$GLORA" search "$T/search.yaml" --set search.population=1 --set search.parents=1 \
+    --set search.mutations=1 --set search.crossovers=0 --output "$T/p2"
+same "$T/p1" "$T/p2" "search with population 1: 2 ranks differ from 1 process"
+
+# A rank killed: the job ends (no hang); resumed under MPI, then in one
+# process, it ends with the uninterrupted result.
+kill_rank() { # kill_rank DIR HISTORY_LINES: start/resume 2 ranks, SIGKILL rank 1 after LINES generations
+    $MPI2 "$GLORA" search "$T/search.yaml" --resume --output "$1" >/dev/null 2>&1 &
+    mp=$!
+    n=0
+    while [ "$n" -lt 1000 ]; do
+        l=$(cat "$1/history.jsonl" 2>/dev/null | wc -l)
+        [ "$l" -ge "$2" ] && break
+        kill -0 $mp 2>/dev/null || break
+        sleep 0.01
+        n=$((n + 1))
+    done
+    for p in $(pgrep -P $mp); do
+        [ "$(tr '\0' ' ' </proc/$p/cmdline 2>/dev/null | cut -d' ' -f2)" = search ] || continue
+        kill -9 "$p" 2>/dev/null
+    done
+    n=0
+    while kill -0 $mp 2>/dev/null && [ "$n" -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+    kill -0 $mp 2>/dev/null && { fail "mpirun still runs 60 s after a rank was killed"; kill -9 $mp; }
+    wait $mp 2>/dev/null
+}
+kill_rank "$T/k" 2
+[ -f "$T/k/checkpoint.json" ] || fail "search: no checkpoint before the kill"
+expect 0 $MPI2 "$GLORA" search "$T/search.yaml" --resume --output "$T/k"
+same "$T/s1" "$T/k" "search killed and resumed under MPI differs"
+# A checkpoint written by 2 ranks, resumed by one process (and back).
+kill_rank "$T/k1" 1
+expect 0 "$GLORA" search "$T/search.yaml" --resume --output "$T/k1"
+has "$T/err" 'resuming after generation'
+same "$T/s1" "$T/k1" "2-rank checkpoint resumed in 1 process differs"
+
+# Errors: one message, every rank stops, exit status 1.
+expect 1 $MPI2 "$GLORA" search "$T/search.yaml" --set data.images=$T/nope --output "$T/e"
+has "$T/err" "^glora: error: .*nope"
+[ "$(grep -c '^glora: error' "$T/err")" -eq 1 ] || fail "the error should be printed once: $(cat "$T/err")"
+expect 1 $MPI2 "$GLORA" search "$T/search.yaml" --output "$T/s2"
+has "$T/err" '^glora: error: .*already holds a search'
+[ "$(grep -c '^glora: error' "$T/err")" -eq 1 ] || fail "the error should be printed once: $(cat "$T/err")"
+
+finish
