@@ -20,6 +20,7 @@
 #include "cli/commands.h"
 #include "util/strbuf.h"
 
+#include "util/comm.h"
 #include "glora/common.h"
 #include "glora/fileio.h"
 #include "glora/parallel.h"
@@ -369,6 +370,10 @@ static int call_stage(const run_t *r, const cli_stage_t *st, const char *section
     fflush(stdout);
     rc = rc ? cli_fail() : st->run(c, 1);
     fflush(stdout);
+    /* Under MPI the ranks agree on the stage's outcome here, which also
+     * keeps them from opening the stage's outputs before rank 0 renamed
+     * them into place. */
+    if (glora_comm_check(rc) && !rc) rc = cli_fail(); /* another rank failed: print it once */
     glora_config_free(c);
     return rc;
 }
@@ -398,7 +403,7 @@ static int run_stage(const run_t *r, const glora_config_t *cfg, int si) {
         int rc = glora_vit_load(&m, r->backbone, NULL, (int)glora_config_int(cfg, "heads"));
         if (!rc) rc = write_preset(m, subnet_opt, r->subnet);
         glora_vit_free(m);
-        if (rc) return cli_fail();
+        if (glora_comm_check(rc)) return cli_fail(); /* MPI: rank 0 has written it */
     }
     const char *with[] = {"model.backbone", r->backbone, "subnet", r->subnet, "output", r->adapter,
                           "model.adapter", r->supernet, NULL};

@@ -19,10 +19,14 @@ MK="$top_builddir/tests/test_search_mkfixture"
 [ -x "$MK" ] || { echo "no $MK"; exit 1; }
 "$MK" "$T/fx" || exit 1
 
-# sums DIR: sha256 of every file of DIR (seconds blanked), one line each.
+# sums DIR: sha256 of every file under DIR, one line each, with wall-clock
+# fields blanked first ("seconds", "images_per_s", and the stage markers of
+# glora run, which hold only the seconds a stage took).
 sums() {
-    (cd "$1" && for f in $(ls | sort); do
-        printf '%s  %s\n' "$(sed -e 's/"seconds": [-0-9.e+]*/"seconds": 0/g' "$f" | sha256sum | cut -c1-64)" "$f"
+    (cd "$1" && for f in $(find . -type f | sort); do
+        case "$f" in */stages/*) echo "$f"; continue ;; esac
+        printf '%s  %s\n' "$(sed -e 's/"seconds": [-0-9.e+]*/"seconds": 0/g' \
+            -e 's/"images_per_s": [-0-9.e+]*/"images_per_s": 0/g' "$f" | sha256sum | cut -c1-64)" "$f"
     done)
 }
 same() { # same DIR1 DIR2 WHAT
@@ -95,6 +99,72 @@ kill_rank "$T/k1" 1
 expect 0 "$GLORA" search "$T/search.yaml" --resume --output "$T/k1"
 has "$T/err" 'resuming after generation'
 same "$T/s1" "$T/k1" "2-rank checkpoint resumed in 1 process differs"
+
+# ---- training (data parallel, gradients folded in shard order) ----
+F=$FASHION
+if [ -f "$F/train-images-idx3-ubyte.gz" ]; then
+    expect 0 "$GLORA" init --set arch.dim=16 --set arch.depth=1 --set arch.heads=2 \
+        --set arch.mlp_hidden=32 --seed 3 -o "$T/init.safetensors"
+    TR="--train-images $F/t10k-images-idx3-ubyte.gz --train-labels $F/t10k-labels-idx1-ubyte.gz
+        --set data.train.count=192 --val-images $F/t10k-images-idx3-ubyte.gz
+        --val-labels $F/t10k-labels-idx1-ubyte.gz --set data.val.start=256 --set data.val.count=37
+        --batch 32 --epochs 3 --rank 2 --set train.shards=3"
+    # Outputs go to one path (it is part of the run's identity), moved after.
+    mkdir -p "$T/t"
+    expect 0 "$GLORA" supernet --model "$T/init.safetensors" $TR -o "$T/t/sn.safetensors"
+    mv "$T/t" "$T/t1" && mkdir -p "$T/t"
+    expect 0 $MPI2 "$GLORA" supernet --model "$T/init.safetensors" $TR -o "$T/t/sn.safetensors"
+    mv "$T/t" "$T/t2" && mkdir -p "$T/t"
+    same "$T/t1" "$T/t2" "supernet training: 2 ranks differ from 1 process"
+    # Stopped by 2 ranks after an epoch, resumed by one process.
+    expect 0 $MPI2 "$GLORA" supernet --model "$T/init.safetensors" $TR --stop-after 1 -o "$T/t/sn.safetensors"
+    expect 0 "$GLORA" supernet --model "$T/init.safetensors" $TR --resume -o "$T/t/sn.safetensors"
+    has "$T/err" 'resumed after epoch 1'
+    same "$T/t1" "$T/t" "supernet: 2-rank checkpoint resumed in 1 process differs"
+    # eval: images spread over ranks, the same counts.
+    E="--model $T/init.safetensors --images $F/t10k-images-idx3-ubyte.gz --labels $F/t10k-labels-idx1-ubyte.gz --count 101 --json"
+    expect 0 "$GLORA" eval $E; sed 's/"images_per_s.*//' "$T/out" >"$T/e1"
+    expect 0 $MPI2 "$GLORA" eval $E; sed 's/"images_per_s.*//' "$T/out" >"$T/e2"
+    cmp -s "$T/e1" "$T/e2" || fail "eval: 2 ranks differ: $(cat "$T/e1" "$T/e2")"
+
+    # ---- a whole small glora run ----
+    for d in r1 r2; do
+        cat >"$T/$d.yaml" <<YAML
+run:
+  name: tiny
+  dir: $T/$d
+  stages: [pretrain, supernet, search, retrain, merge, eval]
+  val: {images: $F/train-images-idx3-ubyte.gz, labels: $F/train-labels-idx1-ubyte.gz, start: 300, count: 50}
+  test: {images: $F/t10k-images-idx3-ubyte.gz, labels: $F/t10k-labels-idx1-ubyte.gz, start: 0, count: 77}
+pretrain:
+  model: {backbone: $T/init.safetensors}
+  data:
+    train: {images: $F/t10k-images-idx3-ubyte.gz, labels: $F/t10k-labels-idx1-ubyte.gz, start: 5000, count: 128}
+  train: {epochs: 1, batch: 32, lr: 1.0e-3, shards: 2}
+  seed: 0
+supernet:
+  glora: {rank: 2}
+  data:
+    train: {images: $F/train-images-idx3-ubyte.gz, labels: $F/train-labels-idx1-ubyte.gz, start: 0, count: 96}
+  train: {epochs: 1, batch: 32, shards: 3}
+search:
+  data: {images: $F/train-images-idx3-ubyte.gz, labels: $F/train-labels-idx1-ubyte.gz, start: 300, count: 50}
+  search: {population: 5, parents: 2, mutations: 2, crossovers: 2, generations: 1, max_params: 2K}
+retrain:
+  data:
+    train: {images: $F/train-images-idx3-ubyte.gz, labels: $F/train-labels-idx1-ubyte.gz, start: 0, count: 96}
+  train: {epochs: 1, batch: 32, shards: 2}
+YAML
+    done
+    sed -i "s|$T/r2|$T/r1|" "$T/r2.yaml" && mv "$T/r1" "$T/r1.keep" 2>/dev/null
+    expect 0 "$GLORA" run "$T/r1.yaml"
+    mv "$T/r1" "$T/r1.one"
+    expect 0 $MPI2 "$GLORA" run "$T/r2.yaml"
+    has "$T/out" 'GLoRA subnet, retrained'
+    same "$T/r1.one" "$T/r1" "glora run: 2 ranks differ from 1 process"
+else
+    echo "training and run parts skipped: $F missing (dataset-fashion-mnist)"
+fi
 
 # Errors: one message, every rank stops, exit status 1.
 expect 1 $MPI2 "$GLORA" search "$T/search.yaml" --set data.images=$T/nope --output "$T/e"
