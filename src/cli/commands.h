@@ -18,5 +18,6 @@ int glora_cmd_run(int argc, char **argv);
 int glora_cmd_bench_gemm(int argc, char **argv);
 int glora_cmd_bench_train(int argc, char **argv);
 int glora_cmd_bench_search(int argc, char **argv);
+int glora_cmd_bench_comm(int argc, char **argv);
 
 #endif

@@ -36,6 +36,7 @@ static const command_t bench_commands[] = {
     {"gemm", glora_cmd_bench_gemm, "GFLOP/s of the GEMM kernels on ViT shapes (vs OpenBLAS when built with it)"},
     {"train", glora_cmd_bench_train, "supernet training images/s (vs the PyTorch reference)"},
     {"search", glora_cmd_bench_search, "search candidate evaluations/s (vs the PyTorch reference)"},
+    {"comm", glora_cmd_bench_comm, "time of the MPI communication per call (run under mpirun)"},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))

@@ -116,10 +116,25 @@ static double exit_grace(void) {
     return v > 0 ? v : 20.0;
 }
 
+/* GLORA_COMM_STATS=1: each rank's time and bytes in communication, on its
+ * real stderr, when the job ends (docs/PERFORMANCE.md). */
+static void print_stats(void) {
+    static const char *const names[] = {"bcast", "gather", "fold", "check"};
+    const char *e = getenv("GLORA_COMM_STATS");
+    if (!e || !e[0] || strcmp(e, "0") == 0) return;
+    int fd = g_stderr >= 0 ? g_stderr : STDERR_FILENO;
+    dprintf(fd, "comm rank %d/%d:", g_rank, g_size);
+    for (int k = 0; k < GLORA_COMM_NKINDS; k++)
+        dprintf(fd, " %s %llu calls %.3f MB %.4f s;", names[k], (unsigned long long)g_stats[k].calls,
+                (double)g_stats[k].bytes / 1e6, g_stats[k].seconds);
+    dprintf(fd, "\n");
+}
+
 int glora_comm_finalize(int status) {
     if (!g_mpi) return status;
     fflush(stdout);
     fflush(stderr);
+    print_stats();
     int lone = status != 0 && !g_agreed;
     MPI_Request req;
     MPI_Ibarrier(g_exit, &req);
