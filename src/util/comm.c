@@ -242,9 +242,16 @@ void glora_comm_allgatherv(const void *send, size_t bytes, void *recv) {
     account(GLORA_COMM_GATHER, t0, total);
 }
 
-/* Floats per message of the fold: small enough that the next rank starts
- * adding while this one still works, large enough to amortise latency. */
-#define FOLD_SEG ((size_t)1 << 18)
+/* Floats per message of the fold: about n / (ranks in the chain), so that
+ * the chain is a pipeline of as many steps as ranks (time ~ 2n/bandwidth +
+ * 2 * ranks * latency rather than ranks * n / bandwidth), within [2^12,
+ * 2^18] floats to amortise latency and keep messages in cache. */
+static size_t fold_segment(size_t n, int chain) {
+    size_t seg = (n + (size_t)chain - 1) / (size_t)(chain > 0 ? chain : 1);
+    if (seg < ((size_t)1 << 12)) seg = (size_t)1 << 12;
+    if (seg > ((size_t)1 << 18)) seg = (size_t)1 << 18;
+    return seg;
+}
 
 void glora_comm_fold(float *acc, size_t n, size_t n_items,
                      void (*add)(void *ctx, float *seg, size_t off, size_t len), void *ctx) {
@@ -253,11 +260,12 @@ void glora_comm_fold(float *acc, size_t n, size_t n_items,
         return;
     }
     /* The chain: ranks owning items, in rank order (rank 0 first). */
-    int prev = -1, next = -1, last = 0;
+    int prev = -1, next = -1, last = 0, chain = 0;
     for (int r = 0; r < g_size; r++) {
         size_t lo, hi;
         glora_comm_span(n_items, r, g_size, &lo, &hi);
         if (lo == hi) continue;
+        chain++;
         if (r < g_rank) prev = r;
         if (r > g_rank && next < 0) next = r;
         last = r;
@@ -267,8 +275,9 @@ void glora_comm_fold(float *acc, size_t n, size_t n_items,
     double t0 = glora_now();
     uint64_t moved = 0;
     if (mlo < mhi) {
-        for (size_t off = 0; off < n; off += FOLD_SEG) {
-            size_t k = n - off < FOLD_SEG ? n - off : FOLD_SEG;
+        const size_t seg = fold_segment(n, chain);
+        for (size_t off = 0; off < n; off += seg) {
+            size_t k = n - off < seg ? n - off : seg;
             if (prev >= 0) {
                 MPI_Recv(acc + off, (int)k, MPI_FLOAT, prev, 7, g_work, MPI_STATUS_IGNORE);
                 moved += k * sizeof(float);
