@@ -84,7 +84,7 @@ int glora_search_supernet(const glora_search_setup_t *st, glora_search_result_t 
     glora_search_layer_t *own = NULL;
     glora_search_t *s = NULL;
     char data_sha[65], *path = NULL;
-    int have_ckpt, rc;
+    int have_ckpt = 0, rc;
     memset(res, 0, sizeof *res);
     res->resumed_after = -1;
     if (st->val->n == 0) return glora_error(GLORA_EINVAL, "search: the validation split is empty");

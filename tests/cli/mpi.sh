@@ -21,11 +21,13 @@ MK="$top_builddir/tests/test_search_mkfixture"
 
 # sums DIR: sha256 of every file under DIR, one line each, with wall-clock
 # fields blanked first ("seconds", "images_per_s", and the stage markers of
-# glora run, which hold only the seconds a stage took).
+# glora run, which hold only the seconds a stage took) and the first path
+# component under $T replaced by DIR (a search's config.yaml records its
+# output.dir, and the runs compared here write to different directories).
 sums() {
     (cd "$1" && for f in $(find . -type f | sort); do
         case "$f" in */stages/*) echo "$f"; continue ;; esac
-        printf '%s  %s\n' "$(sed -e 's/"seconds": [-0-9.e+]*/"seconds": 0/g' \
+        printf '%s  %s\n' "$(sed -e 's/"seconds": [-0-9.e+]*/"seconds": 0/g' -E -e "s|$T/[A-Za-z0-9.]+|DIR|g" \
             -e 's/"images_per_s": [-0-9.e+]*/"images_per_s": 0/g' "$f" | sha256sum | cut -c1-64)" "$f"
     done)
 }
