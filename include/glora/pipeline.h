@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "glora/config.h"
 #include "glora/data.h"
 #include "glora/layer.h"
 #include "glora/model.h"
@@ -71,6 +72,39 @@ typedef struct {
     const glora_spec_t *subnet;  /* retrain: the subnet (checked against the model) */
     const char *backbone_sha256; /* supernet, retrain: into the output's metadata */
 } glora_recipe_t;
+
+/* The keys of every training command (data.train/val splits, train.*,
+ * seed, output, run.*), with the recipe's defaults; in one place. */
+#define GLORA_TRAIN_KEYS(EPOCHS, BATCH, LR, WD, SEED, TRAINABLE, TRAINABLE_HELP)                           \
+    GLORA_SPLIT_KEYS("data.train", "training"), GLORA_SPLIT_KSHOT_KEYS("data.train"),              \
+    GLORA_SPLIT_KEYS("data.val", "validation (optional)"), GLORA_SPLIT_NORM_KEYS("data."),           \
+    {"model.heads", GLORA_CFG_INT, "0", "attention heads if the file's metadata lacks them", 0, 1024, NULL}, \
+    {"train.epochs", GLORA_CFG_INT, EPOCHS, "epochs", 1, 1e6, NULL},                                \
+    {"train.batch", GLORA_CFG_INT, BATCH, "images per step (the last partial batch is dropped)", 1, 65536, NULL}, \
+    {"train.lr", GLORA_CFG_NUMBER, LR, "peak learning rate", 0, 10, NULL},                         \
+    {"train.shards", GLORA_CFG_INT, "2", "slices of each batch run in parallel, gradients summed in order (results depend on it, not on --threads)", 1, 64, NULL}, \
+    {"train.warmup_epochs", GLORA_CFG_INT, "-1", "linear warm-up epochs (-1: round(epochs*10/500))", -1, 1e6, NULL}, \
+    {"train.warmup_lr", GLORA_CFG_NUMBER, "1e-6", "learning rate at the start of the warm-up", 0, 10, NULL}, \
+    {"train.min_lr", GLORA_CFG_NUMBER, "1e-5", "floor of the cosine schedule", 0, 10, NULL},       \
+    {"train.weight_decay", GLORA_CFG_NUMBER, WD, "AdamW decoupled weight decay", 0, 10, NULL},      \
+    {"train.beta1", GLORA_CFG_NUMBER, "0.9", "AdamW beta1", 0, 0.999999, NULL},                   \
+    {"train.beta2", GLORA_CFG_NUMBER, "0.999", "AdamW beta2", 0, 0.99999999, NULL},               \
+    {"train.eps", GLORA_CFG_NUMBER, "1e-8", "AdamW epsilon", 1e-30, 1, NULL},                     \
+    {"train.clip_norm", GLORA_CFG_NUMBER, "0", "clip the global gradient norm to this (0: no clipping)", 0, 1e9, NULL}, \
+    {"train.val_every", GLORA_CFG_INT, "1", "validate every N epochs and after the last (validation never changes training)", 1, 1e6, NULL, GLORA_CFG_NOT_IDENTITY}, \
+    {"train.label_smoothing", GLORA_CFG_NUMBER, "0", "label smoothing of the cross-entropy", 0, 0.999, NULL}, \
+    {"train.trainable", GLORA_CFG_STRING, TRAINABLE, TRAINABLE_HELP, 0, 0, NULL},                   \
+    {"seed", GLORA_CFG_INT, SEED, "random seed (initialisation, shuffling, sampling)", 0, 0, NULL},   \
+    {"output", GLORA_CFG_STRING, NULL, "file to write (safetensors)", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY}, \
+    {"run.checkpoint", GLORA_CFG_STRING, NULL, "checkpoint file (default: OUTPUT.ckpt)", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY}, \
+    {"run.metrics", GLORA_CFG_STRING, NULL, "JSON-lines metrics file (default: OUTPUT.metrics.jsonl)", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY}, \
+    {"run.stop_after", GLORA_CFG_INT, "0", "stop after this many epochs of this invocation (0: run to the end)", 0, 1e6, NULL, GLORA_CFG_NOT_IDENTITY}
+
+
+/* The options of glora_train_run from those keys (a fine-tuning without
+ * train.lr takes 1e-3 for finetune.mode linear, else 1e-4); the callbacks,
+ * checkpoint and run hash are left for the caller. */
+void glora_train_opts_from_config(const glora_config_t *cfg, glora_recipe_kind_t kind, glora_train_opts_t *o);
 
 /* What trains under recipe r: mask[i] (m->n_params entries) set for the
  * tensors r->trainable selects, plus for a retrain the GLoRA tensors the

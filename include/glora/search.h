@@ -64,6 +64,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "glora/config.h"
 #include "glora/data.h"
 #include "glora/layer.h"
 #include "glora/model.h"
@@ -243,6 +244,51 @@ int glora_space_build(glora_space_t *sp, const char *const *const lists[GLORA_NT
                       const size_t n[GLORA_NTENSORS], int rank, const char *key);
 /* A layer's space as text, "A=L4,V,S,N B=L4,V,S,N C=L4,V,N D=S,V,N E=S,V,N". */
 void glora_search_space_str(const glora_space_t *sp, char *buf, size_t size);
+
+/* ---- Settings from a config ---- */
+
+/* The keys of the search (search.*), in one place for every command that
+ * searches. */
+#define GLORA_SEARCH_SPACE_KEYS(prefix, def, what)                                                          \
+    {prefix ".A", GLORA_CFG_STRINGS, def, "choices of A " what " (lora_<r>, vector, scalar, none)", 0, 0, NULL}, \
+    {prefix ".B", GLORA_CFG_STRINGS, def, "choices of B " what " (lora_<r>, vector, scalar, none)", 0, 0, NULL}, \
+    {prefix ".C", GLORA_CFG_STRINGS, def, "choices of C " what " (lora_<r>, vector, none)", 0, 0, NULL},         \
+    {prefix ".D", GLORA_CFG_STRINGS, def, "choices of D " what " (vector, scalar, none)", 0, 0, NULL},           \
+    {prefix ".E", GLORA_CFG_STRINGS, def, "choices of E " what " (vector, scalar, none)", 0, 0, NULL}
+
+#define GLORA_SEARCH_KEYS \
+    {"search.population", GLORA_CFG_INT, "50", "candidates per generation", 1, 1000000, NULL}, \
+    {"search.parents", GLORA_CFG_INT, "10", "top candidates kept as parents", 1, 1000000, NULL}, \
+    {"search.mutations", GLORA_CFG_INT, "25", "mutated children per generation", 0, 1000000, NULL}, \
+    {"search.crossovers", GLORA_CFG_INT, "25", "crossover children per generation", 0, 1000000, NULL}, \
+    {"search.mutation_prob", GLORA_CFG_NUMBER, "0.2", "probability that a mutation redraws a gene", 0, 1, NULL}, \
+    {"search.max_tries", GLORA_CFG_INT, "10", "attempts per wanted child", 1, 1000000, NULL}, \
+    {"search.generations", GLORA_CFG_INT, "20", "generations after the random generation 0", 0, 1000000, NULL}, \
+    {"search.seed", GLORA_CFG_INT, "1", "random seed of the search", 0, 9007199254740992.0, NULL}, \
+    {"search.min_params", GLORA_CFG_SIZE, "0", "fewest GLoRA parameters of a candidate (K/M suffix)", 0, 0, NULL}, \
+    {"search.max_params", GLORA_CFG_SIZE, "0", "most GLoRA parameters of a candidate (0: no limit)", 0, 0, NULL}, \
+    {"search.extra_budgets", GLORA_CFG_SIZES, "[]", "smaller budgets searched alongside (a population each), for best-under-<budget>.json", 0, 0, NULL}, \
+    {"search.batch", GLORA_CFG_INT, "32", "images per forward pass of one candidate (results do not depend on it)", 1, 65536, NULL, GLORA_CFG_NOT_IDENTITY}, \
+    {"search.space.ranks", GLORA_CFG_INTS, "[]", "LoRA ranks of the default space (default: the supernet's)", 1, 64, NULL}, \
+    GLORA_SEARCH_SPACE_KEYS("search.space", "[]", "for every layer (default: official)"), \
+    GLORA_SEARCH_SPACE_KEYS("search.space.override.*", "[]", "for the layers named by *: qkv, proj, fc1, fc2, block<i>, block<i>_<kind>")
+
+/* The options from the search.* keys, checked (glora_search_opts_check). */
+int glora_search_opts_from_config(const glora_config_t *cfg, glora_search_opts_t *o);
+/* The per-layer spaces of layers L (glora_search_vit_layers of m) from the
+ * search.space.* keys: official at the supernet's rank (or at each of
+ * search.space.ranks), then search.space.A..E, then the overrides (layer
+ * kinds, then blocks, then single layers: the most specific wins), all
+ * through glora_search_space_apply. Errors name the key. */
+int glora_search_space_from_config(const glora_config_t *cfg, const glora_vit_t *m, glora_search_layer_t *L);
+
+/* Draws a search as an SVG into out_path (atomically): best and parents'
+ * mean validation accuracy per generation from checkpoint_path, and the
+ * accuracy against parameters of every evaluated candidate with the Pareto
+ * front and the baselines of baselines_path (a JSON list of {name, params,
+ * val_accuracy}; a missing file is an error only when baselines_required). */
+int glora_search_report(const char *checkpoint_path, const char *baselines_path, int baselines_required,
+                        const char *out_path);
 
 /* ---- Binding to a ViT supernet ---- */
 

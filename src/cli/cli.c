@@ -1,5 +1,6 @@
 /* Shared command-line plumbing (see cli.h). */
 #include "cli/cli.h"
+#include "util/strbuf.h"
 
 #include "glora/common.h"
 #include "glora/parallel.h"
@@ -30,13 +31,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
 
 int cli_is_tty(void) { return isatty(STDERR_FILENO); }
 
-const char *cli_human(double v, char buf[32]) {
-    if (v >= 1e9) snprintf(buf, 32, "%.2fG", v / 1e9);
-    else if (v >= 1e6) snprintf(buf, 32, "%.2fM", v / 1e6);
-    else if (v >= 1e4) snprintf(buf, 32, "%.1fK", v / 1e3);
-    else snprintf(buf, 32, "%.0f", v);
-    return buf;
-}
+const char *cli_human(double v, char buf[32]) { return sb_count(v, buf); }
 
 void cli_help(const cli_cmd_t *cmd, FILE *out) {
     fprintf(out, "usage: glora %s %s\n\n%s\n", cmd->name, cmd->synopsis, cmd->summary);

@@ -11,38 +11,16 @@
 #include "glora/pipeline.h"
 #include "glora/search.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define SPACE_KEYS(prefix, def, what)                                                          \
-    {prefix ".A", GLORA_CFG_STRINGS, def, "choices of A " what " (lora_<r>, vector, scalar, none)", 0, 0, NULL}, \
-    {prefix ".B", GLORA_CFG_STRINGS, def, "choices of B " what " (lora_<r>, vector, scalar, none)", 0, 0, NULL}, \
-    {prefix ".C", GLORA_CFG_STRINGS, def, "choices of C " what " (lora_<r>, vector, none)", 0, 0, NULL},         \
-    {prefix ".D", GLORA_CFG_STRINGS, def, "choices of D " what " (vector, scalar, none)", 0, 0, NULL},           \
-    {prefix ".E", GLORA_CFG_STRINGS, def, "choices of E " what " (vector, scalar, none)", 0, 0, NULL}
-
 static const glora_config_key_t keys[] = {
     CLI_MODEL_KEYS,
     CLI_DATA_KEYS,
     {"output.dir", GLORA_CFG_STRING, "runs/search", "directory of the checkpoint and the results", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY},
-    {"search.population", GLORA_CFG_INT, "50", "candidates per generation", 1, 1000000, NULL},
-    {"search.parents", GLORA_CFG_INT, "10", "top candidates kept as parents", 1, 1000000, NULL},
-    {"search.mutations", GLORA_CFG_INT, "25", "mutated children per generation", 0, 1000000, NULL},
-    {"search.crossovers", GLORA_CFG_INT, "25", "crossover children per generation", 0, 1000000, NULL},
-    {"search.mutation_prob", GLORA_CFG_NUMBER, "0.2", "probability that a mutation redraws a gene", 0, 1, NULL},
-    {"search.max_tries", GLORA_CFG_INT, "10", "attempts per wanted child", 1, 1000000, NULL},
-    {"search.generations", GLORA_CFG_INT, "20", "generations after the random generation 0", 0, 1000000, NULL},
-    {"search.seed", GLORA_CFG_INT, "1", "random seed of the search", 0, 9007199254740992.0, NULL},
-    {"search.min_params", GLORA_CFG_SIZE, "0", "fewest GLoRA parameters of a candidate (K/M suffix)", 0, 0, NULL},
-    {"search.max_params", GLORA_CFG_SIZE, "0", "most GLoRA parameters of a candidate (0: no limit)", 0, 0, NULL},
-    {"search.extra_budgets", GLORA_CFG_SIZES, "[]", "smaller budgets searched alongside (a population each), for best-under-<budget>.json", 0, 0, NULL},
-    {"search.batch", GLORA_CFG_INT, "32", "images per forward pass of one candidate (results do not depend on it)", 1, 65536, NULL, GLORA_CFG_NOT_IDENTITY},
-    {"search.space.ranks", GLORA_CFG_INTS, "[]", "LoRA ranks of the default space (default: the supernet's)", 1, 64, NULL},
-    SPACE_KEYS("search.space", "[]", "for every layer (default: official)"),
-    SPACE_KEYS("search.space.override.*", "[]", "for the layers named by *: qkv, proj, fc1, fc2, block<i>, block<i>_<kind>"),
+    GLORA_SEARCH_KEYS,
 };
 static const glora_config_schema_t schema = GLORA_CONFIG_SCHEMA(keys);
 
@@ -71,143 +49,6 @@ static const cli_cmd_t cmd = {
     .flags = flags,
     .n_flags = sizeof flags / sizeof flags[0],
 };
-
-/* ---- search space from the config ---- */
-
-static const char *const letters = "ABCDE";
-
-/* Applies the lists given under prefix ("search.space" or
- * "search.space.override.fc1") to the layers select picks. */
-static int apply_lists(const glora_config_t *cfg, const char *prefix, const char *select,
-                       glora_search_layer_t *L, int n, int rank) {
-    glora_search_space_rule_t rule = {.select = select, .key = prefix};
-    int any = 0;
-    for (int t = 0; t < GLORA_NTENSORS; t++) {
-        char key[128];
-        snprintf(key, sizeof key, "%s.%c", prefix, letters[t]);
-        if (!glora_config_is_set(cfg, key)) continue;
-        rule.choices[t] = glora_config_strings(cfg, key, &rule.n[t]);
-        if (rule.n[t] == 0) return glora_config_error(cfg, key, "is an empty list of choices");
-        any = 1;
-    }
-    if (!any) return 0;
-    int rc = glora_search_space_apply(L, n, &rule, rank);
-    if (rc == GLORA_EINVAL && glora_errhint() == NULL) /* a bad list, not a selector */
-        glora_error_hint("choices are lora_<r> (r <= the supernet's rank %d), vector, scalar, none; "
-                         "C has no scalar, D and E no lora", rank);
-    return rc;
-}
-
-/* Engine selector of an override name: qkv/proj/fc1/fc2, block<i>,
- * block<i>_<kind>; 0 if the name is none of these. */
-static int override_selector(const char *name, int depth, char *sel, size_t size, int *order) {
-    static const char *const kinds[] = {"qkv", "proj", "fc1", "fc2"};
-    static const char *const sites[] = {"attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"};
-    for (int k = 0; k < 4; k++)
-        if (strcmp(name, kinds[k]) == 0) {
-            snprintf(sel, size, "%s", kinds[k]);
-            *order = 0;
-            return 1;
-        }
-    if (strncmp(name, "block", 5) != 0 || !isdigit((unsigned char)name[5])) return 0;
-    char *end;
-    long b = strtol(name + 5, &end, 10);
-    if (b < 0 || b >= depth) return 0;
-    if (*end == 0) {
-        snprintf(sel, size, "blocks.%ld", b);
-        *order = 1;
-        return 1;
-    }
-    if (*end != '_') return 0;
-    for (int k = 0; k < 4; k++)
-        if (strcmp(end + 1, kinds[k]) == 0) {
-            snprintf(sel, size, "blocks.%ld.%s", b, sites[k]);
-            *order = 2;
-            return 1;
-        }
-    return 0;
-}
-
-/* The per-layer spaces: official at the supernet's rank (or at each of
- * search.space.ranks), then search.space.*, then the overrides: layer kinds
- * first, then blocks, then single layers, so the most specific one wins. */
-static int build_space(const glora_config_t *cfg, const glora_vit_t *m, glora_search_layer_t *L) {
-    int n = glora_vit_layers(m), rank = m->rank, rc;
-    size_t nr;
-    const int64_t *ranks = glora_config_ints(cfg, "search.space.ranks", &nr);
-    if (glora_config_is_set(cfg, "search.space.ranks")) {
-        if (nr == 0) return glora_config_error(cfg, "search.space.ranks", "is an empty list of ranks");
-        if (nr > GLORA_SPACE_MAX - 3)
-            return glora_config_error(cfg, "search.space.ranks", "lists %zu ranks, at most %d", nr,
-                                      GLORA_SPACE_MAX - 3);
-        for (size_t i = 0; i < nr; i++) {
-            if (ranks[i] < 1 || ranks[i] > rank) {
-                rc = glora_config_error(cfg, "search.space.ranks", "rank %lld is above the supernet's rank %d",
-                                        (long long)ranks[i], rank);
-                return rc;
-            }
-            for (size_t j = 0; j < i; j++)
-                if (ranks[j] == ranks[i])
-                    return glora_config_error(cfg, "search.space.ranks", "lists rank %lld twice",
-                                              (long long)ranks[i]);
-        }
-        /* lora_R of the official space becomes one lora_r per listed rank. */
-        for (int l = 0; l < n; l++)
-            for (int t = GLORA_A; t <= GLORA_C; t++) {
-                glora_space_t *sp = &L[l].space;
-                glora_choice_t rest[GLORA_SPACE_MAX];
-                int nrest = 0;
-                for (int k = 0; k < sp->n[t]; k++)
-                    if (sp->opt[t][k].kind != GLORA_LORA) rest[nrest++] = sp->opt[t][k];
-                int k = 0;
-                for (size_t i = 0; i < nr; i++)
-                    sp->opt[t][k++] = (glora_choice_t){GLORA_LORA, (uint8_t)ranks[i]};
-                for (int i = 0; i < nrest; i++) sp->opt[t][k++] = rest[i];
-                sp->n[t] = k;
-            }
-    }
-    if ((rc = apply_lists(cfg, "search.space", NULL, L, n, rank))) return rc;
-    for (int pass = 0; pass < 3; pass++) {
-        const char *name;
-        for (size_t i = 0; (name = glora_config_map_key(cfg, "search.space.override", i)) != NULL; i++) {
-            char sel[64], prefix[128];
-            int order;
-            snprintf(prefix, sizeof prefix, "search.space.override.%s", name);
-            if (!override_selector(name, m->arch.depth, sel, sizeof sel, &order)) {
-                rc = glora_error(GLORA_EINVAL,
-                                 "config key '%s': '%s' names no layers (use qkv, proj, fc1, fc2, "
-                                 "block<i> or block<i>_<kind> with i < %d)",
-                                 prefix, name, m->arch.depth);
-                return rc;
-            }
-            if (order != pass) continue;
-            if ((rc = apply_lists(cfg, prefix, sel, L, n, rank))) return rc;
-        }
-    }
-    return 0;
-}
-
-static int read_opts(const glora_config_t *cfg, glora_search_opts_t *o) {
-    glora_search_opts_default(o);
-    o->population = (int)glora_config_int(cfg, "search.population");
-    o->parents = (int)glora_config_int(cfg, "search.parents");
-    o->mutations = (int)glora_config_int(cfg, "search.mutations");
-    o->crossovers = (int)glora_config_int(cfg, "search.crossovers");
-    o->mutation_prob = glora_config_number(cfg, "search.mutation_prob");
-    o->max_tries = (int)glora_config_int(cfg, "search.max_tries");
-    o->generations = (int)glora_config_int(cfg, "search.generations");
-    o->seed = (uint64_t)glora_config_int(cfg, "search.seed");
-    o->min_params = glora_config_size(cfg, "search.min_params");
-    o->max_params = glora_config_size(cfg, "search.max_params");
-    size_t nb;
-    const size_t *b = glora_config_sizes(cfg, "search.extra_budgets", &nb);
-    if (nb > GLORA_SEARCH_MAX_BUDGETS)
-        return glora_config_error(cfg, "search.extra_budgets", "lists %zu budgets, at most %d", nb,
-                                  GLORA_SEARCH_MAX_BUDGETS);
-    for (size_t i = 0; i < nb; i++) o->budgets[i] = b[i];
-    o->n_budgets = (int)nb;
-    return glora_search_opts_check(o);
-}
 
 /* ---- resume: refuse a changed config, naming what changed ---- */
 
@@ -309,8 +150,8 @@ static int search_stage(const glora_config_t *cfg, int resume) {
         rc = glora_error(GLORA_EINVAL, "config key 'model.adapter': the search needs a supernet");
         glora_error_hint("set model.adapter (or --supernet FILE) to a file written by 'glora supernet'");
     }
-    if (rc || (rc = read_opts(cfg, &st.opts)) || (rc = cli_load_model(cfg, &m))) goto out;
-    if ((rc = glora_search_vit_layers(m, &L)) || (rc = build_space(cfg, m, L))) goto out;
+    if (rc || (rc = glora_search_opts_from_config(cfg, &st.opts)) || (rc = cli_load_model(cfg, &m))) goto out;
+    if ((rc = glora_search_vit_layers(m, &L)) || (rc = glora_search_space_from_config(cfg, m, L))) goto out;
     if ((rc = glora_sha256_file(supernet, sha)) || (rc = cli_load_split(cfg, "data", m, &ds))) goto out;
     if (ds.n == 0) {
         rc = glora_error(GLORA_EINVAL, "data '%s': the split is empty", glora_config_string(cfg, "data.images"));

@@ -34,44 +34,19 @@ static const char *const init_modes[] = {"inherit", "fresh", NULL};
 static const char *const choices_ab[] = {"lora_1", "lora_2", "lora_3", "lora_4", "lora_8", "lora_16",
                                          "lora_32", "lora_64", "vector", "scalar", "none", NULL};
 
-#define TRAIN_KEYS(EPOCHS, BATCH, LR, WD, SEED, TRAINABLE, TRAINABLE_HELP)                           \
-    GLORA_SPLIT_KEYS("data.train", "training"), GLORA_SPLIT_KSHOT_KEYS("data.train"),              \
-    GLORA_SPLIT_KEYS("data.val", "validation (optional)"), GLORA_SPLIT_NORM_KEYS("data."),           \
-    {"model.heads", GLORA_CFG_INT, "0", "attention heads if the file's metadata lacks them", 0, 1024, NULL}, \
-    {"train.epochs", GLORA_CFG_INT, EPOCHS, "epochs", 1, 1e6, NULL},                                \
-    {"train.batch", GLORA_CFG_INT, BATCH, "images per step (the last partial batch is dropped)", 1, 65536, NULL}, \
-    {"train.lr", GLORA_CFG_NUMBER, LR, "peak learning rate", 0, 10, NULL},                         \
-    {"train.shards", GLORA_CFG_INT, "2", "slices of each batch run in parallel, gradients summed in order (results depend on it, not on --threads)", 1, 64, NULL}, \
-    {"train.warmup_epochs", GLORA_CFG_INT, "-1", "linear warm-up epochs (-1: round(epochs*10/500))", -1, 1e6, NULL}, \
-    {"train.warmup_lr", GLORA_CFG_NUMBER, "1e-6", "learning rate at the start of the warm-up", 0, 10, NULL}, \
-    {"train.min_lr", GLORA_CFG_NUMBER, "1e-5", "floor of the cosine schedule", 0, 10, NULL},       \
-    {"train.weight_decay", GLORA_CFG_NUMBER, WD, "AdamW decoupled weight decay", 0, 10, NULL},      \
-    {"train.beta1", GLORA_CFG_NUMBER, "0.9", "AdamW beta1", 0, 0.999999, NULL},                   \
-    {"train.beta2", GLORA_CFG_NUMBER, "0.999", "AdamW beta2", 0, 0.99999999, NULL},               \
-    {"train.eps", GLORA_CFG_NUMBER, "1e-8", "AdamW epsilon", 1e-30, 1, NULL},                     \
-    {"train.clip_norm", GLORA_CFG_NUMBER, "0", "clip the global gradient norm to this (0: no clipping)", 0, 1e9, NULL}, \
-    {"train.val_every", GLORA_CFG_INT, "1", "validate every N epochs and after the last (validation never changes training)", 1, 1e6, NULL, GLORA_CFG_NOT_IDENTITY}, \
-    {"train.label_smoothing", GLORA_CFG_NUMBER, "0", "label smoothing of the cross-entropy", 0, 0.999, NULL}, \
-    {"train.trainable", GLORA_CFG_STRING, TRAINABLE, TRAINABLE_HELP, 0, 0, NULL},                   \
-    {"seed", GLORA_CFG_INT, SEED, "random seed (initialisation, shuffling, sampling)", 0, 0, NULL},   \
-    {"output", GLORA_CFG_STRING, NULL, "file to write (safetensors)", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY}, \
-    {"run.checkpoint", GLORA_CFG_STRING, NULL, "checkpoint file (default: OUTPUT.ckpt)", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY}, \
-    {"run.metrics", GLORA_CFG_STRING, NULL, "JSON-lines metrics file (default: OUTPUT.metrics.jsonl)", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY}, \
-    {"run.stop_after", GLORA_CFG_INT, "0", "stop after this many epochs of this invocation (0: run to the end)", 0, 1e6, NULL, GLORA_CFG_NOT_IDENTITY}
-
 #define TRAINABLE_HELP "what trains: comma-separated role words (backbone, head, adapter) or globs over tensor names"
 
 static const glora_config_key_t pretrain_keys[] = {
     {"arch.preset", GLORA_CFG_ENUM, "vit-tiny-28", "architecture when model.backbone is not given", 0, 0, presets},
     {"arch.num_classes", GLORA_CFG_INT, "0", "classes of the head (0: the preset's)", 0, 1000000, NULL},
     {"model.backbone", GLORA_CFG_STRING, NULL, "initial weights (default: timm's initialisation of arch.preset)", 0, 0, NULL},
-    TRAIN_KEYS("6", "128", "1e-3", "0.05", "0", "backbone,head", TRAINABLE_HELP),
+    GLORA_TRAIN_KEYS("6", "128", "1e-3", "0.05", "0", "backbone,head", TRAINABLE_HELP),
 };
 static const glora_config_key_t finetune_keys[] = {
     {"finetune.mode", GLORA_CFG_ENUM, "full", "full (every weight) or linear (a linear probe: the head only)", 0, 0, ft_modes},
     {"model.backbone", GLORA_CFG_STRING, NULL, "pretrained backbone (a timm ViT)", 0, 0, NULL},
     {"model.num_classes", GLORA_CFG_INT, "0", "classes of the new head (0: from the training labels)", 0, 1000000, NULL},
-    TRAIN_KEYS("100", "64", NULL, "1e-4", "42", NULL,
+    GLORA_TRAIN_KEYS("100", "64", NULL, "1e-4", "42", NULL,
                TRAINABLE_HELP " (default: backbone,head for full, head for linear)"),
 };
 static const glora_config_key_t supernet_keys[] = {
@@ -83,7 +58,7 @@ static const glora_config_key_t supernet_keys[] = {
     {"space.C", GLORA_CFG_STRINGS, "[]", "choices of C (default: lora_R, vector, none)", 0, 0, choices_ab},
     {"space.D", GLORA_CFG_STRINGS, "[]", "choices of D (default: scalar, vector, none)", 0, 0, choices_ab},
     {"space.E", GLORA_CFG_STRINGS, "[]", "choices of E (default: scalar, vector, none)", 0, 0, choices_ab},
-    TRAIN_KEYS("200", "64", "1e-3", "1e-4", "42", "adapter,head", TRAINABLE_HELP),
+    GLORA_TRAIN_KEYS("200", "64", "1e-3", "1e-4", "42", "adapter,head", TRAINABLE_HELP),
 };
 static const glora_config_key_t retrain_keys[] = {
     {"subnet", GLORA_CFG_STRING, NULL, "subnet spec (JSON) to retrain", 0, 0, NULL},
@@ -91,7 +66,7 @@ static const glora_config_key_t retrain_keys[] = {
     {"model.backbone", GLORA_CFG_STRING, NULL, "pretrained backbone (a timm ViT), frozen", 0, 0, NULL},
     {"model.adapter", GLORA_CFG_STRING, NULL, "trained supernet (needed by retrain.init=inherit)", 0, 0, NULL},
     {"model.num_classes", GLORA_CFG_INT, "0", "classes of a fresh head (0: from the training labels)", 0, 1000000, NULL},
-    TRAIN_KEYS("100", "64", "1e-3", "1e-4", "42", "head",
+    GLORA_TRAIN_KEYS("100", "64", "1e-3", "1e-4", "42", "head",
                TRAINABLE_HELP ", besides the GLoRA tensors the subnet uses"),
 };
 
@@ -302,28 +277,6 @@ done:
     return rc;
 }
 
-/* The options of glora_train_run from the train.* keys. */
-static void read_opts(glora_recipe_kind_t kind, const glora_config_t *cfg, glora_train_opts_t *o) {
-    memset(o, 0, sizeof *o);
-    o->epochs = (int)glora_config_int(cfg, "train.epochs");
-    o->batch = (size_t)glora_config_int(cfg, "train.batch");
-    o->shards = (int)glora_config_int(cfg, "train.shards");
-    double lr = glora_config_is_set(cfg, "train.lr") || kind != GLORA_RECIPE_FINETUNE
-                    ? glora_config_number(cfg, "train.lr")
-                    : strcmp(glora_config_string(cfg, "finetune.mode"), "linear") == 0 ? 1e-3 : 1e-4;
-    int warm = (int)glora_config_int(cfg, "train.warmup_epochs");
-    o->sched = (glora_sched_t){.lr = lr, .warmup_start = glora_config_number(cfg, "train.warmup_lr"),
-                               .floor = glora_config_number(cfg, "train.min_lr"),
-                               .warmup = warm >= 0 ? warm : glora_sched_default_warmup(o->epochs)};
-    o->adamw = (glora_adamw_cfg_t){glora_config_number(cfg, "train.beta1"), glora_config_number(cfg, "train.beta2"),
-                                   glora_config_number(cfg, "train.eps"), glora_config_number(cfg, "train.weight_decay")};
-    o->clip_norm = glora_config_number(cfg, "train.clip_norm");
-    o->val_every = (int)glora_config_int(cfg, "train.val_every");
-    o->label_smoothing = (float)glora_config_number(cfg, "train.label_smoothing");
-    o->seed = (uint64_t)glora_config_int(cfg, "seed");
-    o->stop_after = (int)glora_config_int(cfg, "run.stop_after");
-}
-
 static char *path_with(const char *base, const char *suffix) {
     size_t n = strlen(base) + strlen(suffix) + 1;
     char *p = malloc(n);
@@ -415,7 +368,7 @@ static int train_stage(glora_recipe_kind_t kind, const char *name, const glora_c
     glora_recipe_t recipe;
     glora_train_opts_t o;
     glora_train_result_t res;
-    read_opts(kind, cfg, &o);
+    glora_train_opts_from_config(cfg, kind, &o);
     int rc = prepare(kind, cfg, &j, &recipe);
     if (!rc) rc = open_files(cfg, resume, &j, &o);
     if ((rc = glora_comm_check(rc))) { /* every rank learns if rank 0 could open its files */

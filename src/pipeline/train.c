@@ -74,3 +74,26 @@ int glora_train_recipe(glora_vit_t *m, const glora_recipe_t *r, const glora_trai
     if (res) *res = out;
     return rc;
 }
+
+/* The options of glora_train_run from the train.* keys. */
+void glora_train_opts_from_config(const glora_config_t *cfg, glora_recipe_kind_t kind, glora_train_opts_t *o) {
+    memset(o, 0, sizeof *o);
+    o->epochs = (int)glora_config_int(cfg, "train.epochs");
+    o->batch = (size_t)glora_config_int(cfg, "train.batch");
+    o->shards = (int)glora_config_int(cfg, "train.shards");
+    double lr = glora_config_is_set(cfg, "train.lr") || kind != GLORA_RECIPE_FINETUNE
+                    ? glora_config_number(cfg, "train.lr")
+                    : strcmp(glora_config_string(cfg, "finetune.mode"), "linear") == 0 ? 1e-3 : 1e-4;
+    int warm = (int)glora_config_int(cfg, "train.warmup_epochs");
+    o->sched = (glora_sched_t){.lr = lr, .warmup_start = glora_config_number(cfg, "train.warmup_lr"),
+                               .floor = glora_config_number(cfg, "train.min_lr"),
+                               .warmup = warm >= 0 ? warm : glora_sched_default_warmup(o->epochs)};
+    o->adamw = (glora_adamw_cfg_t){glora_config_number(cfg, "train.beta1"), glora_config_number(cfg, "train.beta2"),
+                                   glora_config_number(cfg, "train.eps"), glora_config_number(cfg, "train.weight_decay")};
+    o->clip_norm = glora_config_number(cfg, "train.clip_norm");
+    o->val_every = (int)glora_config_int(cfg, "train.val_every");
+    o->label_smoothing = (float)glora_config_number(cfg, "train.label_smoothing");
+    o->seed = (uint64_t)glora_config_int(cfg, "seed");
+    o->stop_after = (int)glora_config_int(cfg, "run.stop_after");
+}
+

@@ -81,3 +81,11 @@ void sb_jstr(sbuf_t *b, const char *s) {
     }
     sb_puts(b, "\"");
 }
+
+const char *sb_count(double v, char buf[32]) {
+    if (v >= 1e9) snprintf(buf, 32, "%.2fG", v / 1e9);
+    else if (v >= 1e6) snprintf(buf, 32, "%.2fM", v / 1e6);
+    else if (v >= 1e4) snprintf(buf, 32, "%.1fK", v / 1e3);
+    else snprintf(buf, 32, "%.0f", v);
+    return buf;
+}

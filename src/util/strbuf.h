@@ -32,4 +32,7 @@ void sb_double(sbuf_t *b, double v);
  * escaped (\uXXXX), other bytes (UTF-8) as they are. */
 void sb_jstr(sbuf_t *b, const char *s);
 
+/* A count for people: 1234567 -> "1.23M", 12345 -> "12.3K", 999 -> "999". */
+const char *sb_count(double v, char buf[32]);
+
 #endif
