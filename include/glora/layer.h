@@ -16,7 +16,7 @@
  *   E       -                      E (out)             E[0]       0
  *
  * Shapes of the stored tensors: Ad, Bd (out x R); Au, Bu (R x in);
- * Cd (in x R); Cu (R x 1); D, E (out). See ../shared GLORA.md.
+ * Cd (in x R); Cu (R x 1); D, E (out). See docs/formats.md (GLoRA tensors).
  */
 #ifndef GLORA_LAYER_H
 #define GLORA_LAYER_H

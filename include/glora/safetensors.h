@@ -16,7 +16,7 @@
  * The header maps each tensor name to its description, plus one optional
  * string-to-string map under the reserved key "__metadata__":
  *
- *   {"__metadata__": {"glora.format": "backbone", ...},
+ *   {"__metadata__": {"glora.kind": "backbone", ...},
  *    "blocks.0.attn.qkv.weight": {"dtype": "F32", "shape": [384, 128],
  *                                 "data_offsets": [0, 196608]},
  *    ...}

@@ -54,8 +54,8 @@ typedef struct {
 /* Parses argv[1..] (argv[0] is the command name). Returns CLI_OK with args
  * filled, or the exit status to return: CLI_USAGE / CLI_FAIL after printing
  * the error, or -1 after printing --help (exit 0). --threads N is accepted by
- * every command and applied. With positional_is_config, the first positional
- * argument that ends in .yaml/.yml is the config. */
+ * every command and applied. The first positional argument that ends in
+ * .yaml/.yml is the config. */
 int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, cli_args_t *args);
 void cli_args_free(cli_args_t *args);
 /* Non-zero when the switch flag (e.g. "--json") was given. */

@@ -230,7 +230,7 @@ int glora_cmd_bench_search(int argc, char **argv) {
             goto out_fail;
         }
     } else {
-        /* vit-tiny-28 (PROTOCOL.md), random weights, non-zero GLoRA tensors */
+        /* vit-tiny-28 (the evaluation protocol, docs/RESULTS.md), random weights, non-zero GLoRA tensors */
         glora_vit_arch_t a = {.img_size = 28, .in_chans = 1, .patch = 7, .dim = 128, .depth = 6,
                               .heads = 4, .mlp_hidden = 512, .num_classes = 10};
         if (glora_vit_create(&m, &a, 4)) goto out_fail;
