@@ -68,6 +68,17 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
+/* The config (its section when given) with the --set assignments applied. */
+static int load_config(const cli_cmd_t *cmd, cli_args_t *args, const char *const *sets, int n_sets) {
+    if (args->section && !args->config_path) return cli_usage_error(cmd->name, "--section needs a config file");
+    if ((args->section ? glora_config_load_section(&args->cfg, args->config_path, args->section, cmd->schema)
+                       : glora_config_load(&args->cfg, args->config_path, cmd->schema)) != GLORA_OK)
+        return cli_fail();
+    for (int i = 0; i < n_sets; i++)
+        if (glora_config_set(args->cfg, sets[i]) != GLORA_OK) return cli_fail();
+    return CLI_OK;
+}
+
 int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, cli_args_t *args) {
     memset(args, 0, sizeof *args);
     const char *sets[256];
@@ -155,16 +166,7 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, cli_args_t *args) {
             rc = cli_usage_error(cmd->name, "unexpected argument '%s'", a);
         }
     }
-    if (rc == CLI_OK && cmd->schema) {
-        if (args->section && !args->config_path) {
-            rc = cli_usage_error(cmd->name, "--section needs a config file");
-        } else if ((args->section ? glora_config_load_section(&args->cfg, args->config_path, args->section, cmd->schema)
-                                  : glora_config_load(&args->cfg, args->config_path, cmd->schema)) != GLORA_OK) {
-            rc = cli_fail();
-        }
-        for (int i = 0; i < n_sets && rc == CLI_OK; i++)
-            if (glora_config_set(args->cfg, sets[i]) != GLORA_OK) rc = cli_fail();
-    }
+    if (rc == CLI_OK && cmd->schema) rc = load_config(cmd, args, sets, n_sets);
     for (int i = 0; i < n_owned; i++) free(owned[i]);
     if (rc == CLI_OK && args->threads > 0) glora_set_threads(args->threads);
     if (rc != CLI_OK) cli_args_free(args);
