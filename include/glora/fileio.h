@@ -32,6 +32,26 @@ void glora_atomic_abort(glora_atomic_file_t *f);   /* frees f; NULL-safe */
  * (not counted in *n). Refuses files larger than max_bytes. */
 int glora_read_file(const char *path, size_t max_bytes, char **data, size_t *n);
 
+/* Opens path for reading and returns the descriptor (>= 0), refusing with
+ * a message anything but a regular file - a named pipe, a device, a
+ * directory - without blocking on it. *size (if not NULL) gets its size. */
+int glora_open_regular(const char *path, uint64_t *size);
+
+/* Output directory lock: an exclusive flock on "<dir>/.glora.lock", which
+ * holds the owner's pid and is removed on unlock (and released by the kernel
+ * if the process dies). A second locker fails at once with "output directory
+ * '<dir>' is in use by another glora (pid N)". */
+#define GLORA_LOCK_NAME ".glora.lock"
+typedef struct glora_dir_lock glora_dir_lock_t;
+int glora_dir_lock(glora_dir_lock_t **out, const char *dir);
+void glora_dir_unlock(glora_dir_lock_t *l); /* NULL-safe */
+
+/* Removes the temporaries "<name>.tmp.XXXXXX" that atomic writes leave
+ * behind when the process is killed, in dir and (depth levels of) its
+ * subdirectories; symbolic links are not followed. Call it only while
+ * holding dir's lock. *removed (if not NULL) gets the count. */
+int glora_clean_temps(const char *dir, int depth, int *removed);
+
 /* Creates a directory and its parents (like mkdir -p). */
 int glora_mkdir_p(const char *path);
 

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -121,33 +123,63 @@ int glora_write_atomic(const char *path, const void *data, size_t n) {
     return glora_atomic_commit(f);
 }
 
+int glora_open_regular(const char *path, uint64_t *size) {
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) return glora_error(GLORA_EIO, "cannot open '%s': %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return glora_error(GLORA_EIO, "cannot read '%s': %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return glora_error(GLORA_EIO, "cannot read '%s': not a regular file (%s)", path,
+                           S_ISDIR(st.st_mode)    ? "a directory"
+                           : S_ISFIFO(st.st_mode) ? "a named pipe"
+                           : S_ISSOCK(st.st_mode) ? "a socket"
+                           : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                                                                          : "not a plain file");
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    if (size) *size = (uint64_t)st.st_size;
+    return fd;
+}
+
 int glora_read_file(const char *path, size_t max_bytes, char **data, size_t *n) {
     *data = NULL;
     *n = 0;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return glora_error(GLORA_EIO, "cannot open '%s': %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(fp);
-        return glora_error(GLORA_EIO, "cannot read '%s': not a regular file", path);
+    uint64_t sz;
+    int fd = glora_open_regular(path, &sz);
+    if (fd < 0) return fd;
+    if (sz > max_bytes) {
+        close(fd);
+        return glora_error(GLORA_EFORMAT, "cannot read '%s': %llu bytes is more than the %zu allowed",
+                           path, (unsigned long long)sz, max_bytes);
     }
-    if ((uint64_t)st.st_size > max_bytes) {
-        fclose(fp);
-        return glora_error(GLORA_EFORMAT, "cannot read '%s': %lld bytes is more than the %zu allowed",
-                           path, (long long)st.st_size, max_bytes);
-    }
-    size_t size = (size_t)st.st_size;
+    size_t size = (size_t)sz;
     char *buf = malloc(size + 1);
     if (!buf) {
-        fclose(fp);
+        close(fd);
         return glora_error(GLORA_ENOMEM, "cannot read '%s': out of memory", path);
     }
-    size_t got = fread(buf, 1, size, fp);
-    int err = ferror(fp);
-    fclose(fp);
-    if (err || got != size) {
+    /* Read at most size bytes: a file that grows meanwhile is read as it was. */
+    size_t got = 0;
+    int e = 0;
+    while (got < size) {
+        ssize_t r = read(fd, buf + got, size - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) e = errno;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (got != size) {
         free(buf);
-        return glora_error(GLORA_EIO, "cannot read '%s': short read", path);
+        return glora_error(GLORA_EIO, "cannot read '%s': %s", path,
+                           e ? strerror(e) : "short read (the file shrank while being read)");
     }
     buf[size] = '\0';
     *data = buf;
@@ -175,4 +207,154 @@ int glora_mkdir_p(const char *path) {
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
         return glora_error(GLORA_EIO, "cannot create directory '%s': a file is in the way", path);
     return GLORA_OK;
+}
+
+/* ---- output directory locks ---- */
+
+struct glora_dir_lock {
+    int fd;
+    char *path;
+};
+
+/* The pid written in a lock file, or 0. */
+static long lock_holder(int fd) {
+    char buf[32] = {0};
+    ssize_t r = pread(fd, buf, sizeof buf - 1, 0);
+    return r > 0 ? strtol(buf, NULL, 10) : 0;
+}
+
+int glora_dir_lock(glora_dir_lock_t **out, const char *dir) {
+    *out = NULL;
+    size_t n = strlen(dir) + sizeof "/" GLORA_LOCK_NAME;
+    char *path = malloc(n);
+    if (!path) return glora_error(GLORA_ENOMEM, "cannot lock '%s': out of memory", dir);
+    snprintf(path, n, "%s/%s", dir, GLORA_LOCK_NAME);
+    int rc = GLORA_OK, fd = -1;
+    /* The holder removes the file when it is done, so the file locked may
+     * have been unlinked meanwhile: retry until the locked file is the one
+     * the name points at. */
+    for (int tries = 0; tries < 100; tries++) {
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
+        if (fd < 0) {
+            rc = glora_error(GLORA_EIO, "cannot lock output directory '%s': %s", dir,
+                             strerror(errno));
+            break;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            int e = errno;
+            long pid = e == EWOULDBLOCK ? lock_holder(fd) : 0;
+            close(fd);
+            fd = -1;
+            if (e == EWOULDBLOCK) {
+                if (pid > 0)
+                    rc = glora_error(GLORA_ESTATE, "output directory '%s' is in use by another "
+                                                   "glora (pid %ld)", dir, pid);
+                else
+                    rc = glora_error(GLORA_ESTATE, "output directory '%s' is in use by another "
+                                                   "glora", dir);
+                glora_error_hint("wait for it to finish, or use another output directory");
+            } else {
+                rc = glora_error(GLORA_EIO, "cannot lock output directory '%s': %s", dir,
+                                 strerror(e));
+            }
+            break;
+        }
+        struct stat a, b;
+        if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+            a.st_ino == b.st_ino)
+            break;
+        close(fd);
+        fd = -1;
+    }
+    if (rc == GLORA_OK && fd < 0)
+        rc = glora_error(GLORA_EIO, "cannot lock output directory '%s': the lock file keeps "
+                                    "changing", dir);
+    if (rc == GLORA_OK) {
+        char pid[32];
+        int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+        if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
+            /* The lock holds without the pid (e.g. disk full): only the
+             * message of a second run is poorer. */
+        }
+        glora_dir_lock_t *l = malloc(sizeof *l);
+        if (!l) {
+            unlink(path);
+            close(fd);
+            rc = glora_error(GLORA_ENOMEM, "cannot lock '%s': out of memory", dir);
+        } else {
+            l->fd = fd;
+            l->path = path;
+            *out = l;
+            return GLORA_OK;
+        }
+    }
+    free(path);
+    return rc;
+}
+
+void glora_dir_unlock(glora_dir_lock_t *l) {
+    if (!l) return;
+    unlink(l->path); /* while still holding the lock: see glora_dir_lock */
+    close(l->fd);
+    free(l->path);
+    free(l);
+}
+
+/* ---- leftover temporaries ---- */
+
+/* "<name>.tmp.XXXXXX" as glora_atomic_open makes them (mkstemp's six
+ * letters and digits). */
+static int is_temp_name(const char *name) {
+    size_t len = strlen(name);
+    if (len < 12) return 0;
+    const char *tail = name + len - 11;
+    if (memcmp(tail, ".tmp.", 5) != 0) return 0;
+    for (int i = 5; i < 11; i++) {
+        char c = tail[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+            return 0;
+    }
+    return 1;
+}
+
+static int clean_dir(const char *dir, int depth, int *removed) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT || errno == ENOTDIR) return GLORA_OK;
+        return glora_error(GLORA_EIO, "cannot list '%s': %s", dir, strerror(errno));
+    }
+    int rc = GLORA_OK;
+    struct dirent *e;
+    while (rc == GLORA_OK && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+            continue;
+        size_t n = strlen(dir) + strlen(e->d_name) + 2;
+        char *p = malloc(n);
+        if (!p) {
+            rc = glora_error(GLORA_ENOMEM, "cannot clean '%s': out of memory", dir);
+            break;
+        }
+        snprintf(p, n, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(p, &st) == 0) {
+            if (S_ISREG(st.st_mode) && is_temp_name(e->d_name)) {
+                if (unlink(p) == 0) (*removed)++;
+                else if (errno != ENOENT)
+                    rc = glora_error(GLORA_EIO, "cannot remove the leftover temporary '%s': %s",
+                                     p, strerror(errno));
+            } else if (S_ISDIR(st.st_mode) && depth > 0) {
+                rc = clean_dir(p, depth - 1, removed);
+            }
+        }
+        free(p);
+    }
+    closedir(d);
+    return rc;
+}
+
+int glora_clean_temps(const char *dir, int depth, int *removed) {
+    int n = 0;
+    int rc = clean_dir(dir, depth, &n);
+    if (removed) *removed = n;
+    return rc;
 }
