@@ -224,11 +224,21 @@ static long lock_holder(int fd) {
 }
 
 int glora_dir_lock(glora_dir_lock_t **out, const char *dir) {
-    *out = NULL;
     size_t n = strlen(dir) + sizeof "/" GLORA_LOCK_NAME;
     char *path = malloc(n);
     if (!path) return glora_error(GLORA_ENOMEM, "cannot lock '%s': out of memory", dir);
     snprintf(path, n, "%s/%s", dir, GLORA_LOCK_NAME);
+    int rc = glora_path_lock(out, path, "output directory", dir);
+    free(path);
+    return rc;
+}
+
+int glora_path_lock(glora_dir_lock_t **out, const char *lock_path, const char *what,
+                    const char *name) {
+    *out = NULL;
+    char *path = strdup(lock_path);
+    const char *dir = name;
+    if (!path) return glora_error(GLORA_ENOMEM, "cannot lock '%s': out of memory", name);
     int rc = GLORA_OK, fd = -1;
     /* The holder removes the file when it is done, so the file locked may
      * have been unlinked meanwhile: retry until the locked file is the one
@@ -236,8 +246,7 @@ int glora_dir_lock(glora_dir_lock_t **out, const char *dir) {
     for (int tries = 0; tries < 100; tries++) {
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
         if (fd < 0) {
-            rc = glora_error(GLORA_EIO, "cannot lock output directory '%s': %s", dir,
-                             strerror(errno));
+            rc = glora_error(GLORA_EIO, "cannot lock %s '%s': %s", what, dir, strerror(errno));
             break;
         }
         if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -247,15 +256,13 @@ int glora_dir_lock(glora_dir_lock_t **out, const char *dir) {
             fd = -1;
             if (e == EWOULDBLOCK) {
                 if (pid > 0)
-                    rc = glora_error(GLORA_ESTATE, "output directory '%s' is in use by another "
-                                                   "glora (pid %ld)", dir, pid);
+                    rc = glora_error(GLORA_ESTATE, "%s '%s' is in use by another glora (pid %ld)",
+                                     what, dir, pid);
                 else
-                    rc = glora_error(GLORA_ESTATE, "output directory '%s' is in use by another "
-                                                   "glora", dir);
-                glora_error_hint("wait for it to finish, or use another output directory");
+                    rc = glora_error(GLORA_ESTATE, "%s '%s' is in use by another glora", what, dir);
+                glora_error_hint("wait for it to finish, or write somewhere else");
             } else {
-                rc = glora_error(GLORA_EIO, "cannot lock output directory '%s': %s", dir,
-                                 strerror(e));
+                rc = glora_error(GLORA_EIO, "cannot lock %s '%s': %s", what, dir, strerror(e));
             }
             break;
         }
@@ -267,8 +274,8 @@ int glora_dir_lock(glora_dir_lock_t **out, const char *dir) {
         fd = -1;
     }
     if (rc == GLORA_OK && fd < 0)
-        rc = glora_error(GLORA_EIO, "cannot lock output directory '%s': the lock file keeps "
-                                    "changing", dir);
+        rc = glora_error(GLORA_EIO, "cannot lock %s '%s': the lock file keeps changing", what,
+                         dir);
     if (rc == GLORA_OK) {
         char pid[32];
         int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
@@ -356,5 +363,123 @@ int glora_clean_temps(const char *dir, int depth, int *removed) {
     int n = 0;
     int rc = clean_dir(dir, depth, &n);
     if (removed) *removed = n;
+    return rc;
+}
+
+int glora_clean_temps_of(const char *path, int *removed) {
+    int n = 0;
+    if (removed) *removed = 0;
+    char *dir = dir_of(path);
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (!dir) return glora_error(GLORA_ENOMEM, "cannot clean '%s': out of memory", path);
+    DIR *d = opendir(dir);
+    if (!d) {
+        free(dir);
+        return GLORA_OK; /* nothing there to clean */
+    }
+    size_t blen = strlen(base);
+    int rc = GLORA_OK;
+    struct dirent *e;
+    while (rc == GLORA_OK && (e = readdir(d)) != NULL) {
+        /* exactly "<base>.tmp.XXXXXX" */
+        if (strlen(e->d_name) != blen + 11 || strncmp(e->d_name, base, blen) != 0 ||
+            !is_temp_name(e->d_name))
+            continue;
+        size_t n2 = strlen(dir) + strlen(e->d_name) + 2;
+        char *p = malloc(n2);
+        if (!p) {
+            rc = glora_error(GLORA_ENOMEM, "cannot clean '%s': out of memory", path);
+            break;
+        }
+        snprintf(p, n2, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(p, &st) == 0 && S_ISREG(st.st_mode)) {
+            if (unlink(p) == 0) n++;
+            else if (errno != ENOENT)
+                rc = glora_error(GLORA_EIO, "cannot remove the leftover temporary '%s': %s", p,
+                                 strerror(errno));
+        }
+        free(p);
+    }
+    closedir(d);
+    free(dir);
+    if (removed) *removed = n;
+    return rc;
+}
+
+/* ---- JSON-lines logs that a new run replaces only once it has a line ---- */
+
+struct glora_lines {
+    int fd;
+    char *path, *tmp; /* tmp: a fresh log not yet renamed over path */
+};
+
+int glora_lines_open(glora_lines_t **out, const char *path, int append) {
+    *out = NULL;
+    glora_lines_t *l = calloc(1, sizeof *l);
+    if (!l || !(l->path = strdup(path))) {
+        free(l);
+        return glora_error(GLORA_ENOMEM, "cannot write '%s': out of memory", path);
+    }
+    if (append) {
+        l->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+    } else {
+        size_t n = strlen(path) + 16;
+        if ((l->tmp = malloc(n)) != NULL) {
+            snprintf(l->tmp, n, "%s.tmp.XXXXXX", path);
+            l->fd = mkstemp(l->tmp);
+            if (l->fd >= 0) {
+                mode_t um = umask(0);
+                umask(um);
+                fchmod(l->fd, 0666 & ~um);
+            }
+        } else {
+            l->fd = -1;
+            errno = ENOMEM;
+        }
+    }
+    if (l->fd < 0) {
+        int e = errno;
+        free(l->tmp);
+        free(l->path);
+        free(l);
+        return glora_error(GLORA_EIO, "cannot write '%s': %s", path, strerror(e));
+    }
+    *out = l;
+    return GLORA_OK;
+}
+
+int glora_lines_write(glora_lines_t *l, const char *line) {
+    size_t n = strlen(line);
+    size_t off = 0;
+    while (off < n) {
+        ssize_t w = write(l->fd, line + off, n - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0)
+            return glora_error(GLORA_EIO, "cannot write '%s': %s", l->path, strerror(errno));
+        off += (size_t)w;
+    }
+    if (l->tmp) {
+        /* The first line is complete: now the new log replaces the old. */
+        if (fsync(l->fd) != 0 || rename(l->tmp, l->path) != 0)
+            return glora_error(GLORA_EIO, "cannot write '%s': %s", l->path, strerror(errno));
+        free(l->tmp);
+        l->tmp = NULL;
+    }
+    return GLORA_OK;
+}
+
+int glora_lines_close(glora_lines_t *l) {
+    if (!l) return GLORA_OK;
+    int rc = GLORA_OK;
+    if (l->tmp) unlink(l->tmp); /* nothing written: the previous log stays */
+    else if (fsync(l->fd) != 0 && errno != EINVAL)
+        rc = glora_error(GLORA_EIO, "cannot write '%s': %s", l->path, strerror(errno));
+    if (close(l->fd) != 0 && rc == GLORA_OK)
+        rc = glora_error(GLORA_EIO, "cannot write '%s': %s", l->path, strerror(errno));
+    free(l->tmp);
+    free(l->path);
+    free(l);
     return rc;
 }

@@ -87,4 +87,57 @@ one_line; has "$T/err" "pipe.yaml'?: not a regular file"
 expect 1 "$GLORA" info "$T"
 one_line; has "$T/err" "not a regular file"
 
+# ---- training outputs: metrics kept, lock, temporaries, messages ----
+D=$T/fx
+cat >"$T/train.yaml" <<EOF
+model: {backbone: $D/backbone.safetensors}
+glora: {rank: 2}
+data:
+  train: {images: $D/images-idx3-ubyte, labels: $D/labels-idx1-ubyte, start: 0, count: 64}
+  val: {images: $D/images-idx3-ubyte, labels: $D/labels-idx1-ubyte, start: 200, count: 32}
+train: {epochs: 1, batch: 32}
+output: $T/tr/sn.safetensors
+EOF
+# A temporary a killed predecessor left (1 MB) goes when the same output starts again.
+mkdir -p "$T/tr"
+head -c 1048576 /dev/zero >"$T/tr/sn.safetensors.ckpt.tmp.Ab12Cd"
+expect 0 "$GLORA" supernet "$T/train.yaml" --threads 1
+[ -e "$T/tr/sn.safetensors.ckpt.tmp.Ab12Cd" ] && fail "a leftover temporary of the checkpoint was not removed"
+[ "$(wc -l <"$T/tr/sn.safetensors.metrics.jsonl")" -eq 1 ] || fail "metrics should have 1 line"
+cp "$T/tr/sn.safetensors.metrics.jsonl" "$T/metrics.before"
+# Resuming after the final checkpoint: nothing to train, no made-up accuracy.
+expect 0 "$GLORA" supernet "$T/train.yaml" --threads 1 --resume
+has "$T/err" "all 1 epochs were done before"
+grep -q 'train accuracy 0.00%' "$T/err" && fail "a resume with nothing left printed train accuracy 0.00%"
+cmp -s "$T/metrics.before" "$T/tr/sn.safetensors.metrics.jsonl" || fail "an empty resume changed the metrics"
+# A fresh run that fails before its first epoch ends (file-size limit, as on a
+# full disk) keeps the previous metrics.
+expect 1 bash -c 'trap "" XFSZ; ulimit -f 64; exec "$@"' _ "$GLORA" supernet "$T/train.yaml" --threads 1
+[ "$(grep -c '^glora: error: ' "$T/err")" -eq 1 ] || fail "expected one error line: $(cat "$T/err")"
+has "$T/err" "sn.safetensors.ckpt': File too large"
+cmp -s "$T/metrics.before" "$T/tr/sn.safetensors.metrics.jsonl" || fail "a failed fresh run lost the previous metrics"
+ls "$T/tr" | grep -q '\.tmp\.' && fail "a failed run left a temporary: $(ls "$T/tr")"
+# The metrics file cannot be opened: the message says why.
+expect 1 "$GLORA" supernet "$T/train.yaml" --threads 1 --set "run.metrics=$T/nodir/m.jsonl"
+one_line; has "$T/err" "nodir/m.jsonl.*No such file or directory"
+# Two writers of one output: the second is refused at once, naming the first.
+"$GLORA" supernet "$T/train.yaml" --threads 1 --set train.epochs=400 >/dev/null 2>&1 &
+pid=$!
+n=0
+while [ ! -e "$T/tr/sn.safetensors.lock" ] && [ $n -lt 1000 ]; do sleep 0.01; n=$((n + 1)); done
+expect 1 "$GLORA" supernet "$T/train.yaml" --threads 1
+one_line; has "$T/err" "sn.safetensors' is in use by another glora \(pid $pid\)"
+kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+# The kernel released the dead holder's lock: the output is free again.
+expect 0 "$GLORA" supernet "$T/train.yaml" --threads 1
+
+# Two searches in one directory.
+"$GLORA" search "$T/search.yaml" --threads 1 --output "$T/s2" --set search.generations=300 >/dev/null 2>&1 &
+pid=$!
+n=0
+while [ ! -e "$T/s2/.glora.lock" ] && [ $n -lt 1000 ]; do sleep 0.01; n=$((n + 1)); done
+expect 1 "$GLORA" search "$T/search.yaml" --threads 1 --output "$T/s2" --resume --set search.generations=300
+one_line; has "$T/err" "s2' is in use by another glora \(pid $pid\)"
+kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+
 finish
