@@ -166,6 +166,7 @@ int glora_search_resume(glora_search_t *s, const char *path) {
     rd_t r = {path, root};
     glora_layer_cfg_t *cand = NULL;
     const cJSON *v;
+    if ((rc = search_checkpoint_check_json(path, root))) goto done;
 
     if (!(v = need(&r, root, "format", cJSON_String, &rc))) goto done;
     if (strcmp(v->valuestring, GLORA_SEARCH_CHECKPOINT_FORMAT) != 0) {
@@ -377,7 +378,7 @@ int glora_search_resume(glora_search_t *s, const char *path) {
         s->n_hist++;
     }
     s->generation = (int)gen;
-    rc = 0;
+    rc = search_checkpoint_check_state(s, path);
 done:
     if (rc && s->n > 0) { /* leave the object as fresh as it was */
         for (size_t k = 0; k < s->n; k++) free(s->c[k].enc);

@@ -78,4 +78,10 @@ int search_eval_distributed(struct glora_search *s, size_t start, size_t n, doub
 int search_serve(struct glora_search *s);
 int search_end_serving(int rc);
 
+/* Checkpoint validation (checkpoint_check.c): ranges of everything in the
+ * JSON (before any value is converted), then consistency of the loaded state. */
+struct cJSON;
+int search_checkpoint_check_json(const char *path, const struct cJSON *root);
+int search_checkpoint_check_state(const struct glora_search *s, const char *path);
+
 #endif

@@ -496,6 +496,10 @@ static int run_generation(struct glora_search *s, const glora_search_hooks_t *ho
             if (!isfinite(acc[i]))
                 rc = glora_error(GLORA_ESTATE, "search: evaluator returned no accuracy for "
                                                "candidate %zu of generation %d", i, gen);
+            else if (acc[i] < 0 || acc[i] > 1) /* checkpoints hold fractions */
+                rc = glora_error(GLORA_ESTATE, "search: evaluator returned accuracy %g, not in "
+                                               "[0, 1], for candidate %zu of generation %d",
+                                 acc[i], i, gen);
             s->c[start + i].acc = acc[i];
         }
         free(cands);

@@ -8,7 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "glora/common.h"
 #include "glora/fileio.h"
@@ -16,6 +21,7 @@
 #include "util/strbuf.h"
 
 #include <cjson/cJSON.h>
+#include "util/json-check.h"
 
 static void test_sha256_vectors(void **state) {
     (void)state;
@@ -149,12 +155,181 @@ static void test_strbuf(void **state) {
     }
 }
 
+/* Output directory locks: a second locker (here another open of the same
+ * file, which flock treats like another process) fails at once naming the
+ * holder's pid; unlocking removes the lock file and frees the directory. */
+static void test_dir_lock(void **state) {
+    (void)state;
+    char dir[] = "/tmp/glora-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    glora_dir_lock_t *a = NULL, *b = NULL;
+    assert_int_equal(glora_dir_lock(&a, dir), GLORA_OK);
+    assert_int_equal(glora_dir_lock(&b, dir), GLORA_ESTATE);
+    assert_null(b);
+    char want[64];
+    snprintf(want, sizeof want, "(pid %ld)", (long)getpid());
+    assert_non_null(strstr(glora_errmsg(), want));
+    assert_non_null(strstr(glora_errmsg(), dir));
+    /* A child process is refused too, while the parent holds it. */
+    pid_t pid = fork();
+    if (pid == 0) {
+        glora_dir_lock_t *c;
+        _exit(glora_dir_lock(&c, dir) == GLORA_ESTATE ? 0 : 1);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    glora_dir_unlock(a);
+    char lock[128];
+    snprintf(lock, sizeof lock, "%s/%s", dir, GLORA_LOCK_NAME);
+    assert_int_equal(access(lock, F_OK), -1);
+    assert_int_equal(glora_dir_lock(&b, dir), GLORA_OK);
+    glora_dir_unlock(b);
+    glora_dir_unlock(NULL);
+    /* A lock held by a process that died is free (the kernel releases it). */
+    pid = fork();
+    if (pid == 0) {
+        glora_dir_lock_t *c;
+        if (glora_dir_lock(&c, dir) != GLORA_OK) _exit(1);
+        _exit(0); /* no unlock: the lock file stays, unlocked */
+    }
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(access(lock, F_OK), 0);
+    assert_int_equal(glora_dir_lock(&b, dir), GLORA_OK);
+    glora_dir_unlock(b);
+    /* A directory that does not exist: an error naming it. */
+    assert_int_equal(glora_dir_lock(&b, "/nonexistent-dir/x"), GLORA_EIO);
+    assert_non_null(strstr(glora_errmsg(), "/nonexistent-dir/x"));
+    rmdir(dir);
+}
+
+static void touch(const char *dir, const char *name) {
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs("x", f);
+    fclose(f);
+}
+
+static int exists(const char *dir, const char *name) {
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return access(p, F_OK) == 0;
+}
+
+/* Leftover temporaries of killed atomic writes go, nothing else does. */
+static void test_clean_temps(void **state) {
+    (void)state;
+    char dir[] = "/tmp/glora-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char sub[128], deep[160];
+    snprintf(sub, sizeof sub, "%s/search", dir);
+    snprintf(deep, sizeof deep, "%s/search/a", dir);
+    assert_int_equal(glora_mkdir_p(deep), GLORA_OK);
+    touch(dir, "supernet.safetensors.ckpt.tmp.Ab3xYz");
+    touch(dir, "metrics.jsonl");
+    touch(dir, "notes.tmp.txt");
+    touch(dir, "x.tmp.ABCDE");    /* 5 letters: not mkstemp's */
+    touch(dir, "x.tmp.ABCDEFG");  /* 7 */
+    touch(dir, "x.tmp.AB-DEF");
+    touch(sub, "checkpoint.json.tmp.q1w2e3");
+    touch(deep, "too-deep.tmp.q1w2e3");
+    int removed = -1;
+    assert_int_equal(glora_clean_temps(dir, 1, &removed), GLORA_OK);
+    assert_int_equal(removed, 2);
+    assert_false(exists(dir, "supernet.safetensors.ckpt.tmp.Ab3xYz"));
+    assert_false(exists(sub, "checkpoint.json.tmp.q1w2e3"));
+    assert_true(exists(deep, "too-deep.tmp.q1w2e3"));
+    assert_true(exists(dir, "metrics.jsonl"));
+    assert_true(exists(dir, "notes.tmp.txt"));
+    assert_true(exists(dir, "x.tmp.ABCDE"));
+    assert_true(exists(dir, "x.tmp.ABCDEFG"));
+    assert_true(exists(dir, "x.tmp.AB-DEF"));
+    /* A temporary of glora_atomic_open has the pattern cleaned. */
+    char path[160];
+    snprintf(path, sizeof path, "%s/out.bin", dir);
+    glora_atomic_file_t *f;
+    assert_int_equal(glora_atomic_open(&f, path), GLORA_OK);
+    assert_int_equal(glora_clean_temps(dir, 0, &removed), GLORA_OK);
+    assert_int_equal(removed, 1);
+    glora_atomic_abort(f);
+    /* A directory that does not exist has nothing to clean. */
+    assert_int_equal(glora_clean_temps("/nonexistent-dir/x", 1, &removed), GLORA_OK);
+    assert_int_equal(removed, 0);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Named pipes, directories and devices are refused without blocking. */
+static void test_open_regular(void **state) {
+    (void)state;
+    char dir[] = "/tmp/glora-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char fifo[128];
+    snprintf(fifo, sizeof fifo, "%s/pipe", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    alarm(20); /* a regression would hang here */
+    char *data;
+    size_t n;
+    assert_int_equal(glora_read_file(fifo, 100, &data, &n), GLORA_EIO);
+    assert_non_null(strstr(glora_errmsg(), "a named pipe"));
+    assert_non_null(strstr(glora_errmsg(), fifo));
+    char hex[65];
+    assert_true(glora_sha256_file(fifo, hex) < 0);
+    assert_true(glora_open_regular(dir, NULL) < 0);
+    assert_non_null(strstr(glora_errmsg(), "a directory"));
+    assert_true(glora_open_regular("/dev/null", NULL) < 0);
+    assert_non_null(strstr(glora_errmsg(), "a device"));
+    alarm(0);
+    uint64_t size = 0;
+    char file[128];
+    snprintf(file, sizeof file, "%s/f", dir);
+    assert_int_equal(glora_write_atomic(file, "abc", 3), GLORA_OK);
+    int fd = glora_open_regular(file, &size);
+    assert_true(fd >= 0);
+    assert_int_equal(size, 3);
+    assert_int_equal(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+    close(fd);
+    unlink(file);
+    unlink(fifo);
+    rmdir(dir);
+}
+
+static void test_json_dup(void **state) {
+    (void)state;
+    static const struct { const char *json, *dup; } cases[] = {
+        {"{\"a\": 1, \"b\": 2}", NULL},
+        {"{\"a\": 1, \"a\": 2}", "a"},
+        {"{\"x\": {\"A\": 1, \"B\": 2, \"A\": 3}}", "x.A"},
+        {"{\"x\": [{\"k\": 1}, {\"k\": 1, \"j\": 2, \"k\": 3}]}", "x[1].k"},
+        {"[[], {\"\": 1, \"\": 2}]", "[1]."},
+        {"{\"x\": {\"a\": 1}, \"y\": {\"a\": 1}}", NULL}, /* same key, other objects */
+        {"7", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        cJSON *j = cJSON_Parse(cases[i].json);
+        assert_non_null(j);
+        char where[64];
+        int d = glora_json_find_dup(j, where, sizeof where);
+        assert_int_equal(d, cases[i].dup != NULL);
+        if (d) assert_string_equal(where, cases[i].dup);
+        cJSON_Delete(j);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sha256_vectors),
         cmocka_unit_test(test_strbuf),
         cmocka_unit_test(test_rng),
         cmocka_unit_test(test_atomic_write_and_read),
+        cmocka_unit_test(test_dir_lock),
+        cmocka_unit_test(test_clean_temps),
+        cmocka_unit_test(test_open_regular),
+        cmocka_unit_test(test_json_dup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

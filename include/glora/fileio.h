@@ -32,6 +32,42 @@ void glora_atomic_abort(glora_atomic_file_t *f);   /* frees f; NULL-safe */
  * (not counted in *n). Refuses files larger than max_bytes. */
 int glora_read_file(const char *path, size_t max_bytes, char **data, size_t *n);
 
+/* Opens path for reading and returns the descriptor (>= 0), refusing with
+ * a message anything but a regular file - a named pipe, a device, a
+ * directory - without blocking on it. *size (if not NULL) gets its size. */
+int glora_open_regular(const char *path, uint64_t *size);
+
+/* Output directory lock: an exclusive flock on "<dir>/.glora.lock", which
+ * holds the owner's pid and is removed on unlock (and released by the kernel
+ * if the process dies). A second locker fails at once with "output directory
+ * '<dir>' is in use by another glora (pid N)". */
+#define GLORA_LOCK_NAME ".glora.lock"
+typedef struct glora_dir_lock glora_dir_lock_t;
+int glora_dir_lock(glora_dir_lock_t **out, const char *dir);
+/* The same lock on any lock file (e.g. "<output>.lock" for a command that
+ * writes one file); messages say "<what> '<name>' is in use ...". */
+int glora_path_lock(glora_dir_lock_t **out, const char *lock_path, const char *what,
+                    const char *name);
+void glora_dir_unlock(glora_dir_lock_t *l); /* NULL-safe */
+
+/* Removes the temporaries "<name>.tmp.XXXXXX" that atomic writes leave
+ * behind when the process is killed, in dir and (depth levels of) its
+ * subdirectories; symbolic links are not followed. Call it only while
+ * holding dir's lock. *removed (if not NULL) gets the count. */
+int glora_clean_temps(const char *dir, int depth, int *removed);
+/* The same for one output file: removes "<path>.tmp.XXXXXX" beside it. */
+int glora_clean_temps_of(const char *path, int *removed);
+
+/* A JSON-lines log (e.g. training metrics). Appending opens path as it is;
+ * otherwise the new log goes to a temporary beside path that replaces it
+ * when its first line is written, so a run that fails before its first line
+ * (disk full, killed) leaves the previous log intact. Each write is one or
+ * more whole lines. Messages name the path and the system's reason. */
+typedef struct glora_lines glora_lines_t;
+int glora_lines_open(glora_lines_t **out, const char *path, int append);
+int glora_lines_write(glora_lines_t *l, const char *line);
+int glora_lines_close(glora_lines_t *l); /* NULL-safe; frees l */
+
 /* Creates a directory and its parents (like mkdir -p). */
 int glora_mkdir_p(const char *path);
 

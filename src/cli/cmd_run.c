@@ -23,6 +23,7 @@
 #include "util/comm.h"
 #include "glora/common.h"
 #include "glora/fileio.h"
+#include "util/json-check.h"
 #include "glora/parallel.h"
 #include "glora/pipeline.h"
 #include "glora/safetensors.h"
@@ -89,6 +90,7 @@ static const cli_cmd_t cmd = {
 
 typedef struct {
     const char *config;
+    glora_dir_lock_t *lock; /* on out, held by the whole run */
     char out[2048];
     char backbone[2100], supernet[2100], search_dir[2100], adapter[2100], merged[2100], finetuned[2100];
     char subnet[2200];
@@ -319,7 +321,10 @@ static int load_state(run_t *r) {
     if (rc) return rc;
     cJSON *j = cJSON_Parse(text), *st = cJSON_GetObjectItemCaseSensitive(j, "stages");
     free(text);
-    if (!cJSON_IsObject(st)) rc = glora_error(GLORA_EFORMAT, "run state '%s': not a run checkpoint", path);
+    char dup[128];
+    if (glora_json_find_dup(j, dup, sizeof dup) > 0)
+        rc = glora_error(GLORA_EFORMAT, "run state '%s': key '%s' appears twice", path, dup);
+    else if (!cJSON_IsObject(st)) rc = glora_error(GLORA_EFORMAT, "run state '%s': not a run checkpoint", path);
     for (int i = 0; !rc && all_stages[i]; i++) {
         cJSON *e = cJSON_GetObjectItemCaseSensitive(st, all_stages[i]);
         cJSON *sec = cJSON_GetObjectItemCaseSensitive(e, "seconds");
@@ -501,6 +506,10 @@ static int setup(run_t *r, const glora_config_t *cfg) {
     else
         snprintf(r->subnet, sizeof r->subnet, "%s/best.json", r->search_dir);
     int rc = glora_mkdir_p(r->out);
+    /* One glora per run directory; then the temporaries a killed run left
+     * (in the run directory and search/). */
+    if (!rc) rc = glora_dir_lock(&r->lock, r->out);
+    if (!rc) rc = glora_clean_temps(r->out, 1, NULL);
     /* Keep the config the run was made with beside its results. */
     char *text, path[2200];
     size_t n;
@@ -544,6 +553,7 @@ int glora_cmd_run(int argc, char **argv) {
         if (rc == CLI_OK && want[stage_index("eval")]) rc = final_stage(&r, cfg);
         if (rc == CLI_OK) fprintf(stderr, "run '%s' finished in %.0fs\n", glora_config_string(cfg, "name"), glora_now() - t_all);
     }
+    glora_dir_unlock(r.lock);
     cli_args_free(&args);
     return rc;
 }

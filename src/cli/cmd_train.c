@@ -168,10 +168,11 @@ static int head_classes(const glora_config_t *cfg, const glora_dataset_t *train)
 typedef struct {
     int tty;
     char header[256]; /* printed with the first report: none before an error */
-    FILE *metrics;
+    glora_lines_t *metrics;
     double last_print;
     double t_start;
     size_t steps_at_start; /* steps already done before this invocation */
+    int metrics_failed;
 } progress_t;
 
 static void fmt_eta(double s, char buf[32]) {
@@ -219,13 +220,20 @@ static void on_epoch(const glora_train_progress_t *p, void *ctx) {
             pg->tty ? "\r\033[K" : "", p->epoch + 1, p->epochs, p->loss, 100 * p->accuracy, val, p->lr,
             p->images_per_s, p->elapsed, e);
     if (pg->metrics) {
-        fprintf(pg->metrics,
-                "{\"epoch\": %d, \"epochs\": %d, \"lr\": %.9g, \"loss\": %.9g, \"train_accuracy\": %.6f, ",
-                p->epoch + 1, p->epochs, p->lr, p->loss, p->accuracy);
-        if (p->has_val) fprintf(pg->metrics, "\"val_accuracy\": %.6f, ", p->val_accuracy);
-        fprintf(pg->metrics, "\"images_per_s\": %.1f, \"seconds\": %.3f, \"grad_norm\": %.6g}\n",
-                p->images_per_s, p->elapsed, p->grad_norm);
-        fflush(pg->metrics);
+        char line[512], v[48] = "";
+        if (p->has_val) snprintf(v, sizeof v, "\"val_accuracy\": %.6f, ", p->val_accuracy);
+        snprintf(line, sizeof line,
+                 "{\"epoch\": %d, \"epochs\": %d, \"lr\": %.9g, \"loss\": %.9g, \"train_accuracy\": %.6f, "
+                 "%s\"images_per_s\": %.1f, \"seconds\": %.3f, \"grad_norm\": %.6g}\n",
+                 p->epoch + 1, p->epochs, p->lr, p->loss, p->accuracy, v, p->images_per_s, p->elapsed,
+                 p->grad_norm);
+        /* A failed line (disk full) is reported once; training goes on, and
+         * the checkpoint write after the next epoch reports the fault. */
+        if (glora_lines_write(pg->metrics, line) != GLORA_OK && !pg->metrics_failed) {
+            pg->metrics_failed = 1;
+            fprintf(stderr, "warning: %s\n", glora_errmsg());
+            glora_error_clear();
+        }
     }
 }
 
@@ -291,13 +299,17 @@ typedef struct {
     glora_spec_t spec;
     glora_space_t space;
     unsigned char *mask;
-    char *ckpt, *metrics_path;
-    FILE *metrics;
+    char *ckpt, *metrics_path, *lock_path;
+    glora_lines_t *metrics;
+    glora_dir_lock_t *lock;
     char bb_sha[65], hash[65];
 } job_t;
 
-static void job_free(job_t *j) {
-    if (j->metrics) fclose(j->metrics);
+/* Closes the metrics (a failure there is reported), frees the rest. */
+static int job_free(job_t *j) {
+    int rc = glora_lines_close(j->metrics);
+    glora_dir_unlock(j->lock);
+    free(j->lock_path);
     free(j->mask);
     free(j->ckpt);
     free(j->metrics_path);
@@ -305,6 +317,7 @@ static void job_free(job_t *j) {
     glora_dataset_free(&j->train);
     glora_dataset_free(&j->val);
     glora_vit_free(j->m);
+    return rc;
 }
 
 /* Data, model, recipe and what trains, from the config. */
@@ -351,10 +364,24 @@ static int open_files(const glora_config_t *cfg, int resume, job_t *j, glora_tra
     o->checkpoint = j->ckpt;
     o->resume = resume;
     o->run_hash = j->hash;
+    /* One writer per output: its lock, then the temporaries a killed
+     * predecessor left beside its files. */
+    const char *slash = strrchr(output, '/');
+    if (slash && slash != output) {
+        char *dir = strndup(output, (size_t)(slash - output));
+        rc = dir ? glora_mkdir_p(dir) : glora_error(GLORA_ENOMEM, "run: out of memory");
+        free(dir);
+        if (rc) return rc;
+    }
+    if (!(j->lock_path = path_with(output, ".lock"))) return glora_error(GLORA_ENOMEM, "run: out of memory");
+    if (glora_comm_writer() && ((rc = glora_path_lock(&j->lock, j->lock_path, "output", output)) ||
+        (rc = glora_clean_temps_of(output, NULL)) || (rc = glora_clean_temps_of(j->ckpt, NULL)) ||
+        (rc = glora_clean_temps_of(j->metrics_path, NULL))))
+        return rc;
     int resuming = resume && access(j->ckpt, F_OK) == 0;
-    /* Under MPI only rank 0 writes the metrics (util/comm.h). */
-    if (glora_comm_writer() && !(j->metrics = fopen(j->metrics_path, resuming ? "a" : "w")))
-        return glora_error(GLORA_EIO, "metrics '%s': cannot open for writing", j->metrics_path);
+    /* Under MPI only rank 0 writes the metrics (util/comm.h). A fresh log
+     * replaces the previous one only once it has a line. */
+    if (glora_comm_writer() && (rc = glora_lines_open(&j->metrics, j->metrics_path, resuming))) return rc;
     if (!resume && access(j->ckpt, F_OK) == 0)
         fprintf(stderr, "note: starting over; the checkpoint '%s' will be replaced (--resume continues it)\n", j->ckpt);
     return GLORA_OK;
@@ -394,9 +421,13 @@ static int train_stage(glora_recipe_kind_t kind, const char *name, const glora_c
     } else if (!rc) {
         char vbuf[48] = "";
         if (res.has_val) snprintf(vbuf, sizeof vbuf, ", validation %.2f%%", 100 * res.val_accuracy);
-        fprintf(stderr, "wrote '%s' (train accuracy %.2f%%%s)\n", output, 100 * res.accuracy, vbuf);
+        if (res.epochs_run > 0)
+            fprintf(stderr, "wrote '%s' (train accuracy %.2f%%%s)\n", output, 100 * res.accuracy, vbuf);
+        else /* every epoch was done before: this invocation measured nothing */
+            fprintf(stderr, "wrote '%s' (all %d epochs were done before%s; see '%s')\n", output, o.epochs,
+                    vbuf, j.metrics_path);
     }
-    job_free(&j);
+    if (job_free(&j) && !rc) rc = GLORA_EIO;
     return rc ? cli_fail() : CLI_OK;
 }
 

@@ -1,6 +1,7 @@
 /* Loading IDX image/label pairs, plain or gzipped (see glora/data.h). */
 #include "glora/data.h"
 #include "glora/common.h"
+#include "glora/fileio.h"
 
 #include <errno.h>
 #include <math.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define IDX_IMAGES_MAGIC 0x00000803u
@@ -32,20 +34,15 @@ typedef struct {
 static int idx_open(idx_t *f, const char *path) {
     memset(f, 0, sizeof *f);
     f->path = path;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return glora_error(GLORA_EIO, "cannot open '%s': %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(fp);
-        return glora_error(GLORA_EIO, "cannot read '%s': not a regular file", path);
-    }
-    f->size = (uint64_t)st.st_size;
+    int fd = glora_open_regular(path, &f->size);
+    if (fd < 0) return fd;
     unsigned char head[2] = {0, 0};
-    f->gzipped = fread(head, 1, 2, fp) == 2 && head[0] == 0x1f && head[1] == 0x8b;
-    fclose(fp);
-    f->gz = gzopen(path, "rb");
-    if (!f->gz) return glora_error(GLORA_EIO, "cannot open '%s': %s", path,
-                                   errno ? strerror(errno) : "out of memory");
+    f->gzipped = pread(fd, head, 2, 0) == 2 && head[0] == 0x1f && head[1] == 0x8b;
+    f->gz = gzdopen(fd, "rb"); /* owns fd from here */
+    if (!f->gz) {
+        close(fd);
+        return glora_error(GLORA_EIO, "cannot open '%s': out of memory", path);
+    }
     gzbuffer(f->gz, 1u << 17);
     return GLORA_OK;
 }

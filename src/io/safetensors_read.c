@@ -2,6 +2,7 @@
  * format and the rules enforced here). */
 #include "glora/safetensors.h"
 #include "glora/common.h"
+#include "glora/fileio.h"
 #include "io-impl.h"
 
 #include <cjson/cJSON.h>
@@ -434,13 +435,11 @@ int glora_st_open_buffer(glora_st_t **out, const void *data, size_t n, const cha
 
 int glora_st_open(glora_st_t **out, const char *path) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return glora_error(GLORA_EIO, "cannot open '%s': %s", path, strerror(errno));
+    uint64_t fsize;
+    int fd = glora_open_regular(path, &fsize);
+    if (fd < 0) return fd;
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return glora_error(GLORA_EIO, "cannot read '%s': not a regular file", path);
-    }
+    sb.st_size = (off_t)fsize;
     if (sb.st_size < 8) {
         close(fd);
         return glora_error(GLORA_EFORMAT,

@@ -3,6 +3,7 @@
 #include "glora/spec.h"
 #include "glora/common.h"
 #include "glora/fileio.h"
+#include "util/json-check.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -51,6 +52,12 @@ int glora_spec_parse(glora_spec_t *s, const char *json, const char *path) {
     }
 #define FAIL(...) do { rc = glora_error(GLORA_EFORMAT, __VA_ARGS__); goto out; } while (0)
     if (!cJSON_IsObject(root)) FAIL("cannot read subnet spec '%s': not a JSON object", path);
+    {
+        char dup[256];
+        int d = glora_json_find_dup(root, dup, sizeof dup);
+        if (d < 0) { rc = glora_error(GLORA_ENOMEM, "cannot read subnet spec '%s': out of memory", path); goto out; }
+        if (d) FAIL("cannot read subnet spec '%s': key '%s' appears twice", path, dup);
+    }
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");
     if (!cJSON_IsString(fmt))
         FAIL("cannot read subnet spec '%s': key 'format' missing (expected \"%s\")", path, GLORA_SPEC_FORMAT);

@@ -5,7 +5,6 @@
 #include "glora/fileio.h"
 #include "util/comm.h"
 
-#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,24 +33,10 @@ static int data_identity(const glora_dataset_t *ds, char hex[65]) {
     return GLORA_OK;
 }
 
-/* Temporaries a killed search left behind (glora_write_atomic's
- * "<file>.tmp.XXXXXX" of the files the search writes). */
-static void remove_stale_temporaries(const char *dir) {
-    static const char *const names[] = {"checkpoint.json", "history.jsonl", "pareto.json", "best.json",
-                                        "best-under-*.json", "config.yaml"};
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-        char pat[4096];
-        if (snprintf(pat, sizeof pat, "%s/%s.tmp.??????", dir, names[i]) >= (int)sizeof pat) return;
-        glob_t g;
-        if (glob(pat, 0, NULL, &g) == 0)
-            for (size_t k = 0; k < g.gl_pathc; k++) unlink(g.gl_pathv[k]);
-        globfree(&g);
-    }
-}
-
 /* The directory: a fresh search refuses to overwrite another one; a resume
  * without a checkpoint (killed before generation 0 ended) starts afresh. */
-static int prepare_dir(const glora_search_setup_t *st, char *path, size_t size, int *have_ckpt) {
+static int prepare_dir(const glora_search_setup_t *st, char *path, size_t size, int *have_ckpt,
+                       glora_dir_lock_t **lock) {
     snprintf(path, size, "%s/checkpoint.json", st->dir);
     *have_ckpt = access(path, F_OK) == 0;
     if (*have_ckpt && !st->resume) {
@@ -60,8 +45,11 @@ static int prepare_dir(const glora_search_setup_t *st, char *path, size_t size, 
         return rc;
     }
     int rc = glora_mkdir_p(st->dir);
+    /* One search per directory; then the temporaries a killed one left.
+     * Under MPI rank 0 does both (not another rank's in-flight files). */
+    if (!rc && glora_comm_writer()) rc = glora_dir_lock(lock, st->dir);
+    if (!rc && glora_comm_writer()) rc = glora_clean_temps(st->dir, 0, NULL);
     if (rc) return rc;
-    if (glora_comm_writer()) remove_stale_temporaries(st->dir); /* not another rank's in-flight files */
     snprintf(path, size, "%s/config.yaml", st->dir);
     if (!*have_ckpt && st->config_yaml) rc = glora_write_atomic(path, st->config_yaml, strlen(st->config_yaml));
     snprintf(path, size, "%s/checkpoint.json", st->dir);
@@ -83,6 +71,7 @@ static void fill_result(const glora_search_t *s, const glora_search_opts_t *o, g
 int glora_search_supernet(const glora_search_setup_t *st, glora_search_result_t *res) {
     glora_search_layer_t *own = NULL;
     glora_search_t *s = NULL;
+    glora_dir_lock_t *lock = NULL;
     char data_sha[65], *path = NULL;
     int have_ckpt = 0, rc;
     memset(res, 0, sizeof *res);
@@ -91,7 +80,7 @@ int glora_search_supernet(const glora_search_setup_t *st, glora_search_result_t 
     size_t plen = strlen(st->dir) + 64;
     if (!(path = malloc(plen))) return glora_error(GLORA_ENOMEM, "search: out of memory");
     rc = data_identity(st->val, data_sha);
-    if (!rc) rc = prepare_dir(st, path, plen, &have_ckpt);
+    if (!rc) rc = prepare_dir(st, path, plen, &have_ckpt, &lock);
     /* Under MPI rank 0 prepares the directory; every rank learns the outcome. */
     if ((rc = glora_comm_check(rc))) goto done;
     if (!st->layers && (rc = glora_search_vit_layers(st->supernet, &own))) goto done;
@@ -113,6 +102,7 @@ int glora_search_supernet(const glora_search_setup_t *st, glora_search_result_t 
     fill_result(s, &st->opts, res);
 done:
     glora_search_free(s);
+    glora_dir_unlock(lock);
     free(own);
     free(path);
     return rc;

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -97,8 +98,13 @@ void glora_sha256_hex(const void *data, size_t n, char hex[65]) {
 }
 
 int glora_sha256_file(const char *path, char hex[65]) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return glora_error(GLORA_EIO, "cannot open '%s': %s", path, strerror(errno));
+    int fd = glora_open_regular(path, NULL);
+    if (fd < 0) return fd;
+    FILE *fp = fdopen(fd, "rb");
+    if (!fp) {
+        close(fd);
+        return glora_error(GLORA_ENOMEM, "cannot read '%s': out of memory", path);
+    }
     glora_sha256_t s;
     glora_sha256_init(&s);
     static _Thread_local uint8_t buf[1 << 16];

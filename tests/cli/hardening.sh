@@ -1,0 +1,143 @@
+#!/bin/sh
+# Hostile inputs found by issue #14, each refused with one line naming the
+# file and the key: corrupted search checkpoints (out-of-range numbers,
+# impossible RNG state, duplicate parents, duplicate keys, inconsistent
+# history), a subnet spec with a key twice, a named pipe as an input.
+. "$top_srcdir/tests/cli/common.sh"
+
+MK="$top_builddir/tests/test_search_mkfixture"
+[ -x "$MK" ] || { echo "no $MK"; exit 1; }
+"$MK" "$T/fx" || exit 1
+
+cat >"$T/search.yaml" <<EOF
+model:
+  backbone: $T/fx/backbone.safetensors
+  adapter: $T/fx/supernet.safetensors
+data:
+  images: $T/fx/images-idx3-ubyte
+  labels: $T/fx/labels-idx1-ubyte
+  start: 100
+  count: 50
+output:
+  dir: $T/s
+search:
+  population: 8
+  parents: 3
+  mutations: 3
+  crossovers: 3
+  generations: 3
+  seed: 5
+  max_params: 4K
+EOF
+
+# ---- search checkpoints ----
+expect 0 "$GLORA" search "$T/search.yaml" --threads 1
+cp "$T/s/checkpoint.json" "$T/good.json"
+# corrupt NAME SED-SCRIPT KEY-REGEX: the checkpoint edited by SED-SCRIPT is
+# refused on --resume with one line naming KEY-REGEX, the outputs untouched.
+corrupt() {
+    sed -E "$2" "$T/good.json" >"$T/s/checkpoint.json"
+    cmp -s "$T/good.json" "$T/s/checkpoint.json" && { fail "$1: the edit changed nothing"; return; }
+    expect 1 "$GLORA" search "$T/search.yaml" --resume --threads 1
+    one_line; has "$T/err" "checkpoint.json'?: .*$3"
+}
+corrupt history-generation-1e300 's/\{"generation": 1,/{"generation": 1e300,/' "history\[1\]\.generation"
+corrupt history-best-params-huge 's/"best_params": [0-9]+/"best_params": 1e300/' "history\[0\]\.best_params"
+corrupt history-evaluated-negative '0,/"evaluated": [0-9]+/s//"evaluated": -3/' "history\[0\]\.evaluated"
+corrupt history-best-mismatch 's/("best_accuracy": )[0-9.e-]+(.*"generation": 3)?/\10.123/' "history\[3\]"
+corrupt accuracy-2.0 '0,/^    \[0, ([0-9]+), [^,]+,/s//    [0, \1, 2.0,/' "candidates\[0\]\[2\]"
+corrupt accuracy-negative '0,/^    \[0, ([0-9]+), [^,]+,/s//    [0, \1, -7.5,/' "candidates\[0\]\[2\]"
+corrupt accuracy-1e999 '0,/^    \[0, ([0-9]+), [^,]+,/s//    [0, \1, 1e999,/' "candidates\[0\]\[2\]"
+corrupt rng-all-zero 's/"rng": \[[^]]*\]/"rng": ["0000000000000000", "0000000000000000", "0000000000000000", "0000000000000000"]/' "'rng' is all zeros"
+corrupt duplicate-parents 's/"parents": \[([0-9]+), [0-9]+/"parents": [\1, \1/' "parents\[1\]"
+corrupt parents-unranked 's/"parents": \[([0-9]+), ([0-9]+)/"parents": [\2, \1/' "parents"
+corrupt duplicate-key 's/^  "done":/  "generation": 0,\n  "done":/' "'generation' appears twice"
+corrupt generation-out-of-order '0,/^    \[1, /s//    [0, /' "candidates\[[0-9]+\]\[0\]|history\[[01]\]"
+corrupt population-wrong 's/"start": [0-9]+/"start": 0/' "population"
+# The good checkpoint still resumes (the refusals above did not touch it).
+cp "$T/good.json" "$T/s/checkpoint.json"
+expect 0 "$GLORA" search "$T/search.yaml" --resume --threads 1
+cmp -s "$T/good.json" "$T/s/checkpoint.json" || fail "resuming a finished search changed its checkpoint"
+
+# ---- subnet specs: a key twice in one layer ----
+sed '0,/"A": "LoRA_1",/s//"A": "LoRA_1", "A": "none",/' "$FIX/spec_sub_rank.json" >"$T/dupA.json"
+cmp -s "$FIX/spec_sub_rank.json" "$T/dupA.json" && fail "dupA.json: the edit changed nothing"
+expect 1 "$GLORA" merge --model "$FIX/backbone.safetensors" --adapter "$FIX/supernet.safetensors" \
+    --subnet "$T/dupA.json" -o "$T/m.safetensors"
+one_line; has "$T/err" "dupA.json': key 'layers\.blocks\.0\.attn\.qkv\.A' appears twice"
+sed 's/"format": "glora-subnet\/1",/&\n "format": "glora-subnet\/1",/' "$FIX/spec_sub_rank.json" >"$T/dupF.json"
+expect 1 "$GLORA" merge --model "$FIX/backbone.safetensors" --adapter "$FIX/supernet.safetensors" \
+    --subnet "$T/dupF.json" -o "$T/m.safetensors"
+one_line; has "$T/err" "key 'format' appears twice"
+[ -e "$T/m.safetensors" ] && fail "a refused spec left an output"
+
+# ---- non-regular files: refused at once, never waited on ----
+mkfifo "$T/pipe" || fail "mkfifo"
+for args in "info $T/pipe" \
+            "merge --model $T/pipe --adapter $FIX/supernet.safetensors --subnet $FIX/spec_sub_rank.json -o $T/m.safetensors" \
+            "merge --model $FIX/backbone.safetensors --adapter $FIX/supernet.safetensors --subnet $T/pipe -o $T/m.safetensors" \
+            "eval --model $FIX/backbone.safetensors --images $T/pipe --labels $T/fx/labels-idx1-ubyte"; do
+    # shellcheck disable=SC2086
+    expect 1 timeout 20 "$GLORA" $args
+    one_line; has "$T/err" "pipe'?: not a regular file"
+done
+mkfifo "$T/pipe.yaml" || fail "mkfifo"
+expect 1 timeout 20 "$GLORA" search "$T/pipe.yaml"
+one_line; has "$T/err" "pipe.yaml'?: not a regular file"
+expect 1 "$GLORA" info "$T"
+one_line; has "$T/err" "not a regular file"
+
+# ---- training outputs: metrics kept, lock, temporaries, messages ----
+D=$T/fx
+cat >"$T/train.yaml" <<EOF
+model: {backbone: $D/backbone.safetensors}
+glora: {rank: 2}
+data:
+  train: {images: $D/images-idx3-ubyte, labels: $D/labels-idx1-ubyte, start: 0, count: 64}
+  val: {images: $D/images-idx3-ubyte, labels: $D/labels-idx1-ubyte, start: 200, count: 32}
+train: {epochs: 1, batch: 32}
+output: $T/tr/sn.safetensors
+EOF
+# A temporary a killed predecessor left (1 MB) goes when the same output starts again.
+mkdir -p "$T/tr"
+head -c 1048576 /dev/zero >"$T/tr/sn.safetensors.ckpt.tmp.Ab12Cd"
+expect 0 "$GLORA" supernet "$T/train.yaml" --threads 1
+[ -e "$T/tr/sn.safetensors.ckpt.tmp.Ab12Cd" ] && fail "a leftover temporary of the checkpoint was not removed"
+[ "$(wc -l <"$T/tr/sn.safetensors.metrics.jsonl")" -eq 1 ] || fail "metrics should have 1 line"
+cp "$T/tr/sn.safetensors.metrics.jsonl" "$T/metrics.before"
+# Resuming after the final checkpoint: nothing to train, no made-up accuracy.
+expect 0 "$GLORA" supernet "$T/train.yaml" --threads 1 --resume
+has "$T/err" "all 1 epochs were done before"
+grep -q 'train accuracy 0.00%' "$T/err" && fail "a resume with nothing left printed train accuracy 0.00%"
+cmp -s "$T/metrics.before" "$T/tr/sn.safetensors.metrics.jsonl" || fail "an empty resume changed the metrics"
+# A fresh run that fails before its first epoch ends (file-size limit, as on a
+# full disk) keeps the previous metrics.
+expect 1 bash -c 'trap "" XFSZ; ulimit -f 64; exec "$@"' _ "$GLORA" supernet "$T/train.yaml" --threads 1
+[ "$(grep -c '^glora: error: ' "$T/err")" -eq 1 ] || fail "expected one error line: $(cat "$T/err")"
+has "$T/err" "sn.safetensors.ckpt': File too large"
+cmp -s "$T/metrics.before" "$T/tr/sn.safetensors.metrics.jsonl" || fail "a failed fresh run lost the previous metrics"
+ls "$T/tr" | grep -q '\.tmp\.' && fail "a failed run left a temporary: $(ls "$T/tr")"
+# The metrics file cannot be opened: the message says why.
+expect 1 "$GLORA" supernet "$T/train.yaml" --threads 1 --set "run.metrics=$T/nodir/m.jsonl"
+one_line; has "$T/err" "nodir/m.jsonl.*No such file or directory"
+# Two writers of one output: the second is refused at once, naming the first.
+"$GLORA" supernet "$T/train.yaml" --threads 1 --set train.epochs=400 >/dev/null 2>&1 &
+pid=$!
+n=0
+while [ ! -e "$T/tr/sn.safetensors.lock" ] && [ $n -lt 1000 ]; do sleep 0.01; n=$((n + 1)); done
+expect 1 "$GLORA" supernet "$T/train.yaml" --threads 1
+one_line; has "$T/err" "sn.safetensors' is in use by another glora \(pid $pid\)"
+kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+# The kernel released the dead holder's lock: the output is free again.
+expect 0 "$GLORA" supernet "$T/train.yaml" --threads 1
+
+# Two searches in one directory.
+"$GLORA" search "$T/search.yaml" --threads 1 --output "$T/s2" --set search.generations=300 >/dev/null 2>&1 &
+pid=$!
+n=0
+while [ ! -e "$T/s2/.glora.lock" ] && [ $n -lt 1000 ]; do sleep 0.01; n=$((n + 1)); done
+expect 1 "$GLORA" search "$T/search.yaml" --threads 1 --output "$T/s2" --resume --set search.generations=300
+one_line; has "$T/err" "s2' is in use by another glora \(pid $pid\)"
+kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+
+finish
