@@ -127,6 +127,12 @@ const char *glora_bgemm_ukernel(void);
  * reference): correct, much slower. A tool says so in one line. */
 int glora_bgemm_emulated(void);
 
+/* This machine's multiply-add peak in GFLOP/s on glora_max_threads()
+ * threads, measured for about `seconds`: independent 512-bit FMA (fp32) or
+ * VDPBF16PS (bf16) chains in registers. GLORA_EINVAL (with a message) when
+ * the CPU lacks AVX-512 (fp32) or AVX512_BF16 (bf16). */
+int glora_gemm_peak(glora_precision_t prec, double seconds, double *gflops);
+
 /* glora_sgemm keeps its packing buffer (up to 64 MiB) per calling thread
  * between calls, so that repeated products do not pay for fresh pages.
  * This frees the calling thread's buffer. */

@@ -39,6 +39,7 @@ static const glora_config_key_t keys[] = {
     {"search.min_params", GLORA_CFG_SIZE, "0", "fewest GLoRA parameters of a candidate (K/M suffix)", 0, 0, NULL},
     {"search.max_params", GLORA_CFG_SIZE, "0", "most GLoRA parameters of a candidate (0: no limit)", 0, 0, NULL},
     {"search.extra_budgets", GLORA_CFG_SIZES, "[]", "smaller budgets searched alongside (a population each), for best-under-<budget>.json", 0, 0, NULL},
+    CLI_PRECISION_KEY("search"),
     {"search.batch", GLORA_CFG_INT, "32", "images per forward pass of one candidate (results do not depend on it)", 1, 65536, NULL, GLORA_CFG_NOT_IDENTITY},
     {"search.space.ranks", GLORA_CFG_INTS, "[]", "LoRA ranks of the default space (default: the supernet's)", 1, 64, NULL},
     SPACE_KEYS("search.space", "[]", "for every layer (default: official)"),
@@ -310,6 +311,7 @@ static int search_stage(const glora_config_t *cfg, int resume) {
         glora_error_hint("set model.adapter (or --supernet FILE) to a file written by 'glora supernet'");
     }
     if (rc || (rc = read_opts(cfg, &st.opts)) || (rc = cli_load_model(cfg, &m))) goto out;
+    cli_set_precision(cfg, "search.precision", m);
     if ((rc = glora_search_vit_layers(m, &L)) || (rc = build_space(cfg, m, L))) goto out;
     if ((rc = glora_sha256_file(supernet, sha)) || (rc = cli_load_split(cfg, "data", m, &ds))) goto out;
     if (ds.n == 0) {
