@@ -176,6 +176,7 @@ static float *nasty_matrix(glora_rng_t *rng, size_t count) {
         case 2: v *= 0x1p63; break;    /* products near overflow */
         case 3: v = 0.0; break;
         case 4: v = ldexp(1.0, (int)glora_rng_below(rng, 40) - 20); break;
+        case 5: v *= 0x1p-128; break;  /* denormal operands: to zero */
         default: break;
         }
         x[i] = (float)v;

@@ -28,7 +28,7 @@ static int cpu_avx512_bf16(void) {
  * B block (kc pairs x nc, 384 KiB at nc 256) in L2. */
 static const bgemm_kernel_t kernels[] = {
     {"avx512_bf16", "bgemm_avx512bf16_12x32", cpu_avx512_bf16, 0, 12, 32, 240, 256,
-     bgemm_avx512bf16_12x32, bgemm_pack_a_portable, bgemm_pack_b_portable},
+     bgemm_avx512bf16_12x32, bgemm_avx512_pack_a, bgemm_avx512_pack_b},
     {"emulated", "bgemm_emulated_12x32", cpu_any, 1, 12, 32, 240, 256, bgemm_emulated_12x32,
      bgemm_pack_a_portable, bgemm_pack_b_portable},
 };
