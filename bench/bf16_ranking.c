@@ -1,6 +1,6 @@
 /* What bf16 changes in the search's fitness: N random candidates of the
  * official space scored on a split in fp32 and in bf16 (the same
- * glora_vit_eval_candidates, only m->precision differs); prints Kendall's
+ * glora_search_fitness, only m->precision differs); prints Kendall's
  * tau-b between the two scorings, whether the best candidate is the same,
  * and the largest accuracy difference. Not built by make; from a build
  * directory:
@@ -67,10 +67,10 @@ int main(int argc, char **argv) {
         cands[c] = cfg + (size_t)c * L;
     }
     double t0 = glora_now();
-    if (glora_vit_eval_candidates(m, cands, (size_t)n, ds.x, ds.y, ds.n, 32, a32)) return 1;
+    if (glora_search_fitness(m, cands, (size_t)n, &ds, 32, a32)) return 1;
     double t1 = glora_now();
     m->precision = GLORA_BF16;
-    if (glora_vit_eval_candidates(m, cands, (size_t)n, ds.x, ds.y, ds.n, 32, a16)) return 1;
+    if (glora_search_fitness(m, cands, (size_t)n, &ds, 32, a16)) return 1;
     double t2 = glora_now();
     double maxd = 0, mean32 = 0;
     int changed = 0;
