@@ -155,9 +155,10 @@ def main():
         dt = statistics.median(times)
         print(json.dumps({
             "bench": "search", "impl": "pytorch-" + way,
-            "images_per_s": round(args.candidates * args.images / dt, 1),
+            "images_per_s": float("%.4g" % (args.candidates * args.images / dt)),
             "candidates_per_s": round(args.candidates / dt, 2),
-            "runs_images_per_s": [round(args.candidates * args.images / t, 1) for t in times],
+            "runs_images_per_s": [float("%.4g" % (args.candidates * args.images / t))
+                                  for t in times],
             "threads": args.threads, "torch": torch.__version__,
             "model": args.arch if not args.backbone else os.path.basename(args.backbone),
             "rank": rank, "images": args.images,

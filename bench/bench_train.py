@@ -100,8 +100,8 @@ def report(args, step, bf16, rank, trainable):
     dt = args.steps * args.batch / statistics.median(runs)
     print(json.dumps({
         "bench": "train", "impl": "pytorch-official" + ("-bf16" if bf16 else ""),
-        "images_per_s": round(statistics.median(runs), 1),
-        "runs_images_per_s": [round(r, 1) for r in runs],
+        "images_per_s": float("%.4g" % statistics.median(runs)),
+        "runs_images_per_s": [float("%.4g" % r) for r in runs],
         "threads": args.threads, "torch": torch.__version__,
         "model": args.arch if not args.backbone else os.path.basename(args.backbone),
         "rank": rank, "batch": args.batch, "steps": args.steps, "warmup": args.warmup,

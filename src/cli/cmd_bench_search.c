@@ -378,10 +378,10 @@ int glora_cmd_bench_search(int argc, char **argv) {
     free(sorted);
     double fpi = flops_per_image(A), gflops = g * fpi * 1e-9;
     if (json) {
-        printf("{\"bench\": \"search\", \"impl\": \"glora\", \"images_per_s\": %.1f, "
-               "\"candidates_per_s\": %.2f, \"runs_images_per_s\": [",
+        printf("{\"bench\": \"search\", \"impl\": \"glora\", \"images_per_s\": %.4g, "
+               "\"candidates_per_s\": %.4g, \"runs_images_per_s\": [",
                g, g / N_IMG);
-        for (int k = 0; k < repeat; k++) printf("%s%.1f", k ? ", " : "", runs[k]);
+        for (int k = 0; k < repeat; k++) printf("%s%.4g", k ? ", " : "", runs[k]);
         printf("], \"threads\": %d, \"images\": %d, \"candidates\": %d, \"rank\": %d, "
                "\"mflop_per_image\": %.1f, \"gflop_per_s\": %.1f, \"data\": \"%s\", "
                "\"precision\": \"%s\", \"executed_gflop_per_s\": %.1f, \"peak_gflop_per_s\": %.1f, "
@@ -392,11 +392,11 @@ int glora_cmd_bench_search(int argc, char **argv) {
             printf(", \"speedup_vs_%s\": %.2f", pl[i].impl, pl[i].images_per_s > 0 ? g / pl[i].images_per_s : 0);
         printf("}\n");
     } else {
-        printf("  %-18s %8.0f images/s  %7.2f candidates/s  (runs:", "glora", g, g / N_IMG);
-        for (int k = 0; k < repeat; k++) printf(" %.0f", runs[k]);
+        printf("  %-18s %8.4g images/s  %7.3g candidates/s  (runs:", "glora", g, g / N_IMG);
+        for (int k = 0; k < repeat; k++) printf(" %.4g", runs[k]);
         printf(")\n");
         for (int i = 0; i < npl; i++)
-            printf("  %-18s %8.0f images/s  glora is %.2fx\n", pl[i].impl, pl[i].images_per_s,
+            printf("  %-21s %8.4g images/s  glora is %.2fx\n", pl[i].impl, pl[i].images_per_s,
                    pl[i].images_per_s > 0 ? g / pl[i].images_per_s : 0);
         printf("  physical limit: %.1f MFLOP per image (the whole forward) at %.0f GFLOP/s (%s "
                "peak, measured now) = %.0f images/s; glora reaches %.0f%% of it\n"
