@@ -17,6 +17,12 @@ drawn as the official get_random_cand does). Two ways, one JSON line each:
             requires_grad=False (evolution.py), so no graph is recorded either.
   careful   each candidate folded once into plain linears (absent terms
             skipped, no zero tensors), one batch of 200, torch.inference_mode.
+
+With --bf16 both ways also run under torch.autocast('cpu',
+dtype=torch.bfloat16) (oneDNN's bf16 kernels where the CPU has AVX512_BF16):
+official-bf16 and careful-bf16 (the candidate still merged in fp32, as glora
+does). --arch vit-b16: ViT-B/16 at 224x224x3 with random weights and random
+images (use --images to keep it short).
 """
 
 import argparse
@@ -54,11 +60,21 @@ def eval_official(model, layers, loader, cand):
     return correct, torch.cat(logits)
 
 
-def eval_careful(model, layers, x, y, cand):
+def eval_official_bf16(model, layers, loader, cand):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        c, out = eval_official(model, layers, loader, cand)
+    return c, out.float()
+
+
+def eval_careful(model, layers, x, y, cand, bf16=False):
     with torch.inference_mode():
         for layer, cfg in zip(layers, cand):
             layer.merge(cfg)
-        out = model(x)
+        if bf16:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out = model(x).float()
+        else:
+            out = model(x)
         for layer in layers:
             layer.unmerge()
         return int((out.argmax(dim=1) == y).sum()), out
@@ -80,12 +96,16 @@ def main():
     ap.add_argument("--repeat", type=int, default=1,
                     help="timed runs over the candidates per way; the median is reported")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--arch", choices=sorted(P.ARCHS), default="vit-tiny-28",
+                    help="model with random weights when no --backbone")
+    ap.add_argument("--bf16", action="store_true",
+                    help="also run both ways under torch.autocast bf16")
     args = ap.parse_args()
     if args.steps:
         args.candidates = args.steps
 
     torch.set_num_threads(args.threads)
-    model, spec, rank = P.build(args.backbone, args.supernet, seed=args.seed)
+    model, spec, rank = P.build(args.backbone, args.supernet, seed=args.seed, arch=args.arch)
     for p in model.parameters():
         p.requires_grad = False
     layers = P.glora_layers(model)
@@ -111,12 +131,16 @@ def main():
     def evaluate(way, cand):
         if way == "official":
             eval_official(model, layers, loader, cand)
+        elif way == "official-bf16":
+            eval_official_bf16(model, layers, loader, cand)
         else:
-            eval_careful(model, layers, x, y, cand)
+            eval_careful(model, layers, x, y, cand, bf16=way == "careful-bf16")
 
     # The ways alternate run by run so that a burst of load on the shared
     # machine does not fall on one of them only.
     runs = {"official": [], "careful": []}
+    if args.bf16:
+        runs.update({"official-bf16": [], "careful-bf16": []})
     for way in runs:
         for cand in cands[:args.warmup]:
             evaluate(way, cand)
@@ -131,11 +155,12 @@ def main():
         dt = statistics.median(times)
         print(json.dumps({
             "bench": "search", "impl": "pytorch-" + way,
-            "images_per_s": round(args.candidates * args.images / dt, 1),
+            "images_per_s": float("%.4g" % (args.candidates * args.images / dt)),
             "candidates_per_s": round(args.candidates / dt, 2),
-            "runs_images_per_s": [round(args.candidates * args.images / t, 1) for t in times],
+            "runs_images_per_s": [float("%.4g" % (args.candidates * args.images / t))
+                                  for t in times],
             "threads": args.threads, "torch": torch.__version__,
-            "model": "vit-tiny-28" if not args.backbone else os.path.basename(args.backbone),
+            "model": args.arch if not args.backbone else os.path.basename(args.backbone),
             "rank": rank, "images": args.images,
             "batch": args.batch if way == "official" else args.images,
             "candidates": args.candidates, "warmup": args.warmup, "seconds": round(dt, 3),

@@ -9,7 +9,10 @@ vit-tiny-28, rank 4, batch 64, AdamW (lr 1e-3, wd 1e-4) over the GLoRA tensors
 and the head, backbone frozen; in every step every layer draws its
 configuration uniformly from the official 432 and builds W', b' in full (the
 official SuperScalableLinear.forward); loss F.cross_entropy as in the official
-engine.train. Prints one JSON line.
+engine.train. Prints one JSON line; with --bf16 a second one,
+pytorch-official-bf16, the same steps with the forward (and so its backward)
+under torch.autocast('cpu', dtype=torch.bfloat16). --arch vit-b16: ViT-B/16
+at 224x224x3, random weights and images (use a small --batch and --steps).
 """
 
 import argparse
@@ -39,11 +42,15 @@ def main():
     ap.add_argument("--repeat", type=int, default=1,
                     help="timed runs of --steps each; the median is reported")
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--arch", choices=sorted(P.ARCHS), default="vit-tiny-28",
+                    help="model with random weights when no --backbone")
+    ap.add_argument("--bf16", action="store_true",
+                    help="also time the steps under torch.autocast bf16")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
     P.random.seed(args.seed)
-    model, spec, rank = P.build(args.backbone, args.supernet, seed=args.seed)
+    model, spec, rank = P.build(args.backbone, args.supernet, seed=args.seed, arch=args.arch)
     if args.data:
         x, y = P.load_images(args.data, 0, 800)
     else:
@@ -67,30 +74,36 @@ def main():
                 yield b
     it = batches()
 
-    def step():
+    def step(bf16=False):
         xb, yb = next(it)
-        out = model(xb)
-        loss = F.cross_entropy(out, yb)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = model(xb)
+        loss = F.cross_entropy(out.float(), yb)
         opt.zero_grad()
         loss.backward()
         opt.step()
         return float(loss)
 
+    for bf16 in ([False, True] if args.bf16 else [False]):
+        report(args, step, bf16, rank, trainable)
+
+
+def report(args, step, bf16, rank, trainable):
     for _ in range(args.warmup):
-        step()
+        step(bf16)
     runs = []
     for _ in range(max(1, args.repeat)):
         t0 = time.perf_counter()
         for _ in range(args.steps):
-            loss = step()
+            loss = step(bf16)
         runs.append(args.steps * args.batch / (time.perf_counter() - t0))
     dt = args.steps * args.batch / statistics.median(runs)
     print(json.dumps({
-        "bench": "train", "impl": "pytorch-official",
-        "images_per_s": round(statistics.median(runs), 1),
-        "runs_images_per_s": [round(r, 1) for r in runs],
+        "bench": "train", "impl": "pytorch-official" + ("-bf16" if bf16 else ""),
+        "images_per_s": float("%.4g" % statistics.median(runs)),
+        "runs_images_per_s": [float("%.4g" % r) for r in runs],
         "threads": args.threads, "torch": torch.__version__,
-        "model": "vit-tiny-28" if not args.backbone else os.path.basename(args.backbone),
+        "model": args.arch if not args.backbone else os.path.basename(args.backbone),
         "rank": rank, "batch": args.batch, "steps": args.steps, "warmup": args.warmup,
         "seconds": round(dt, 3), "last_loss": round(loss, 4),
         "trainable_tensors": len(trainable),

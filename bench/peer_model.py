@@ -33,6 +33,10 @@ import st  # noqa: E402
 # vit-tiny-28 (PROTOCOL.md)
 TINY28 = {"img": 28, "in_chans": 1, "patch": 7, "dim": 128, "depth": 6, "heads": 4,
           "mlp": 512, "classes": 10}
+# ViT-B/16 at 224x224x3 (random weights: the benchmarks' --arch vit-b16)
+B16 = {"img": 224, "in_chans": 3, "patch": 16, "dim": 768, "depth": 12, "heads": 12,
+       "mlp": 3072, "classes": 1000}
+ARCHS = {"vit-tiny-28": TINY28, "vit-b16": B16}
 ADAPTED = ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")
 
 
@@ -236,12 +240,13 @@ def glora_layers(model):
     return [m for m in model.modules() if isinstance(m, SupernetLinear)]
 
 
-def build(backbone=None, supernet=None, rank=4, classes=None, seed=0):
-    """The supernet model: vit-tiny-28 with random weights, or the weights
-    of glora's safetensors files. Random GLoRA tensors are non-zero (std
-    0.1) so that every term of every choice is really computed with."""
+def build(backbone=None, supernet=None, rank=4, classes=None, seed=0, arch="vit-tiny-28"):
+    """The supernet model: arch (vit-tiny-28 or vit-b16) with random weights,
+    or the weights of glora's safetensors files. Random GLoRA tensors are
+    non-zero (std 0.1) so that every term of every choice is really computed
+    with."""
     torch.manual_seed(seed)
-    spec = dict(TINY28)
+    spec = dict(ARCHS[arch])
     bb = sn = None
     if backbone:
         bb, meta = st.load(backbone)

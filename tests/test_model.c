@@ -26,6 +26,7 @@
 #include "glora/search.h"
 #include "glora/parallel.h"
 #include "glora/rng.h"
+#include "glora/gemm.h"
 #include "glora/safetensors.h"
 #include "glora/spec.h"
 
@@ -144,6 +145,64 @@ static void test_reference_logits(void **state) {
         assert_memory_equal(got_keep[2][k], got_keep[1][k], sizeof got_keep[0][k]);
     }
     glora_vit_linears_free(lin);
+    glora_vit_free(m);
+    glora_st_close(fw);
+}
+
+/* precision bf16: the logits of every reference configuration against the
+ * PyTorch fp32 fixtures (the relative error is printed; bf16 keeps 8
+ * significant bits of each operand, so a bound of 5e-2 of the largest
+ * logit); unpacked and packed weights, the emulation and the AVX512_BF16
+ * kernel (where present) give the same bits; fp32 is untouched after. */
+static void test_bf16_logits(void **state) {
+    (void)state;
+    glora_st_t *fw;
+    assert_int_equal(glora_st_open(&fw, FIX "forward.safetensors"), GLORA_OK);
+    float x[4 * 3 * 8 * 8], want[20], got[3][20];
+    assert_int_equal(glora_st_load_f32(fw, "x", 4, (int64_t[]){4, 3, 8, 8}, x), GLORA_OK);
+    glora_vit_t *m;
+    int rc = glora_vit_load(&m, FIX "backbone.safetensors", FIX "supernet.safetensors", 0);
+    if (rc) fail_msg("%s", glora_errmsg());
+    m->precision = GLORA_BF16;
+    char names[16][64];
+    static glora_layer_cfg_t cfg[16][64];
+    int ncfg = load_ref_configs(m, names, cfg);
+    glora_vit_linears_t *lin, *lin_packed;
+    glora_vit_acts_t *acts;
+    assert_int_equal(glora_vit_linears_create(&lin, m), GLORA_OK);
+    assert_int_equal(glora_vit_linears_create(&lin_packed, m), GLORA_OK);
+    assert_int_equal(glora_vit_linears_pack(lin_packed), GLORA_OK);
+    assert_int_equal(glora_vit_acts_create(&acts, m, 4, 0), GLORA_OK);
+    double worst = 0;
+    for (int k = 0; k < ncfg; k++) {
+        char key[96];
+        snprintf(key, sizeof key, "logits.%s", names[k]);
+        assert_int_equal(glora_st_load_f32(fw, key, 2, (int64_t[]){4, 5}, want), GLORA_OK);
+        for (int v = 0; v < 3; v++) {
+            /* 0: unpacked, 1: packed, 2: emulated */
+            if (v == 2) assert_int_equal(glora_bgemm_set_kernel("emulated"), GLORA_OK);
+            glora_vit_linears_t *l = v == 1 ? lin_packed : lin;
+            glora_vit_linears_set(l, m, cfg[k]);
+            glora_vit_forward(m, l, acts, x, 4);
+            memcpy(got[v], acts->logits, sizeof got[v]);
+            glora_bgemm_set_kernel("auto");
+        }
+        assert_memory_equal(got[0], got[1], sizeof got[0]);
+        assert_memory_equal(got[0], got[2], sizeof got[0]);
+        double maxabs = 0, maxerr = 0;
+        for (int i = 0; i < 20; i++) {
+            if (fabs(want[i]) > maxabs) maxabs = fabs(want[i]);
+            if (fabs((double)got[0][i] - want[i]) > maxerr) maxerr = fabs((double)got[0][i] - want[i]);
+        }
+        if (maxerr > 5e-2 * maxabs)
+            fail_msg("bf16 %s: max |error| %.3g exceeds 5e-2 * max |logit| %.3g", key, maxerr, maxabs);
+        if (maxerr / maxabs > worst) worst = maxerr / maxabs;
+    }
+    print_message("bf16 logits vs the fp32 PyTorch fixtures: max |error| / max |logit| = %.2e "
+                  "(worst of %d configurations)\n", worst, ncfg);
+    glora_vit_linears_free(lin);
+    glora_vit_linears_free(lin_packed);
+    glora_vit_acts_free(acts);
     glora_vit_free(m);
     glora_st_close(fw);
 }
@@ -607,6 +666,7 @@ int main(void) {
         cmocka_unit_test(test_merge_all_432),
         cmocka_unit_test(test_adapter_backward_fd),
         cmocka_unit_test(test_reference_logits),
+        cmocka_unit_test(test_bf16_logits),
         cmocka_unit_test(test_whole_model_merged_vs_unmerged),
         cmocka_unit_test(test_spec_roundtrip_and_errors),
         cmocka_unit_test(test_load_errors),

@@ -29,6 +29,21 @@ extern "C" {
 
 typedef enum { GLORA_NOTRANS = 0, GLORA_TRANS = 1 } glora_trans_t;
 
+/* Arithmetic of the products with a frozen operand. GLORA_FP32 is
+ * glora_sgemm. GLORA_BF16 rounds both operands to bfloat16 (round to
+ * nearest even; zeros and denormals to signed zero, as VCVTNEPS2BF16 does)
+ * and multiplies them as VDPBF16PS does: k taken in pairs (an odd k padded
+ * with a zero), each pair accumulated into an fp32 sum as two fused
+ * multiply-adds, the odd element's first, rounded to nearest even with
+ * denormal results flushed to zero; output fp32. */
+typedef enum { GLORA_FP32 = 0, GLORA_BF16 = 1 } glora_precision_t;
+
+/* "fp32" or "bf16". */
+const char *glora_precision_name(glora_precision_t p);
+/* GLORA_OK, or GLORA_EINVAL (with a message naming what) for a name other
+ * than fp32 or bf16. */
+int glora_precision_parse(const char *name, const char *what, glora_precision_t *out);
+
 void glora_sgemm(glora_trans_t ta, glora_trans_t tb, size_t m, size_t n, size_t k,
                  float alpha, const float *a, size_t lda, const float *b, size_t ldb,
                  float beta, float *c, size_t ldc);
@@ -49,6 +64,7 @@ typedef struct {
     int kernel;      /* the kernel the panels are for; -1: none */
     float *panels;
     size_t cap;      /* floats allocated at panels */
+    glora_precision_t precision; /* GLORA_BF16: panels are bf16 pairs */
 } glora_sgemm_b_t;
 
 /* GLORA_OK, or GLORA_ENOMEM (with a message) when the panels cannot be
@@ -56,6 +72,11 @@ typedef struct {
 int glora_sgemm_b_pack(glora_sgemm_b_t *pb, glora_trans_t tb, size_t k, size_t n,
                        const float *b, size_t ldb);
 void glora_sgemm_b_free(glora_sgemm_b_t *pb);
+/* The same for either precision: with GLORA_BF16, op(B) is rounded to bf16
+ * once, here, and every glora_sgemm_packed with pb is a bf16 product (the
+ * same bits as glora_bgemm_bias's). */
+int glora_gemm_b_pack(glora_sgemm_b_t *pb, glora_precision_t prec, glora_trans_t tb, size_t k,
+                      size_t n, const float *b, size_t ldb);
 /* C (m x n) = alpha * op(A) * op(B)[:, j0 .. j0+n) + beta * C with op(B) as
  * packed in pb, then, when bias is not NULL, C[i][j] += bias[j] on every row
  * (the bias of a linear layer, added while the tile is still in L1; the same
@@ -71,6 +92,46 @@ void glora_sgemm_packed(glora_trans_t ta, size_t m, size_t j0, size_t n, float a
 void glora_sgemm_bias(glora_trans_t ta, glora_trans_t tb, size_t m, size_t n, size_t k,
                       float alpha, const float *a, size_t lda, const float *b, size_t ldb,
                       float beta, const float *bias, float *c, size_t ldc);
+
+/* The bf16 product (see glora_precision_t): C = alpha * op(A) * op(B) +
+ * beta * C, then + bias on every row, A and B rounded to bf16 as they are
+ * packed, fp32 accumulation and output. The sum over k runs in blocks whose
+ * depth depends on k alone, each block's sum merged into C as glora_sgemm
+ * does (alpha * sum + beta * C, one fused rounding). The same bits for any
+ * thread count, and on a CPU without AVX512_BF16 (exact emulation). */
+void glora_bgemm_bias(glora_trans_t ta, glora_trans_t tb, size_t m, size_t n, size_t k,
+                      float alpha, const float *a, size_t lda, const float *b, size_t ldb,
+                      float beta, const float *bias, float *c, size_t ldc);
+/* glora_sgemm or glora_bgemm_bias by precision. */
+void glora_gemm_bias(glora_precision_t prec, glora_trans_t ta, glora_trans_t tb, size_t m,
+                     size_t n, size_t k, float alpha, const float *a, size_t lda,
+                     const float *b, size_t ldb, float beta, const float *bias, float *c,
+                     size_t ldc);
+/* The bf16 product's definition, element by element with no buffers: the
+ * reference the kernels must match bit for bit, and the fallback. */
+void glora_bgemm_ref(glora_trans_t ta, glora_trans_t tb, size_t m, size_t n, size_t k,
+                     float alpha, const float *a, size_t lda, const float *b, size_t ldb,
+                     float beta, const float *bias, float *c, size_t ldc);
+/* x rounded to bf16 as the bf16 products round their operands, returned
+ * as the float it stands for. */
+float glora_bf16_round(float x);
+/* bf16 kernel selection: "auto" (the AVX512_BF16 kernel where the CPU has
+ * it, otherwise the emulation), "avx512_bf16", "emulated" (exact software,
+ * any CPU), "ref". GLORA_OK or GLORA_EINVAL (with a message). GLORA_BGEMM,
+ * when set, is applied at first use. */
+int glora_bgemm_set_kernel(const char *name);
+const char *glora_bgemm_kernel(void);
+/* Its micro-kernel's name, e.g. "bgemm_avx512bf16_12x32". */
+const char *glora_bgemm_ukernel(void);
+/* Non-zero when bf16 products run without AVX512_BF16 (emulated or the
+ * reference): correct, much slower. A tool says so in one line. */
+int glora_bgemm_emulated(void);
+
+/* This machine's multiply-add peak in GFLOP/s on glora_max_threads()
+ * threads, measured for about `seconds`: independent 512-bit FMA (fp32) or
+ * VDPBF16PS (bf16) chains in registers. GLORA_EINVAL (with a message) when
+ * the CPU lacks AVX-512 (fp32) or AVX512_BF16 (bf16). */
+int glora_gemm_peak(glora_precision_t prec, double seconds, double *gflops);
 
 /* glora_sgemm keeps its packing buffer (up to 64 MiB) per calling thread
  * between calls, so that repeated products do not pay for fresh pages.

@@ -88,6 +88,10 @@ typedef struct {
     glora_vit_weights_t w;     /* typed views into mem */
     glora_adapter_t *adapters; /* 4 * depth, or NULL when rank == 0 */
     char backbone_sha256[65];  /* of the backbone file it was loaded from ("" if none) */
+    /* Arithmetic of the forward's products with a frozen or merged weight
+     * (the adapted linears and the patch embedding; glora/gemm.h). Set it
+     * before creating linears; GLORA_FP32 after glora_vit_create. */
+    glora_precision_t precision;
 } glora_vit_t;
 
 /* Checks an architecture (positive sizes, patch divides the image, heads
@@ -167,6 +171,7 @@ typedef struct {
     float *mem;        /* storage of merged layers */
     float *scratch;    /* out*in floats for merging */
     glora_sgemm_b_t *packed; /* n packed weights, or NULL (glora_vit_linears_pack) */
+    glora_precision_t precision; /* the model's when created */
 } glora_vit_linears_t;
 
 int glora_vit_linears_create(glora_vit_linears_t **out, const glora_vit_t *m);

@@ -8,6 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *const cli_precisions[] = {"fp32", "bf16", NULL};
+
+void cli_set_precision(const glora_config_t *cfg, const char *key, glora_vit_t *m) {
+    const char *name = glora_config_string(cfg, key);
+    m->precision = name && strcmp(name, "bf16") == 0 ? GLORA_BF16 : GLORA_FP32;
+    if (m->precision == GLORA_BF16 && glora_bgemm_emulated())
+        fprintf(stderr, "glora: note: this CPU lacks AVX512_BF16; %s bf16 runs an exact software "
+                        "emulation (the same results, much slower)\n", key);
+}
+
 glora_vit_arch_t cli_arch_preset(const char *name) {
     if (strcmp(name, "vit-b16") == 0)
         return (glora_vit_arch_t){.img_size = 224, .in_chans = 3, .patch = 16, .dim = 768, .depth = 12,

@@ -18,6 +18,16 @@
 #define CLI_DATA_KEYS GLORA_SPLIT_KEYS("data", "evaluation"), GLORA_SPLIT_NORM_KEYS("data."), \
     GLORA_SPLIT_FIT_KEYS("data.")
 
+/* "fp32", "bf16": the <section>.precision key of the commands that run
+ * the model's forward (glora_precision_t). */
+extern const char *const cli_precisions[];
+#define CLI_PRECISION_KEY(section)                                                         \
+    {section ".precision", GLORA_CFG_ENUM, "fp32", "arithmetic of the products with frozen or merged weights: fp32, or bf16 (AVX512_BF16; docs/PERFORMANCE.md)", 0, 0, cli_precisions}
+
+/* Sets m->precision from the config key; for bf16 on a CPU without
+ * AVX512_BF16, says in one line on stderr that an exact emulation runs. */
+void cli_set_precision(const glora_config_t *cfg, const char *key, glora_vit_t *m);
+
 /* The architecture of a named preset: "vit-b16" (224x224x3, patch 16, dim
  * 768, depth 12, 12 heads, MLP 3072, 1000 classes) or otherwise
  * "vit-tiny-28" (28x28x1, patch 7, dim 128, depth 6, 4 heads, MLP 512, 10

@@ -8,6 +8,7 @@
 
 #include "glora/common.h"
 #include "glora/data.h"
+#include "glora/gemm.h"
 #include "glora/model.h"
 #include "glora/parallel.h"
 #include "glora/rng.h"
@@ -19,19 +20,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static void usage(FILE *out) {
     fprintf(out,
             "usage: glora bench search [--threads N] [--candidates N] [--warmup N] [--repeat N]\n"
-            "                          [--backbone FILE --supernet FILE] [--data DIR]\n"
+            "                          [--arch vit-tiny-28|vit-b16] [--precision fp32|bf16]\n"
+            "                          [--images N] [--backbone FILE --supernet FILE] [--data DIR]\n"
             "                          [--no-peer] [--peer-script FILE] [--json]\n"
             "\n"
             "Times the search's fitness: top-1 accuracy of random candidates from the official\n"
             "space on 200 images (Fashion-MNIST val200 = train examples 800..999 when found,\n"
             "else random images), as images/s and candidates/s, the median of --repeat runs.\n"
-            "Without model files the model is vit-tiny-28 with random weights and rank-4\n"
-            "GLoRA tensors. The PyTorch peer (bench/bench_search.py: the official evaluation\n"
+            "Without model files the model is --arch (vit-tiny-28, or vit-b16: ViT-B/16 at\n"
+            "224x224x3 on random images) with random weights and rank-4 GLoRA tensors.\n"
+            "--precision bf16 runs glora's products with AVX512_BF16 and the peer's bf16\n"
+            "autocast ways beside its fp32 ones. The PyTorch peer (bench/bench_search.py: the official evaluation\n"
             "loop and a careful one) runs in the same invocation, between glora's runs, with\n"
             "the same settings, through /usr/bin/python3 with OPENBLAS_CORETYPE and\n"
             "OPENBLAS_L2_SIZE unset.\n"
@@ -41,13 +46,17 @@ static void usage(FILE *out) {
             "  --warmup N         untimed candidates first (default 4)\n"
             "  --repeat N         timed runs; the median is reported (default 3)\n"
             "  --batch N          glora's images per forward pass (search.batch; default 32)\n"
+            "  --arch A           vit-tiny-28 (default) or vit-b16, random weights\n"
+            "  --precision P      fp32 (default) or bf16 (search.precision)\n"
+            "  --images N         images per candidate (default 200)\n"
             "  --backbone FILE    backbone safetensors (with --supernet)\n"
             "  --supernet FILE    supernet safetensors\n"
             "  --data DIR         directory with train-images-idx3-ubyte[.gz] and labels\n"
             "                     (default: data/fashion-mnist, then /usr/share/datasets/fashion-mnist)\n"
             "  --no-peer          glora only\n"
             "  --peer-script FILE the peer (default: bench/bench_search.py of the source tree)\n"
-            "  --peak-gflops X    the machine's GEMM peak for the 'physical limit' line (default 300)\n"
+            "  --peak-gflops X    the peak for the 'physical limit' line (default: measured\n"
+            "                     as glora bench peak does, for --precision, 1 s)\n"
             "  --json             JSON lines only\n"
             "  --help             this text\n");
 }
@@ -96,6 +105,12 @@ static double flops_executed(const glora_vit_arch_t *a) {
     return 2 * ((a->depth - 1) * (lin + att) + last + C * a->num_classes);
 }
 
+/* Peak resident memory of this process (not of the peer, a child), MB. */
+static double cli_peak_rss_mb(void) {
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1024.0 : 0.0;
+}
+
 static int file_exists(const char *p) { return access(p, R_OK) == 0; }
 
 /* bench/bench_search.py of the source tree: under the working directory, or
@@ -139,13 +154,16 @@ typedef struct {
 
 /* Runs the peer; keeps its JSON lines (printed too with --json). */
 static int run_peer(const char *script, int threads, int candidates, int warmup, int repeat,
-                    const char *backbone, const char *supernet, const char *datadir, int json,
-                    peer_line_t *lines, int *n_lines) {
+                    const char *arch, int bf16, int images, const char *backbone,
+                    const char *supernet, const char *datadir, int json, peer_line_t *lines,
+                    int *n_lines) {
     char cmd[4 * PATH_MAX + 512];
     int n = snprintf(cmd, sizeof cmd,
                      "%s /usr/bin/python3 '%s' --threads %d "
-                     "--candidates %d --warmup %d --repeat %d",
-                     cli_peer_env(), script, threads, candidates, warmup, repeat);
+                     "--candidates %d --warmup %d --repeat %d --images %d%s%s",
+                     cli_peer_env(), script, threads, candidates, warmup, repeat, images,
+                     backbone ? "" : " --arch ", backbone ? "" : arch);
+    if (bf16) n += snprintf(cmd + n, sizeof cmd - (size_t)n, " --bf16");
     if (backbone)
         n += snprintf(cmd + n, sizeof cmd - (size_t)n, " --backbone '%s' --supernet '%s'", backbone,
                       supernet);
@@ -157,7 +175,7 @@ static int run_peer(const char *script, int threads, int candidates, int warmup,
     while (fgets(line, sizeof line, p)) {
         cJSON *j = cJSON_Parse(line);
         const cJSON *impl = cJSON_GetObjectItem(j, "impl"), *ips = cJSON_GetObjectItem(j, "images_per_s");
-        if (cJSON_IsString(impl) && cJSON_IsNumber(ips) && *n_lines < 4) {
+        if (cJSON_IsString(impl) && cJSON_IsNumber(ips) && *n_lines < 8) {
             snprintf(lines[*n_lines].impl, sizeof lines[0].impl, "%s", impl->valuestring);
             lines[*n_lines].images_per_s = ips->valuedouble;
             (*n_lines)++;
@@ -174,8 +192,11 @@ static int run_peer(const char *script, int threads, int candidates, int warmup,
 
 int glora_cmd_bench_search(int argc, char **argv) {
     int threads = 2, candidates = 40, warmup = 4, repeat = 3, peer = 1, json = 0, batch = 32;
+    int n_img = 200;
     const char *backbone = NULL, *supernet = NULL, *datadir = NULL, *script = NULL;
-    double peak = 300;
+    const char *arch = "vit-tiny-28";
+    glora_precision_t prec = GLORA_FP32;
+    double peak = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -187,7 +208,8 @@ int glora_cmd_bench_search(int argc, char **argv) {
             json = 1;
         } else if (!strcmp(a, "--threads") || !strcmp(a, "--candidates") || !strcmp(a, "--warmup") ||
                    !strcmp(a, "--repeat") || !strcmp(a, "--batch") || !strcmp(a, "--backbone") || !strcmp(a, "--supernet") ||
-                   !strcmp(a, "--data") || !strcmp(a, "--peer-script") || !strcmp(a, "--peak-gflops")) {
+                   !strcmp(a, "--data") || !strcmp(a, "--peer-script") || !strcmp(a, "--peak-gflops") ||
+                   !strcmp(a, "--arch") || !strcmp(a, "--precision") || !strcmp(a, "--images")) {
             if (i + 1 >= argc) return usage_error("option '%s' needs a value", a);
             const char *v = argv[++i];
             int bad = 0;
@@ -200,6 +222,14 @@ int glora_cmd_bench_search(int argc, char **argv) {
             else if (!strcmp(a, "--supernet")) supernet = v;
             else if (!strcmp(a, "--data")) datadir = v;
             else if (!strcmp(a, "--peer-script")) script = v;
+            else if (!strcmp(a, "--images")) bad = parse_count(v, 1, 100000, &n_img);
+            else if (!strcmp(a, "--arch")) {
+                arch = v;
+                bad = strcmp(v, "vit-tiny-28") != 0 && strcmp(v, "vit-b16") != 0;
+            } else if (!strcmp(a, "--precision")) {
+                bad = glora_precision_parse(v, "--precision", &prec) != GLORA_OK;
+                glora_error_clear();
+            }
             else {
                 char *end;
                 peak = strtod(v, &end);
@@ -230,9 +260,14 @@ int glora_cmd_bench_search(int argc, char **argv) {
             goto out_fail;
         }
     } else {
-        /* vit-tiny-28 (the evaluation protocol, docs/RESULTS.md), random weights, non-zero GLoRA tensors */
+        /* vit-tiny-28 (the evaluation protocol, docs/RESULTS.md) or ViT-B/16,
+         * random weights, non-zero GLoRA tensors */
         glora_vit_arch_t a = {.img_size = 28, .in_chans = 1, .patch = 7, .dim = 128, .depth = 6,
                               .heads = 4, .mlp_hidden = 512, .num_classes = 10};
+        if (!strcmp(arch, "vit-b16"))
+            a = (glora_vit_arch_t){.img_size = 224, .in_chans = 3, .patch = 16, .dim = 768,
+                                   .depth = 12, .heads = 12, .mlp_hidden = 3072,
+                                   .num_classes = 1000};
         if (glora_vit_create(&m, &a, 4)) goto out_fail;
         for (int i = 0; i < m->n_params; i++) {
             const glora_param_t *p = &m->params[i];
@@ -241,8 +276,16 @@ int glora_cmd_bench_search(int argc, char **argv) {
                 m->mem[p->offset + k] = gain ? 1.0f : 0.1f * (float)glora_rng_normal(&r);
         }
     }
+    m->precision = prec;
+    if (prec == GLORA_BF16 && glora_bgemm_emulated())
+        fprintf(stderr, "glora: note: this CPU lacks AVX512_BF16; bf16 runs an exact software "
+                        "emulation (the same results, much slower)\n");
+    if (peak <= 0 && glora_gemm_peak(prec, 1.0, &peak) != GLORA_OK) {
+        glora_error_clear();
+        peak = 0;
+    }
     const glora_vit_arch_t *A = &m->arch;
-    enum { N_IMG = 200 };
+    const int N_IMG = n_img;
     char img[PATH_MAX], lab[PATH_MAX];
     const char *data_desc = "random images";
     glora_dataset_t rnd = {0}; /* the random images: a view of xr, yr */
@@ -291,9 +334,10 @@ int glora_cmd_bench_search(int argc, char **argv) {
 
     if (!json)
         printf("glora bench search: %dx%d ViT dim %d depth %d, rank %d, %d images (%s), %d candidates "
-               "x %d runs, %d threads\n",
+               "x %d runs, %d threads, %s (%s)\n",
                A->img_size, A->img_size, A->dim, A->depth, m->rank, N_IMG, data_desc, candidates,
-               repeat, threads);
+               repeat, threads, glora_precision_name(prec),
+               prec == GLORA_BF16 ? glora_bgemm_ukernel() : glora_gemm_ukernel());
     fflush(stdout);
     if (warmup && glora_search_fitness(m, cands, (size_t)warmup, data, (size_t)batch, acc))
         goto out_fail;
@@ -306,14 +350,15 @@ int glora_cmd_bench_search(int argc, char **argv) {
             goto out_fail;
         runs[k] = glora_now() - t0;
     }
-    peer_line_t pl[4];
+    peer_line_t pl[8];
     int npl = 0;
     char found[PATH_MAX];
     if (peer && !script && find_peer(found, sizeof found)) script = found;
     if (peer && !script) {
         fprintf(stderr, "glora bench search: bench/bench_search.py not found (run from the source "
                         "tree or pass --peer-script); glora only\n");
-    } else if (peer && run_peer(script, threads, candidates, warmup, repeat, backbone, supernet,
+    } else if (peer && run_peer(script, threads, candidates, warmup, repeat, arch,
+                                prec == GLORA_BF16, N_IMG, backbone, supernet,
                                 ds.n ? datadir : NULL, json, pl, &npl)) {
         fprintf(stderr, "glora: warning: %s; glora only\n", glora_errmsg());
         npl = 0;
@@ -333,29 +378,35 @@ int glora_cmd_bench_search(int argc, char **argv) {
     free(sorted);
     double fpi = flops_per_image(A), gflops = g * fpi * 1e-9;
     if (json) {
-        printf("{\"bench\": \"search\", \"impl\": \"glora\", \"images_per_s\": %.1f, "
-               "\"candidates_per_s\": %.2f, \"runs_images_per_s\": [",
+        printf("{\"bench\": \"search\", \"impl\": \"glora\", \"images_per_s\": %.4g, "
+               "\"candidates_per_s\": %.4g, \"runs_images_per_s\": [",
                g, g / N_IMG);
-        for (int k = 0; k < repeat; k++) printf("%s%.1f", k ? ", " : "", runs[k]);
+        for (int k = 0; k < repeat; k++) printf("%s%.4g", k ? ", " : "", runs[k]);
         printf("], \"threads\": %d, \"images\": %d, \"candidates\": %d, \"rank\": %d, "
-               "\"mflop_per_image\": %.1f, \"gflop_per_s\": %.1f, \"data\": \"%s\"",
-               threads, N_IMG, candidates, m->rank, fpi * 1e-6, gflops, data_desc);
+               "\"mflop_per_image\": %.1f, \"gflop_per_s\": %.1f, \"data\": \"%s\", "
+               "\"precision\": \"%s\", \"executed_gflop_per_s\": %.1f, \"peak_gflop_per_s\": %.1f, "
+               "\"peak_rss_mb\": %.1f",
+               threads, N_IMG, candidates, m->rank, fpi * 1e-6, gflops, data_desc,
+               glora_precision_name(prec), g * flops_executed(A) * 1e-9, peak, cli_peak_rss_mb());
         for (int i = 0; i < npl; i++)
             printf(", \"speedup_vs_%s\": %.2f", pl[i].impl, pl[i].images_per_s > 0 ? g / pl[i].images_per_s : 0);
         printf("}\n");
     } else {
-        printf("  %-18s %8.0f images/s  %7.2f candidates/s  (runs:", "glora", g, g / N_IMG);
-        for (int k = 0; k < repeat; k++) printf(" %.0f", runs[k]);
+        printf("  %-18s %8.4g images/s  %7.3g candidates/s  (runs:", "glora", g, g / N_IMG);
+        for (int k = 0; k < repeat; k++) printf(" %.4g", runs[k]);
         printf(")\n");
         for (int i = 0; i < npl; i++)
-            printf("  %-18s %8.0f images/s  glora is %.2fx\n", pl[i].impl, pl[i].images_per_s,
+            printf("  %-21s %8.4g images/s  glora is %.2fx\n", pl[i].impl, pl[i].images_per_s,
                    pl[i].images_per_s > 0 ? g / pl[i].images_per_s : 0);
-        printf("  physical limit: %.1f MFLOP per image (the whole forward) at %.0f GFLOP/s = %.0f "
-               "images/s; glora reaches %.0f%% of it\n"
-               "  (glora executes %.1f MFLOP per image, %.1f GFLOP/s: the last block for the cls "
-               "token alone, the patch embedding once per generation)\n",
-               fpi * 1e-6, peak, peak * 1e9 / fpi, 100 * gflops / peak,
-               flops_executed(A) * 1e-6, g * flops_executed(A) * 1e-9);
+        printf("  physical limit: %.1f MFLOP per image (the whole forward) at %.0f GFLOP/s (%s "
+               "peak, measured now) = %.0f images/s; glora reaches %.0f%% of it\n"
+               "  (glora executes %.1f MFLOP per image, %.1f GFLOP/s = %.0f%% of the peak: the "
+               "last block for the cls token alone, the patch embedding once per generation)\n"
+               "  peak RSS %.0f MB\n",
+               fpi * 1e-6, peak, glora_precision_name(prec), peak > 0 ? peak * 1e9 / fpi : 0,
+               peak > 0 ? 100 * gflops / peak : 0, flops_executed(A) * 1e-6,
+               g * flops_executed(A) * 1e-9,
+               peak > 0 ? 100 * g * flops_executed(A) * 1e-9 / peak : 0, cli_peak_rss_mb());
     }
     rc = 0;
     goto out;

@@ -15,6 +15,7 @@ static const glora_config_key_t keys[] = {
     CLI_DATA_KEYS,
     {"subnet", GLORA_CFG_STRING, NULL, "subnet spec to evaluate on a supernet (default: the adapter's own)", 0, 0, NULL},
     {"eval.batch", GLORA_CFG_INT, "200", "images per forward pass", 1, 65536, NULL},
+    CLI_PRECISION_KEY("eval"),
 };
 static const glora_config_schema_t schema = GLORA_CONFIG_SCHEMA(keys);
 
@@ -30,6 +31,7 @@ static const cli_flag_t flags[] = {
     {"--start", "data.start", "N", "first example"},
     {"--count", "data.count", "N", "number of examples (0: all)"},
     {"--batch", "eval.batch", "N", "batch size"},
+    {"--precision", "eval.precision", "P", "fp32 or bf16"},
     {"--json", NULL, NULL, "print one JSON line instead of text"},
 };
 
@@ -78,6 +80,7 @@ int glora_cmd_eval(int argc, char **argv) {
         rc = cli_fail();
         goto out;
     }
+    cli_set_precision(cfg, "eval.precision", m);
     if (ds.n == 0) {
         glora_error(GLORA_EINVAL, "data '%s': the split is empty", glora_config_string(cfg, "data.images"));
         rc = cli_fail();

@@ -21,6 +21,7 @@ static const glora_config_key_t keys[] = {
     CLI_DATA_KEYS,
     {"output.dir", GLORA_CFG_STRING, "runs/search", "directory of the checkpoint and the results", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY},
     GLORA_SEARCH_KEYS,
+    CLI_PRECISION_KEY("search"),
 };
 static const glora_config_schema_t schema = GLORA_CONFIG_SCHEMA(keys);
 
@@ -151,6 +152,7 @@ static int search_stage(const glora_config_t *cfg, int resume) {
         glora_error_hint("set model.adapter (or --supernet FILE) to a file written by 'glora supernet'");
     }
     if (rc || (rc = glora_search_opts_from_config(cfg, &st.opts)) || (rc = cli_load_model(cfg, &m))) goto out;
+    cli_set_precision(cfg, "search.precision", m);
     if ((rc = glora_search_vit_layers(m, &L)) || (rc = glora_search_space_from_config(cfg, m, L))) goto out;
     if ((rc = glora_sha256_file(supernet, sha)) || (rc = cli_load_split(cfg, "data", m, &ds))) goto out;
     if (ds.n == 0) {

@@ -19,5 +19,6 @@ int glora_cmd_bench_gemm(int argc, char **argv);
 int glora_cmd_bench_train(int argc, char **argv);
 int glora_cmd_bench_search(int argc, char **argv);
 int glora_cmd_bench_comm(int argc, char **argv);
+int glora_cmd_bench_peak(int argc, char **argv);
 
 #endif

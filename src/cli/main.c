@@ -37,6 +37,7 @@ static const command_t bench_commands[] = {
     {"train", glora_cmd_bench_train, "supernet training images/s (vs the PyTorch reference)"},
     {"search", glora_cmd_bench_search, "search candidate evaluations/s (vs the PyTorch reference)"},
     {"comm", glora_cmd_bench_comm, "time of the MPI communication per call (run under mpirun)"},
+    {"peak", glora_cmd_bench_peak, "this machine's fp32 and bf16 multiply-add peaks (GFLOP/s)"},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))

@@ -133,6 +133,134 @@ void sgemm_avx512_pack_a(glora_trans_t ta, size_t mc, size_t kc, const float *a,
 void sgemm_avx512_pack_b(glora_trans_t tb, size_t kc, size_t nc, const float *b,
                          size_t ldb, size_t nr, float *dst);
 
+/* ---- bf16 (bgemm_*.c, kernel_*_bf16.c) --------------------------------
+ *
+ * Packed bf16 operands are pairs along k in one 32-bit word: the low half
+ * is k step 2p, the high half 2p + 1 (what VDPBF16PS multiplies). An A
+ * micro-panel is kc pairs x mr words, a B micro-panel kc pairs x nr words;
+ * rows or columns past the edge and the odd k's missing partner are zero.
+ *
+ * The depth of the k blocks is part of the result's definition (each
+ * block's sum is merged into C with one rounding): every bf16 kernel uses
+ * BGEMM_KC_PAIRS, so the hardware kernel, the emulation and the reference
+ * give the same bits. */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define BGEMM_KC_PAIRS 384
+
+/* Round to nearest even; zero and denormals to signed zero; NaN quieted;
+ * the VCVTNEPS2BF16 semantics. */
+static inline uint16_t bgemm_bf16_bits(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u);
+    if ((u & 0x7f800000u) == 0x7f800000u)
+        return (uint16_t)((u >> 16) | ((u & 0x7fffffu) ? 0x40u : 0u));
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static inline uint32_t bgemm_pair(float lo, float hi) {
+    return (uint32_t)bgemm_bf16_bits(lo) | (uint32_t)bgemm_bf16_bits(hi) << 16;
+}
+
+/* Equal k blocks of at most BGEMM_KC_PAIRS pairs, depending on k alone. */
+static inline size_t bgemm_block_pairs(size_t k) {
+    size_t kp = (k + 1) / 2, nb = (kp + BGEMM_KC_PAIRS - 1) / BGEMM_KC_PAIRS;
+    return nb ? (kp + nb - 1) / nb : 0;
+}
+
+/* Micro-kernel: the m x n tile (m <= mr, n <= nr) of C = alpha * Ap * Bp +
+ * beta * C (+ bias) over kp pairs; ap a packed A micro-panel, bp a packed B
+ * micro-panel's block (kp x nr words). The finish is sgemm's: alpha * sum,
+ * then beta * C in one fused rounding, then + bias. */
+typedef void (*bgemm_ukernel_fn)(size_t kp, const uint32_t *ap, const uint32_t *bp, float *c,
+                                 size_t ldc, size_t m, size_t n, float alpha, float beta,
+                                 const float *bias);
+/* Packs rows [0, mc) x k steps [k0, k1) of op(A) (a at its origin) into
+ * micro-panels of (k1 - k0 + 1) / 2 pairs x mr words. */
+typedef void (*bgemm_pack_a_fn)(glora_trans_t ta, size_t mc, size_t k0, size_t k1,
+                                const float *a, size_t lda, size_t mr, uint32_t *dst);
+/* Packs all k steps of columns [0, nc) of op(B) (b at the first column)
+ * into micro-panels of (k + 1) / 2 pairs x nr words. */
+typedef void (*bgemm_pack_b_fn)(glora_trans_t tb, size_t k, size_t nc, const float *b,
+                                size_t ldb, size_t nr, uint32_t *dst);
+
+typedef struct {
+    const char *name;          /* "avx512_bf16", "emulated" */
+    const char *ukernel_name;  /* e.g. "bgemm_avx512bf16_12x32" */
+    int (*cpu_ok)(void);
+    int emulated;              /* no bf16 hardware */
+    size_t mr, nr;             /* register tile */
+    size_t mc, nc;             /* cache blocks (rows, columns); depth BGEMM_KC_PAIRS */
+    bgemm_ukernel_fn ukernel;
+    bgemm_pack_a_fn pack_a;
+    bgemm_pack_b_fn pack_b;
+} bgemm_kernel_t;
+
+/* The loop nest (bgemm_blocked.c): bpanels is op(B) packed whole by
+ * kern->pack_b, or NULL to pack it here. 0, or -1 when buffers cannot be
+ * allocated (C untouched). m, n, k > 0. */
+int bgemm_blocked(const bgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb, size_t m,
+                  size_t n, size_t k, float alpha, const float *a, size_t lda, const float *b,
+                  size_t ldb, const uint32_t *bpanels, float beta, const float *bias, float *c,
+                  size_t ldc);
+/* glora_gemm_b_pack and glora_sgemm_packed for bf16 (bgemm.c); pb's
+ * fields b, ldb, tb, k, n are set. */
+int bgemm_b_pack(glora_sgemm_b_t *pb);
+void bgemm_packed(glora_trans_t ta, size_t m, size_t j0, size_t n, float alpha, const float *a,
+                  size_t lda, const glora_sgemm_b_t *pb, float beta, const float *bias, float *c,
+                  size_t ldc);
+/* Frees the calling thread's kept bf16 packing buffer. */
+void bgemm_release(void);
+/* The bf16 kernel in use (bgemm.c), or NULL for the reference. */
+const bgemm_kernel_t *bgemm_current(void);
+/* Words of op(B) (k x n) packed whole. 0 on overflow. */
+size_t bgemm_packed_b_words(const bgemm_kernel_t *kern, size_t k, size_t n);
+
+void bgemm_pack_a_portable(glora_trans_t ta, size_t mc, size_t k0, size_t k1, const float *a,
+                           size_t lda, size_t mr, uint32_t *dst);
+void bgemm_pack_b_portable(glora_trans_t tb, size_t k, size_t nc, const float *b, size_t ldb,
+                           size_t nr, uint32_t *dst);
+void bgemm_avx512_pack_a(glora_trans_t ta, size_t mc, size_t k0, size_t k1, const float *a,
+                         size_t lda, size_t mr, uint32_t *dst);
+void bgemm_avx512_pack_b(glora_trans_t tb, size_t k, size_t nc, const float *b, size_t ldb,
+                         size_t nr, uint32_t *dst);
+void bgemm_emulated_12x32(size_t kp, const uint32_t *ap, const uint32_t *bp, float *c,
+                          size_t ldc, size_t m, size_t n, float alpha, float beta,
+                          const float *bias);
+void bgemm_avx512bf16_12x32(size_t kp, const uint32_t *ap, const uint32_t *bp, float *c,
+                            size_t ldc, size_t m, size_t n, float alpha, float beta,
+                            const float *bias);
+
+/* One VDPBF16PS lane, exactly: acc + hi products, then + lo products, each
+ * a fused multiply-add rounded to nearest even with a denormal result
+ * flushed to signed zero (inputs: packed bf16, never denormal, and acc,
+ * never denormal either). A product of two bf16 values has at most 16
+ * significant bits, so where it is a normal float it is exact and a plain
+ * add gives the fused result; elsewhere (underflow, overflow) fmaf does. */
+static inline float bgemm_emulated_fma(float a, float b, float acc) {
+    float p = a * b, r;
+    if (fabsf(p) >= FLT_MIN && fabsf(p) <= FLT_MAX)
+        r = acc + p;
+    else
+        r = fmaf(a, b, acc);
+    return fabsf(r) < FLT_MIN ? copysignf(0.0f, r) : r;
+}
+static inline float bgemm_dp_step(float acc, uint32_t a, uint32_t b) {
+    float ah, bh, al, bl;
+    uint32_t u;
+    u = a & 0xffff0000u; memcpy(&ah, &u, 4);
+    u = b & 0xffff0000u; memcpy(&bh, &u, 4);
+    u = a << 16; memcpy(&al, &u, 4);
+    u = b << 16; memcpy(&bl, &u, 4);
+    acc = bgemm_emulated_fma(ah, bh, acc);
+    return bgemm_emulated_fma(al, bl, acc);
+}
+
 /* The cblas backend (gemm_cblas.c). Returns 0, or -1 when it cannot
  * take the product (not built in, or a size beyond its int arguments). */
 int sgemm_cblas(glora_trans_t ta, glora_trans_t tb, size_t m, size_t n, size_t k,

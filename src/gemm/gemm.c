@@ -171,6 +171,11 @@ void glora_sgemm(glora_trans_t ta, glora_trans_t tb, size_t m, size_t n, size_t 
 
 int glora_sgemm_b_pack(glora_sgemm_b_t *pb, glora_trans_t tb, size_t k, size_t n,
                        const float *b, size_t ldb) {
+    return glora_gemm_b_pack(pb, GLORA_FP32, tb, k, n, b, ldb);
+}
+
+int glora_gemm_b_pack(glora_sgemm_b_t *pb, glora_precision_t prec, glora_trans_t tb, size_t k,
+                      size_t n, const float *b, size_t ldb) {
     GLORA_ASSERT(pb && b && ldb >= (tb ? k : n));
     pb->b = b;
     pb->ldb = ldb;
@@ -178,6 +183,8 @@ int glora_sgemm_b_pack(glora_sgemm_b_t *pb, glora_trans_t tb, size_t k, size_t n
     pb->k = k;
     pb->n = n;
     pb->kernel = -1;
+    pb->precision = prec;
+    if (prec == GLORA_BF16) return bgemm_b_pack(pb);
     int id = current_kernel();
     if (id >= NKERNELS || k == 0 || n == 0) return GLORA_OK; /* products read b */
     size_t floats = sgemm_packed_b_floats(&kernels[id], k, n);
@@ -210,6 +217,10 @@ void glora_sgemm_packed(glora_trans_t ta, size_t m, size_t j0, size_t n, float a
     const size_t k = pb->k;
     GLORA_ASSERT(j0 <= pb->n && n <= pb->n - j0);
     if (m == 0 || n == 0) return;
+    if (pb->precision == GLORA_BF16) {
+        bgemm_packed(ta, m, j0, n, alpha, a, lda, pb, beta, bias, c, ldc);
+        return;
+    }
     const int id = pb->kernel;
     if (k > 0 && alpha != 0.0f && id >= 0 && id == current_kernel() && j0 % kernels[id].nr == 0) {
         GLORA_ASSERT(c && ldc >= n && a && lda >= (ta ? m : k));

@@ -62,6 +62,7 @@ static void put_buffer(float *buf) {
 }
 
 void glora_gemm_release(void) {
+    bgemm_release();
     free(kept_buf);
     kept_buf = NULL;
     kept_floats = 0;

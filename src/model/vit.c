@@ -251,6 +251,7 @@ int glora_vit_linears_create(glora_vit_linears_t **out, const glora_vit_t *m) {
     glora_vit_linears_t *lin = calloc(1, sizeof *lin);
     if (!lin) return glora_error(GLORA_ENOMEM, "model 'vit': out of memory");
     lin->n = glora_vit_layers(m);
+    lin->precision = m->precision;
     size_t total = 0, largest = 0;
     for (int l = 0; l < lin->n; l++) {
         const float *w0, *b0;
@@ -289,7 +290,8 @@ static void pack_layer(glora_vit_linears_t *lin, const glora_vit_t *m, int l) {
     const float *w0, *b0;
     int o, i;
     glora_vit_layer(m, l, &w0, &b0, &o, &i);
-    if (glora_sgemm_b_pack(&lin->packed[l], GLORA_TRANS, (size_t)i, (size_t)o, lin->w[l], (size_t)i))
+    if (glora_gemm_b_pack(&lin->packed[l], lin->precision, GLORA_TRANS, (size_t)i, (size_t)o,
+                          lin->w[l], (size_t)i))
         glora_error_clear();
 }
 
@@ -395,6 +397,9 @@ static void adapted_forward(const glora_vit_linears_t *lin, int l, float *out, c
                             size_t N, int IC, int OC) {
     if (lin->packed)
         glora_linear_forward_packed(out, inp, &lin->packed[l], lin->b[l], N, IC, OC);
+    else if (lin->precision == GLORA_BF16)
+        glora_bgemm_bias(GLORA_NOTRANS, GLORA_TRANS, N, (size_t)OC, (size_t)IC, 1.0f, inp,
+                         (size_t)IC, lin->w[l], (size_t)IC, 0.0f, lin->b[l], out, (size_t)OC);
     else
         glora_linear_forward(out, inp, lin->w[l], lin->b[l], N, IC, OC);
 }
@@ -404,7 +409,12 @@ void glora_vit_embed(const glora_vit_t *m, glora_vit_acts_t *ac, const float *x,
     const int C = a->dim, NP = a->num_patches, kk = a->in_chans * a->patch * a->patch;
     GLORA_ASSERT(B >= 1 && B <= ac->max_batch);
     glora_im2col(ac->patches, x, B, a->in_chans, a->img_size, a->img_size, a->patch);
-    glora_linear_forward(ac->pe, ac->patches, m->w.patch_w, m->w.patch_b, B * NP, kk, C);
+    if (m->precision == GLORA_BF16)
+        glora_bgemm_bias(GLORA_NOTRANS, GLORA_TRANS, B * NP, (size_t)C, (size_t)kk, 1.0f,
+                         ac->patches, (size_t)kk, m->w.patch_w, (size_t)kk, 0.0f, m->w.patch_b,
+                         ac->pe, (size_t)C);
+    else
+        glora_linear_forward(ac->pe, ac->patches, m->w.patch_w, m->w.patch_b, B * NP, kk, C);
     glora_tokens_forward(ac->x0, ac->pe, m->w.cls, m->w.pos, B, NP, C);
 }
 
