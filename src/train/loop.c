@@ -22,11 +22,12 @@ typedef struct {
     glora_grads_t *gs[MAX_SHARDS];   /* gs[0] == g */
     glora_adamw_t *opt;
     glora_vit_linears_t *lin;
-    glora_vit_acts_t *acts[MAX_SHARDS];
+    int live;                        /* shards in memory at once: min(shards, threads) */
+    glora_vit_tape_t *tape[MAX_SHARDS];
     glora_vit_bwd_t *bwd[MAX_SHARDS];
     glora_vit_linears_t *eval_lin;
     glora_vit_acts_t *eval_acts;
-    float *xb, *losses, *probs, *dlogits;
+    float *xb, *losses, *probs, *dlogits, *logits;
     int *yb;
     uint32_t *perm;
     glora_layer_cfg_t *cfg;      /* per step (supernet) */
@@ -36,7 +37,7 @@ typedef struct {
 static void run_free(run_t *r) {
     for (int s = 0; s < MAX_SHARDS; s++) {
         glora_grads_free(r->gs[s]);
-        glora_vit_acts_free(r->acts[s]);
+        glora_vit_tape_free(r->tape[s]);
         glora_vit_bwd_free(r->bwd[s]);
     }
     glora_adamw_free(r->opt);
@@ -47,6 +48,7 @@ static void run_free(run_t *r) {
     free(r->losses);
     free(r->probs);
     free(r->dlogits);
+    free(r->logits);
     free(r->yb);
     free(r->perm);
     free(r->cfg);
@@ -131,9 +133,15 @@ int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
     r.shards = o->shards > 0 ? o->shards : 2;
     if ((size_t)r.shards > B) r.shards = (int)B;
     const size_t per = (B + (size_t)r.shards - 1) / (size_t)r.shards;
+    /* Only as many shards as threads are in flight at once, each on its own
+     * tape and workspace: activation memory is that of live * per images,
+     * however many shards a batch is cut into (the results depend on the
+     * shards, never on the threads). */
+    r.live = glora_max_threads() < r.shards ? glora_max_threads() : r.shards;
     for (int s = 0; s < r.shards; s++)
-        if ((rc = glora_grads_create(&r.gs[s], m, trainable)) ||
-            (rc = glora_vit_acts_create(&r.acts[s], m, per, 1)) ||
+        if ((rc = glora_grads_create(&r.gs[s], m, trainable))) goto done;
+    for (int s = 0; s < r.live; s++)
+        if ((rc = glora_vit_tape_create(&r.tape[s], m, per)) ||
             (rc = glora_vit_bwd_create(&r.bwd[s], m, per)))
             goto done;
     r.g = r.gs[0];
@@ -146,11 +154,12 @@ int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
     r.losses = malloc(B * sizeof(float));
     r.probs = malloc(B * (size_t)V * sizeof(float));
     r.dlogits = malloc(B * (size_t)V * sizeof(float));
+    r.logits = malloc(B * (size_t)V * sizeof(float));
     r.yb = malloc(B * sizeof(int));
     r.perm = malloc(train->n * sizeof(uint32_t));
     r.cfg = calloc((size_t)L, sizeof *r.cfg);
     r.val_cfg = calloc((size_t)L * VAL_SUBNETS, sizeof *r.val_cfg);
-    if (!r.xb || !r.losses || !r.probs || !r.dlogits || !r.yb || !r.perm || !r.cfg || !r.val_cfg) {
+    if (!r.xb || !r.losses || !r.probs || !r.dlogits || !r.logits || !r.yb || !r.perm || !r.cfg || !r.val_cfg) {
         rc = glora_error(GLORA_ENOMEM, "training 'run': out of memory for batch %zu", B);
         goto done;
     }
@@ -204,21 +213,28 @@ int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
             }
             /* Merged weights follow the adapters as they train; with no
              * configuration the linears point at W0 itself. */
-            glora_vit_linears_set(r.lin, m, cfg);
-            const int nt = glora_max_threads() < r.shards ? glora_max_threads() : r.shards;
+            glora_vit_train_linears_set(r.lin, m, cfg);
+            const int nt = r.live;
+            for (int wave = 0; wave < r.shards; wave += nt) {
 #pragma omp parallel for schedule(static, 1) num_threads(nt) if (nt > 1)
-            for (int sh = 0; sh < r.shards; sh++) {
-                const size_t off = (size_t)sh * per, nb = off >= B ? 0 : (B - off < per ? B - off : per);
-                glora_grads_zero(r.gs[sh]);
-                if (nb == 0) continue;
-                glora_vit_forward(m, r.lin, r.acts[sh], r.xb + off * img, nb);
-                glora_xent_forward(r.losses + off, r.probs + off * V, r.acts[sh]->logits, r.yb + off, nb, V,
-                                   o->label_smoothing);
-                float *dl = r.dlogits + off * V;
-                memset(dl, 0, nb * (size_t)V * sizeof(float));
-                glora_xent_backward(dl, r.probs + off * V, r.yb + off, nb, V, o->label_smoothing,
-                                    1.0f / (float)B);
-                glora_vit_backward(m, r.lin, cfg, r.acts[sh], dl, nb, r.gs[sh], r.bwd[sh]);
+                for (int k = 0; k < nt; k++) {
+                    const int sh = wave + k;
+                    if (sh >= r.shards) continue;
+                    const size_t off = (size_t)sh * per,
+                                 nb = off >= B ? 0 : (B - off < per ? B - off : per);
+                    glora_grads_zero(r.gs[sh]);
+                    if (nb == 0) continue;
+                    glora_vit_tape_t *tp = r.tape[k];
+                    glora_vit_train_forward(m, r.lin, cfg, tp, r.xb + off * img, nb);
+                    memcpy(r.logits + off * V, glora_vit_tape_logits(tp), nb * (size_t)V * sizeof(float));
+                    glora_xent_forward(r.losses + off, r.probs + off * V, r.logits + off * V, r.yb + off,
+                                       nb, V, o->label_smoothing);
+                    float *dl = r.dlogits + off * V;
+                    memset(dl, 0, nb * (size_t)V * sizeof(float));
+                    glora_xent_backward(dl, r.probs + off * V, r.yb + off, nb, V, o->label_smoothing,
+                                        1.0f / (float)B);
+                    glora_vit_backward(m, r.lin, cfg, tp, dl, nb, r.gs[sh], r.bwd[k]);
+                }
             }
             /* Shard order, element by element: the same sums for any team. */
             const size_t ng = r.g->n_floats;
@@ -232,7 +248,7 @@ int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
             glora_adamw_step(r.opt, m, r.g, &o->adamw, lr);
             for (size_t b = 0; b < B; b++) {
                 loss_sum += r.losses[b];
-                correct += argmax(r.acts[b / per]->logits + (b % per) * V, V) == r.yb[b];
+                correct += argmax(r.logits + b * V, V) == r.yb[b];
             }
             if (!isfinite(loss_sum)) {
                 rc = glora_error(GLORA_ESTATE, "training 'loss': not finite at epoch %d step %zu",
