@@ -202,7 +202,10 @@ typedef struct {
     /* Each batch is cut into this many slices that run forward and backward
      * independently (on separate threads when there are any) and whose
      * gradients are summed in slice order; 0 means 2. Results depend on it
-     * (float sums in another order), never on the number of threads. */
+     * (float sums in another order), never on the number of threads. Only
+     * min(shards, threads) slices are in flight at once (the others wait
+     * their turn), so activation memory is that of min(shards, threads) *
+     * ceil(batch / shards) images: more shards, less memory. */
     int shards;
     glora_sched_t sched;          /* its epochs field is taken from epochs */
     glora_adamw_cfg_t adamw;

@@ -3,6 +3,7 @@
  * and the head), side by side with the PyTorch peer bench/bench_train.py run
  * in the same invocation; peak RSS against what training must hold. */
 #include "cli/cli.h"
+#include "cli/cli_model.h"
 #include "cli/commands.h"
 
 #include "glora/common.h"
@@ -123,16 +124,14 @@ int glora_cmd_bench_train(int argc, char **argv) {
     int status = CLI_FAIL;
     const char *arch = glora_config_string(cfg, "bench.arch");
     const int shards = (int)glora_config_int(cfg, "bench.shards");
-    glora_vit_arch_t a = {.img_size = 28, .in_chans = 1, .patch = 7, .dim = 128, .depth = 6,
-                          .heads = 4, .mlp_hidden = 512, .num_classes = 10};
     const int b16 = strcmp(arch, "vit-b16") == 0;
-    if (b16) {
-        a = (glora_vit_arch_t){.img_size = 224, .in_chans = 3, .patch = 16, .dim = 768, .depth = 12,
-                               .heads = 12, .mlp_hidden = 3072, .num_classes = 10};
-    } else if (strcmp(arch, "vit-tiny-28") != 0) {
+    if (!b16 && strcmp(arch, "vit-tiny-28") != 0) {
         glora_error(GLORA_EINVAL, "bench 'arch': '%s', expected vit-tiny-28 or vit-b16", arch);
         goto fail;
     }
+    /* The preset of glora init, with a 10-class head (labels are random). */
+    glora_vit_arch_t a = cli_arch_preset(arch);
+    a.num_classes = 10;
     if (glora_vit_arch_check(&a)) goto fail;
     if (glora_vit_create(&m, &a, rank)) goto fail;
     glora_rng_t rng;
@@ -179,20 +178,22 @@ int glora_cmd_bench_train(int argc, char **argv) {
     qsort(runs.runs, (size_t)runs.n, sizeof runs.runs[0], cli_cmp_double);
     const double ips = runs.runs[runs.n / 2];
 
-    /* Memory training must hold: weights, one batch of activations (as the
-     * forward pass keeps them for backward), gradients and AdamW moments of
-     * the trainable tensors. */
+    /* Memory training must hold: weights, the tapes of the shards in flight
+     * (glora/train.h: per block its output, four layer outputs and the
+     * LayerNorm statistics; the patches and tokens once), gradients and
+     * AdamW moments of the trainable tensors. */
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     const double peak_mb = (double)ru.ru_maxrss / 1024.0;
     size_t trainable = 0;
     for (int i = 0; i < m->n_params; i++) trainable += mask[i] ? m->params[i].numel : 0;
-    const size_t B = (size_t)batch, T = (size_t)a.tokens, C = (size_t)a.dim, H = (size_t)a.mlp_hidden,
-                 NH = (size_t)a.heads, N = B * T, NP = (size_t)a.num_patches,
-                 kk = (size_t)a.in_chans * a.patch * a.patch;
-    const size_t acts = B * NP * kk + B * NP * C + N * C +
-                        (size_t)a.depth * (N * C * 6 + N * 4 + N * 3 * C + B * NH * T * T + N * H * 2) +
-                        N * C + 2 * N + B * C + B * (size_t)a.num_classes;
+    const int nsh = shards > 0 ? (shards < batch ? shards : batch) : (batch < 2 ? batch : 2);
+    const size_t per = ((size_t)batch + (size_t)nsh - 1) / (size_t)nsh,
+                 live = (size_t)(threads < nsh ? threads : nsh) * per;
+    const size_t T = (size_t)a.tokens, C = (size_t)a.dim, H = (size_t)a.mlp_hidden, N = live * T,
+                 NP = (size_t)a.num_patches, kk = (size_t)a.in_chans * a.patch * a.patch;
+    const size_t acts = live * NP * kk + N * C +
+                        (size_t)a.depth * (N * C * 6 + N * H + 4 * N);
     const double need_mb = (double)(m->n_floats + acts + 3 * trainable) * 4.0 / (1024.0 * 1024.0);
 
     double peer_ips = 0, peer_rss = 0;
@@ -219,7 +220,7 @@ int glora_cmd_bench_train(int argc, char **argv) {
                    peer_ips > 0 ? ips / peer_ips : 0);
         else
             printf("  pytorch  not run: %s\n", why[0] ? why : "--peer none");
-        printf("  peak RSS %.1f MB; weights + activations of one batch + gradients and AdamW state: "
+        printf("  peak RSS %.1f MB; weights + tapes of the shards in flight + gradients and AdamW state: "
                "%.1f MB (%.2fx)\n", peak_mb, need_mb, peak_mb / need_mb);
         if (have_peer && peer_rss > 0) printf("  pytorch peak RSS %.1f MB\n", peer_rss);
     }
