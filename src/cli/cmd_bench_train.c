@@ -172,7 +172,7 @@ int glora_cmd_bench_train(int argc, char **argv) {
     o.space = &space;
     o.on_epoch = on_epoch;
     o.cb_ctx = &runs;
-    glora_dataset_t td = {.n = n, .c = 1, .h = 28, .w = 28, .x = x, .y = y, .num_classes = 10};
+    glora_dataset_t td = {.n = n, .c = a.in_chans, .h = a.img_size, .w = a.img_size, .x = x, .y = y, .num_classes = 10};
     if (!json) fprintf(stderr, "glora: %d timed runs of %d steps (batch %d, %d threads)...\n", repeat, steps, batch, threads);
     if (glora_train_run(m, mask, &o, &td, NULL, NULL)) goto fail;
     qsort(runs.runs, (size_t)runs.n, sizeof runs.runs[0], cli_cmp_double);
@@ -212,8 +212,8 @@ int glora_cmd_bench_train(int argc, char **argv) {
         printf("}\n");
     } else {
         printf("supernet training, %s, rank %d, batch %d, %d threads\n", arch, rank, batch, threads);
-        printf("  glora    %8.1f images/s (median of", ips);
-        for (int i = 0; i < runs.n; i++) printf(" %.0f", runs.runs[i]);
+        printf("  glora    %8.2f images/s (median of", ips);
+        for (int i = 0; i < runs.n; i++) printf(" %.3g", runs.runs[i]);
         printf(")\n");
         if (have_peer)
             printf("  pytorch  %8.1f images/s (%s, same invocation)\n  ratio    %8.2fx\n", peer_ips, peer,
