@@ -373,6 +373,97 @@ static void test_adapter_backward_fd(void **state) {
     free(gmem);
 }
 
+/* The row form (glora_adapter_forward_rows / _finish_rows /
+ * _backward_rows), for every configuration whose A is not a LoRA in the
+ * official space at rank 3 and sub-rank variants: the forward against the
+ * double reference term by term, finish_rows rebuilding the same bits,
+ * and the gradients of L = sum(G (.) Y) with respect to every stored tensor
+ * and to X against central differences of the double reference. */
+static double rows_objective(const float *x, int n, const float *G, const float *w0, const float *b0,
+                             const glora_adapter_t *ad, const glora_layer_cfg_t *cfg) {
+    double *y = malloc(sizeof(double) * (size_t)n * ad->out), L = 0;
+    unmerged_layer(y, x, n, w0, b0, ad, cfg);
+    for (int k = 0; k < n * ad->out; k++) L += G[k] * y[k];
+    free(y);
+    return L;
+}
+
+static void test_adapter_rows_fd(void **state) {
+    (void)state;
+    glora_rng_t rng;
+    glora_rng_seed(&rng, 23);
+    enum { OUT = 6, IN = 5, R = 3, N = 4 };
+    size_t sz[8], total = 0;
+    glora_adapter_sizes(OUT, IN, R, sz);
+    for (int i = 0; i < 8; i++) total += sz[i];
+    float *mem = malloc(sizeof(float) * total), *gmem = malloc(sizeof(float) * total);
+    glora_adapter_t ad = {.out = OUT, .in = IN, .rank = R}, gr = ad;
+    float **slots[8] = {&ad.Ad, &ad.Au, &ad.Bd, &ad.Bu, &ad.Cd, &ad.Cu, &ad.D, &ad.E};
+    float **gslots[8] = {&gr.Ad, &gr.Au, &gr.Bd, &gr.Bu, &gr.Cd, &gr.Cu, &gr.D, &gr.E};
+    size_t off = 0;
+    for (int i = 0; i < 8; i++) { *slots[i] = mem + off; *gslots[i] = gmem + off; off += sz[i]; }
+    fill_random(mem, total, &rng, 0.5f);
+    float w0[OUT * IN], b0[OUT], x[N * IN], G[N * OUT], bp[OUT], y[N * OUT], y0[N * OUT],
+        y2[N * OUT], dx[N * IN];
+    float *scratch = malloc(sizeof(float) * glora_adapter_rows_scratch(N, OUT, R));
+    double ref[N * OUT];
+    fill_random(w0, OUT * IN, &rng, 0.7f);
+    fill_random(b0, OUT, &rng, 0.7f);
+    fill_random(x, N * IN, &rng, 1.0f);
+    fill_random(G, N * OUT, &rng, 1.0f);
+    glora_space_t space;
+    glora_space_official(&space, R);
+    int checked = 0;
+    for (size_t ci = 0; ci < glora_space_size(&space) + 40; ci++) {
+        glora_layer_cfg_t cfg;
+        if (ci < glora_space_size(&space)) {
+            glora_space_config(&space, ci, &cfg);
+        } else {
+            glora_space_config(&space, glora_rng_below(&rng, glora_space_size(&space)), &cfg);
+            for (int t = 0; t < 3; t++)
+                if (cfg.t[t].kind == GLORA_LORA) cfg.t[t].rank = (uint8_t)(1 + glora_rng_below(&rng, R));
+        }
+        if (!glora_adapter_rowform(&cfg)) continue;
+        checked++;
+        /* forward */
+        glora_adapter_bias(bp, w0, b0, &ad, &cfg);
+        glora_adapter_forward_rows(y, y0, x, N, w0, bp, &ad, &cfg, scratch);
+        unmerged_layer(ref, x, N, w0, b0, &ad, &cfg);
+        for (int k = 0; k < N * OUT; k++)
+            if (fabs(ref[k] - y[k]) > 1e-5 * (1.0 + fabs(ref[k])))
+                fail_msg("configuration %zu: forward y[%d] %.7g, reference %.7g", ci, k, y[k], ref[k]);
+        if (glora_adapter_needs_y0(&cfg)) {
+            glora_adapter_finish_rows(y2, y0, x, N, bp, &ad, &cfg, scratch);
+            assert_memory_equal(y, y2, sizeof y);
+        }
+        /* backward */
+        memset(gmem, 0, sizeof(float) * total);
+        glora_adapter_backward_rows(&gr, dx, G, x, y0, N, w0, b0, &ad, &cfg, scratch);
+        const float h = 1e-2f;
+        for (size_t k = 0; k < total + N * IN; k++) {
+            float *p = k < total ? &mem[k] : &x[k - total];
+            float keep = *p;
+            *p = keep + h;
+            double lp = rows_objective(x, N, G, w0, b0, &ad, &cfg);
+            *p = keep - h;
+            double lm = rows_objective(x, N, G, w0, b0, &ad, &cfg);
+            *p = keep;
+            double fd = (lp - lm) / (2.0 * h), got = k < total ? gmem[k] : dx[k - total];
+            if (fabs(fd - got) > 1e-3 * (1.0 + fabs(fd)))
+                fail_msg("configuration %zu, %s element %zu: backward %.6g, finite difference %.6g", ci,
+                         k < total ? "adapter" : "input", k < total ? k : k - total, got, fd);
+        }
+        /* Without gradient buffers (a frozen adapter) dX is the same. */
+        float dx2[N * IN];
+        glora_adapter_backward_rows(NULL, dx2, G, x, y0, N, w0, b0, &ad, &cfg, scratch);
+        assert_memory_equal(dx, dx2, sizeof dx);
+    }
+    assert_true(checked >= 324);
+    free(scratch);
+    free(mem);
+    free(gmem);
+}
+
 static void test_whole_model_merged_vs_unmerged(void **state) {
     (void)state;
     /* A model whose linears are run unmerged (term by term in double inside
@@ -665,6 +756,7 @@ int main(void) {
         cmocka_unit_test(test_param_counts),
         cmocka_unit_test(test_merge_all_432),
         cmocka_unit_test(test_adapter_backward_fd),
+        cmocka_unit_test(test_adapter_rows_fd),
         cmocka_unit_test(test_reference_logits),
         cmocka_unit_test(test_bf16_logits),
         cmocka_unit_test(test_whole_model_merged_vs_unmerged),

@@ -220,20 +220,20 @@ static double grad_check(glora_vit_t *m, const unsigned char *mask, const glora_
                          const float *x, const int *y, int B, float smoothing) {
     glora_grads_t *g;
     glora_vit_linears_t *lin;
-    glora_vit_acts_t *acts;
+    glora_vit_tape_t *acts;
     glora_vit_bwd_t *ws;
     assert_int_equal(glora_grads_create(&g, m, mask), 0);
     assert_int_equal(glora_vit_linears_create(&lin, m), 0);
-    assert_int_equal(glora_vit_acts_create(&acts, m, (size_t)B, 1), 0);
+    assert_int_equal(glora_vit_tape_create(&acts, m, (size_t)B), 0);
     assert_int_equal(glora_vit_bwd_create(&ws, m, (size_t)B), 0);
     for (int i = 0; i < m->n_params; i++) assert_true((g->g[i] != NULL) == (mask[i] != 0));
 
-    glora_vit_linears_set(lin, m, cfg);
-    glora_vit_forward(m, lin, acts, x, (size_t)B);
+    glora_vit_train_linears_set(lin, m, cfg);
+    glora_vit_train_forward(m, lin, cfg, acts, x, (size_t)B);
     const int V = m->arch.num_classes;
     float *losses = malloc((size_t)B * sizeof(float)), *probs = malloc((size_t)B * V * sizeof(float));
     float *dlogits = calloc((size_t)B * V, sizeof(float));
-    glora_xent_forward(losses, probs, acts->logits, y, (size_t)B, V, smoothing);
+    glora_xent_forward(losses, probs, glora_vit_tape_logits(acts), y, (size_t)B, V, smoothing);
     glora_grads_zero(g);
     glora_xent_backward(dlogits, probs, y, (size_t)B, V, smoothing, 1.0f / (float)B);
     glora_vit_backward(m, lin, cfg, acts, dlogits, (size_t)B, g, ws);
@@ -289,7 +289,7 @@ static double grad_check(glora_vit_t *m, const unsigned char *mask, const glora_
     glora_vit_free(used);
     glora_grads_free(g);
     glora_vit_linears_free(lin);
-    glora_vit_acts_free(acts);
+    glora_vit_tape_free(acts);
     glora_vit_bwd_free(ws);
     return worst;
 }

@@ -93,19 +93,19 @@ static void step_check(glora_vit_t *m, const unsigned char *mask, const glora_la
 
     glora_grads_t *g;
     glora_vit_linears_t *lin;
-    glora_vit_acts_t *acts;
+    glora_vit_tape_t *acts;
     glora_vit_bwd_t *ws;
     assert_int_equal(glora_grads_create(&g, m, mask), 0);
     assert_int_equal(glora_vit_linears_create(&lin, m), 0);
-    assert_int_equal(glora_vit_acts_create(&acts, m, B, 1), 0);
+    assert_int_equal(glora_vit_tape_create(&acts, m, B), 0);
     assert_int_equal(glora_vit_bwd_create(&ws, m, B), 0);
     const int V = m->arch.num_classes;
     float *losses = malloc(B * sizeof(float)), *probs = malloc(B * V * sizeof(float));
     float *dlogits = calloc(B * V, sizeof(float));
 
-    glora_vit_linears_set(lin, m, cfg);
-    glora_vit_forward(m, lin, acts, x, B);
-    glora_xent_forward(losses, probs, acts->logits, y, B, V, smoothing);
+    glora_vit_train_linears_set(lin, m, cfg);
+    glora_vit_train_forward(m, lin, cfg, acts, x, B);
+    glora_xent_forward(losses, probs, glora_vit_tape_logits(acts), y, B, V, smoothing);
     glora_grads_zero(g);
     glora_xent_backward(dlogits, probs, y, B, V, smoothing, 1.0f / (float)B);
     glora_vit_backward(m, lin, cfg, acts, dlogits, B, g, ws);
@@ -133,7 +133,7 @@ static void step_check(glora_vit_t *m, const unsigned char *mask, const glora_la
     free(want_loss); free(x); free(yf); free(y); free(losses); free(probs); free(dlogits);
     glora_grads_free(g);
     glora_vit_linears_free(lin);
-    glora_vit_acts_free(acts);
+    glora_vit_tape_free(acts);
     glora_vit_bwd_free(ws);
     glora_st_close(fw);
     glora_st_close(ts);

@@ -107,6 +107,77 @@ void glora_adapter_backward(glora_adapter_t *grad, const float *dw, const float 
                             const float *w0, const float *b0, const glora_adapter_t *ad,
                             const glora_layer_cfg_t *cfg, float *scratch);
 
+/* ---- training without dL/dW': the row form of a layer ------------------
+ *
+ * Supernet training runs every layer whose A is not a LoRA without merging,
+ * and never forms the out x in gradient dL/dW' for it. Shapes: X (N, in)
+ * the layer's input, W0 (out, in), G = dL/dY (N, out), r the rank a LoRA
+ * choice uses, R the stored rank (leading dimension of Ad, Bd, Cd).
+ * a (out) is A's column (vector: Ad[:, 0]; scalar: Ad[0, 0] everywhere;
+ * none: 0), beta likewise from Bd, s_n = sum_i X[n, i] (N) the row sums.
+ *
+ *   forward    Y0 = X W0^T                               (N, out): the one GEMM
+ *              Y  = Y0 (.) (1 + a)^T + b' + X Bm^T       Bm = the B matrix:
+ *                   X Bm^T = (X Bu_r^T) Bd_r^T            lora: P (N, r) thin
+ *                          = s beta^T                     vector / scalar
+ *   gradients  g      = sum_n G[n, :]                     (out) = dL/db'
+ *              dAd[o, 0] = sum_n G[n, o] Y0[n, o]         vector
+ *              dAd[0, 0] = sum_o sum_n G[n, o] Y0[n, o]   scalar
+ *                (since (W0 (.) a 1^T) x = a (.) (W0 x): no dW' needed)
+ *              dBd_r  = G^T P,  P = X Bu_r^T              lora (out, r), P (N, r)
+ *              dBu_r  = Q^T X,  Q = G Bd_r                lora (r, in), Q (N, r)
+ *              dBd[o, 0] = sum_n G[n, o] s_n              vector
+ *              dBd[0, 0] = sum_n s_n sum_o G[n, o]        scalar
+ *              dc = W0^T g (in): dCd_r = dc Cu_r^T, dCu_r = Cd_r^T dc (lora),
+ *                   dCd[:, 0] = dc (vector)
+ *              dD = g (.) b0 (vector) or its sum (scalar);
+ *              dE = g (vector) or its sum (scalar)
+ *   input      dX = (G (.) (1 + a)^T) W0 + G Bm            (N, in): the one GEMM
+ *                   G Bm = Q Bu_r (lora), (G beta) 1^T (vector),
+ *                          beta (G 1) 1^T (scalar)
+ *
+ * So a step costs the forward GEMM, the dX GEMM and O(N (in + out) r) more;
+ * only a LoRA A (dA = dW' (.) W0, whose factors need all of dW' = G^T X)
+ * keeps the merged form and glora_adapter_backward. */
+
+/* Non-zero when cfg runs in the row form (A is not a LoRA). */
+static inline int glora_adapter_rowform(const glora_layer_cfg_t *cfg) {
+    return cfg->t[GLORA_A].kind != GLORA_LORA;
+}
+/* Non-zero when the row form needs Y0 kept for backward (A vector/scalar). */
+static inline int glora_adapter_needs_y0(const glora_layer_cfg_t *cfg) {
+    return cfg->t[GLORA_A].kind == GLORA_VECTOR || cfg->t[GLORA_A].kind == GLORA_SCALAR;
+}
+
+/* b' (out) = b0 + b0 (.) D + E + W0 C (b0 may be NULL): the bias half of
+ * glora_adapter_merge, the same bits. */
+void glora_adapter_bias(float *b, const float *w0, const float *b0, const glora_adapter_t *ad,
+                        const glora_layer_cfg_t *cfg);
+
+/* Floats of scratch the row form needs for N rows of a layer (out, R). */
+size_t glora_adapter_rows_scratch(size_t N, int out, int R);
+
+/* Row-form forward: y (N, out) = the layer of x (N, in) with bias bp = b'
+ * (glora_adapter_bias). When glora_adapter_needs_y0, y0 (N, out) receives
+ * X W0^T (else y0 is not touched and may be NULL). */
+void glora_adapter_forward_rows(float *y, float *y0, const float *x, size_t N, const float *w0,
+                                const float *bp, const glora_adapter_t *ad,
+                                const glora_layer_cfg_t *cfg, float *scratch);
+/* Rebuilds y (N, out) from y0 and x the same way (the same bits) as
+ * glora_adapter_forward_rows did, for a configuration that needs_y0. */
+void glora_adapter_finish_rows(float *y, const float *y0, const float *x, size_t N,
+                               const float *bp, const glora_adapter_t *ad,
+                               const glora_layer_cfg_t *cfg, float *scratch);
+/* Row-form backward: given dy = G (N, out), x (N, in) and, when the
+ * configuration needs it, y0 (N, out), accumulates (+=) the gradients of
+ * the stored tensors the configuration uses into the non-NULL members of
+ * grad (grad may be NULL: nothing trains) and, when dx is not NULL,
+ * OVERWRITES dx (N, in) with dL/dX. */
+void glora_adapter_backward_rows(glora_adapter_t *grad, float *dx, const float *dy,
+                                 const float *x, const float *y0, size_t N, const float *w0,
+                                 const float *b0, const glora_adapter_t *ad,
+                                 const glora_layer_cfg_t *cfg, float *scratch);
+
 /* The official search space at rank R: A, B in {lora_R, vector, scalar, none},
  * C in {lora_R, vector, none}, D, E in {scalar, vector, none}. */
 #define GLORA_SPACE_MAX 16

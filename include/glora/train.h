@@ -59,20 +59,61 @@ int glora_grads_create(glora_grads_t **out, const glora_vit_t *m,
 void glora_grads_free(glora_grads_t *g); /* NULL-safe */
 void glora_grads_zero(glora_grads_t *g);
 
+/* ---- training passes ---------------------------------------------------
+ *
+ * The forward pass of training keeps a compact tape for backward, and each
+ * adapted layer computes only what its configuration needs (the formulas,
+ * with shapes, are in glora/layer.h):
+ *  - configuration none, or no configuration: the frozen linear; its weight
+ *    gets a gradient only when the backbone itself trains;
+ *  - A a LoRA: the merged W' (out x in); backward forms dW' = G^T X (the one
+ *    weight-sized product left, for dAd, dAu from dW' (.) W0) and dX = G W';
+ *  - A vector, scalar or none (3/4 of the official space): the row form on
+ *    the frozen W0, no merge, no dW': Y0 = X W0^T, dX = (G (.) (1+a)) W0
+ *    plus thin terms; A's gradient from Y0, B's from thin products (LoRA) or
+ *    row sums of X, C's from W0^T (column sums of G), D's and E's from
+ *    column sums of G.
+ * Tape, per block: its output (N, C), LayerNorm statistics, and one
+ * output per adapted layer (the layer's Y, or Y0 when A is a vector or
+ * scalar): 10 N C floats at ViT proportions (H = 4C). LayerNorm outputs,
+ * attention, the first residual sum and GELU are recomputed in backward,
+ * block by block, by the same kernels: the same bits as in the forward. */
+
+/* Tape of the training forward pass for up to max_batch images. */
+typedef struct glora_vit_tape glora_vit_tape_t;
+int glora_vit_tape_create(glora_vit_tape_t **out, const glora_vit_t *m, size_t max_batch);
+void glora_vit_tape_free(glora_vit_tape_t *t); /* NULL-safe */
+/* Logits (B, classes) of the last glora_vit_train_forward. */
+const float *glora_vit_tape_logits(const glora_vit_tape_t *t);
+
+/* Sets lin for training under cfg (4 * depth configurations, or NULL):
+ * only layers whose A is a LoRA are merged, every other layer points at its
+ * frozen W0/b0 (glora_vit_linears_set would do too, merging more). */
+void glora_vit_train_linears_set(glora_vit_linears_t *lin, const glora_vit_t *m,
+                                 const glora_layer_cfg_t *cfg);
+/* Forward pass of B <= max_batch images x (B, Cin, H, W) under cfg with the
+ * linears lin (set for cfg), keeping the tape. The logits equal
+ * glora_vit_forward's up to float rounding (layers in the row form sum in
+ * another order). */
+void glora_vit_train_forward(const glora_vit_t *m, const glora_vit_linears_t *lin,
+                             const glora_layer_cfg_t *cfg, glora_vit_tape_t *t, const float *x,
+                             size_t B);
+
 /* Workspace of the backward pass for up to max_batch images (one
  * allocation: the activation gradients, merged-layer gradients, scratch). */
 typedef struct glora_vit_bwd glora_vit_bwd_t;
 int glora_vit_bwd_create(glora_vit_bwd_t **out, const glora_vit_t *m, size_t max_batch);
 void glora_vit_bwd_free(glora_vit_bwd_t *ws); /* NULL-safe */
 
-/* Backward pass of the whole model for the B images whose forward pass (with
- * keep_all activations and the linears lin set for cfg) is in a. dlogits
- * (B, classes) is dL/dlogits. cfg holds 4 * depth layer configurations, or
- * NULL when every layer runs its frozen W0/b0 (then adapters get nothing).
- * Accumulates (+=) into the trainable gradients of g; the parts of the graph
- * below the lowest trainable tensor are skipped. */
+/* Backward pass of the whole model for the B images whose training forward
+ * (under cfg, with lin) is on the tape t. dlogits (B, classes) is
+ * dL/dlogits. cfg holds 4 * depth layer configurations, or NULL when every
+ * layer runs its frozen W0/b0 (then adapters get nothing). Accumulates (+=)
+ * into the trainable gradients of g; the parts of the graph below the
+ * lowest trainable tensor are skipped. Recomputes into the tape's work
+ * area (its per-block outputs stay as they are). */
 void glora_vit_backward(const glora_vit_t *m, const glora_vit_linears_t *lin,
-                        const glora_layer_cfg_t *cfg, const glora_vit_acts_t *a,
+                        const glora_layer_cfg_t *cfg, glora_vit_tape_t *t,
                         const float *dlogits, size_t B, glora_grads_t *g,
                         glora_vit_bwd_t *ws);
 
@@ -161,7 +202,10 @@ typedef struct {
     /* Each batch is cut into this many slices that run forward and backward
      * independently (on separate threads when there are any) and whose
      * gradients are summed in slice order; 0 means 2. Results depend on it
-     * (float sums in another order), never on the number of threads. */
+     * (float sums in another order), never on the number of threads. Only
+     * min(shards, threads) slices are in flight at once (the others wait
+     * their turn), so activation memory is that of min(shards, threads) *
+     * ceil(batch / shards) images: more shards, less memory. */
     int shards;
     glora_sched_t sched;          /* its epochs field is taken from epochs */
     glora_adamw_cfg_t adamw;

@@ -3,6 +3,7 @@
  * and the head), side by side with the PyTorch peer bench/bench_train.py run
  * in the same invocation; peak RSS against what training must hold. */
 #include "cli/cli.h"
+#include "cli/cli_model.h"
 #include "cli/commands.h"
 
 #include "glora/common.h"
@@ -24,6 +25,8 @@ static const glora_config_key_t keys[] = {
     {"bench.steps", GLORA_CFG_INT, "30", "timed steps per run", 1, 100000, NULL},
     {"bench.repeat", GLORA_CFG_INT, "3", "timed runs (the median is reported)", 1, 100, NULL},
     {"bench.rank", GLORA_CFG_INT, "4", "supernet rank", 1, GLORA_MAX_RANK, NULL},
+    {"bench.arch", GLORA_CFG_STRING, "vit-tiny-28", "vit-tiny-28 or vit-b16 (224x224x3, random weights)", 0, 0, NULL},
+    {"bench.shards", GLORA_CFG_INT, "0", "train.shards of the run (0: the default, 2)", 0, 64, NULL},
     {"bench.peer", GLORA_CFG_STRING, "bench/bench_train.py", "PyTorch peer script (none: do not run it)", 0, 0, NULL},
     {"bench.python", GLORA_CFG_STRING, "/usr/bin/python3", "Python with torch for the peer", 0, 0, NULL},
 };
@@ -33,6 +36,8 @@ static const cli_flag_t flags[] = {
     {"--batch", "bench.batch", "N", "batch size"},
     {"--steps", "bench.steps", "N", "timed steps per run"},
     {"--repeat", "bench.repeat", "N", "timed runs"},
+    {"--arch", "bench.arch", "NAME", "vit-tiny-28 (default) or vit-b16"},
+    {"--shards", "bench.shards", "N", "slices of each batch (train.shards)"},
     {"--peer", "bench.peer", "SCRIPT", "PyTorch peer script (none to skip)"},
     {"--json", NULL, NULL, "print one JSON line instead of text"},
 };
@@ -44,7 +49,9 @@ static const cli_cmd_t cmd = {
                "every layer drawing from the official 432 configurations every step, AdamW\n"
                "over the GLoRA tensors and the head), 2 threads unless --threads says\n"
                "otherwise; then the PyTorch peer (bench/bench_train.py, the official layer\n"
-               "code) in the same invocation, and the ratio. Run from the source tree:\n"
+               "code) in the same invocation, and the ratio. --arch vit-b16 runs ViT-B/16\n"
+               "(224x224x3, random weights and images; the peer is not run at that size).\n"
+               "Run from the source tree:\n"
                "  glora bench train",
     .schema = &schema,
     .flags = flags,
@@ -110,13 +117,22 @@ int glora_cmd_bench_train(int argc, char **argv) {
     const int rank = (int)glora_config_int(cfg, "bench.rank");
     const int json = cli_switch(&cmd, &args, "--json");
 
-    glora_vit_arch_t a = {.img_size = 28, .in_chans = 1, .patch = 7, .dim = 128, .depth = 6,
-                          .heads = 4, .mlp_hidden = 512, .num_classes = 10};
     glora_vit_t *m = NULL;
     unsigned char *mask = NULL;
     float *x = NULL;
     int *y = NULL;
     int status = CLI_FAIL;
+    const char *arch = glora_config_string(cfg, "bench.arch");
+    const int shards = (int)glora_config_int(cfg, "bench.shards");
+    const int b16 = strcmp(arch, "vit-b16") == 0;
+    if (!b16 && strcmp(arch, "vit-tiny-28") != 0) {
+        glora_error(GLORA_EINVAL, "bench 'arch': '%s', expected vit-tiny-28 or vit-b16", arch);
+        goto fail;
+    }
+    /* The preset of glora init, with a 10-class head (labels are random). */
+    glora_vit_arch_t a = cli_arch_preset(arch);
+    a.num_classes = 10;
+    if (glora_vit_arch_check(&a)) goto fail;
     if (glora_vit_create(&m, &a, rank)) goto fail;
     glora_rng_t rng;
     glora_rng_seed(&rng, 42);
@@ -132,7 +148,8 @@ int glora_cmd_bench_train(int argc, char **argv) {
         for (int k = 0; k < ad->in * rank; k++) ad->Cd[k] = glora_rng_uniform_f(&rng, -0.01f, 0.01f);
     }
     mask = calloc((size_t)m->n_params, 1);
-    const size_t n = (size_t)batch * steps, img = 28 * 28;
+    const size_t n = (size_t)batch * steps,
+                 img = (size_t)a.in_chans * a.img_size * a.img_size;
     x = malloc(n * img * sizeof *x);
     y = malloc(n * sizeof *y);
     if (!mask || !x || !y) {
@@ -148,35 +165,41 @@ int glora_cmd_bench_train(int argc, char **argv) {
     glora_train_opts_t o = {0};
     o.epochs = repeat + 1;
     o.batch = (size_t)batch;
+    o.shards = shards;
     o.sched = (glora_sched_t){.lr = 1e-3, .warmup_start = 1e-6, .floor = 1e-5};
     o.adamw = (glora_adamw_cfg_t){0.9, 0.999, 1e-8, 1e-4};
     o.seed = 42;
     o.space = &space;
     o.on_epoch = on_epoch;
     o.cb_ctx = &runs;
-    glora_dataset_t td = {.n = n, .c = 1, .h = 28, .w = 28, .x = x, .y = y, .num_classes = 10};
+    glora_dataset_t td = {.n = n, .c = a.in_chans, .h = a.img_size, .w = a.img_size, .x = x, .y = y, .num_classes = 10};
     if (!json) fprintf(stderr, "glora: %d timed runs of %d steps (batch %d, %d threads)...\n", repeat, steps, batch, threads);
     if (glora_train_run(m, mask, &o, &td, NULL, NULL)) goto fail;
     qsort(runs.runs, (size_t)runs.n, sizeof runs.runs[0], cli_cmp_double);
     const double ips = runs.runs[runs.n / 2];
 
-    /* Memory training must hold: weights, one batch of activations (as the
-     * forward pass keeps them for backward), gradients and AdamW moments of
-     * the trainable tensors. */
+    /* Memory training must hold: weights, the tapes of the shards in flight
+     * (glora/train.h: per block its output, four layer outputs and the
+     * LayerNorm statistics; the patches and tokens once), gradients and
+     * AdamW moments of the trainable tensors. */
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     const double peak_mb = (double)ru.ru_maxrss / 1024.0;
     size_t trainable = 0;
     for (int i = 0; i < m->n_params; i++) trainable += mask[i] ? m->params[i].numel : 0;
-    const size_t B = (size_t)batch, T = 17, C = 128, H = 512, NH = 4, N = B * T;
-    const size_t acts = B * 16 * 49 + B * 16 * C + N * C +
-                        6 * (N * C * 6 + N * 4 + N * 3 * C + B * NH * T * T + N * H * 2) + N * C + 2 * N +
-                        B * C + B * 10;
+    const int nsh = shards > 0 ? (shards < batch ? shards : batch) : (batch < 2 ? batch : 2);
+    const size_t per = ((size_t)batch + (size_t)nsh - 1) / (size_t)nsh,
+                 live = (size_t)(threads < nsh ? threads : nsh) * per;
+    const size_t T = (size_t)a.tokens, C = (size_t)a.dim, H = (size_t)a.mlp_hidden, N = live * T,
+                 NP = (size_t)a.num_patches, kk = (size_t)a.in_chans * a.patch * a.patch;
+    const size_t acts = live * NP * kk + N * C +
+                        (size_t)a.depth * (N * C * 6 + N * H + 4 * N);
     const double need_mb = (double)(m->n_floats + acts + 3 * trainable) * 4.0 / (1024.0 * 1024.0);
 
     double peer_ips = 0, peer_rss = 0;
     char why[600] = "";
-    const char *peer = glora_config_string(cfg, "bench.peer");
+    const char *peer = b16 ? NULL : glora_config_string(cfg, "bench.peer");
+    if (b16) snprintf(why, sizeof why, "the peer runs at vit-tiny-28 only");
     int have_peer = peer && peer[0] && strcmp(peer, "none") != 0 &&
                     run_peer(glora_config_string(cfg, "bench.python"), peer, threads, batch, steps, repeat,
                              &peer_ips, &peer_rss, why, sizeof why) == 0;
@@ -184,20 +207,20 @@ int glora_cmd_bench_train(int argc, char **argv) {
         printf("{\"bench\": \"train\", \"impl\": \"glora\", \"images_per_s\": %.1f, \"runs_images_per_s\": [", ips);
         for (int i = 0; i < runs.n; i++) printf("%s%.1f", i ? ", " : "", runs.runs[i]);
         printf("], \"threads\": %d, \"batch\": %d, \"steps\": %d, \"rank\": %d, \"peak_rss_mb\": %.1f, "
-               "\"needed_mb\": %.1f", threads, batch, steps, rank, peak_mb, need_mb);
+               "\"needed_mb\": %.1f, \"arch\": \"%s\"", threads, batch, steps, rank, peak_mb, need_mb, arch);
         if (have_peer) printf(", \"pytorch_images_per_s\": %.1f, \"ratio\": %.2f", peer_ips, peer_ips > 0 ? ips / peer_ips : 0);
         printf("}\n");
     } else {
-        printf("supernet training, vit-tiny-28, rank %d, batch %d, %d threads\n", rank, batch, threads);
-        printf("  glora    %8.1f images/s (median of", ips);
-        for (int i = 0; i < runs.n; i++) printf(" %.0f", runs.runs[i]);
+        printf("supernet training, %s, rank %d, batch %d, %d threads\n", arch, rank, batch, threads);
+        printf("  glora    %8.2f images/s (median of", ips);
+        for (int i = 0; i < runs.n; i++) printf(" %.3g", runs.runs[i]);
         printf(")\n");
         if (have_peer)
             printf("  pytorch  %8.1f images/s (%s, same invocation)\n  ratio    %8.2fx\n", peer_ips, peer,
                    peer_ips > 0 ? ips / peer_ips : 0);
         else
             printf("  pytorch  not run: %s\n", why[0] ? why : "--peer none");
-        printf("  peak RSS %.1f MB; weights + activations of one batch + gradients and AdamW state: "
+        printf("  peak RSS %.1f MB; weights + tapes of the shards in flight + gradients and AdamW state: "
                "%.1f MB (%.2fx)\n", peak_mb, need_mb, peak_mb / need_mb);
         if (have_peer && peer_rss > 0) printf("  pytorch peak RSS %.1f MB\n", peer_rss);
     }

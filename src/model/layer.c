@@ -111,6 +111,43 @@ static void lora_product(float *dst, const float *xd, const float *xu, int rows,
                 xd, (size_t)R, xu, (size_t)cols, 0.0f, dst, (size_t)cols);
 }
 
+void glora_adapter_bias(float *b, const float *w0, const float *b0, const glora_adapter_t *ad,
+                        const glora_layer_cfg_t *cfg) {
+    const int out = ad->out, in = ad->in, R = ad->rank;
+    glora_choice_t C = cfg->t[GLORA_C], D = cfg->t[GLORA_D], E = cfg->t[GLORA_E];
+    /* b = b0 + b0 (.) D + E + W0 C, with the prompt term on the frozen W0. */
+    for (int o = 0; o < out; o++) {
+        float bo = b0 ? b0[o] : 0.0f;
+        float d = D.kind == GLORA_VECTOR ? ad->D[o] : D.kind == GLORA_SCALAR ? ad->D[0] : 0.0f;
+        float e = E.kind == GLORA_VECTOR ? ad->E[o] : E.kind == GLORA_SCALAR ? ad->E[0] : 0.0f;
+        b[o] = bo + bo * d + e;
+    }
+    if (C.kind != GLORA_NONE) {
+        /* c (in) = Cd[:, :r] Cu[:r] or Cd[:, 0]; then b += W0 c. */
+        float cvec_stack[1024];
+        float *cvec = in <= 1024 ? cvec_stack : malloc((size_t)in * sizeof *cvec);
+        GLORA_ASSERT(cvec);
+        for (int i = 0; i < in; i++) {
+            const float *cd = ad->Cd + (size_t)i * R;
+            if (C.kind == GLORA_LORA) {
+                float s = 0.0f;
+                for (int r = 0; r < C.rank; r++) s += cd[r] * ad->Cu[r];
+                cvec[i] = s;
+            } else {
+                cvec[i] = cd[0];
+            }
+        }
+        for (int o = 0; o < out; o++) {
+            const float *row = w0 + (size_t)o * in;
+            float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+            for (int i = 0; i < in; i++) s += row[i] * cvec[i];
+            b[o] += s;
+        }
+        if (cvec != cvec_stack) free(cvec);
+    }
+}
+
 void glora_adapter_merge(float *w, float *b, const float *w0, const float *b0,
                          const glora_adapter_t *ad, const glora_layer_cfg_t *cfg,
                          float *a_scratch) {
@@ -120,9 +157,7 @@ void glora_adapter_merge(float *w, float *b, const float *w0, const float *b0,
      * (-O2 leaves them scalar: w, w0 and the scratch might alias). */
     const int out = ad->out, in = ad->in, R = ad->rank;
     const size_t n = (size_t)out * in;
-    glora_choice_t A = cfg->t[GLORA_A], B = cfg->t[GLORA_B], C = cfg->t[GLORA_C];
-    glora_choice_t D = cfg->t[GLORA_D], E = cfg->t[GLORA_E];
-
+    glora_choice_t A = cfg->t[GLORA_A], B = cfg->t[GLORA_B];
     if (A.kind == GLORA_LORA) {
         GLORA_ASSERT(a_scratch && A.rank <= R);
         lora_product(a_scratch, ad->Ad, ad->Au, out, in, A.rank, R);
@@ -161,36 +196,50 @@ void glora_adapter_merge(float *w, float *b, const float *w0, const float *b0,
         for (size_t k = 0; k < n; k++) w[k] += s;
     }
 
-    /* b = b0 + b0 (.) D + E + W0 C, with the prompt term on the frozen W0. */
-    for (int o = 0; o < out; o++) {
-        float bo = b0 ? b0[o] : 0.0f;
-        float d = D.kind == GLORA_VECTOR ? ad->D[o] : D.kind == GLORA_SCALAR ? ad->D[0] : 0.0f;
-        float e = E.kind == GLORA_VECTOR ? ad->E[o] : E.kind == GLORA_SCALAR ? ad->E[0] : 0.0f;
-        b[o] = bo + bo * d + e;
+    glora_adapter_bias(b, w0, b0, ad, cfg);
+}
+
+/* The gradients of C, D, E from db = dL/db' (out). */
+static void bias_backward(glora_adapter_t *grad, const float *db, const float *w0, const float *b0,
+                          const glora_adapter_t *ad, const glora_layer_cfg_t *cfg) {
+    const int out = ad->out, in = ad->in, R = ad->rank;
+    glora_choice_t C = cfg->t[GLORA_C], D = cfg->t[GLORA_D], E = cfg->t[GLORA_E];
+    /* b' = b0 + b0 (.) D + E + W0 c:  dD = db (.) b0, dE = db, dc = W0^T db. */
+    if (D.kind != GLORA_NONE && grad->D && b0) {
+        if (D.kind == GLORA_VECTOR) {
+            for (int o = 0; o < out; o++) grad->D[o] += db[o] * b0[o];
+        } else {
+            double s = 0.0;
+            for (int o = 0; o < out; o++) s += (double)db[o] * b0[o];
+            grad->D[0] += (float)s;
+        }
     }
-    if (C.kind != GLORA_NONE) {
-        /* c (in) = Cd[:, :r] Cu[:r] or Cd[:, 0]; then b += W0 c. */
-        float cvec_stack[1024];
-        float *cvec = in <= 1024 ? cvec_stack : malloc((size_t)in * sizeof *cvec);
-        GLORA_ASSERT(cvec);
+    if (E.kind != GLORA_NONE && grad->E) {
+        if (E.kind == GLORA_VECTOR) {
+            for (int o = 0; o < out; o++) grad->E[o] += db[o];
+        } else {
+            double s = 0.0;
+            for (int o = 0; o < out; o++) s += db[o];
+            grad->E[0] += (float)s;
+        }
+    }
+    if (C.kind != GLORA_NONE && grad->Cd) {
         for (int i = 0; i < in; i++) {
+            double s = 0.0;
+            for (int o = 0; o < out; o++) s += (double)w0[(size_t)o * in + i] * db[o];
+            float dc = (float)s;
+            float *gcd = grad->Cd + (size_t)i * R;
             const float *cd = ad->Cd + (size_t)i * R;
             if (C.kind == GLORA_LORA) {
-                float s = 0.0f;
-                for (int r = 0; r < C.rank; r++) s += cd[r] * ad->Cu[r];
-                cvec[i] = s;
+                /* c_i = sum_r Cd[i, r] Cu[r] */
+                for (int r = 0; r < C.rank; r++) {
+                    gcd[r] += dc * ad->Cu[r];
+                    grad->Cu[r] += dc * cd[r];
+                }
             } else {
-                cvec[i] = cd[0];
+                gcd[0] += dc;
             }
         }
-        for (int o = 0; o < out; o++) {
-            const float *row = w0 + (size_t)o * in;
-            float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-            for (int i = 0; i < in; i++) s += row[i] * cvec[i];
-            b[o] += s;
-        }
-        if (cvec != cvec_stack) free(cvec);
     }
 }
 
@@ -199,8 +248,7 @@ void glora_adapter_backward(glora_adapter_t *grad, const float *dw, const float 
                             const glora_layer_cfg_t *cfg, float *scratch) {
     const int out = ad->out, in = ad->in, R = ad->rank;
     const size_t n = (size_t)out * in;
-    glora_choice_t A = cfg->t[GLORA_A], B = cfg->t[GLORA_B], C = cfg->t[GLORA_C];
-    glora_choice_t D = cfg->t[GLORA_D], E = cfg->t[GLORA_E];
+    glora_choice_t A = cfg->t[GLORA_A], B = cfg->t[GLORA_B];
 
     /* dL/dA = dW' (.) W0 (elementwise); dL/dB = dW'. */
     if (A.kind != GLORA_NONE && grad->Ad) {
@@ -245,41 +293,227 @@ void glora_adapter_backward(glora_adapter_t *grad, const float *dw, const float 
         }
     }
 
-    /* b' = b0 + b0 (.) D + E + W0 c:  dD = db (.) b0, dE = db, dc = W0^T db. */
-    if (D.kind != GLORA_NONE && grad->D && b0) {
-        if (D.kind == GLORA_VECTOR) {
-            for (int o = 0; o < out; o++) grad->D[o] += db[o] * b0[o];
-        } else {
-            double s = 0.0;
-            for (int o = 0; o < out; o++) s += (double)db[o] * b0[o];
-            grad->D[0] += (float)s;
-        }
-    }
-    if (E.kind != GLORA_NONE && grad->E) {
-        if (E.kind == GLORA_VECTOR) {
-            for (int o = 0; o < out; o++) grad->E[o] += db[o];
-        } else {
-            double s = 0.0;
-            for (int o = 0; o < out; o++) s += db[o];
-            grad->E[0] += (float)s;
-        }
-    }
-    if (C.kind != GLORA_NONE && grad->Cd) {
-        for (int i = 0; i < in; i++) {
-            double s = 0.0;
-            for (int o = 0; o < out; o++) s += (double)w0[(size_t)o * in + i] * db[o];
-            float dc = (float)s;
-            float *gcd = grad->Cd + (size_t)i * R;
-            const float *cd = ad->Cd + (size_t)i * R;
-            if (C.kind == GLORA_LORA) {
-                /* c_i = sum_r Cd[i, r] Cu[r] */
-                for (int r = 0; r < C.rank; r++) {
-                    gcd[r] += dc * ad->Cu[r];
-                    grad->Cu[r] += dc * cd[r];
-                }
+    bias_backward(grad, db, w0, b0, ad, cfg);
+}
+
+/* ---- the row form (see glora/layer.h for the formulas) ------------------ */
+
+#define COL_BLOCK 256
+
+size_t glora_adapter_rows_scratch(size_t N, int out, int R) {
+    /* Gs (N, out), P and Q (N, R) each, s, G 1 and t (N) each, g (out) */
+    return N * (size_t)out + 2 * N * (size_t)R + 3 * N + (size_t)out;
+}
+
+/* acc[o] (+)= sum_n u[n, o] * (v ? v[n, o] : w[n]) for o < out: columns in
+ * blocks, rows in order inside each (the same sums for any thread count). */
+static void col_dots(float *acc, const float *u, const float *v, const float *w, size_t N,
+                     size_t out) {
+    const size_t nblk = (out + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for schedule(static) if (N * out >= (1u << 18) && nblk > 1)
+    for (size_t blk = 0; blk < nblk; blk++) {
+        const size_t j0 = blk * COL_BLOCK, nj = out - j0 < COL_BLOCK ? out - j0 : COL_BLOCK;
+        float a[COL_BLOCK] = {0};
+        for (size_t n = 0; n < N; n++) {
+            const float *un = u + n * out + j0;
+            if (v) {
+                const float *vn = v + n * out + j0;
+#pragma omp simd
+                for (size_t j = 0; j < nj; j++) a[j] += un[j] * vn[j];
             } else {
-                gcd[0] += dc;
+                const float wn = w ? w[n] : 1.0f;
+#pragma omp simd
+                for (size_t j = 0; j < nj; j++) a[j] += un[j] * wn;
             }
+        }
+        for (size_t j = 0; j < nj; j++) acc[j0 + j] += a[j];
+    }
+}
+
+/* s[n] = sum_j x[n, j] (cols j), or with beta, sum_j x[n, j] beta[j]. */
+static void row_sums(float *s, const float *x, const float *beta, size_t N, size_t cols) {
+#pragma omp parallel for schedule(static) if (N * cols >= (1u << 18))
+    for (size_t n = 0; n < N; n++) {
+        const float *xn = x + n * cols;
+        float acc = 0.0f;
+        if (beta) {
+#pragma omp simd reduction(+ : acc)
+            for (size_t j = 0; j < cols; j++) acc += xn[j] * beta[j];
+        } else {
+#pragma omp simd reduction(+ : acc)
+            for (size_t j = 0; j < cols; j++) acc += xn[j];
+        }
+        s[n] = acc;
+    }
+}
+
+/* Adds X Bm^T (B's term of the output) to y; P (N, R) / s (N) in scratch. */
+static void b_term_forward(float *y, const float *x, size_t N, const glora_adapter_t *ad,
+                           glora_choice_t B, float *scratch) {
+    const size_t out = (size_t)ad->out, in = (size_t)ad->in, R = (size_t)ad->rank;
+    if (B.kind == GLORA_LORA) {
+        /* P (N, r) = X Bu_r^T; y += P Bd_r^T */
+        float *P = scratch;
+        glora_sgemm(GLORA_NOTRANS, GLORA_TRANS, N, B.rank, in, 1.0f, x, in, ad->Bu, in, 0.0f, P,
+                    B.rank);
+        glora_sgemm(GLORA_NOTRANS, GLORA_TRANS, N, out, B.rank, 1.0f, P, B.rank, ad->Bd, R, 1.0f, y,
+                    out);
+    } else if (B.kind == GLORA_VECTOR || B.kind == GLORA_SCALAR) {
+        /* y[n, o] += s_n beta_o */
+        float *s = scratch;
+        row_sums(s, x, NULL, N, in);
+#pragma omp parallel for schedule(static) if (N * out >= (1u << 18))
+        for (size_t n = 0; n < N; n++) {
+            float *yn = y + n * out;
+            const float sn = s[n];
+            if (B.kind == GLORA_SCALAR) {
+                const float v = sn * ad->Bd[0];
+#pragma omp simd
+                for (size_t o = 0; o < out; o++) yn[o] += v;
+            } else {
+                for (size_t o = 0; o < out; o++) yn[o] += sn * ad->Bd[o * R];
+            }
+        }
+    }
+}
+
+void glora_adapter_finish_rows(float *y, const float *y0, const float *x, size_t N,
+                               const float *bp, const glora_adapter_t *ad,
+                               const glora_layer_cfg_t *cfg, float *scratch) {
+    /* y[n, o] = y0[n, o] (1 + a_o) + b'_o, then B's term */
+    const size_t out = (size_t)ad->out, R = (size_t)ad->rank;
+    glora_choice_t A = cfg->t[GLORA_A];
+    GLORA_ASSERT(glora_adapter_needs_y0(cfg));
+    float one_a_stack[1024];
+    float *one_a = out <= 1024 ? one_a_stack : malloc(out * sizeof *one_a);
+    GLORA_ASSERT(one_a);
+    for (size_t o = 0; o < out; o++) one_a[o] = 1.0f + (A.kind == GLORA_SCALAR ? ad->Ad[0] : ad->Ad[o * R]);
+#pragma omp parallel for schedule(static) if (N * out >= (1u << 18))
+    for (size_t n = 0; n < N; n++) {
+        const float *y0n = y0 + n * out;
+        float *yn = y + n * out;
+#pragma omp simd
+        for (size_t o = 0; o < out; o++) yn[o] = y0n[o] * one_a[o] + bp[o];
+    }
+    if (one_a != one_a_stack) free(one_a);
+    b_term_forward(y, x, N, ad, cfg->t[GLORA_B], scratch);
+}
+
+void glora_adapter_forward_rows(float *y, float *y0, const float *x, size_t N, const float *w0,
+                                const float *bp, const glora_adapter_t *ad,
+                                const glora_layer_cfg_t *cfg, float *scratch) {
+    const size_t out = (size_t)ad->out, in = (size_t)ad->in;
+    GLORA_ASSERT(glora_adapter_rowform(cfg));
+    if (glora_adapter_needs_y0(cfg)) {
+        /* Y0 = X W0^T kept for backward, Y built from it */
+        glora_sgemm(GLORA_NOTRANS, GLORA_TRANS, N, out, in, 1.0f, x, in, w0, in, 0.0f, y0, out);
+        glora_adapter_finish_rows(y, y0, x, N, bp, ad, cfg, scratch);
+    } else {
+        /* A none: Y = X W0^T + b' + B's term */
+        glora_sgemm_bias(GLORA_NOTRANS, GLORA_TRANS, N, out, in, 1.0f, x, in, w0, in, 0.0f, bp, y,
+                         out);
+        b_term_forward(y, x, N, ad, cfg->t[GLORA_B], scratch);
+    }
+}
+
+void glora_adapter_backward_rows(glora_adapter_t *grad, float *dx, const float *dy,
+                                 const float *x, const float *y0, size_t N, const float *w0,
+                                 const float *b0, const glora_adapter_t *ad,
+                                 const glora_layer_cfg_t *cfg, float *scratch) {
+    const size_t out = (size_t)ad->out, in = (size_t)ad->in, R = (size_t)ad->rank;
+    glora_choice_t A = cfg->t[GLORA_A], B = cfg->t[GLORA_B];
+    GLORA_ASSERT(glora_adapter_rowform(cfg));
+    float *Gs = scratch, *P = Gs + N * out, *Q = P + N * R, *s = Q + N * R, *g1 = s + N,
+          *t = g1 + N, *g = t + N;
+    const int trains = grad && (grad->Ad || grad->Bd || grad->Cd || grad->D || grad->E);
+
+    /* A vector / scalar: dAd[o] = sum_n G[n, o] Y0[n, o] (summed over o for scalar) */
+    if (trains && grad->Ad && glora_adapter_needs_y0(cfg)) {
+        GLORA_ASSERT(y0);
+        memset(g, 0, out * sizeof *g);
+        col_dots(g, dy, y0, NULL, N, out);
+        if (A.kind == GLORA_VECTOR) {
+            for (size_t o = 0; o < out; o++) grad->Ad[o * R] += g[o];
+        } else {
+            double tot = 0.0;
+            for (size_t o = 0; o < out; o++) tot += g[o];
+            grad->Ad[0] += (float)tot;
+        }
+    }
+    /* B: thin products (lora) or row sums of X (vector, scalar). */
+    int have_q = 0, have_g1 = 0;
+    if (B.kind == GLORA_LORA) {
+        if (trains && grad->Bd) {
+            /* P (N, r) = X Bu_r^T; dBd_r += G^T P */
+            glora_sgemm(GLORA_NOTRANS, GLORA_TRANS, N, B.rank, in, 1.0f, x, in, ad->Bu, in, 0.0f, P,
+                        B.rank);
+            glora_sgemm(GLORA_TRANS, GLORA_NOTRANS, out, B.rank, N, 1.0f, dy, out, P, B.rank, 1.0f,
+                        grad->Bd, R);
+        }
+        if ((trains && grad->Bd) || dx) {
+            /* Q (N, r) = G Bd_r; dBu_r += Q^T X */
+            glora_sgemm(GLORA_NOTRANS, GLORA_NOTRANS, N, B.rank, out, 1.0f, dy, out, ad->Bd, R, 0.0f,
+                        Q, B.rank);
+            have_q = 1;
+            if (trains && grad->Bd)
+                glora_sgemm(GLORA_TRANS, GLORA_NOTRANS, B.rank, in, N, 1.0f, Q, B.rank, x, in, 1.0f,
+                            grad->Bu, in);
+        }
+    } else if ((B.kind == GLORA_VECTOR || B.kind == GLORA_SCALAR) && trains && grad->Bd) {
+        row_sums(s, x, NULL, N, in);
+        if (B.kind == GLORA_VECTOR) {
+            /* dBd[o, 0] += sum_n G[n, o] s_n */
+            memset(g, 0, out * sizeof *g);
+            col_dots(g, dy, NULL, s, N, out);
+            for (size_t o = 0; o < out; o++) grad->Bd[o * R] += g[o];
+        } else {
+            /* dBd[0, 0] += sum_n s_n (G 1)_n */
+            row_sums(g1, dy, NULL, N, out);
+            have_g1 = 1;
+            double tot = 0.0;
+            for (size_t n = 0; n < N; n++) tot += (double)s[n] * g1[n];
+            grad->Bd[0] += (float)tot;
+        }
+    }
+    /* C, D, E from g = dL/db' = column sums of G. */
+    if (trains && (grad->Cd || grad->D || grad->E)) {
+        memset(g, 0, out * sizeof *g);
+        col_dots(g, dy, NULL, NULL, N, out);
+        bias_backward(grad, g, w0, b0, ad, cfg);
+    }
+    if (!dx) return;
+    /* dX = (G (.) (1 + a)^T) W0 + G Bm */
+    if (A.kind == GLORA_VECTOR) {
+#pragma omp parallel for schedule(static) if (N * out >= (1u << 18))
+        for (size_t n = 0; n < N; n++) {
+            const float *gn = dy + n * out;
+            float *gs = Gs + n * out;
+            for (size_t o = 0; o < out; o++) gs[o] = gn[o] * (1.0f + ad->Ad[o * R]);
+        }
+        glora_sgemm(GLORA_NOTRANS, GLORA_NOTRANS, N, in, out, 1.0f, Gs, out, w0, in, 0.0f, dx, in);
+    } else {
+        const float alpha = A.kind == GLORA_SCALAR ? 1.0f + ad->Ad[0] : 1.0f;
+        glora_sgemm(GLORA_NOTRANS, GLORA_NOTRANS, N, in, out, alpha, dy, out, w0, in, 0.0f, dx, in);
+    }
+    if (B.kind == GLORA_LORA) {
+        GLORA_ASSERT(have_q);
+        glora_sgemm(GLORA_NOTRANS, GLORA_NOTRANS, N, in, B.rank, 1.0f, Q, B.rank, ad->Bu, in, 1.0f, dx,
+                    in);
+    } else if (B.kind == GLORA_VECTOR || B.kind == GLORA_SCALAR) {
+        if (B.kind == GLORA_VECTOR) {
+            /* t_n = sum_o G[n, o] beta_o, beta_o = Bd[o, 0] (strided: copied) */
+            for (size_t o = 0; o < out; o++) g[o] = ad->Bd[o * R];
+            row_sums(t, dy, g, N, out);
+        } else {
+            if (!have_g1) row_sums(g1, dy, NULL, N, out);
+            for (size_t n = 0; n < N; n++) t[n] = ad->Bd[0] * g1[n];
+        }
+#pragma omp parallel for schedule(static) if (N * in >= (1u << 18))
+        for (size_t n = 0; n < N; n++) {
+            float *dxn = dx + n * in;
+            const float tn = t[n];
+#pragma omp simd
+            for (size_t i = 0; i < in; i++) dxn[i] += tn;
         }
     }
 }

@@ -24,11 +24,12 @@ typedef struct {
     glora_grads_t *gs[MAX_SHARDS];   /* gs[0] == g */
     glora_adamw_t *opt;
     glora_vit_linears_t *lin;
-    glora_vit_acts_t *acts[MAX_SHARDS];
+    int live;                        /* shards in memory at once: min(shards, threads) */
+    glora_vit_tape_t *tape[MAX_SHARDS];
     glora_vit_bwd_t *bwd[MAX_SHARDS];
     glora_vit_linears_t *eval_lin;
     glora_vit_acts_t *eval_acts;
-    float *xb, *losses, *probs, *dlogits;
+    float *xb, *losses, *probs, *dlogits, *logits;
     float *losses_all;               /* every rank's losses, in batch order */
     uint8_t *ok, *ok_all;            /* per example: top-1 right */
     int *yb;
@@ -40,7 +41,7 @@ typedef struct {
 static void run_free(run_t *r) {
     for (int s = 0; s < MAX_SHARDS; s++) {
         glora_grads_free(r->gs[s]);
-        glora_vit_acts_free(r->acts[s]);
+        glora_vit_tape_free(r->tape[s]);
         glora_vit_bwd_free(r->bwd[s]);
     }
     glora_adamw_free(r->opt);
@@ -54,6 +55,7 @@ static void run_free(run_t *r) {
     free(r->ok_all);
     free(r->probs);
     free(r->dlogits);
+    free(r->logits);
     free(r->yb);
     free(r->perm);
     free(r->cfg);
@@ -152,17 +154,27 @@ int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
     const size_t per = (B + (size_t)r.shards - 1) / (size_t)r.shards;
     /* Under MPI, rank k computes its span of the shards; the gradients are
      * then folded in shard order across ranks (glora_comm_fold), so the sum
-     * is the same as in one process. gs[0] is every rank's accumulator. */
+     * is the same as in one process. gs[0] is every rank's accumulator.
+     * Only as many of its shards as threads are in flight at once, each on
+     * its own tape and workspace: activation memory is that of live * per
+     * images, however many shards a batch is cut into (the results depend
+     * on the shards, never on the threads or ranks). */
     {
         size_t lo, hi;
         glora_comm_span((size_t)r.shards, glora_comm_rank(), glora_comm_size(), &lo, &hi);
         r.sh_lo = (int)lo;
         r.sh_hi = (int)hi;
     }
+    {
+        const int mine = r.sh_hi - r.sh_lo;
+        r.live = glora_max_threads() < mine ? glora_max_threads() : mine;
+        if (r.live < 1) r.live = 1;
+    }
     if ((rc = glora_grads_create(&r.gs[0], m, trainable))) goto done;
-    for (int s = r.sh_lo; s < r.sh_hi; s++)
-        if ((s > 0 && (rc = glora_grads_create(&r.gs[s], m, trainable))) ||
-            (rc = glora_vit_acts_create(&r.acts[s], m, per, 1)) ||
+    for (int s = r.sh_lo > 0 ? r.sh_lo : 1; s < r.sh_hi; s++)
+        if ((rc = glora_grads_create(&r.gs[s], m, trainable))) goto done;
+    for (int s = 0; s < r.live; s++)
+        if ((rc = glora_vit_tape_create(&r.tape[s], m, per)) ||
             (rc = glora_vit_bwd_create(&r.bwd[s], m, per)))
             goto done;
     r.g = r.gs[0];
@@ -178,11 +190,13 @@ int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
     r.ok_all = malloc(B);
     r.probs = malloc(B * (size_t)V * sizeof(float));
     r.dlogits = malloc(B * (size_t)V * sizeof(float));
+    r.logits = malloc(B * (size_t)V * sizeof(float));
     r.yb = malloc(B * sizeof(int));
     r.perm = malloc(train->n * sizeof(uint32_t));
     r.cfg = calloc((size_t)L, sizeof *r.cfg);
     r.val_cfg = calloc((size_t)L * VAL_SUBNETS, sizeof *r.val_cfg);
-    if (!r.xb || !r.losses || !r.losses_all || !r.ok || !r.ok_all || !r.probs || !r.dlogits || !r.yb || !r.perm || !r.cfg || !r.val_cfg) {
+    if (!r.xb || !r.losses || !r.losses_all || !r.ok || !r.ok_all || !r.probs || !r.dlogits || !r.logits ||
+        !r.yb || !r.perm || !r.cfg || !r.val_cfg) {
         rc = glora_error(GLORA_ENOMEM, "training 'run': out of memory for batch %zu", B);
         goto done;
     }
@@ -239,24 +253,31 @@ int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
             }
             /* Merged weights follow the adapters as they train; with no
              * configuration the linears point at W0 itself. */
-            glora_vit_linears_set(r.lin, m, cfg);
-            const int mine = r.sh_hi - r.sh_lo;
-            const int nt = glora_max_threads() < mine ? glora_max_threads() : mine;
-#pragma omp parallel for schedule(static, 1) num_threads(nt > 0 ? nt : 1) if (nt > 1)
-            for (int sh = r.sh_lo; sh < r.sh_hi; sh++) {
-                const size_t off = (size_t)sh * per, nb = off >= B ? 0 : (B - off < per ? B - off : per);
-                glora_grads_zero(r.gs[sh]);
-                if (nb == 0) continue;
-                glora_vit_forward(m, r.lin, r.acts[sh], r.xb + off * img, nb);
-                glora_xent_forward(r.losses + off, r.probs + off * V, r.acts[sh]->logits, r.yb + off, nb, V,
-                                   o->label_smoothing);
-                float *dl = r.dlogits + off * V;
-                memset(dl, 0, nb * (size_t)V * sizeof(float));
-                glora_xent_backward(dl, r.probs + off * V, r.yb + off, nb, V, o->label_smoothing,
-                                    1.0f / (float)B);
-                glora_vit_backward(m, r.lin, cfg, r.acts[sh], dl, nb, r.gs[sh], r.bwd[sh]);
-                for (size_t b = 0; b < nb; b++)
-                    r.ok[off + b] = argmax(r.acts[sh]->logits + b * V, V) == r.yb[off + b];
+            glora_vit_train_linears_set(r.lin, m, cfg);
+            const int nt = r.live;
+            for (int wave = r.sh_lo; wave < r.sh_hi; wave += nt) {
+#pragma omp parallel for schedule(static, 1) num_threads(nt) if (nt > 1)
+                for (int k = 0; k < nt; k++) {
+                    const int sh = wave + k;
+                    if (sh >= r.sh_hi) continue;
+                    const size_t off = (size_t)sh * per,
+                                 nb = off >= B ? 0 : (B - off < per ? B - off : per);
+                    glora_grads_zero(r.gs[sh]);
+                    if (nb == 0) continue;
+                    glora_vit_tape_t *tp = r.tape[k];
+                    glora_vit_train_forward(m, r.lin, cfg, tp, r.xb + off * img, nb);
+                    float *lg = r.logits + off * V;
+                    memcpy(lg, glora_vit_tape_logits(tp), nb * (size_t)V * sizeof(float));
+                    glora_xent_forward(r.losses + off, r.probs + off * V, lg, r.yb + off, nb, V,
+                                       o->label_smoothing);
+                    float *dl = r.dlogits + off * V;
+                    memset(dl, 0, nb * (size_t)V * sizeof(float));
+                    glora_xent_backward(dl, r.probs + off * V, r.yb + off, nb, V, o->label_smoothing,
+                                        1.0f / (float)B);
+                    glora_vit_backward(m, r.lin, cfg, tp, dl, nb, r.gs[sh], r.bwd[k]);
+                    for (size_t b = 0; b < nb; b++)
+                        r.ok[off + b] = argmax(lg + b * V, V) == r.yb[off + b];
+                }
             }
             /* Shard order, element by element: the same sums for any team
              * and any number of ranks. */
