@@ -2,6 +2,7 @@
  * header parser that trust no size without checking it (see glora/npz.h). */
 #include "glora/npz.h"
 #include "glora/common.h"
+#include "glora/fileio.h"
 #include "io-impl.h"
 
 #include <errno.h>
@@ -609,10 +610,17 @@ int glora_npz_read_f32(const glora_npz_t *z, const glora_npz_array_t *a, float *
 }
 
 int glora_npz_sniff(const char *path) {
-    FILE *f = fopen(path, "rb");
+    /* Only a regular file can be an archive: a FIFO is not opened for
+     * reading here (it would wait for a writer), and its reader says why. */
+    uint64_t size;
+    int fd = glora_open_regular(path, &size);
+    if (fd < 0) {
+        glora_error_clear();
+        return 0;
+    }
     unsigned char m[4];
-    int yes = f && fread(m, 1, 4, f) == 4 && m[0] == 'P' && m[1] == 'K' &&
+    int yes = size >= 4 && read(fd, m, 4) == 4 && m[0] == 'P' && m[1] == 'K' &&
               ((m[2] == 3 && m[3] == 4) || (m[2] == 5 && m[3] == 6));
-    if (f) fclose(f);
+    close(fd);
     return yes;
 }

@@ -47,7 +47,7 @@ static int prepare_dir(const glora_search_setup_t *st, char *path, size_t size, 
     int rc = glora_mkdir_p(st->dir);
     /* One search per directory; then the temporaries a killed one left.
      * Under MPI rank 0 does both (not another rank's in-flight files). */
-    if (!rc && glora_comm_writer()) rc = glora_dir_lock(lock, st->dir);
+    if (!rc) rc = glora_dir_lock(lock, st->dir);
     if (!rc && glora_comm_writer()) rc = glora_clean_temps(st->dir, 0, NULL);
     if (rc) return rc;
     snprintf(path, size, "%s/config.yaml", st->dir);

@@ -236,6 +236,9 @@ int glora_dir_lock(glora_dir_lock_t **out, const char *dir) {
 int glora_path_lock(glora_dir_lock_t **out, const char *lock_path, const char *what,
                     const char *name) {
     *out = NULL;
+    /* Under MPI the job is one writer: rank 0 holds the lock for all ranks
+     * (another rank taking it would find rank 0 as the holder). */
+    if (!glora_comm_writer()) return GLORA_OK;
     char *path = strdup(lock_path);
     const char *dir = name;
     if (!path) return glora_error(GLORA_ENOMEM, "cannot lock '%s': out of memory", name);
