@@ -10,6 +10,7 @@
 #include "glora/safetensors.h"
 #include "glora/data.h"
 #include "glora/image.h"
+#include "glora/tasks.h"
 #include "glora/config.h"
 #include "glora/layer.h"
 #include "glora/model.h"

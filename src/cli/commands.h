@@ -14,6 +14,7 @@ int glora_cmd_supernet(int argc, char **argv);
 int glora_cmd_retrain(int argc, char **argv);
 int glora_cmd_search(int argc, char **argv);
 int glora_cmd_report(int argc, char **argv);
+int glora_cmd_make_task(int argc, char **argv);
 int glora_cmd_run(int argc, char **argv);
 int glora_cmd_bench_gemm(int argc, char **argv);
 int glora_cmd_bench_train(int argc, char **argv);

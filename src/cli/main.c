@@ -30,6 +30,7 @@ static const command_t commands[] = {
     {"search", glora_cmd_search, "evolutionary layer-wise search of a subnet under a parameter budget"},
     {"retrain", glora_cmd_retrain, "train the components a subnet spec chose"},
     {"report", glora_cmd_report, "draw a run's search as an SVG (progress, accuracy vs parameters)"},
+    {"make-task", glora_cmd_make_task, "write the transfer suite's tasks (from MNIST / Fashion-MNIST) as IDX files"},
 };
 
 static const command_t bench_commands[] = {
