@@ -108,8 +108,9 @@ static int stage_index(const char *name) {
 
 static int exists(const char *path) { return access(path, F_OK) == 0; }
 
-/* A subnet spec for a preset method on the backbone's architecture. */
-static int write_preset(const glora_vit_t *m, const char *preset, const char *path) {
+/* A subnet spec for a preset method on the backbone's architecture, with
+ * the head the retraining makes: `classes` classes (0: the backbone's). */
+static int write_preset(const glora_vit_t *m, const char *preset, int classes, const char *path) {
     glora_layer_cfg_t cfg[4 * 256];
     glora_choice_t none = {GLORA_NONE, 0}, vec = {GLORA_VECTOR, 0}, l4 = {GLORA_LORA, 4};
     int L = glora_vit_layers(m);
@@ -120,6 +121,7 @@ static int write_preset(const glora_vit_t *m, const char *preset, const char *pa
     }
     glora_vit_t shape = *m;
     shape.rank = 4;
+    if (classes > 0) shape.arch.num_classes = classes;
     glora_spec_t spec;
     int rc = glora_spec_from_model(&spec, &shape, cfg, "");
     if (!rc) rc = glora_spec_write(&spec, path);
@@ -404,9 +406,17 @@ static int run_stage(const run_t *r, const glora_config_t *cfg, int si) {
                                                 "output", r->merged, NULL});
     /* retrain: a preset subnet is written first; the supernet when there is one. */
     if (subnet_opt && strncmp(subnet_opt, "preset:", 7) == 0) {
+        /* The fresh head takes the classes of the task's labels (a suite
+         * task may have fewer than the backbone's head): those of the run's
+         * val split when it has one. */
         glora_vit_t *m = NULL;
-        int rc = glora_vit_load(&m, r->backbone, NULL, (int)glora_config_int(cfg, "heads"));
-        if (!rc) rc = write_preset(m, subnet_opt, r->subnet);
+        glora_dataset_t v;
+        int have_val = 0, classes = 0;
+        int rc = load_split(cfg, "val", &v, &have_val);
+        if (!rc && have_val) classes = v.num_classes;
+        glora_dataset_free(&v);
+        if (!rc) rc = glora_vit_load(&m, r->backbone, NULL, (int)glora_config_int(cfg, "heads"));
+        if (!rc) rc = write_preset(m, subnet_opt, classes, r->subnet);
         glora_vit_free(m);
         if (glora_comm_check(rc)) return cli_fail(); /* MPI: rank 0 has written it */
     }
