@@ -13,10 +13,10 @@
 
 static const char help[] =
     "usage: glora make-task NAME... | all | --list [--data DIR] [--out DIR] [--train N] [--test N]\n\n"
-    "Writes tasks of the transfer suite (docs/PROTOCOL.md) as plain IDX files under\n"
-    "OUT/NAME/: train-{images-idx3,labels-idx1}-ubyte made from the source's training\n"
-    "file (examples 0..799 train800, 800..999 val200, 1000.. a holdout no run reads)\n"
-    "and test-{images-idx3,labels-idx1}-ubyte made from its t10k file. Every task is\n"
+    "Writes tasks of the transfer suite (docs/formats.md, glora/tasks.h) as plain IDX\n"
+    "files under OUT/NAME/: train-{images-idx3,labels-idx1}-ubyte made from the source's\n"
+    "training file (examples 0..799 train800, 800..999 val200, 1000.. a holdout no run\n"
+    "reads) and test-{images-idx3,labels-idx1}-ubyte made from its t10k file. Every task is\n"
     "a deterministic function of its name and the source images.\n\n"
     "  --list      the tasks: name, group, source images, upstream of the backbone,\n"
     "              classes, what the label is\n"
