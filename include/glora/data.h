@@ -161,6 +161,11 @@ int glora_split_stream_open(glora_split_stream_t **out, const glora_split_t *s,
 /* Frees *ds and fills it with the next piece; ds->n == 0 when done. */
 int glora_split_stream_next(glora_split_stream_t *st, glora_dataset_t *ds);
 void glora_split_stream_close(glora_split_stream_t *st);   /* NULL-safe */
+/* The path of image i of the stream's split (0: the image at data.start), as
+ * opened, or NULL past the end; the name of class c, or NULL when the split
+ * has no class names (list files) or c is out of range. Owned by st. */
+const char *glora_split_stream_path(const glora_split_stream_t *st, size_t i);
+const char *glora_split_stream_class_name(const glora_split_stream_t *st, int c);
 /* Parses a data.mean / data.std value: a number, 3 numbers (separated by
  * commas or spaces, brackets allowed), "imagenet" or "inception" (is_std
  * picks the std of the named ones) into v[0..*n-1]; errors name key. */

@@ -206,6 +206,22 @@ int glora_evaluate(const glora_vit_t *m, const glora_layer_cfg_t *cfg, const glo
 int glora_eval_correct(const glora_vit_t *m, const glora_vit_linears_t *lin, glora_vit_acts_t *acts,
                        const glora_dataset_t *ds, size_t *correct);
 
+/* ---- predict --------------------------------------------------------------- */
+
+/* The logits of m under the configuration cfg (4 * depth layer
+ * configurations, NULL: the plain model) for every image of ds, in order,
+ * batch images per forward pass (0: 256): logits holds ds->n * num_classes
+ * floats, image after image. Not split over MPI ranks: each rank computes
+ * every image (callers print on the writer rank only). */
+int glora_predict(const glora_vit_t *m, const glora_layer_cfg_t *cfg, const glora_dataset_t *ds,
+                  size_t batch, float *logits);
+
+/* The k most likely classes of one image's logits (n_classes >= 1): their
+ * indices into cls and softmax probabilities (computed in double) into p,
+ * most likely first, the lower index first on equal logits (so cls[0] is
+ * the top-1 argmax). Returns min(k, n_classes), the entries written. */
+int glora_predict_topk(const float *logits, int n_classes, int k, int *cls, double *p);
+
 #ifdef __cplusplus
 }
 #endif

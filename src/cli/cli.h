@@ -45,7 +45,7 @@ typedef struct {
     glora_config_t *cfg;
     const char *config_path;   /* NULL when none was given */
     const char *section;       /* --section NAME: the part of the config read */
-    const char *positional[4]; /* extra positional arguments */
+    const char *positional[256]; /* extra positional arguments (max_positional <= 256) */
     int n_positional;
     unsigned switches;         /* bit i set when switch flags[i] was given */
     int threads;               /* --threads N (0: default) */

@@ -6,6 +6,7 @@
 int glora_cmd_info(int argc, char **argv);
 int glora_cmd_init(int argc, char **argv);
 int glora_cmd_eval(int argc, char **argv);
+int glora_cmd_predict(int argc, char **argv);
 int glora_cmd_merge(int argc, char **argv);
 int glora_cmd_convert(int argc, char **argv);
 int glora_cmd_pretrain(int argc, char **argv);

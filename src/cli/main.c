@@ -22,6 +22,7 @@ static const command_t commands[] = {
     {"init", glora_cmd_init, "write a freshly initialised ViT backbone (vit-tiny-28, ViT-B/16, or custom)"},
     {"info", glora_cmd_info, "show a model's architecture, tensors and adapted layers"},
     {"eval", glora_cmd_eval, "accuracy and speed of a backbone, supernet subnet or adapter on a data split"},
+    {"predict", glora_cmd_predict, "class and top-5 probabilities of each image of a list, folder or files (JSON lines)"},
     {"convert", glora_cmd_convert, "a ViT checkpoint (Google's .npz, timm safetensors) as glora/timm safetensors"},
     {"merge", glora_cmd_merge, "fold a subnet's GLoRA tensors into plain ViT weights"},
     {"pretrain", glora_cmd_pretrain, "train a ViT backbone from scratch"},

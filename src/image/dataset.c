@@ -240,3 +240,12 @@ void glora_split_stream_close(glora_split_stream_t *st) {
     glora_image_list_free(&st->list);
     free(st);
 }
+
+const char *glora_split_stream_path(const glora_split_stream_t *st, size_t i) {
+    size_t k = st->s.start + i;
+    return k >= st->s.start && k < st->list.n ? st->list.paths[k] : NULL;
+}
+
+const char *glora_split_stream_class_name(const glora_split_stream_t *st, int c) {
+    return st->list.class_names && c >= 0 && c < st->list.num_classes ? st->list.class_names[c] : NULL;
+}

@@ -1,0 +1,104 @@
+#!/bin/sh
+# glora predict: JSON lines over a list file, an image folder and single
+# files, on generated 32x32 RGB images and a tiny ViT trained briefly. Checks the
+# lines parse (jq, strictly), the class is the argmax of the logits, the
+# top-5 are the softmax of the logits, the predictions agree with glora
+# eval's count on the same labelled list, and bad inputs are one-line errors
+# naming the file.
+. "$top_srcdir/tests/cli/common.sh"
+IMGDATA="$top_builddir/glora-imgdata"
+if ! command -v jq >/dev/null 2>&1; then
+    echo "skip: jq not installed (scripts/install-deps installs it)"
+    exit 77
+fi
+expect 0 "$IMGDATA" synth "$T/d" test 12 32 4 11
+ARCH="--set arch.img_size=32 --set arch.in_chans=3 --set arch.patch=16 --set arch.dim=32 --set arch.depth=2 \
+--set arch.heads=2 --set arch.mlp_hidden=64"
+expect 0 "$GLORA" init $ARCH --set arch.num_classes=4 --seed 5 -o "$T/m4.safetensors"
+expect 0 "$GLORA" init $ARCH --set arch.num_classes=7 --seed 6 -o "$T/m7.safetensors"
+# A few epochs on 48 training images: the predictions are mixed, some right.
+expect 0 "$IMGDATA" synth "$T/d" train 48 32 4 5
+expect 0 "$GLORA" finetune --model "$T/m4.safetensors" --set data.train.list="$T/d/train.txt" --set data.size=32 \
+    --epochs 3 --batch 8 --set train.lr=0.003 --threads 2 -o "$T/ft.safetensors"
+M="--model $T/ft.safetensors --threads 2"
+
+# strict: every line one JSON object with the format's fields, class the
+# argmax of the logits (lowest index on ties), top5 the softmax of the
+# logits, most likely first, min(5, classes) of them, summing to ~1 when
+# they are all the classes.
+check() { # FILE N CLASSES
+    [ "$(wc -l <"$1")" -eq "$2" ] || fail "$1: $(wc -l <"$1") lines, expected $2"
+    jq -e -s --argjson n "$2" --argjson V "$3" '
+        length == $n and all(.[];
+            type == "object" and (.path | type) == "string" and (.class | type) == "number" and
+            (.logits | length) == $V and .class == (.logits | indices(max)[0]) and
+            (.top5 | length) == ([5, $V] | min) and .top5[0].class == .class and
+            (.logits | max) as $mx | ([.logits[] | (. - $mx | exp)] | add) as $s |
+            . as $o | all(.top5[]; (((($o.logits[.class] - $mx) | exp) / $s) - .p | fabs) < 1e-9) and
+            ([.top5[] | .p] | . == (sort | reverse)) and
+            (if $V <= 5 then ((([.top5[] | .p] | add) - 1) | fabs) < 1e-9 else true end))
+    ' "$1" >/dev/null || fail "$1: lines fail the format check: $(head -2 "$1")"
+}
+
+# 1. A list file, with the logits.
+expect 0 "$GLORA" predict $M --list "$T/d/test.txt" --logits
+cp "$T/out" "$T/list.jsonl"
+check "$T/list.jsonl" 12 4
+jq -e -s 'all(.[]; has("name") | not)' "$T/list.jsonl" >/dev/null || fail "a list's lines have names"
+# The predictions agree with eval's count on the same labelled list.
+jq -r .class "$T/list.jsonl" >"$T/pred"
+awk '{print $NF}' "$T/d/test.txt" >"$T/labels"
+right=$(paste "$T/pred" "$T/labels" | awk '$1 == $2 {n++} END {print n + 0}')
+expect 0 "$GLORA" eval $M --list "$T/d/test.txt" --json
+ev=$(sed 's/.*"correct": \([0-9]*\).*/\1/' "$T/out")
+[ "$right" = "$ev" ] || fail "predict gets $right of 12 right, eval counts $ev"
+[ "$(sort -u "$T/pred" | wc -l)" -ge 2 ] && [ "$right" -ge 1 ] && [ "$right" -lt 12 ] ||
+    fail "the predictions are too uniform to test anything: $(tr '\n' ' ' <"$T/pred")"
+# Paths are the list's, joined to its folder, in order.
+jq -r .path "$T/list.jsonl" >"$T/paths"
+awk -v d="$T/d" '{print d "/" $1}' "$T/d/test.txt" | cmp -s - "$T/paths" || fail "paths differ from the list's"
+
+# 2. In pieces of 3 images (data.max_memory), to a file (-o): the same lines.
+expect 0 "$GLORA" predict $M --list "$T/d/test.txt" --logits --set data.max_memory=10000 -o "$T/o.jsonl"
+[ -s "$T/out" ] && fail "-o still wrote to stdout"
+cmp -s "$T/o.jsonl" "$T/list.jsonl" || fail "streamed predictions to -o differ"
+
+# 3. An image folder (one sub-folder per class): names, the same predictions.
+while read -r p l; do
+    mkdir -p "$T/f/class$l" && cp "$T/d/$p" "$T/f/class$l/" || fail "copying $p"
+done <"$T/d/test.txt"
+expect 0 "$GLORA" predict $M --folder "$T/f" --logits
+cp "$T/out" "$T/folder.jsonl"
+check "$T/folder.jsonl" 12 4
+jq -e -s 'all(.[]; .name == "class\(.class)")' "$T/folder.jsonl" >/dev/null ||
+    fail "folder names are not the class folders: $(head -1 "$T/folder.jsonl")"
+jq -r '"\(.path | split("/") | last) \(.class) \(.logits)"' "$T/list.jsonl" | sort >"$T/a"
+jq -r '"\(.path | split("/") | last) \(.class) \(.logits)"' "$T/folder.jsonl" | sort >"$T/b"
+cmp -s "$T/a" "$T/b" || fail "the folder's predictions differ from the list's"
+
+# 4. Single files; 7 classes: five in the top 5.
+f0="$T/d/images/test/000000.png"; f5="$T/d/images/test/000005.png"
+expect 0 "$GLORA" predict $M "$f5" "$f0"
+jq -r '"\(.path) \(.class)"' "$T/out" >"$T/a"
+printf '%s %s\n%s %s\n' "$f5" "$(sed -n 6p "$T/pred")" "$f0" "$(sed -n 1p "$T/pred")" | cmp -s - "$T/a" ||
+    fail "single files: $(cat "$T/a")"
+expect 0 "$GLORA" predict --model "$T/m7.safetensors" "$f0" "$f5" --logits
+cp "$T/out" "$T/seven.jsonl"
+check "$T/seven.jsonl" 2 7
+
+# 5. Errors: one line naming the file, exit 1, no output file left.
+expect 1 "$GLORA" predict $M "$T/nope.png"
+one_line; has "$T/err" 'nope\.png'
+printf 'not an image at all' >"$T/bad.png"
+expect 1 "$GLORA" predict $M "$f0" "$T/bad.png" -o "$T/fail.jsonl"
+one_line; has "$T/err" 'bad\.png'
+[ -e "$T/fail.jsonl" ] && fail "a failed predict left its -o file"
+printf '%s 0\nbad.png 1\n' "$f0" >"$T/bad.txt"
+expect 1 "$GLORA" predict $M --list "$T/bad.txt"
+one_line; has "$T/err" 'bad\.png'
+expect 2 "$GLORA" predict $M
+has "$T/err" 'nothing to predict'
+expect 2 "$GLORA" predict $M --list "$T/d/test.txt" "$f0"
+expect 0 "$GLORA" predict --help
+has "$T/out" 'predict'
+finish
