@@ -153,39 +153,28 @@ static int cmp_int_opt(const char *path, const cJSON *opts, const char *key, dou
     return 0;
 }
 
-int glora_search_resume(glora_search_t *s, const char *path) {
-    if (s->generation >= 0 || s->n > 0)
-        return glora_error(GLORA_ESTATE, "checkpoint '%s': the search has already started", path);
-    char *text = NULL;
-    size_t n;
-    int rc = glora_read_file(path, (size_t)1 << 32, &text, &n);
-    if (rc) return rc;
-    cJSON *root = cJSON_ParseWithLength(text, n);
-    free(text);
-    if (!root) return glora_error(GLORA_EFORMAT, "checkpoint '%s': not valid JSON", path);
-    rd_t r = {path, root};
-    glora_layer_cfg_t *cand = NULL;
-    const cJSON *v;
-    if ((rc = search_checkpoint_check_json(path, root))) goto done;
-
-    if (!(v = need(&r, root, "format", cJSON_String, &rc))) goto done;
+/* What identifies the run: the supernet, the options, the layers and their
+ * spaces, then the config hash (which covers everything else: data, ...). */
+static int resume_identity(glora_search_t *s, rd_t *r) {
+    const char *path = r->path;
+    const cJSON *root = r->root, *v;
+    int rc = 0;
+    if (!(v = need(r, root, "format", cJSON_String, &rc))) goto done;
     if (strcmp(v->valuestring, GLORA_SEARCH_CHECKPOINT_FORMAT) != 0) {
         rc = glora_error(GLORA_EFORMAT, "checkpoint '%s': format '%s', expected '%s'", path,
                          v->valuestring, GLORA_SEARCH_CHECKPOINT_FORMAT);
         goto done;
     }
-    /* What identifies the run: the supernet, the options, the layers and their
-     * spaces, then the config hash (which covers everything else: data, ...). */
-    if (!(v = need(&r, root, "supernet_sha256", cJSON_String, &rc))) goto done;
+    if (!(v = need(r, root, "supernet_sha256", cJSON_String, &rc))) goto done;
     if (strcmp(v->valuestring, s->supernet_sha256) != 0)
         CHANGED("the supernet changed (sha256 %.12s... when the search started, now %.12s...)",
                 v->valuestring, s->supernet_sha256);
-    if (!(v = need(&r, root, "data_sha256", cJSON_String, &rc))) goto done;
+    if (!(v = need(r, root, "data_sha256", cJSON_String, &rc))) goto done;
     if (strcmp(v->valuestring, s->data_sha256) != 0)
         CHANGED("the validation data changed (sha256 %.12s... when the search started, now "
                 "%.12s...)", v->valuestring, s->data_sha256);
     const cJSON *opts;
-    if (!(opts = need(&r, root, "options", cJSON_Object, &rc))) goto done;
+    if (!(opts = need(r, root, "options", cJSON_Object, &rc))) goto done;
     const glora_search_opts_t *o = &s->o;
     struct { const char *key; double now; } ints[] = {
         {"population", o->population}, {"parents", o->parents},
@@ -196,14 +185,14 @@ int glora_search_resume(glora_search_t *s, const char *path) {
     };
     for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
         if ((rc = cmp_int_opt(path, opts, ints[i].key, ints[i].now))) goto done;
-    if (!(v = need(&r, opts, "seed", cJSON_String, &rc))) goto done;
+    if (!(v = need(r, opts, "seed", cJSON_String, &rc))) goto done;
     {
         char now[32];
         snprintf(now, sizeof now, "%" PRIu64, o->seed);
         if (strcmp(v->valuestring, now) != 0)
             CHANGED("search.seed changed (checkpoint %s, now %s)", v->valuestring, now);
     }
-    if (!(v = need(&r, opts, "extra_budgets", cJSON_Array, &rc))) goto done;
+    if (!(v = need(r, opts, "extra_budgets", cJSON_Array, &rc))) goto done;
     {
         int nb = cJSON_GetArraySize(v), same = nb == o->n_budgets;
         for (int i = 0; same && i < nb; i++) {
@@ -214,7 +203,7 @@ int glora_search_resume(glora_search_t *s, const char *path) {
                            "or different values)", nb, o->n_budgets);
     }
     const cJSON *layers;
-    if (!(layers = need(&r, root, "layers", cJSON_Array, &rc))) goto done;
+    if (!(layers = need(r, root, "layers", cJSON_Array, &rc))) goto done;
     if (cJSON_GetArraySize(layers) != s->p.n_layers)
         CHANGED("the model changed (%d adapted layers in the checkpoint, %d now)",
                 cJSON_GetArraySize(layers), s->p.n_layers);
@@ -226,9 +215,9 @@ int glora_search_resume(glora_search_t *s, const char *path) {
                              path, l);
             goto done;
         }
-        if (!(nm = need(&r, L, "name", cJSON_String, &rc))) goto done;
-        if (!(sp = need(&r, L, "space", cJSON_String, &rc))) goto done;
-        if ((rc = need_uint(&r, L, "out", 1e9, &out)) || (rc = need_uint(&r, L, "in", 1e9, &in)))
+        if (!(nm = need(r, L, "name", cJSON_String, &rc))) goto done;
+        if (!(sp = need(r, L, "space", cJSON_String, &rc))) goto done;
+        if ((rc = need_uint(r, L, "out", 1e9, &out)) || (rc = need_uint(r, L, "in", 1e9, &in)))
             goto done;
         const glora_search_layer_t *cur = &s->layers[l];
         if (strcmp(nm->valuestring, cur->name) != 0 || out != cur->out || in != cur->in)
@@ -240,37 +229,44 @@ int glora_search_resume(glora_search_t *s, const char *path) {
             CHANGED("search.space changed for layer %s (checkpoint \"%s\", now \"%s\")",
                     cur->name, sp->valuestring, now);
     }
-    if (!(v = need(&r, root, "config_hash", cJSON_String, &rc))) goto done;
+    if (!(v = need(r, root, "config_hash", cJSON_String, &rc))) goto done;
     if (strcmp(v->valuestring, s->config_hash) != 0)
         CHANGED("the config changed outside the search options (config hash %.16s... when the "
                 "search started, now %.16s...): e.g. the data, the model paths or the output",
                 v->valuestring, s->config_hash);
+done:
+    return rc;
+}
 
-    /* The state. */
-    double gen;
-    if ((rc = need_uint(&r, root, "generation", (double)o->generations, &gen))) goto done;
-    if (!(v = need(&r, root, "rng", cJSON_Array, &rc))) goto done;
-    if (cJSON_GetArraySize(v) != 4) {
-        rc = glora_error(GLORA_EFORMAT, "checkpoint '%s': 'rng' needs 4 words", path);
-        goto done;
-    }
+/* The generator state: four 64-bit words as 16 hex digits each. */
+static int resume_rng(glora_search_t *s, rd_t *r) {
+    const char *path = r->path;
+    int rc = 0;
+    const cJSON *v = need(r, r->root, "rng", cJSON_Array, &rc);
+    if (!v) return rc;
+    if (cJSON_GetArraySize(v) != 4)
+        return glora_error(GLORA_EFORMAT, "checkpoint '%s': 'rng' needs 4 words", path);
     for (int i = 0; i < 4; i++) {
         const cJSON *w = cJSON_GetArrayItem(v, i);
         char *end;
-        if (!cJSON_IsString(w) || strlen(w->valuestring) != 16) {
-            rc = glora_error(GLORA_EFORMAT, "checkpoint '%s': rng[%d] is not 16 hex digits",
-                             path, i);
-            goto done;
-        }
+        if (!cJSON_IsString(w) || strlen(w->valuestring) != 16)
+            return glora_error(GLORA_EFORMAT, "checkpoint '%s': rng[%d] is not 16 hex digits",
+                               path, i);
         s->rng.s[i] = strtoull(w->valuestring, &end, 16);
-        if (*end) {
-            rc = glora_error(GLORA_EFORMAT, "checkpoint '%s': rng[%d] is not 16 hex digits",
-                             path, i);
-            goto done;
-        }
+        if (*end)
+            return glora_error(GLORA_EFORMAT, "checkpoint '%s': rng[%d] is not 16 hex digits",
+                               path, i);
     }
+    return 0;
+}
+
+/* Every candidate evaluated so far, in order, up to generation gen. */
+static int resume_candidates(glora_search_t *s, rd_t *r, double gen) {
+    const char *path = r->path;
+    int rc = 0;
+    glora_layer_cfg_t *cand = NULL;
     const cJSON *cands;
-    if (!(cands = need(&r, root, "candidates", cJSON_Array, &rc))) goto done;
+    if (!(cands = need(r, r->root, "candidates", cJSON_Array, &rc))) goto done;
     cand = malloc((size_t)s->p.n_layers * sizeof *cand);
     if (!cand) {
         rc = glora_error(GLORA_ENOMEM, "checkpoint '%s': out of memory", path);
@@ -306,57 +302,68 @@ int glora_search_resume(glora_search_t *s, const char *path) {
         }
         s->c[s->n - 1].acc = a->valuedouble;
     }
+done:
+    free(cand);
+    return rc;
+}
+
+/* The population (a span of the candidates) and the parents of each budget
+ * tier (candidate indices). */
+static int resume_parents(glora_search_t *s, rd_t *r) {
+    const char *path = r->path;
+    const cJSON *root = r->root, *v;
+    const glora_search_opts_t *o = &s->o;
+    int rc = 0;
     const cJSON *pop;
     double ps, pc;
-    if (!(pop = need(&r, root, "population", cJSON_Object, &rc))) goto done;
-    if ((rc = need_uint(&r, pop, "start", (double)s->n, &ps)) ||
-        (rc = need_uint(&r, pop, "count", (double)s->n, &pc)))
-        goto done;
-    if (ps + pc > (double)s->n || ps < 0 || pc < 0) {
-        rc = glora_error(GLORA_EFORMAT, "checkpoint '%s': population is outside the candidates",
-                         path);
-        goto done;
-    }
+    if (!(pop = need(r, root, "population", cJSON_Object, &rc))) return rc;
+    if ((rc = need_uint(r, pop, "start", (double)s->n, &ps)) ||
+        (rc = need_uint(r, pop, "count", (double)s->n, &pc)))
+        return rc;
+    if (ps + pc > (double)s->n || ps < 0 || pc < 0)
+        return glora_error(GLORA_EFORMAT, "checkpoint '%s': population is outside the candidates",
+                           path);
     s->pop_start = (size_t)ps;
     s->pop_n = (size_t)pc;
     const cJSON *tiers[SEARCH_MAX_TIERS];
-    if (!(tiers[0] = need(&r, root, "parents", cJSON_Array, &rc))) goto done;
+    if (!(tiers[0] = need(r, root, "parents", cJSON_Array, &rc))) return rc;
     if (s->n_tiers > 1) {
-        const cJSON *bp = need(&r, root, "budget_parents", cJSON_Array, &rc);
-        if (!bp) goto done;
-        if (cJSON_GetArraySize(bp) != s->n_tiers - 1) {
-            rc = glora_error(GLORA_EFORMAT, "checkpoint '%s': 'budget_parents' has %d lists, "
-                                            "expected %d", path, cJSON_GetArraySize(bp),
-                             s->n_tiers - 1);
-            goto done;
-        }
+        const cJSON *bp = need(r, root, "budget_parents", cJSON_Array, &rc);
+        if (!bp) return rc;
+        if (cJSON_GetArraySize(bp) != s->n_tiers - 1)
+            return glora_error(GLORA_EFORMAT, "checkpoint '%s': 'budget_parents' has %d lists, "
+                                              "expected %d", path, cJSON_GetArraySize(bp),
+                               s->n_tiers - 1);
         for (int t = 1; t < s->n_tiers; t++) tiers[t] = cJSON_GetArrayItem(bp, t - 1);
     }
     for (int t = 0; t < s->n_tiers; t++) {
         v = tiers[t];
         if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > o->parents ||
-            (t == 0 && cJSON_GetArraySize(v) < 1)) {
-            rc = glora_error(GLORA_EFORMAT, "checkpoint '%s': parents of budget tier %d: not a "
-                                            "list of at most %d candidates", path, t, o->parents);
-            goto done;
-        }
+            (t == 0 && cJSON_GetArraySize(v) < 1))
+            return glora_error(GLORA_EFORMAT, "checkpoint '%s': parents of budget tier %d: not "
+                                              "a list of at most %d candidates", path, t,
+                               o->parents);
         size_t *par = s->parents + (size_t)t * (size_t)o->parents;
         s->n_parents[t] = 0;
         for (const cJSON *e = v->child; e; e = e->next) {
-            if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble >= (double)s->n) {
-                rc = glora_error(GLORA_EFORMAT, "checkpoint '%s': a parent is not a candidate "
-                                                "index", path);
-                goto done;
-            }
+            if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble >= (double)s->n)
+                return glora_error(GLORA_EFORMAT, "checkpoint '%s': a parent is not a candidate "
+                                                  "index", path);
             par[s->n_parents[t]++] = (size_t)e->valuedouble;
         }
     }
-    if (!(v = need(&r, root, "history", cJSON_Array, &rc))) goto done;
-    if (cJSON_GetArraySize(v) != (int)gen + 1) {
-        rc = glora_error(GLORA_EFORMAT, "checkpoint '%s': 'history' has %d entries for "
-                                        "generation %g", path, cJSON_GetArraySize(v), gen);
-        goto done;
-    }
+    return 0;
+}
+
+/* One history entry per generation 0..gen. */
+static int resume_history(glora_search_t *s, rd_t *r, double gen) {
+    const char *path = r->path;
+    int rc = 0;
+    const cJSON *v = need(r, r->root, "history", cJSON_Array, &rc);
+    if (!v) return rc;
+    if (cJSON_GetArraySize(v) != (int)gen + 1)
+        return glora_error(GLORA_EFORMAT, "checkpoint '%s': 'history' has %d entries for "
+                                          "generation %g", path, cJSON_GetArraySize(v), gen);
     s->n_hist = 0;
     for (const cJSON *e = v->child; e; e = e->next) {
         glora_search_gen_t *h = &s->hist[s->n_hist];
@@ -366,17 +373,35 @@ int glora_search_resume(glora_search_t *s, const char *path) {
                                "seconds"};
         for (int k = 0; k < 7; k++) {
             const cJSON *x = cJSON_GetObjectItemCaseSensitive(e, keys[k]);
-            if (!cJSON_IsNumber(x)) {
-                rc = glora_error(GLORA_EFORMAT, "checkpoint '%s': history[%d].%s is missing",
-                                 path, s->n_hist, keys[k]);
-                goto done;
-            }
+            if (!cJSON_IsNumber(x))
+                return glora_error(GLORA_EFORMAT, "checkpoint '%s': history[%d].%s is missing",
+                                   path, s->n_hist, keys[k]);
             d[k] = x->valuedouble;
         }
         *h = (glora_search_gen_t){(int)d[0], d[1], (size_t)d[2], d[3], (size_t)d[4],
                                   (size_t)d[5], d[6]};
         s->n_hist++;
     }
+    return 0;
+}
+
+int glora_search_resume(glora_search_t *s, const char *path) {
+    if (s->generation >= 0 || s->n > 0)
+        return glora_error(GLORA_ESTATE, "checkpoint '%s': the search has already started", path);
+    char *text = NULL;
+    size_t n;
+    int rc = glora_read_file(path, (size_t)1 << 32, &text, &n);
+    if (rc) return rc;
+    cJSON *root = cJSON_ParseWithLength(text, n);
+    free(text);
+    if (!root) return glora_error(GLORA_EFORMAT, "checkpoint '%s': not valid JSON", path);
+    rd_t r = {path, root};
+    double gen;
+    if ((rc = search_checkpoint_check_json(path, root)) || (rc = resume_identity(s, &r)) ||
+        (rc = need_uint(&r, root, "generation", (double)s->o.generations, &gen)) ||
+        (rc = resume_rng(s, &r)) || (rc = resume_candidates(s, &r, gen)) ||
+        (rc = resume_parents(s, &r)) || (rc = resume_history(s, &r, gen)))
+        goto done;
     s->generation = (int)gen;
     rc = search_checkpoint_check_state(s, path);
 done:
@@ -389,7 +414,6 @@ done:
         s->pop_start = s->pop_n = 0;
         glora_rng_seed(&s->rng, s->o.seed);
     }
-    free(cand);
     cJSON_Delete(root);
     return rc;
 }

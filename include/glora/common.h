@@ -17,11 +17,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* GLORA_VERSION_STRING comes from AC_INIT in configure.ac. */
+#include "glora/version.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define GLORA_VERSION_STRING "0.1.0"
 
 enum {
     GLORA_OK = 0,
