@@ -1,7 +1,7 @@
 /*
  * glora/tasks.h - the transfer suite's tasks: 1k classification tasks in the
  * shape of VTAB-1k, made deterministically from the real MNIST and
- * Fashion-MNIST images (docs/PROTOCOL.md, "A transfer suite").
+ * Fashion-MNIST images (the suite in docs/formats.md, "A transfer suite").
  *
  * Every task is 28x28 grey images with byte pixels. Natural tasks are the
  * source images with their own labels; specialized ones change the kind of
