@@ -517,9 +517,10 @@ static int setup(run_t *r, const glora_config_t *cfg) {
         snprintf(r->subnet, sizeof r->subnet, "%s/best.json", r->search_dir);
     int rc = glora_mkdir_p(r->out);
     /* One glora per run directory; then the temporaries a killed run left
-     * (in the run directory and search/). */
+     * (in the run directory and search/): by rank 0 alone under MPI, which
+     * would otherwise remove rank 0's in-flight config.yaml temporary. */
     if (!rc) rc = glora_dir_lock(&r->lock, r->out);
-    if (!rc) rc = glora_clean_temps(r->out, 1, NULL);
+    if (!rc && glora_comm_writer()) rc = glora_clean_temps(r->out, 1, NULL);
     /* Keep the config the run was made with beside its results. */
     char *text, path[2200];
     size_t n;
