@@ -15,7 +15,7 @@
 #include "glora/data.h"
 #include "glora/gemm.h"
 #include "glora/model.h"
-#include "glora/rng.h"
+#include "util/rng.h"
 #include "glora/search.h"
 
 static double kendall_tau_b(const double *x, const double *y, int n) {

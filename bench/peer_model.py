@@ -11,7 +11,7 @@ What is kept from the official code, because it is what costs time:
     builds A..E (a zero tensor for "none", as the official code does), then the
     full W' = W0 + W0*A + B and b' = b0 + b0*D + E + squeeze(W0 @ C) on every
     call, and runs F.linear(x, W', b').
-What differs: CPU instead of CUDA; no drop-path (PROTOCOL.md: none; the
+What differs: CPU instead of CUDA; no drop-path (glora trains without it; the
 official scripts pass drop_path_rate=0.1).
 """
 
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "ref"))
 import st  # noqa: E402
 
-# vit-tiny-28 (PROTOCOL.md)
+# vit-tiny-28 (the preset of glora init and pretrain)
 TINY28 = {"img": 28, "in_chans": 1, "patch": 7, "dim": 128, "depth": 6, "heads": 4,
           "mlp": 512, "classes": 10}
 # ViT-B/16 at 224x224x3 (random weights: the benchmarks' --arch vit-b16)

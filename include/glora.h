@@ -2,9 +2,6 @@
 #ifndef GLORA_H
 #define GLORA_H
 #include "glora/common.h"
-#include "glora/parallel.h"
-#include "glora/rng.h"
-#include "glora/fileio.h"
 #include "glora/gemm.h"
 #include "glora/nn.h"
 #include "glora/safetensors.h"

@@ -15,7 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 
 /* ---- writing ---- */
 

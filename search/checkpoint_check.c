@@ -44,25 +44,9 @@ static int check_parents(const char *path, const cJSON *list, const char *key, s
     return 0;
 }
 
-int search_checkpoint_check_json(const char *path, const cJSON *root) {
-    char dup[256];
-    int d = glora_json_find_dup(root, dup, sizeof dup);
-    if (d < 0) return glora_error(GLORA_ENOMEM, "checkpoint '%s': out of memory", path);
-    if (d) return BAD("checkpoint '%s': key '%s' appears twice", path, dup);
-    if (!cJSON_IsObject(root)) return BAD("checkpoint '%s': not a JSON object", path);
-
-    const cJSON *g = cJSON_GetObjectItemCaseSensitive(root, "generation");
-    if (!is_int_in(g, 0, INT32_MAX - 1))
-        return BAD("checkpoint '%s': key 'generation' is not an integer from 0 to %d", path,
-                   INT32_MAX - 1);
-    double gen = g->valuedouble;
-
-    const cJSON *done = cJSON_GetObjectItemCaseSensitive(root, "done");
-    if (done && !cJSON_IsBool(done))
-        return BAD("checkpoint '%s': key 'done' is not true or false", path);
-
-    /* rng: four 16-digit hex words, not all zero (xoshiro256** never
-     * reaches that state and stays in it for ever). */
+/* rng: four 16-digit hex words, not all zero (xoshiro256** never reaches
+ * that state and stays in it for ever). */
+static int check_rng(const char *path, const cJSON *root) {
     const cJSON *rng = cJSON_GetObjectItemCaseSensitive(root, "rng");
     if (!cJSON_IsArray(rng) || cJSON_GetArraySize(rng) != 4)
         return BAD("checkpoint '%s': key 'rng' is not a list of 4 words", path);
@@ -76,34 +60,111 @@ int search_checkpoint_check_json(const char *path, const cJSON *root) {
     if (!nonzero)
         return BAD("checkpoint '%s': key 'rng' is all zeros, which is not a state of the "
                    "generator", path);
+    return 0;
+}
 
-    /* candidates: [generation, params, accuracy, "encoding"], generations
-     * in order (the engine appends them generation by generation). */
-    const cJSON *cands = cJSON_GetObjectItemCaseSensitive(root, "candidates");
+/* candidates: [generation, params, accuracy, "encoding"], generations in
+ * order (the engine appends them generation by generation); *n counts them. */
+static int check_candidates(const char *path, const cJSON *cands, double gen, size_t *n) {
     if (!cJSON_IsArray(cands)) return BAD("checkpoint '%s': key 'candidates' is not a list", path);
-    size_t n = 0;
     double prev_gen = 0;
-    for (const cJSON *e = cands->child; e; e = e->next, n++) {
+    *n = 0;
+    for (const cJSON *e = cands->child; e; e = e->next, ++*n) {
         if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 4)
             return BAD("checkpoint '%s': key 'candidates[%zu]' is not [generation, params, "
-                       "accuracy, \"encoding\"]", path, n);
+                       "accuracy, \"encoding\"]", path, *n);
         const cJSON *cg = e->child, *cp = cg->next, *ca = cp->next, *ce = ca->next;
         if (!is_int_in(cg, prev_gen, gen))
             return BAD("checkpoint '%s': key 'candidates[%zu][0]' (generation) is not an "
                        "integer from %.0f (the previous candidate's) to %.0f ('generation')",
-                       path, n, prev_gen, gen);
+                       path, *n, prev_gen, gen);
         prev_gen = cg->valuedouble;
         if (!is_int_in(cp, 0, 9007199254740992.0))
             return BAD("checkpoint '%s': key 'candidates[%zu][1]' (params) is not a "
-                       "non-negative integer", path, n);
+                       "non-negative integer", path, *n);
         if (!is_acc(ca))
             return BAD("checkpoint '%s': key 'candidates[%zu][2]' (accuracy) is not a number "
-                       "from 0 to 1", path, n);
+                       "from 0 to 1", path, *n);
         if (!cJSON_IsString(ce))
             return BAD("checkpoint '%s': key 'candidates[%zu][3]' (encoding) is not a string",
-                       path, n);
+                       path, *n);
     }
-    if (n == 0) return BAD("checkpoint '%s': key 'candidates' is empty", path);
+    if (*n == 0) return BAD("checkpoint '%s': key 'candidates' is empty", path);
+    return 0;
+}
+
+/* parents and budget_parents (one list per extra budget). */
+static int check_all_parents(const char *path, const cJSON *root, size_t n) {
+    int rc = check_parents(path, cJSON_GetObjectItemCaseSensitive(root, "parents"), "parents", n);
+    if (rc) return rc;
+    const cJSON *bp = cJSON_GetObjectItemCaseSensitive(root, "budget_parents");
+    if (!bp) return 0;
+    if (!cJSON_IsArray(bp)) return BAD("checkpoint '%s': key 'budget_parents' is not a list", path);
+    int i = 0;
+    for (const cJSON *e = bp->child; e; e = e->next, i++) {
+        char key[48];
+        snprintf(key, sizeof key, "budget_parents[%d]", i);
+        if ((rc = check_parents(path, e, key, n))) return rc;
+    }
+    return 0;
+}
+
+/* history[i], whose generation's candidates start at *c (advanced past
+ * them); *total counts the candidates up to it. */
+static int check_history_entry(const char *path, const cJSON *e, int i, size_t n, const cJSON **c,
+                               double *total) {
+    const cJSON *x[7];
+    static const char *const keys[7] = {"generation", "best_accuracy", "best_params",
+                                        "parents_mean_accuracy", "evaluated",
+                                        "evaluated_total", "seconds"};
+    for (int k = 0; k < 7; k++) {
+        x[k] = cJSON_GetObjectItemCaseSensitive(e, keys[k]);
+        int ok = k == 1 || k == 3 ? is_acc(x[k])
+                 : k == 6 ? cJSON_IsNumber(x[k]) && x[k]->valuedouble >= 0 &&
+                                x[k]->valuedouble < 1e12
+                 : k == 0 ? is_int_in(x[k], i, i)
+                          : is_int_in(x[k], 0, (double)n);
+        if (!ok && k == 2) ok = is_int_in(x[k], 0, 9007199254740992.0);
+        if (!ok) {
+            const char *want = k == 0 ? "its index" : k == 1 || k == 3 ? "a number from 0 to 1"
+                               : k == 6 ? "a number of seconds" : "a count of candidates";
+            return BAD("checkpoint '%s': key 'history[%d].%s' is missing or not %s", path, i,
+                       keys[k], want);
+        }
+    }
+    size_t made = 0;
+    for (; *c && (*c)->child->valuedouble == i; *c = (*c)->next) made++;
+    *total += (double)made;
+    if (x[4]->valuedouble != (double)made)
+        return BAD("checkpoint '%s': key 'history[%d].evaluated' says %.0f but %zu candidates "
+                   "are of generation %d", path, i, x[4]->valuedouble, made, i);
+    if (x[5]->valuedouble != *total)
+        return BAD("checkpoint '%s': key 'history[%d].evaluated_total' says %.0f but the "
+                   "candidates up to generation %d are %.0f", path, i, x[5]->valuedouble, i,
+                   *total);
+    return 0;
+}
+
+int search_checkpoint_check_json(const char *path, const cJSON *root) {
+    char dup[256];
+    int d = glora_json_find_dup(root, dup, sizeof dup), rc;
+    if (d < 0) return glora_error(GLORA_ENOMEM, "checkpoint '%s': out of memory", path);
+    if (d) return BAD("checkpoint '%s': key '%s' appears twice", path, dup);
+    if (!cJSON_IsObject(root)) return BAD("checkpoint '%s': not a JSON object", path);
+
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(root, "generation");
+    if (!is_int_in(g, 0, INT32_MAX - 1))
+        return BAD("checkpoint '%s': key 'generation' is not an integer from 0 to %d", path,
+                   INT32_MAX - 1);
+    double gen = g->valuedouble;
+
+    const cJSON *done = cJSON_GetObjectItemCaseSensitive(root, "done");
+    if (done && !cJSON_IsBool(done))
+        return BAD("checkpoint '%s': key 'done' is not true or false", path);
+    if ((rc = check_rng(path, root))) return rc;
+    const cJSON *cands = cJSON_GetObjectItemCaseSensitive(root, "candidates");
+    size_t n = 0;
+    if ((rc = check_candidates(path, cands, gen, &n))) return rc;
 
     const cJSON *pop = cJSON_GetObjectItemCaseSensitive(root, "population");
     const cJSON *ps = cJSON_GetObjectItemCaseSensitive(pop, "start"),
@@ -112,20 +173,7 @@ int search_checkpoint_check_json(const char *path, const cJSON *root) {
         ps->valuedouble + pc->valuedouble != (double)n)
         return BAD("checkpoint '%s': key 'population' is not {\"start\", \"count\"} of the "
                    "last candidates (start + count = %zu)", path, n);
-
-    int rc = check_parents(path, cJSON_GetObjectItemCaseSensitive(root, "parents"), "parents", n);
-    if (rc) return rc;
-    const cJSON *bp = cJSON_GetObjectItemCaseSensitive(root, "budget_parents");
-    if (bp) {
-        if (!cJSON_IsArray(bp)) return BAD("checkpoint '%s': key 'budget_parents' is not a list",
-                                           path);
-        i = 0;
-        for (const cJSON *e = bp->child; e; e = e->next, i++) {
-            char key[48];
-            snprintf(key, sizeof key, "budget_parents[%d]", i);
-            if ((rc = check_parents(path, e, key, n))) return rc;
-        }
-    }
+    if ((rc = check_all_parents(path, root, n))) return rc;
 
     /* history: one entry per generation 0..generation, counting the
      * candidates above. */
@@ -135,38 +183,9 @@ int search_checkpoint_check_json(const char *path, const cJSON *root) {
                    "0 to 'generation')", path, gen + 1);
     double total = 0;
     const cJSON *c = cands->child;
-    i = 0;
-    for (const cJSON *e = hist->child; e; e = e->next, i++) {
-        const cJSON *x[7];
-        static const char *const keys[7] = {"generation", "best_accuracy", "best_params",
-                                            "parents_mean_accuracy", "evaluated",
-                                            "evaluated_total", "seconds"};
-        for (int k = 0; k < 7; k++) {
-            x[k] = cJSON_GetObjectItemCaseSensitive(e, keys[k]);
-            int ok = k == 1 || k == 3 ? is_acc(x[k])
-                     : k == 6 ? cJSON_IsNumber(x[k]) && x[k]->valuedouble >= 0 &&
-                                    x[k]->valuedouble < 1e12
-                     : k == 0 ? is_int_in(x[k], i, i)
-                              : is_int_in(x[k], 0, (double)n);
-            if (!ok && k == 2) ok = is_int_in(x[k], 0, 9007199254740992.0);
-            if (!ok) {
-                const char *want = k == 0 ? "its index" : k == 1 || k == 3 ? "a number from 0 to 1"
-                                   : k == 6 ? "a number of seconds" : "a count of candidates";
-                return BAD("checkpoint '%s': key 'history[%d].%s' is missing or not %s", path, i,
-                           keys[k], want);
-            }
-        }
-        size_t made = 0;
-        for (; c && c->child->valuedouble == i; c = c->next) made++;
-        total += (double)made;
-        if (x[4]->valuedouble != (double)made)
-            return BAD("checkpoint '%s': key 'history[%d].evaluated' says %.0f but %zu candidates "
-                       "are of generation %d", path, i, x[4]->valuedouble, made, i);
-        if (x[5]->valuedouble != total)
-            return BAD("checkpoint '%s': key 'history[%d].evaluated_total' says %.0f but the "
-                       "candidates up to generation %d are %.0f", path, i, x[5]->valuedouble, i,
-                       total);
-    }
+    int i = 0;
+    for (const cJSON *e = hist->child; e; e = e->next, i++)
+        if ((rc = check_history_entry(path, e, i, n, &c, &total))) return rc;
     if (pc->valuedouble != (double)cJSON_GetArraySize(cands) - ps->valuedouble ||
         pc->valuedouble != cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(hist, (int)gen),
                                                             "evaluated")->valuedouble)

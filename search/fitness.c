@@ -1,7 +1,7 @@
 /* The search's fitness: top-1 accuracy of many candidate subnets of one
  * supernet on one split (see glora/search.h). */
 #include "glora/common.h"
-#include "glora/parallel.h"
+#include "util/parallel.h"
 #include "glora/search.h"
 
 #include <stdint.h>

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 
 static int write_sb(sbuf_t *b, const char *path) {
     int rc;

@@ -2,7 +2,7 @@
  * vs parameters of every evaluated candidate with the Pareto front and the
  * baselines), drawn from its checkpoint. Plain C: no plotting library. */
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "glora/search.h"
 #include "util/strbuf.h"
 

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "glora/rng.h"
+#include "util/rng.h"
 #include "glora/search.h"
 
 #define SEARCH_MAX_TIERS (GLORA_SEARCH_MAX_BUDGETS + 1)

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "util/comm.h"
 
 void glora_search_opts_default(glora_search_opts_t *o) {

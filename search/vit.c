@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "glora/common.h"
-#include "glora/parallel.h"
+#include "util/parallel.h"
 #include "glora/search.h"
 #include "glora/spec.h"
 

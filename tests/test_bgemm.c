@@ -19,8 +19,8 @@
 
 #include "glora/common.h"
 #include "glora/gemm.h"
-#include "glora/parallel.h"
-#include "glora/rng.h"
+#include "util/parallel.h"
+#include "util/rng.h"
 
 static const char *const bkernels[] = {"avx512_bf16", "emulated", "ref"};
 #define NBK (sizeof bkernels / sizeof bkernels[0])

@@ -16,7 +16,7 @@
 
 #include "glora/common.h"
 #include "glora/config.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 
 #define FIXTURES GLORA_SRCDIR "/tests/fixtures/config"
 

@@ -15,7 +15,7 @@
 
 #include "glora/common.h"
 #include "glora/data.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 
 #include "tmpdir.h"
 

@@ -16,8 +16,8 @@
 
 #include "glora/common.h"
 #include "glora/gemm.h"
-#include "glora/parallel.h"
-#include "glora/rng.h"
+#include "util/parallel.h"
+#include "util/rng.h"
 
 static const char *const all_kernels[] = {"avx512", "avx2", "portable", "ref", "cblas"};
 #define NKERNELS (sizeof all_kernels / sizeof all_kernels[0])

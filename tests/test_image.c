@@ -17,9 +17,9 @@
 
 #include "glora/common.h"
 #include "glora/data.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "glora/image.h"
-#include "glora/parallel.h"
+#include "util/parallel.h"
 
 #include "tmpdir.h"
 

@@ -20,12 +20,12 @@
 #include <unistd.h>
 
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "glora/layer.h"
 #include "glora/model.h"
 #include "glora/search.h"
-#include "glora/parallel.h"
-#include "glora/rng.h"
+#include "util/parallel.h"
+#include "util/rng.h"
 #include "glora/gemm.h"
 #include "glora/safetensors.h"
 #include "glora/spec.h"

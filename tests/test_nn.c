@@ -18,8 +18,8 @@
 
 #include "glora/common.h"
 #include "glora/nn.h"
-#include "glora/parallel.h"
-#include "glora/rng.h"
+#include "util/parallel.h"
+#include "util/rng.h"
 #include "nn/nn-math.h"
 
 /* ---------------------------------------------------------------- helpers */

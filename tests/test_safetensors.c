@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include "glora/common.h"
-#include "glora/fileio.h"
-#include "glora/rng.h"
+#include "util/fileio.h"
+#include "util/rng.h"
 #include "glora/safetensors.h"
 
 #include "tmpdir.h"

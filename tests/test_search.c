@@ -18,7 +18,7 @@
 #include <cjson/cJSON.h>
 
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "glora/layer.h"
 #include "glora/search.h"
 

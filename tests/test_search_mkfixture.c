@@ -9,9 +9,9 @@
 #include <string.h>
 
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "glora/model.h"
-#include "glora/rng.h"
+#include "util/rng.h"
 
 static void be32(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;

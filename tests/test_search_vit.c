@@ -16,10 +16,10 @@
 #include <cjson/cJSON.h>
 
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "glora/model.h"
-#include "glora/parallel.h"
-#include "glora/rng.h"
+#include "util/parallel.h"
+#include "util/rng.h"
 #include "glora/search.h"
 #include "glora/spec.h"
 

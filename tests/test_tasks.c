@@ -16,7 +16,7 @@
 
 #include "glora/common.h"
 #include "glora/data.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "glora/tasks.h"
 
 #include "tmpdir.h"

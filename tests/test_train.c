@@ -21,8 +21,8 @@
 #include "glora/layer.h"
 #include "glora/model.h"
 #include "glora/nn.h"
-#include "glora/parallel.h"
-#include "glora/rng.h"
+#include "util/parallel.h"
+#include "util/rng.h"
 #include "glora/train.h"
 
 /* ---- a double-precision reference forward ------------------------------ */
@@ -34,7 +34,7 @@ typedef struct {
 
 static const double *P(const ref_t *r, const float *fp) { return r->p + (fp - r->m->mem); }
 
-/* W' and b' of layer l under configuration c, from the formulas of GLORA.md. */
+/* W' and b' of layer l under configuration c, from the formulas of include/glora/layer.h. */
 static void ref_merge(const ref_t *r, int l, const glora_layer_cfg_t *c, double *w, double *b) {
     const float *fw0, *fb0;
     int out, in;

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "glora/layer.h"
 #include "glora/model.h"
 #include "glora/nn.h"

@@ -16,8 +16,8 @@
 #include <cjson/cJSON.h>
 
 #include "glora/common.h"
-#include "glora/fileio.h"
-#include "glora/rng.h"
+#include "util/fileio.h"
+#include "util/rng.h"
 #include "util/strbuf.h"
 
 #include <cjson/cJSON.h>

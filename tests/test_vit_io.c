@@ -19,7 +19,7 @@
 #include <zlib.h>
 
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "glora/model.h"
 #include "glora/npz.h"
 #include "glora/safetensors.h"

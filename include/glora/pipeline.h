@@ -79,6 +79,7 @@ typedef struct {
     GLORA_SPLIT_KEYS("data.train", "training"), GLORA_SPLIT_KSHOT_KEYS("data.train"),              \
     GLORA_SPLIT_KEYS("data.val", "validation (optional)"), GLORA_SPLIT_NORM_KEYS("data."),           \
     {"model.heads", GLORA_CFG_INT, "0", "attention heads if the file's metadata lacks them", 0, 1024, NULL}, \
+    {"model.arch", GLORA_CFG_STRING, NULL, "timm architecture of the backbone, for its head count (vit_base_patch16_224, ...)", 0, 0, NULL}, \
     {"train.epochs", GLORA_CFG_INT, EPOCHS, "epochs", 1, 1e6, NULL},                                \
     {"train.batch", GLORA_CFG_INT, BATCH, "images per step (the last partial batch is dropped)", 1, 65536, NULL}, \
     {"train.lr", GLORA_CFG_NUMBER, LR, "peak learning rate", 0, 10, NULL},                         \
@@ -221,6 +222,172 @@ int glora_predict(const glora_vit_t *m, const glora_layer_cfg_t *cfg, const glor
  * most likely first, the lower index first on equal logits (so cls[0] is
  * the top-1 argmax). Returns min(k, n_classes), the entries written. */
 int glora_predict_topk(const float *logits, int n_classes, int k, int *cls, double *p);
+
+/* ---- the stages from a config ---------------------------------------------
+ * What `glora <stage>` and `glora run` call: each stage's keys (its schema,
+ * docs/config.md) in one config, the stage's library calls around it, and
+ * hooks for what the user sees (the library prints nothing: every hook may
+ * be NULL, and every hook gets h->ctx). */
+
+/* The keys of the models a stage loads, the evaluation split of eval and
+ * search, and the <section>.precision key of the commands that run the
+ * model's forward ("fp32", "bf16": glora_precisions). */
+#define GLORA_MODEL_KEYS                                                                   \
+    {"model.backbone", GLORA_CFG_STRING, NULL, "backbone safetensors file (a timm ViT)", 0, 0, NULL}, \
+    {"model.adapter", GLORA_CFG_STRING, NULL, "supernet or adapter file (GLoRA tensors, new head)", 0, 0, NULL}, \
+    {"model.heads", GLORA_CFG_INT, "0", "attention heads if the file's metadata lacks them (0: metadata)", 0, 1024, NULL}, \
+    {"model.arch", GLORA_CFG_STRING, NULL, "timm architecture of the backbone, for its head count (vit_base_patch16_224, ...)", 0, 0, NULL}
+#define GLORA_DATA_KEYS GLORA_SPLIT_KEYS("data", "evaluation"), GLORA_SPLIT_NORM_KEYS("data."), \
+    GLORA_SPLIT_FIT_KEYS("data.")
+extern const char *const glora_precisions[];
+#define GLORA_PRECISION_KEY(section)                                                       \
+    {section ".precision", GLORA_CFG_ENUM, "fp32", "arithmetic of the products with frozen or merged weights: fp32, or bf16 (AVX512_BF16; docs/PERFORMANCE.md)", 0, 0, glora_precisions}
+
+/* The schemas of the stages (the sections of a `glora run` file). */
+extern const glora_config_schema_t glora_pretrain_schema, glora_finetune_schema, glora_supernet_schema,
+    glora_retrain_schema, glora_search_schema, glora_merge_schema, glora_run_schema;
+
+/* What a training stage is about to do (glora_stage_hooks_t.train_ready). */
+typedef struct {
+    glora_recipe_kind_t kind;
+    size_t n_train, n_val;     /* examples of the splits (n_val 0: none) */
+    size_t trainable, total;   /* parameters that train, and of the whole model */
+    int epochs;
+    size_t steps;              /* per epoch */
+    const char *output, *checkpoint, *metrics; /* the files (the config's or the defaults) */
+    int replaces_checkpoint;   /* not resuming, and a checkpoint exists: it will be replaced */
+} glora_train_info_t;
+
+typedef struct {
+    void *ctx;
+    /* A line for the user: a note or a warning (no newline). */
+    void (*note)(void *ctx, const char *line);
+    /* glora_run_stages: stage starts, or was finished by an earlier invocation. */
+    void (*stage)(void *ctx, const char *stage, int done_before);
+    /* Training: the data, model and files are ready; progress (p, ctx);
+     * finished (or stopped by run.stop_after) with res. */
+    void (*train_ready)(void *ctx, const glora_train_info_t *info);
+    glora_train_cb train_step, train_epoch;
+    void (*train_done)(void *ctx, const glora_train_info_t *info, const glora_train_result_t *res);
+    /* Search: set up (st->supernet, st->val, st->opts are ready); the hooks
+     * of glora_search_setup_t; the search returned rc (res valid when 0). */
+    void (*search_ready)(void *ctx, const glora_search_setup_t *st);
+    void (*search_batch)(void *ctx, int generation, size_t n_candidates);
+    void (*search_generation)(void *ctx, const glora_search_gen_t *g);
+    void (*search_start)(void *ctx, int resumed_after, size_t evaluated);
+    void (*search_tick)(void *ctx, size_t done, size_t total);
+    void (*search_done)(void *ctx, const glora_search_setup_t *st, int rc, const glora_search_result_t *res);
+    /* Merge: the merged model (layers folded, the spec's parameters) is in path. */
+    void (*merged)(void *ctx, int layers, size_t params, const char *path);
+} glora_stage_hooks_t;
+
+/* The architecture of a named preset (glora_arch_presets: arch.preset of
+ * pretrain and init): "vit-b16" (224x224x3, patch 16, dim 768, depth 12, 12
+ * heads, MLP 3072, 1000 classes) or otherwise "vit-tiny-28" (28x28x1, patch
+ * 7, dim 128, depth 6, 4 heads, MLP 512, 10 classes). */
+extern const char *const glora_arch_presets[];
+glora_vit_arch_t glora_arch_preset(const char *name);
+
+/* Loads model.backbone (+ model.adapter) with model.heads and model.arch. */
+int glora_model_from_config(const glora_config_t *cfg, glora_vit_t **m);
+/* Loads the split under prefix (required: its IDX pair, list or folder;
+ * normalisation, resize and shift under "data.") fitted to m (may be NULL). */
+int glora_split_load_config(const glora_config_t *cfg, const char *prefix, const glora_vit_t *m,
+                            glora_dataset_t *ds);
+/* The subnet to run on m: the spec file spec_path (checked against m) when
+ * given; else the glora.subnet metadata of the adapter file when it has
+ * one; else none (*have 0: the plain model). spec is the caller's
+ * (glora_spec_free). */
+int glora_subnet_load(const glora_vit_t *m, const char *spec_path, const char *adapter_path,
+                      glora_spec_t *spec, int *have);
+/* Sets m->precision from the precision key; a note says when bf16 runs an
+ * exact software emulation (a CPU without AVX512_BF16). */
+void glora_precision_from_config(const glora_config_t *cfg, const char *key, glora_vit_t *m,
+                                 const glora_stage_hooks_t *h);
+
+/* A training stage on a config of its schema (glora_<kind>_schema): the
+ * training split (data.train; image files decoded at data.size, else at the
+ * model's size), the model the recipe starts from (pretrain: arch.preset
+ * or model.backbone; finetune: the backbone with a new head of
+ * model.num_classes or the labels' classes; supernet: glora_supernet_build;
+ * retrain: the subnet on the supernet model.adapter (retrain.init inherit)
+ * or on a fresh one), then glora_train_recipe writing `output`, its
+ * checkpoint (run.checkpoint, default OUTPUT.ckpt) after every epoch and a
+ * JSON line per epoch to run.metrics (default OUTPUT.metrics.jsonl). One
+ * writer per output (OUTPUT.lock); temporaries a killed run left are
+ * removed. resume: continue from the checkpoint of the same run (identity:
+ * glora_config_hash). res (may be NULL) as glora_train_recipe's. */
+int glora_stage_train(glora_recipe_kind_t kind, const glora_config_t *cfg, int resume,
+                      const glora_stage_hooks_t *h, glora_train_result_t *res);
+/* glora_search_supernet on a config of glora_search_schema: model.backbone
+ * + model.adapter (the supernet), the data split, search.*, output.dir.
+ * A resumed search refuses a config that differs (in its identity) from
+ * output.dir/config.yaml, naming the keys. */
+int glora_stage_search(const glora_config_t *cfg, int resume, const glora_stage_hooks_t *h);
+/* glora_merge + glora_merged_save on a config of glora_merge_schema. */
+int glora_stage_merge(const glora_config_t *cfg, const glora_stage_hooks_t *h);
+
+/* ---- run: the whole pipeline in one directory --------------------------------
+ * A run is a YAML file with a `run` section (glora_run_schema: name, dir,
+ * stages, val/test splits, ...) and one section per stage, each of that
+ * stage's schema; glora_run_stages fills in the paths between the stages,
+ * so the sections hold only settings. Everything goes to DIR/NAME:
+ * backbone.safetensors (when the pretrain stage makes it), finetuned,
+ * supernet, search/, adapter and merged .safetensors, config.yaml (a copy of
+ * the file), run.json (the run's own checkpoint: the finished stages and the
+ * seconds every stage took, over all invocations) and summary.json. */
+
+/* The stages in pipeline order: "pretrain", "finetune", "supernet",
+ * "search", "retrain", "merge", "eval", NULL. */
+extern const char *const glora_run_stage_names[];
+/* The shifts run.test_shifts may name: "inverted", "rotated", "noisy", "blurred", NULL. */
+extern const char *const glora_run_shift_kinds[];
+#define GLORA_RUN_NSTAGES 7
+#define GLORA_RUN_MAX_SHIFTS 4
+
+typedef struct glora_run glora_run_t;
+
+/* One model of the final evaluation (a row of summary.json). */
+typedef struct {
+    const char *method;
+    size_t params;   /* trainable GLoRA parameters or fine-tuned weights, head excluded */
+    int have_val, have_test;
+    double val, test;
+    double shift[GLORA_RUN_MAX_SHIFTS]; /* on the copies named by run.test_shifts, in its order */
+} glora_run_row_t;
+
+typedef struct {
+    glora_run_row_t rows[8];
+    int nrows;
+    double seconds[GLORA_RUN_NSTAGES]; /* per stage over every invocation; -1: not in this run */
+    int skipped[GLORA_RUN_NSTAGES];    /* finished by an earlier invocation */
+    int adapter_row;                   /* the retrained adapter's row (-1: none) */
+    char label[128];                   /* run.label, or "fine-tuned backbone" */
+} glora_run_summary_t;
+
+/* Opens the run of config_path whose run section is cfg (the caller's, kept
+ * until glora_run_close): checks run.test_shifts, creates DIR/NAME, locks
+ * it (one process per run), removes temporaries a killed run left, copies
+ * the config there and reads run.json. */
+int glora_run_open(glora_run_t **out, const char *config_path, const glora_config_t *cfg);
+/* DIR/NAME. */
+const char *glora_run_dir(const glora_run_t *r);
+/* Every stage of run.stages but eval, in pipeline order, each the
+ * glora_stage_* call on its section: the backbone is pretrained only when
+ * missing; stages run.json says are finished are skipped; an interrupted
+ * stage resumes from its own checkpoint; a training stopped by its
+ * run.stop_after is not finished (the run stops there, returning 0 with
+ * *stopped set). After every stage run.json is saved. On failure returns
+ * the status with *failed set to the stage's name (NULL: not a stage). */
+int glora_run_stages(glora_run_t *r, const glora_stage_hooks_t *h, const char **failed, int *stopped);
+/* Non-zero when run.stages includes eval. */
+int glora_run_wants_eval(const glora_run_t *r);
+/* The final evaluation: every model the run made on the val and test splits
+ * and the shifted copies of test, written to DIR/NAME/summary.json and into
+ * *sum. Never skipped (cheap next to training). */
+int glora_run_evaluate(glora_run_t *r, glora_run_summary_t *sum);
+/* Unlocks and frees (NULL-safe). */
+void glora_run_close(glora_run_t *r);
 
 #ifdef __cplusplus
 }

@@ -23,7 +23,8 @@
 #include "glora/data.h"
 #include "glora/layer.h"
 #include "glora/model.h"
-#include "glora/rng.h"
+/* The random stream of initialisation and checkpoints (internal: util/rng.h). */
+typedef struct glora_rng glora_rng_t;
 
 #ifdef __cplusplus
 extern "C" {

@@ -3,7 +3,7 @@
 #include "util/strbuf.h"
 
 #include "glora/common.h"
-#include "glora/parallel.h"
+#include "util/parallel.h"
 #include "util/comm.h"
 
 #include <stdarg.h>

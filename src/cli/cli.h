@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "glora/config.h"
+#include "glora/pipeline.h"
 
 /* Exit statuses. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
@@ -64,17 +65,29 @@ int cli_switch(const cli_cmd_t *cmd, const cli_args_t *args, const char *flag);
 void cli_help(const cli_cmd_t *cmd, FILE *out);
 
 /* A stage command as a call on a loaded config: what `glora <stage>` runs
- * after parsing its arguments, and what `glora run` chains. run returns the
- * exit status (after printing any error). */
+ * after parsing its arguments. run returns the exit status (after printing
+ * any error). */
 typedef struct {
     const cli_cmd_t *cmd;
     int (*run)(const glora_config_t *cfg, int resume);
 } cli_stage_t;
-extern const cli_stage_t cli_stage_pretrain, cli_stage_finetune, cli_stage_supernet, cli_stage_retrain,
-    cli_stage_search, cli_stage_merge;
 
 /* glora <stage>: parses argv (cli_parse), then stage->run(cfg, --resume given). */
 int cli_run_stage(const cli_stage_t *stage, int argc, char **argv);
+
+/* What the stages show while they run (progress.c): the header of a
+ * training or search, live progress lines when stderr is a terminal, the
+ * results. */
+typedef struct {
+    int tty;
+    char header[256];    /* printed with the first report: none before an error */
+    double last_print;
+    int generations, gen, resume;
+    const char *dir;     /* the search's output directory */
+    const char *run_dir; /* glora run: DIR/NAME */
+} cli_progress_t;
+/* *h printing through pg (both the caller's, pg outliving the calls). */
+void cli_progress_hooks(cli_progress_t *pg, glora_stage_hooks_t *h);
 
 /* The "env ..." prefix that starts a PyTorch peer benchmark: OpenBLAS's
  * core type and L2 size unset together (its own AVX-512 kernels), and the

@@ -16,8 +16,8 @@
 #include "cli/commands.h"
 #include "glora/common.h"
 #include "glora/gemm.h"
-#include "glora/parallel.h"
-#include "glora/rng.h"
+#include "util/parallel.h"
+#include "util/rng.h"
 
 #ifdef GLORA_HAVE_CBLAS
 #include <cblas.h>
@@ -149,6 +149,25 @@ static void time_reps(product_fn fn, const shape_t *s, const float *a, const flo
 }
 
 
+/* What runs, on what, under which load; the table's header. */
+static void print_header(int threads, int reps, int with_openblas) {
+    printf("glora bench gemm: kernel %s (%s), %d thread%s, median of %d reps\n",
+           glora_gemm_kernel(), glora_gemm_ukernel(), threads, threads == 1 ? "" : "s", reps);
+#ifdef GLORA_HAVE_CBLAS
+    printf("beside OpenBLAS, core %s (%s)\n", openblas_get_corename(), openblas_get_config());
+#endif
+    double load[3];
+    if (getloadavg(load, 3) == 3) printf("load average at start: %.2f\n", load[0]);
+    if (threads > 1 && !getenv("OMP_WAIT_POLICY"))
+        printf("note: OMP_WAIT_POLICY is unset: GNU OpenMP threads busy-wait up to ~3 ms in\n"
+               "      every barrier, which costs more than a small product when the machine\n"
+               "      is loaded (OMP_WAIT_POLICY=passive avoids it)\n");
+    printf("%-4s %-12s %-18s %6s %6s %6s %10s", "form", "model", "layer", "M", "N", "K",
+           "glora GF/s");
+    if (with_openblas) printf(" %13s %6s", "OpenBLAS GF/s", "ratio");
+    printf("\n");
+}
+
 int glora_cmd_bench_gemm(int argc, char **argv) {
     int threads = glora_max_threads(), reps = 0, quick = 0;
     const char *kernel = "auto";
@@ -207,21 +226,8 @@ int glora_cmd_bench_gemm(int argc, char **argv) {
     for (size_t i = 0; i < amax; i++) a[i] = (float)(2.0 * glora_rng_uniform(&rng) - 1.0);
     for (size_t i = 0; i < bmax; i++) b[i] = (float)(2.0 * glora_rng_uniform(&rng) - 1.0);
 
-    printf("glora bench gemm: kernel %s (%s), %d thread%s, median of %d reps\n",
-           glora_gemm_kernel(), glora_gemm_ukernel(), threads, threads == 1 ? "" : "s", reps);
-#ifdef GLORA_HAVE_CBLAS
-    printf("beside OpenBLAS, core %s (%s)\n", openblas_get_corename(), openblas_get_config());
-#endif
+    print_header(threads, reps, with_openblas);
     double load[3];
-    if (getloadavg(load, 3) == 3) printf("load average at start: %.2f\n", load[0]);
-    if (threads > 1 && !getenv("OMP_WAIT_POLICY"))
-        printf("note: OMP_WAIT_POLICY is unset: GNU OpenMP threads busy-wait up to ~3 ms in\n"
-               "      every barrier, which costs more than a small product when the machine\n"
-               "      is loaded (OMP_WAIT_POLICY=passive avoids it)\n");
-    printf("%-4s %-12s %-18s %6s %6s %6s %10s", "form", "model", "layer", "M", "N", "K",
-           "glora GF/s");
-    if (with_openblas) printf(" %13s %6s", "OpenBLAS GF/s", "ratio");
-    printf("\n");
 
     double log_all = 0.0, log_tiny = 0.0;
     int n_all = 0, n_tiny = 0;

@@ -10,7 +10,7 @@
 #include "cli/commands.h"
 #include "glora/common.h"
 #include "glora/gemm.h"
-#include "glora/parallel.h"
+#include "util/parallel.h"
 
 int glora_cmd_bench_peak(int argc, char **argv) {
     int threads = 2, json = 0;

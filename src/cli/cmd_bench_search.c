@@ -10,8 +10,8 @@
 #include "glora/data.h"
 #include "glora/gemm.h"
 #include "glora/model.h"
-#include "glora/parallel.h"
-#include "glora/rng.h"
+#include "util/parallel.h"
+#include "util/rng.h"
 #include "glora/search.h"
 
 #include <cjson/cJSON.h>
@@ -190,194 +190,145 @@ static int run_peer(const char *script, int threads, int candidates, int warmup,
     return 0;
 }
 
-int glora_cmd_bench_search(int argc, char **argv) {
-    int threads = 2, candidates = 40, warmup = 4, repeat = 3, peer = 1, json = 0, batch = 32;
-    int n_img = 200;
-    const char *backbone = NULL, *supernet = NULL, *datadir = NULL, *script = NULL;
-    const char *arch = "vit-tiny-28";
-    glora_precision_t prec = GLORA_FP32;
-    double peak = 0;
+typedef struct {
+    int threads, candidates, warmup, repeat, peer, json, batch, n_img;
+    const char *backbone, *supernet, *datadir, *script, *arch;
+    glora_precision_t prec;
+    double peak;
+} opts_t;
+
+/* The value of option a; returns non-zero when it is bad. */
+static int parse_value(opts_t *o, const char *a, const char *v) {
+    int bad = 0;
+    if (!strcmp(a, "--threads")) bad = parse_count(v, 1, 1024, &o->threads);
+    else if (!strcmp(a, "--candidates")) bad = parse_count(v, 1, 100000, &o->candidates);
+    else if (!strcmp(a, "--warmup")) bad = parse_count(v, 0, 100000, &o->warmup);
+    else if (!strcmp(a, "--repeat")) bad = parse_count(v, 1, 1000, &o->repeat);
+    else if (!strcmp(a, "--batch")) bad = parse_count(v, 1, 200, &o->batch);
+    else if (!strcmp(a, "--backbone")) o->backbone = v;
+    else if (!strcmp(a, "--supernet")) o->supernet = v;
+    else if (!strcmp(a, "--data")) o->datadir = v;
+    else if (!strcmp(a, "--peer-script")) o->script = v;
+    else if (!strcmp(a, "--images")) bad = parse_count(v, 1, 100000, &o->n_img);
+    else if (!strcmp(a, "--arch")) {
+        o->arch = v;
+        bad = strcmp(v, "vit-tiny-28") != 0 && strcmp(v, "vit-b16") != 0;
+    } else if (!strcmp(a, "--precision")) {
+        bad = glora_precision_parse(v, "--precision", &o->prec) != GLORA_OK;
+        glora_error_clear();
+    }
+    else {
+        char *end;
+        o->peak = strtod(v, &end);
+        bad = *end || !(o->peak > 0);
+    }
+    return bad;
+}
+
+/* Returns -1 to go on, else the exit status (help printed: 0). */
+static int parse_args(int argc, char **argv, opts_t *o) {
+    *o = (opts_t){.threads = 2, .candidates = 40, .warmup = 4, .repeat = 3, .peer = 1, .batch = 32,
+                  .n_img = 200, .arch = "vit-tiny-28", .prec = GLORA_FP32};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "--no-peer")) {
-            peer = 0;
+            o->peer = 0;
         } else if (!strcmp(a, "--json")) {
-            json = 1;
+            o->json = 1;
         } else if (!strcmp(a, "--threads") || !strcmp(a, "--candidates") || !strcmp(a, "--warmup") ||
                    !strcmp(a, "--repeat") || !strcmp(a, "--batch") || !strcmp(a, "--backbone") || !strcmp(a, "--supernet") ||
                    !strcmp(a, "--data") || !strcmp(a, "--peer-script") || !strcmp(a, "--peak-gflops") ||
                    !strcmp(a, "--arch") || !strcmp(a, "--precision") || !strcmp(a, "--images")) {
             if (i + 1 >= argc) return usage_error("option '%s' needs a value", a);
             const char *v = argv[++i];
-            int bad = 0;
-            if (!strcmp(a, "--threads")) bad = parse_count(v, 1, 1024, &threads);
-            else if (!strcmp(a, "--candidates")) bad = parse_count(v, 1, 100000, &candidates);
-            else if (!strcmp(a, "--warmup")) bad = parse_count(v, 0, 100000, &warmup);
-            else if (!strcmp(a, "--repeat")) bad = parse_count(v, 1, 1000, &repeat);
-            else if (!strcmp(a, "--batch")) bad = parse_count(v, 1, 200, &batch);
-            else if (!strcmp(a, "--backbone")) backbone = v;
-            else if (!strcmp(a, "--supernet")) supernet = v;
-            else if (!strcmp(a, "--data")) datadir = v;
-            else if (!strcmp(a, "--peer-script")) script = v;
-            else if (!strcmp(a, "--images")) bad = parse_count(v, 1, 100000, &n_img);
-            else if (!strcmp(a, "--arch")) {
-                arch = v;
-                bad = strcmp(v, "vit-tiny-28") != 0 && strcmp(v, "vit-b16") != 0;
-            } else if (!strcmp(a, "--precision")) {
-                bad = glora_precision_parse(v, "--precision", &prec) != GLORA_OK;
-                glora_error_clear();
-            }
-            else {
-                char *end;
-                peak = strtod(v, &end);
-                bad = *end || !(peak > 0);
-            }
-            if (bad) return usage_error("bad value '%s'", v);
+            if (parse_value(o, a, v)) return usage_error("bad value '%s'", v);
         } else {
             return usage_error("unknown option '%s'", a);
         }
     }
-    if (!backbone != !supernet) return usage_error("%s", "--backbone and --supernet go together");
-    glora_set_threads(threads);
+    if (!o->backbone != !o->supernet) return usage_error("%s", "--backbone and --supernet go together");
+    return -1;
+}
 
-    glora_vit_t *m = NULL;
-    glora_dataset_t ds = {0};
-    glora_layer_cfg_t *cfg = NULL;
-    const glora_layer_cfg_t **cands = NULL;
-    double *acc = NULL, *runs = NULL;
-    float *xr = NULL;
-    int *yr = NULL;
-    int rc = 1;
-    glora_rng_t r;
-    glora_rng_seed(&r, 1);
-    if (backbone) {
-        if (glora_vit_load(&m, backbone, supernet, 0)) goto out_fail;
-        if (m->rank < 1) {
-            glora_error(GLORA_ESTATE, "supernet '%s': has no GLoRA tensors", supernet);
-            goto out_fail;
-        }
-    } else {
-        /* vit-tiny-28 (the evaluation protocol, docs/RESULTS.md) or ViT-B/16,
-         * random weights, non-zero GLoRA tensors */
-        glora_vit_arch_t a = {.img_size = 28, .in_chans = 1, .patch = 7, .dim = 128, .depth = 6,
-                              .heads = 4, .mlp_hidden = 512, .num_classes = 10};
-        if (!strcmp(arch, "vit-b16"))
-            a = (glora_vit_arch_t){.img_size = 224, .in_chans = 3, .patch = 16, .dim = 768,
-                                   .depth = 12, .heads = 12, .mlp_hidden = 3072,
-                                   .num_classes = 1000};
-        if (glora_vit_create(&m, &a, 4)) goto out_fail;
-        for (int i = 0; i < m->n_params; i++) {
-            const glora_param_t *p = &m->params[i];
-            int gain = strstr(p->name, "norm") && strstr(p->name, ".weight");
-            for (size_t k = 0; k < p->numel; k++)
-                m->mem[p->offset + k] = gain ? 1.0f : 0.1f * (float)glora_rng_normal(&r);
-        }
+/* The supernet given, or vit-tiny-28 (the evaluation protocol,
+ * docs/RESULTS.md) or ViT-B/16 with random weights and non-zero GLoRA
+ * tensors. */
+static int make_model(const opts_t *o, glora_rng_t *r, glora_vit_t **out) {
+    glora_vit_t *m;
+    if (o->backbone) {
+        if (glora_vit_load(out, o->backbone, o->supernet, 0)) return GLORA_EIO;
+        if ((*out)->rank < 1) return glora_error(GLORA_ESTATE, "supernet '%s': has no GLoRA tensors", o->supernet);
+        return GLORA_OK;
     }
-    m->precision = prec;
-    if (prec == GLORA_BF16 && glora_bgemm_emulated())
-        fprintf(stderr, "glora: note: this CPU lacks AVX512_BF16; bf16 runs an exact software "
-                        "emulation (the same results, much slower)\n");
-    if (peak <= 0 && glora_gemm_peak(prec, 1.0, &peak) != GLORA_OK) {
-        glora_error_clear();
-        peak = 0;
+    glora_vit_arch_t a = {.img_size = 28, .in_chans = 1, .patch = 7, .dim = 128, .depth = 6,
+                          .heads = 4, .mlp_hidden = 512, .num_classes = 10};
+    if (!strcmp(o->arch, "vit-b16"))
+        a = (glora_vit_arch_t){.img_size = 224, .in_chans = 3, .patch = 16, .dim = 768,
+                               .depth = 12, .heads = 12, .mlp_hidden = 3072,
+                               .num_classes = 1000};
+    if (glora_vit_create(out, &a, 4)) return GLORA_ENOMEM;
+    m = *out;
+    for (int i = 0; i < m->n_params; i++) {
+        const glora_param_t *p = &m->params[i];
+        int gain = strstr(p->name, "norm") && strstr(p->name, ".weight");
+        for (size_t k = 0; k < p->numel; k++)
+            m->mem[p->offset + k] = gain ? 1.0f : 0.1f * (float)glora_rng_normal(r);
     }
-    const glora_vit_arch_t *A = &m->arch;
-    const int N_IMG = n_img;
+    return GLORA_OK;
+}
+
+/* The images: Fashion-MNIST val200 into *ds when found and fitting the
+ * model (o->datadir then names its directory, for the peer), else random
+ * images in *rnd (xr, yr its storage). *data is the one to use. */
+typedef struct {
+    glora_dataset_t ds, rnd;
+    float *xr;
+    int *yr;
+    const glora_dataset_t *data;
+    const char *desc;
+} images_t;
+
+static int make_images(opts_t *o, const glora_vit_arch_t *A, glora_rng_t *r, images_t *im) {
+    static char dbuf[PATH_MAX];
     char img[PATH_MAX], lab[PATH_MAX];
-    const char *data_desc = "random images";
-    glora_dataset_t rnd = {0}; /* the random images: a view of xr, yr */
-    const glora_dataset_t *data = &ds;
-    if (find_data(datadir, img, lab) && A->img_size == 28 && A->in_chans == 1 && A->num_classes >= 10) {
-        if (glora_idx_load(&ds, img, lab, 800, N_IMG, 0.5f, 0.5f)) goto out_fail;
-        data_desc = "fashion-mnist val200";
-        if (!datadir) {
-            static char dbuf[PATH_MAX];
+    const int N_IMG = o->n_img;
+    im->desc = "random images";
+    im->data = &im->ds;
+    if (find_data(o->datadir, img, lab) && A->img_size == 28 && A->in_chans == 1 && A->num_classes >= 10) {
+        if (glora_idx_load(&im->ds, img, lab, 800, N_IMG, 0.5f, 0.5f)) return GLORA_EIO;
+        im->desc = "fashion-mnist val200";
+        if (!o->datadir) {
             snprintf(dbuf, sizeof dbuf, "%s", img);
             *strrchr(dbuf, '/') = 0;
-            datadir = dbuf; /* the peer reads the same images */
+            o->datadir = dbuf; /* the peer reads the same images */
         }
-    } else {
-        if (datadir) {
-            glora_error(GLORA_EINVAL, "data '%s': no train-images-idx3-ubyte[.gz] / labels there "
-                                      "fitting the model", datadir);
-            goto out_fail;
-        }
-        size_t n = (size_t)N_IMG * A->in_chans * A->img_size * A->img_size;
-        xr = malloc(n * sizeof *xr);
-        yr = malloc(N_IMG * sizeof *yr);
-        if (!xr || !yr) goto out_oom;
-        for (size_t i = 0; i < n; i++) xr[i] = (float)glora_rng_normal(&r);
-        for (int i = 0; i < N_IMG; i++) yr[i] = (int)glora_rng_below(&r, (uint64_t)A->num_classes);
-        rnd = (glora_dataset_t){.n = N_IMG, .c = A->in_chans, .h = A->img_size, .w = A->img_size,
-                                .x = xr, .y = yr, .num_classes = A->num_classes};
-        data = &rnd;
+        return GLORA_OK;
     }
+    if (o->datadir)
+        return glora_error(GLORA_EINVAL, "data '%s': no train-images-idx3-ubyte[.gz] / labels there "
+                                         "fitting the model", o->datadir);
+    size_t n = (size_t)N_IMG * A->in_chans * A->img_size * A->img_size;
+    im->xr = malloc(n * sizeof *im->xr);
+    im->yr = malloc(N_IMG * sizeof *im->yr);
+    if (!im->xr || !im->yr) return glora_error(GLORA_ENOMEM, "bench search: out of memory");
+    for (size_t i = 0; i < n; i++) im->xr[i] = (float)glora_rng_normal(r);
+    for (int i = 0; i < N_IMG; i++) im->yr[i] = (int)glora_rng_below(r, (uint64_t)A->num_classes);
+    im->rnd = (glora_dataset_t){.n = N_IMG, .c = A->in_chans, .h = A->img_size, .w = A->img_size,
+                                .x = im->xr, .y = im->yr, .num_classes = A->num_classes};
+    im->data = &im->rnd;
+    return GLORA_OK;
+}
 
-    /* Random candidates of the official space, gene by gene. */
-    int L = glora_vit_layers(m), total = warmup + candidates;
-    glora_space_t space;
-    glora_space_official(&space, m->rank);
-    cfg = malloc((size_t)total * (size_t)L * sizeof *cfg);
-    cands = malloc((size_t)total * sizeof *cands);
-    acc = malloc((size_t)total * sizeof *acc);
-    runs = malloc((size_t)repeat * sizeof *runs);
-    if (!cfg || !cands || !acc || !runs) goto out_oom;
-    for (int c = 0; c < total; c++) {
-        for (int l = 0; l < L; l++)
-            for (int t = 0; t < GLORA_NTENSORS; t++)
-                cfg[(size_t)c * L + l].t[t] = space.opt[t][glora_rng_below(&r, (uint64_t)space.n[t])];
-        cands[c] = cfg + (size_t)c * L;
-    }
-
-    if (!json)
-        printf("glora bench search: %dx%d ViT dim %d depth %d, rank %d, %d images (%s), %d candidates "
-               "x %d runs, %d threads, %s (%s)\n",
-               A->img_size, A->img_size, A->dim, A->depth, m->rank, N_IMG, data_desc, candidates,
-               repeat, threads, glora_precision_name(prec),
-               prec == GLORA_BF16 ? glora_bgemm_ukernel() : glora_gemm_ukernel());
-    fflush(stdout);
-    if (warmup && glora_search_fitness(m, cands, (size_t)warmup, data, (size_t)batch, acc))
-        goto out_fail;
-    /* glora's runs before and after the peer's, so that a burst of load on
-     * the shared machine does not fall on one side only. */
-    int before = (repeat + 1) / 2;
-    for (int k = 0; k < before; k++) {
-        double t0 = glora_now();
-        if (glora_search_fitness(m, cands + warmup, (size_t)candidates, data, (size_t)batch, acc))
-            goto out_fail;
-        runs[k] = glora_now() - t0;
-    }
-    peer_line_t pl[8];
-    int npl = 0;
-    char found[PATH_MAX];
-    if (peer && !script && find_peer(found, sizeof found)) script = found;
-    if (peer && !script) {
-        fprintf(stderr, "glora bench search: bench/bench_search.py not found (run from the source "
-                        "tree or pass --peer-script); glora only\n");
-    } else if (peer && run_peer(script, threads, candidates, warmup, repeat, arch,
-                                prec == GLORA_BF16, N_IMG, backbone, supernet,
-                                ds.n ? datadir : NULL, json, pl, &npl)) {
-        fprintf(stderr, "glora: warning: %s; glora only\n", glora_errmsg());
-        npl = 0;
-    }
-    for (int k = before; k < repeat; k++) {
-        double t0 = glora_now();
-        if (glora_search_fitness(m, cands + warmup, (size_t)candidates, data, (size_t)batch, acc))
-            goto out_fail;
-        runs[k] = glora_now() - t0;
-    }
-    /* runs[] become images/s in run order (printed), sorted[] gives the median */
-    for (int k = 0; k < repeat; k++) runs[k] = (double)candidates * N_IMG / runs[k];
-    double *sorted = malloc((size_t)repeat * sizeof *sorted);
-    if (!sorted) goto out_oom;
-    memcpy(sorted, runs, (size_t)repeat * sizeof *sorted);
-    double g = cli_median(sorted, repeat);
-    free(sorted);
-    double fpi = flops_per_image(A), gflops = g * fpi * 1e-9;
-    if (json) {
+/* The result: runs[] (images/s in run order), their median g, the peers'. */
+static void report(const opts_t *o, const glora_vit_t *m, const char *data_desc, const double *runs, double g,
+                   const peer_line_t *pl, int npl) {
+    const glora_vit_arch_t *A = &m->arch;
+    const int N_IMG = o->n_img, repeat = o->repeat;
+    const double peak = o->peak, fpi = flops_per_image(A), gflops = g * fpi * 1e-9;
+    if (o->json) {
         printf("{\"bench\": \"search\", \"impl\": \"glora\", \"images_per_s\": %.4g, "
                "\"candidates_per_s\": %.4g, \"runs_images_per_s\": [",
                g, g / N_IMG);
@@ -386,28 +337,122 @@ int glora_cmd_bench_search(int argc, char **argv) {
                "\"mflop_per_image\": %.1f, \"gflop_per_s\": %.1f, \"data\": \"%s\", "
                "\"precision\": \"%s\", \"executed_gflop_per_s\": %.1f, \"peak_gflop_per_s\": %.1f, "
                "\"peak_rss_mb\": %.1f",
-               threads, N_IMG, candidates, m->rank, fpi * 1e-6, gflops, data_desc,
-               glora_precision_name(prec), g * flops_executed(A) * 1e-9, peak, cli_peak_rss_mb());
+               o->threads, N_IMG, o->candidates, m->rank, fpi * 1e-6, gflops, data_desc,
+               glora_precision_name(o->prec), g * flops_executed(A) * 1e-9, peak, cli_peak_rss_mb());
         for (int i = 0; i < npl; i++)
             printf(", \"speedup_vs_%s\": %.2f", pl[i].impl, pl[i].images_per_s > 0 ? g / pl[i].images_per_s : 0);
         printf("}\n");
-    } else {
-        printf("  %-18s %8.4g images/s  %7.3g candidates/s  (runs:", "glora", g, g / N_IMG);
-        for (int k = 0; k < repeat; k++) printf(" %.4g", runs[k]);
-        printf(")\n");
-        for (int i = 0; i < npl; i++)
-            printf("  %-21s %8.4g images/s  glora is %.2fx\n", pl[i].impl, pl[i].images_per_s,
-                   pl[i].images_per_s > 0 ? g / pl[i].images_per_s : 0);
-        printf("  physical limit: %.1f MFLOP per image (the whole forward) at %.0f GFLOP/s (%s "
-               "peak, measured now) = %.0f images/s; glora reaches %.0f%% of it\n"
-               "  (glora executes %.1f MFLOP per image, %.1f GFLOP/s = %.0f%% of the peak: the "
-               "last block for the cls token alone, the patch embedding once per generation)\n"
-               "  peak RSS %.0f MB\n",
-               fpi * 1e-6, peak, glora_precision_name(prec), peak > 0 ? peak * 1e9 / fpi : 0,
-               peak > 0 ? 100 * gflops / peak : 0, flops_executed(A) * 1e-6,
-               g * flops_executed(A) * 1e-9,
-               peak > 0 ? 100 * g * flops_executed(A) * 1e-9 / peak : 0, cli_peak_rss_mb());
+        return;
     }
+    printf("  %-18s %8.4g images/s  %7.3g candidates/s  (runs:", "glora", g, g / N_IMG);
+    for (int k = 0; k < repeat; k++) printf(" %.4g", runs[k]);
+    printf(")\n");
+    for (int i = 0; i < npl; i++)
+        printf("  %-21s %8.4g images/s  glora is %.2fx\n", pl[i].impl, pl[i].images_per_s,
+               pl[i].images_per_s > 0 ? g / pl[i].images_per_s : 0);
+    printf("  physical limit: %.1f MFLOP per image (the whole forward) at %.0f GFLOP/s (%s "
+           "peak, measured now) = %.0f images/s; glora reaches %.0f%% of it\n"
+           "  (glora executes %.1f MFLOP per image, %.1f GFLOP/s = %.0f%% of the peak: the "
+           "last block for the cls token alone, the patch embedding once per generation)\n"
+           "  peak RSS %.0f MB\n",
+           fpi * 1e-6, peak, glora_precision_name(o->prec), peak > 0 ? peak * 1e9 / fpi : 0,
+           peak > 0 ? 100 * gflops / peak : 0, flops_executed(A) * 1e-6,
+           g * flops_executed(A) * 1e-9,
+           peak > 0 ? 100 * g * flops_executed(A) * 1e-9 / peak : 0, cli_peak_rss_mb());
+}
+
+/* Times runs [k0, k1) of the fitness of the candidates after the warm-up. */
+static int time_runs(const opts_t *o, const glora_vit_t *m, const glora_layer_cfg_t **cands,
+                     const glora_dataset_t *data, double *acc, double *runs, int k0, int k1) {
+    for (int k = k0; k < k1; k++) {
+        double t0 = glora_now();
+        if (glora_search_fitness(m, cands + o->warmup, (size_t)o->candidates, data, (size_t)o->batch, acc))
+            return GLORA_EINVAL;
+        runs[k] = glora_now() - t0;
+    }
+    return GLORA_OK;
+}
+
+/* The peer between glora's runs; npl 0 when it did not run. */
+static void peer_runs(const opts_t *o, const images_t *im, peer_line_t *pl, int *npl) {
+    char found[PATH_MAX];
+    const char *script = o->script;
+    *npl = 0;
+    if (o->peer && !script && find_peer(found, sizeof found)) script = found;
+    if (o->peer && !script) {
+        fprintf(stderr, "glora bench search: bench/bench_search.py not found (run from the source "
+                        "tree or pass --peer-script); glora only\n");
+    } else if (o->peer && run_peer(script, o->threads, o->candidates, o->warmup, o->repeat, o->arch,
+                                   o->prec == GLORA_BF16, o->n_img, o->backbone, o->supernet,
+                                   im->ds.n ? o->datadir : NULL, o->json, pl, npl)) {
+        fprintf(stderr, "glora: warning: %s; glora only\n", glora_errmsg());
+        *npl = 0;
+    }
+}
+
+int glora_cmd_bench_search(int argc, char **argv) {
+    opts_t o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc >= 0) return rc;
+    glora_set_threads(o.threads);
+    glora_vit_t *m = NULL;
+    images_t im = {0};
+    glora_layer_cfg_t *cfg = NULL;
+    const glora_layer_cfg_t **cands = NULL;
+    double *acc = NULL, *runs = NULL, *sorted = NULL;
+    peer_line_t pl[8];
+    int npl = 0;
+    glora_rng_t r;
+    glora_rng_seed(&r, 1);
+    rc = 1;
+    if (make_model(&o, &r, &m)) goto out_fail;
+    m->precision = o.prec;
+    if (o.prec == GLORA_BF16 && glora_bgemm_emulated())
+        fprintf(stderr, "glora: note: this CPU lacks AVX512_BF16; bf16 runs an exact software "
+                        "emulation (the same results, much slower)\n");
+    if (o.peak <= 0 && glora_gemm_peak(o.prec, 1.0, &o.peak) != GLORA_OK) {
+        glora_error_clear();
+        o.peak = 0;
+    }
+    const glora_vit_arch_t *A = &m->arch;
+    if (make_images(&o, A, &r, &im)) goto out_fail;
+
+    /* Random candidates of the official space, gene by gene. */
+    int L = glora_vit_layers(m), total = o.warmup + o.candidates;
+    glora_space_t space;
+    glora_space_official(&space, m->rank);
+    cfg = malloc((size_t)total * (size_t)L * sizeof *cfg);
+    cands = malloc((size_t)total * sizeof *cands);
+    acc = malloc((size_t)total * sizeof *acc);
+    runs = malloc((size_t)o.repeat * sizeof *runs);
+    sorted = malloc((size_t)o.repeat * sizeof *sorted);
+    if (!cfg || !cands || !acc || !runs || !sorted) goto out_oom;
+    for (int c = 0; c < total; c++) {
+        for (int l = 0; l < L; l++)
+            for (int t = 0; t < GLORA_NTENSORS; t++)
+                cfg[(size_t)c * L + l].t[t] = space.opt[t][glora_rng_below(&r, (uint64_t)space.n[t])];
+        cands[c] = cfg + (size_t)c * L;
+    }
+
+    if (!o.json)
+        printf("glora bench search: %dx%d ViT dim %d depth %d, rank %d, %d images (%s), %d candidates "
+               "x %d runs, %d threads, %s (%s)\n",
+               A->img_size, A->img_size, A->dim, A->depth, m->rank, o.n_img, im.desc, o.candidates,
+               o.repeat, o.threads, glora_precision_name(o.prec),
+               o.prec == GLORA_BF16 ? glora_bgemm_ukernel() : glora_gemm_ukernel());
+    fflush(stdout);
+    if (o.warmup && glora_search_fitness(m, cands, (size_t)o.warmup, im.data, (size_t)o.batch, acc))
+        goto out_fail;
+    /* glora's runs before and after the peer's, so that a burst of load on
+     * the shared machine does not fall on one side only. */
+    int before = (o.repeat + 1) / 2;
+    if (time_runs(&o, m, cands, im.data, acc, runs, 0, before)) goto out_fail;
+    peer_runs(&o, &im, pl, &npl);
+    if (time_runs(&o, m, cands, im.data, acc, runs, before, o.repeat)) goto out_fail;
+    /* runs[] become images/s in run order (printed), sorted[] gives the median */
+    for (int k = 0; k < o.repeat; k++) runs[k] = (double)o.candidates * o.n_img / runs[k];
+    memcpy(sorted, runs, (size_t)o.repeat * sizeof *sorted);
+    report(&o, m, im.desc, runs, cli_median(sorted, o.repeat), pl, npl);
     rc = 0;
     goto out;
 out_oom:
@@ -419,9 +464,10 @@ out:
     free(cands);
     free(acc);
     free(runs);
-    free(xr);
-    free(yr);
-    glora_dataset_free(&ds);
+    free(sorted);
+    free(im.xr);
+    free(im.yr);
+    glora_dataset_free(&im.ds);
     glora_vit_free(m);
     return rc;
 }

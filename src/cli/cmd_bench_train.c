@@ -9,8 +9,8 @@
 #include "glora/common.h"
 #include "glora/layer.h"
 #include "glora/model.h"
-#include "glora/parallel.h"
-#include "glora/rng.h"
+#include "util/parallel.h"
+#include "util/rng.h"
 #include "glora/train.h"
 
 #include <cjson/cJSON.h>
@@ -104,6 +104,84 @@ static int run_peer(const char *python, const char *script, int threads, int bat
     return found;
 }
 
+/* The preset a with rank-R GLoRA tensors, initialised from seed 42, the
+ * down factors non-zero as in a supernet under training. */
+static int make_supernet(glora_vit_arch_t *a, int rank, glora_rng_t *rng, glora_vit_t **out) {
+    int rc = glora_vit_arch_check(a);
+    if (!rc) rc = glora_vit_create(out, a, rank);
+    if (rc) return rc;
+    glora_vit_t *m = *out;
+    glora_rng_seed(rng, 42);
+    glora_train_init_vit(m, rng);
+    glora_train_init_adapters(m, rng);
+    for (int l = 0; l < glora_vit_layers(m); l++) {
+        glora_adapter_t *ad = &m->adapters[l];
+        for (int k = 0; k < ad->out * rank; k++) {
+            ad->Ad[k] = glora_rng_uniform_f(rng, -0.01f, 0.01f);
+            ad->Bd[k] = glora_rng_uniform_f(rng, -0.01f, 0.01f);
+        }
+        for (int k = 0; k < ad->in * rank; k++) ad->Cd[k] = glora_rng_uniform_f(rng, -0.01f, 0.01f);
+    }
+    return GLORA_OK;
+}
+
+/* Memory training must hold, in MB: weights, the tapes of the shards in
+ * flight (glora/train.h: per block its output, four layer outputs and the
+ * LayerNorm statistics; the patches and tokens once), gradients and AdamW
+ * moments of the trainable tensors. */
+static double needed_mb(const glora_vit_t *m, const unsigned char *mask, int shards, int batch, int threads) {
+    const glora_vit_arch_t a = m->arch;
+    size_t trainable = 0;
+    for (int i = 0; i < m->n_params; i++) trainable += mask[i] ? m->params[i].numel : 0;
+    const int nsh = shards > 0 ? (shards < batch ? shards : batch) : (batch < 2 ? batch : 2);
+    const size_t per = ((size_t)batch + (size_t)nsh - 1) / (size_t)nsh,
+                 live = (size_t)(threads < nsh ? threads : nsh) * per;
+    const size_t T = (size_t)a.tokens, C = (size_t)a.dim, H = (size_t)a.mlp_hidden, N = live * T,
+                 NP = (size_t)a.num_patches, kk = (size_t)a.in_chans * a.patch * a.patch;
+    const size_t acts = live * NP * kk + N * C +
+                        (size_t)a.depth * (N * C * 6 + N * H + 4 * N);
+    return (double)(m->n_floats + acts + 3 * trainable) * 4.0 / (1024.0 * 1024.0);
+}
+
+/* What a run measured, for the report. */
+typedef struct {
+    const char *arch;
+    int rank, batch, steps, threads;
+    double ips, peak_mb, need_mb;
+    int have_peer;
+    const char *peer;
+    double peer_ips, peer_rss;
+    const char *why;
+} report_t;
+
+static void report(const report_t *r, const runs_t *runs, int json) {
+    const char *arch = r->arch, *peer = r->peer, *why = r->why;
+    const int rank = r->rank, batch = r->batch, steps = r->steps, threads = r->threads, have_peer = r->have_peer;
+    const double ips = r->ips, peak_mb = r->peak_mb, need_mb = r->need_mb, peer_ips = r->peer_ips,
+                 peer_rss = r->peer_rss;
+    if (json) {
+        printf("{\"bench\": \"train\", \"impl\": \"glora\", \"images_per_s\": %.1f, \"runs_images_per_s\": [", ips);
+        for (int i = 0; i < runs->n; i++) printf("%s%.1f", i ? ", " : "", runs->runs[i]);
+        printf("], \"threads\": %d, \"batch\": %d, \"steps\": %d, \"rank\": %d, \"peak_rss_mb\": %.1f, "
+               "\"needed_mb\": %.1f, \"arch\": \"%s\"", threads, batch, steps, rank, peak_mb, need_mb, arch);
+        if (have_peer) printf(", \"pytorch_images_per_s\": %.1f, \"ratio\": %.2f", peer_ips, peer_ips > 0 ? ips / peer_ips : 0);
+        printf("}\n");
+    } else {
+        printf("supernet training, %s, rank %d, batch %d, %d threads\n", arch, rank, batch, threads);
+        printf("  glora    %8.2f images/s (median of", ips);
+        for (int i = 0; i < runs->n; i++) printf(" %.3g", runs->runs[i]);
+        printf(")\n");
+        if (have_peer)
+            printf("  pytorch  %8.1f images/s (%s, same invocation)\n  ratio    %8.2fx\n", peer_ips, peer,
+                   peer_ips > 0 ? ips / peer_ips : 0);
+        else
+            printf("  pytorch  not run: %s\n", why[0] ? why : "--peer none");
+        printf("  peak RSS %.1f MB; weights + tapes of the shards in flight + gradients and AdamW state: "
+               "%.1f MB (%.2fx)\n", peak_mb, need_mb, peak_mb / need_mb);
+        if (have_peer && peer_rss > 0) printf("  pytorch peak RSS %.1f MB\n", peer_rss);
+    }
+}
+
 int glora_cmd_bench_train(int argc, char **argv) {
     cli_args_t args;
     int rc = cli_parse(&cmd, argc, argv, &args);
@@ -130,23 +208,10 @@ int glora_cmd_bench_train(int argc, char **argv) {
         goto fail;
     }
     /* The preset of glora init, with a 10-class head (labels are random). */
-    glora_vit_arch_t a = cli_arch_preset(arch);
+    glora_vit_arch_t a = glora_arch_preset(arch);
     a.num_classes = 10;
-    if (glora_vit_arch_check(&a)) goto fail;
-    if (glora_vit_create(&m, &a, rank)) goto fail;
     glora_rng_t rng;
-    glora_rng_seed(&rng, 42);
-    glora_train_init_vit(m, &rng);
-    glora_train_init_adapters(m, &rng);
-    /* Non-zero down factors, as in a supernet under training. */
-    for (int l = 0; l < glora_vit_layers(m); l++) {
-        glora_adapter_t *ad = &m->adapters[l];
-        for (int k = 0; k < ad->out * rank; k++) {
-            ad->Ad[k] = glora_rng_uniform_f(&rng, -0.01f, 0.01f);
-            ad->Bd[k] = glora_rng_uniform_f(&rng, -0.01f, 0.01f);
-        }
-        for (int k = 0; k < ad->in * rank; k++) ad->Cd[k] = glora_rng_uniform_f(&rng, -0.01f, 0.01f);
-    }
+    if (make_supernet(&a, rank, &rng, &m)) goto fail;
     mask = calloc((size_t)m->n_params, 1);
     const size_t n = (size_t)batch * steps,
                  img = (size_t)a.in_chans * a.img_size * a.img_size;
@@ -178,23 +243,10 @@ int glora_cmd_bench_train(int argc, char **argv) {
     qsort(runs.runs, (size_t)runs.n, sizeof runs.runs[0], cli_cmp_double);
     const double ips = runs.runs[runs.n / 2];
 
-    /* Memory training must hold: weights, the tapes of the shards in flight
-     * (glora/train.h: per block its output, four layer outputs and the
-     * LayerNorm statistics; the patches and tokens once), gradients and
-     * AdamW moments of the trainable tensors. */
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     const double peak_mb = (double)ru.ru_maxrss / 1024.0;
-    size_t trainable = 0;
-    for (int i = 0; i < m->n_params; i++) trainable += mask[i] ? m->params[i].numel : 0;
-    const int nsh = shards > 0 ? (shards < batch ? shards : batch) : (batch < 2 ? batch : 2);
-    const size_t per = ((size_t)batch + (size_t)nsh - 1) / (size_t)nsh,
-                 live = (size_t)(threads < nsh ? threads : nsh) * per;
-    const size_t T = (size_t)a.tokens, C = (size_t)a.dim, H = (size_t)a.mlp_hidden, N = live * T,
-                 NP = (size_t)a.num_patches, kk = (size_t)a.in_chans * a.patch * a.patch;
-    const size_t acts = live * NP * kk + N * C +
-                        (size_t)a.depth * (N * C * 6 + N * H + 4 * N);
-    const double need_mb = (double)(m->n_floats + acts + 3 * trainable) * 4.0 / (1024.0 * 1024.0);
+    const double need_mb = needed_mb(m, mask, shards, batch, threads);
 
     double peer_ips = 0, peer_rss = 0;
     char why[600] = "";
@@ -203,27 +255,8 @@ int glora_cmd_bench_train(int argc, char **argv) {
     int have_peer = peer && peer[0] && strcmp(peer, "none") != 0 &&
                     run_peer(glora_config_string(cfg, "bench.python"), peer, threads, batch, steps, repeat,
                              &peer_ips, &peer_rss, why, sizeof why) == 0;
-    if (json) {
-        printf("{\"bench\": \"train\", \"impl\": \"glora\", \"images_per_s\": %.1f, \"runs_images_per_s\": [", ips);
-        for (int i = 0; i < runs.n; i++) printf("%s%.1f", i ? ", " : "", runs.runs[i]);
-        printf("], \"threads\": %d, \"batch\": %d, \"steps\": %d, \"rank\": %d, \"peak_rss_mb\": %.1f, "
-               "\"needed_mb\": %.1f, \"arch\": \"%s\"", threads, batch, steps, rank, peak_mb, need_mb, arch);
-        if (have_peer) printf(", \"pytorch_images_per_s\": %.1f, \"ratio\": %.2f", peer_ips, peer_ips > 0 ? ips / peer_ips : 0);
-        printf("}\n");
-    } else {
-        printf("supernet training, %s, rank %d, batch %d, %d threads\n", arch, rank, batch, threads);
-        printf("  glora    %8.2f images/s (median of", ips);
-        for (int i = 0; i < runs.n; i++) printf(" %.3g", runs.runs[i]);
-        printf(")\n");
-        if (have_peer)
-            printf("  pytorch  %8.1f images/s (%s, same invocation)\n  ratio    %8.2fx\n", peer_ips, peer,
-                   peer_ips > 0 ? ips / peer_ips : 0);
-        else
-            printf("  pytorch  not run: %s\n", why[0] ? why : "--peer none");
-        printf("  peak RSS %.1f MB; weights + tapes of the shards in flight + gradients and AdamW state: "
-               "%.1f MB (%.2fx)\n", peak_mb, need_mb, peak_mb / need_mb);
-        if (have_peer && peer_rss > 0) printf("  pytorch peak RSS %.1f MB\n", peer_rss);
-    }
+    const report_t rep = {arch, rank, batch, steps, threads, ips, peak_mb, need_mb, have_peer, peer, peer_ips, peer_rss, why};
+    report(&rep, &runs, json);
     status = CLI_OK;
     goto out;
 fail:

@@ -4,7 +4,7 @@
 #include "cli/commands.h"
 
 #include "glora/common.h"
-#include "glora/parallel.h"
+#include "util/parallel.h"
 #include "glora/pipeline.h"
 
 #include <stdio.h>

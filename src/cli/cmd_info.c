@@ -4,7 +4,7 @@
 #include "cli/commands.h"
 
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "glora/npz.h"
 #include "glora/safetensors.h"
 #include "glora/timm.h"

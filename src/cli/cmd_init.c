@@ -5,16 +5,15 @@
 
 #include "glora/common.h"
 #include "glora/model.h"
-#include "glora/rng.h"
+#include "util/rng.h"
 #include "glora/train.h"
 
 #include <stdio.h>
 #include <string.h>
 
-static const char *const presets[] = {"vit-tiny-28", "vit-b16", NULL};
 
 static const glora_config_key_t keys[] = {
-    {"arch.preset", GLORA_CFG_ENUM, "vit-tiny-28", "starting architecture", 0, 0, presets},
+    {"arch.preset", GLORA_CFG_ENUM, "vit-tiny-28", "starting architecture", 0, 0, glora_arch_presets},
     {"arch.img_size", GLORA_CFG_INT, "0", "image side in pixels (0: the preset's)", 0, 4096, NULL},
     {"arch.in_chans", GLORA_CFG_INT, "0", "image channels (0: the preset's)", 0, 64, NULL},
     {"arch.patch", GLORA_CFG_INT, "0", "patch side (0: the preset's)", 0, 4096, NULL},
@@ -52,7 +51,7 @@ int glora_cmd_init(int argc, char **argv) {
     int rc = cli_parse(&cmd, argc, argv, &args);
     if (rc) return rc < 0 ? CLI_OK : rc;
     const glora_config_t *cfg = args.cfg;
-    glora_vit_arch_t a = cli_arch_preset(glora_config_string(cfg, "arch.preset"));
+    glora_vit_arch_t a = glora_arch_preset(glora_config_string(cfg, "arch.preset"));
     struct { const char *key; int *field; } over[] = {
         {"arch.img_size", &a.img_size}, {"arch.in_chans", &a.in_chans}, {"arch.patch", &a.patch},
         {"arch.dim", &a.dim}, {"arch.depth", &a.depth}, {"arch.heads", &a.heads},

@@ -6,7 +6,7 @@
 #include "cli/commands.h"
 
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "glora/image.h"
 #include "glora/pipeline.h"
 #include "util/comm.h"

@@ -5,7 +5,7 @@
 #include "cli/commands.h"
 
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "glora/search.h"
 
 #include <stdio.h>

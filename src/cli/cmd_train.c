@@ -1,79 +1,12 @@
 /* The training commands: pretrain, finetune, supernet, retrain. Each reads a
- * YAML config (+ --set overrides), builds the model and the mask of what
- * trains, runs glora_train_run with a checkpoint after every epoch, shows
- * progress on stderr, logs one JSON line per epoch, and writes its output
- * file atomically. */
+ * YAML config (+ --set overrides) of its stage's schema (glora/pipeline.h)
+ * and runs glora_stage_train, which builds the model and the mask of what
+ * trains, trains with a checkpoint after every epoch, logs one JSON line per
+ * epoch and writes the output file atomically; progress goes to stderr. */
 #include "cli/cli.h"
-#include "cli/cli_model.h"
 #include "cli/commands.h"
 
-#include "util/comm.h"
-#include "glora/common.h"
-#include "glora/config.h"
-#include "glora/data.h"
-#include "glora/fileio.h"
-#include "glora/layer.h"
-#include "glora/model.h"
-#include "glora/parallel.h"
 #include "glora/pipeline.h"
-#include "glora/rng.h"
-#include "glora/search.h"
-#include "glora/spec.h"
-#include "glora/train.h"
-
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-/* ---- schemas ----------------------------------------------------------- */
-
-static const char *const presets[] = {"vit-tiny-28", "vit-b16", NULL};
-static const char *const ft_modes[] = {"full", "linear", NULL};
-static const char *const init_modes[] = {"inherit", "fresh", NULL};
-static const char *const choices_ab[] = {"lora_1", "lora_2", "lora_3", "lora_4", "lora_8", "lora_16",
-                                         "lora_32", "lora_64", "vector", "scalar", "none", NULL};
-
-#define TRAINABLE_HELP "what trains: comma-separated role words (backbone, head, adapter) or globs over tensor names"
-
-static const glora_config_key_t pretrain_keys[] = {
-    {"arch.preset", GLORA_CFG_ENUM, "vit-tiny-28", "architecture when model.backbone is not given", 0, 0, presets},
-    {"arch.num_classes", GLORA_CFG_INT, "0", "classes of the head (0: the preset's)", 0, 1000000, NULL},
-    {"model.backbone", GLORA_CFG_STRING, NULL, "initial weights (default: timm's initialisation of arch.preset)", 0, 0, NULL},
-    GLORA_TRAIN_KEYS("6", "128", "1e-3", "0.05", "0", "backbone,head", TRAINABLE_HELP),
-};
-static const glora_config_key_t finetune_keys[] = {
-    {"finetune.mode", GLORA_CFG_ENUM, "full", "full (every weight) or linear (a linear probe: the head only)", 0, 0, ft_modes},
-    {"model.backbone", GLORA_CFG_STRING, NULL, "pretrained backbone (a timm ViT)", 0, 0, NULL},
-    {"model.num_classes", GLORA_CFG_INT, "0", "classes of the new head (0: from the training labels)", 0, 1000000, NULL},
-    GLORA_TRAIN_KEYS("100", "64", NULL, "1e-4", "42", NULL,
-               TRAINABLE_HELP " (default: backbone,head for full, head for linear)"),
-};
-static const glora_config_key_t supernet_keys[] = {
-    {"model.backbone", GLORA_CFG_STRING, NULL, "pretrained backbone (a timm ViT), frozen", 0, 0, NULL},
-    {"model.num_classes", GLORA_CFG_INT, "0", "classes of the new head (0: from the training labels)", 0, 1000000, NULL},
-    {"glora.rank", GLORA_CFG_INT, "4", "supernet rank R of the GLoRA tensors", 1, GLORA_MAX_RANK, NULL},
-    {"space.A", GLORA_CFG_STRINGS, "[]", "choices of A (default: lora_R, vector, scalar, none)", 0, 0, choices_ab},
-    {"space.B", GLORA_CFG_STRINGS, "[]", "choices of B (default: lora_R, vector, scalar, none)", 0, 0, choices_ab},
-    {"space.C", GLORA_CFG_STRINGS, "[]", "choices of C (default: lora_R, vector, none)", 0, 0, choices_ab},
-    {"space.D", GLORA_CFG_STRINGS, "[]", "choices of D (default: scalar, vector, none)", 0, 0, choices_ab},
-    {"space.E", GLORA_CFG_STRINGS, "[]", "choices of E (default: scalar, vector, none)", 0, 0, choices_ab},
-    GLORA_TRAIN_KEYS("200", "64", "1e-3", "1e-4", "42", "adapter,head", TRAINABLE_HELP),
-};
-static const glora_config_key_t retrain_keys[] = {
-    {"subnet", GLORA_CFG_STRING, NULL, "subnet spec (JSON) to retrain", 0, 0, NULL},
-    {"retrain.init", GLORA_CFG_ENUM, "inherit", "inherit (start from the supernet's values) or fresh (GLoRA init, zero head)", 0, 0, init_modes},
-    {"model.backbone", GLORA_CFG_STRING, NULL, "pretrained backbone (a timm ViT), frozen", 0, 0, NULL},
-    {"model.adapter", GLORA_CFG_STRING, NULL, "trained supernet (needed by retrain.init=inherit)", 0, 0, NULL},
-    {"model.num_classes", GLORA_CFG_INT, "0", "classes of a fresh head (0: from the training labels)", 0, 1000000, NULL},
-    GLORA_TRAIN_KEYS("100", "64", "1e-3", "1e-4", "42", "head",
-               TRAINABLE_HELP ", besides the GLoRA tensors the subnet uses"),
-};
-
-static const glora_config_schema_t pretrain_schema = GLORA_CONFIG_SCHEMA(pretrain_keys);
-static const glora_config_schema_t finetune_schema = GLORA_CONFIG_SCHEMA(finetune_keys);
-static const glora_config_schema_t supernet_schema = GLORA_CONFIG_SCHEMA(supernet_keys);
-static const glora_config_schema_t retrain_schema = GLORA_CONFIG_SCHEMA(retrain_keys);
 
 #define COMMON_FLAGS                                                                      \
     {"--train-images", "data.train.images", "FILE", "IDX training images"},              \
@@ -120,7 +53,7 @@ static const cli_cmd_t pretrain_cmd = {
     .summary = "Trains a ViT from scratch, every weight (timm's initialisation, AdamW, cosine\n"
                "schedule). Makes the default backbone vit-tiny-28 on MNIST:\n"
                "  glora pretrain configs/pretrain-mnist.yaml -o vit-tiny-28.safetensors",
-    .schema = &pretrain_schema, .flags = pretrain_flags, .n_flags = NFLAGS(pretrain_flags),
+    .schema = &glora_pretrain_schema, .flags = pretrain_flags, .n_flags = NFLAGS(pretrain_flags),
 };
 static const cli_cmd_t finetune_cmd = {
     .name = "finetune",
@@ -128,7 +61,7 @@ static const cli_cmd_t finetune_cmd = {
     .summary = "Baselines on a downstream task with a new zero-initialised head: full\n"
                "fine-tuning (finetune.mode=full, lr 1e-4) or a linear probe (linear, lr 1e-3).\n"
                "  glora finetune configs/finetune-fashion1k.yaml -o full.safetensors",
-    .schema = &finetune_schema, .flags = finetune_flags, .n_flags = NFLAGS(finetune_flags),
+    .schema = &glora_finetune_schema, .flags = finetune_flags, .n_flags = NFLAGS(finetune_flags),
 };
 static const cli_cmd_t supernet_cmd = {
     .name = "supernet",
@@ -138,7 +71,7 @@ static const cli_cmd_t supernet_cmd = {
                "configuration uniformly from the search space. Writes the trainable\n"
                "tensors with the backbone's sha256 (glora.kind=supernet).\n"
                "  glora supernet configs/supernet-fashion1k.yaml -o supernet.safetensors",
-    .schema = &supernet_schema, .flags = supernet_flags, .n_flags = NFLAGS(supernet_flags),
+    .schema = &glora_supernet_schema, .flags = supernet_flags, .n_flags = NFLAGS(supernet_flags),
 };
 static const cli_cmd_t retrain_cmd = {
     .name = "retrain",
@@ -148,300 +81,30 @@ static const cli_cmd_t retrain_cmd = {
                "(fresh). Writes an adapter file (glora.kind=adapter, glora.subnet = the\n"
                "spec) that glora eval and glora merge accept.\n"
                "  glora retrain configs/retrain-fashion1k.yaml --subnet best.json -o adapter.safetensors",
-    .schema = &retrain_schema, .flags = retrain_flags, .n_flags = NFLAGS(retrain_flags),
+    .schema = &glora_retrain_schema, .flags = retrain_flags, .n_flags = NFLAGS(retrain_flags),
 };
 
-/* ---- shared pieces ----------------------------------------------------- */
-
-/* Classes of a new head: model.num_classes, else from the training labels. */
-static int head_classes(const glora_config_t *cfg, const glora_dataset_t *train) {
-    int64_t n = glora_config_int(cfg, "model.num_classes");
-    if (n > 0) return (int)n;
-    int mx = 0;
-    for (size_t i = 0; i < train->n; i++)
-        if (train->y[i] + 1 > mx) mx = train->y[i] + 1;
-    return train->num_classes > mx ? train->num_classes : mx;
-}
-
-/* ---- progress and metrics ---------------------------------------------- */
-
-typedef struct {
-    int tty;
-    char header[256]; /* printed with the first report: none before an error */
-    glora_lines_t *metrics;
-    double last_print;
-    double t_start;
-    size_t steps_at_start; /* steps already done before this invocation */
-    int metrics_failed;
-} progress_t;
-
-static void fmt_eta(double s, char buf[32]) {
-    if (s < 0) s = 0;
-    long t = (long)(s + 0.5);
-    if (t >= 3600) snprintf(buf, 32, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
-    else snprintf(buf, 32, "%ld:%02ld", t / 60, t % 60);
-}
-
-static double eta(const glora_train_progress_t *p) {
-    if (p->step == 0 || p->elapsed <= 0) return 0;
-    double per_step = p->elapsed / (double)p->step;
-    double left = (double)(p->steps - p->step) + (double)(p->epochs - p->epoch - 1) * (double)p->steps;
-    return left * per_step;
-}
-
-static void print_header(progress_t *pg) {
-    if (!pg->header[0]) return;
-    fprintf(stderr, "%s\n", pg->header);
-    pg->header[0] = '\0';
-}
-
-static void on_step(const glora_train_progress_t *p, void *ctx) {
-    progress_t *pg = ctx;
-    print_header(pg);
-    if (!pg->tty) return;
-    double now = glora_now();
-    if (now - pg->last_print < 0.25 && p->step != p->steps) return;
-    pg->last_print = now;
-    char e[32];
-    fmt_eta(eta(p), e);
-    fprintf(stderr, "\r\033[Kepoch %d/%d  %zu/%zu  loss %.4f  acc %.2f%%  lr %.3g  %.0f img/s  ETA %s",
-            p->epoch + 1, p->epochs, p->step, p->steps, p->loss, 100 * p->accuracy, p->lr,
-            p->images_per_s, e);
-    fflush(stderr);
-}
-
-static void on_epoch(const glora_train_progress_t *p, void *ctx) {
-    progress_t *pg = ctx;
-    print_header(pg);
-    char e[32], val[48] = "";
-    fmt_eta(eta(p), e);
-    if (p->has_val) snprintf(val, sizeof val, "  val %.2f%%", 100 * p->val_accuracy);
-    fprintf(stderr, "%sepoch %d/%d  loss %.4f  acc %.2f%%%s  lr %.3g  %.0f img/s  %.1fs  ETA %s\n",
-            pg->tty ? "\r\033[K" : "", p->epoch + 1, p->epochs, p->loss, 100 * p->accuracy, val, p->lr,
-            p->images_per_s, p->elapsed, e);
-    if (pg->metrics) {
-        char line[512], v[48] = "";
-        if (p->has_val) snprintf(v, sizeof v, "\"val_accuracy\": %.6f, ", p->val_accuracy);
-        snprintf(line, sizeof line,
-                 "{\"epoch\": %d, \"epochs\": %d, \"lr\": %.9g, \"loss\": %.9g, \"train_accuracy\": %.6f, "
-                 "%s\"images_per_s\": %.1f, \"seconds\": %.3f, \"grad_norm\": %.6g}\n",
-                 p->epoch + 1, p->epochs, p->lr, p->loss, p->accuracy, v, p->images_per_s, p->elapsed,
-                 p->grad_norm);
-        /* A failed line (disk full) is reported once; training goes on, and
-         * the checkpoint write after the next epoch reports the fault. */
-        if (glora_lines_write(pg->metrics, line) != GLORA_OK && !pg->metrics_failed) {
-            pg->metrics_failed = 1;
-            fprintf(stderr, "warning: %s\n", glora_errmsg());
-            glora_error_clear();
-        }
-    }
-}
-
-/* ---- the shared driver ------------------------------------------------- */
-
-/* Fills a space from the space.* keys (an empty list: the official options
- * at the rank). */
-static int space_from_config(const glora_config_t *cfg, int rank, glora_space_t *sp) {
-    static const char *const keys[GLORA_NTENSORS] = {"space.A", "space.B", "space.C", "space.D", "space.E"};
-    const char *const *lists[GLORA_NTENSORS];
-    size_t n[GLORA_NTENSORS];
-    for (int t = 0; t < GLORA_NTENSORS; t++) lists[t] = glora_config_strings(cfg, keys[t], &n[t]);
-    return glora_space_build(sp, lists, n, rank, "space");
-}
-
-/* The model training starts from: pretrain from scratch or from given
- * weights; finetune a copy of the backbone with a new head; supernet a
- * supernet built on it; retrain the supernet (inherit) or a fresh one. */
-static int start_model(glora_recipe_kind_t kind, const glora_config_t *cfg, const glora_dataset_t *train,
-                       glora_spec_t *spec, glora_vit_t **m) {
-    const char *bb_path = glora_config_string(cfg, "model.backbone");
-    const int heads = (int)glora_config_int(cfg, "model.heads");
-    const uint64_t seed = (uint64_t)glora_config_int(cfg, "seed");
-    if (kind == GLORA_RECIPE_PRETRAIN) {
-        if (bb_path && bb_path[0]) return glora_vit_load(m, bb_path, NULL, heads);
-        glora_vit_arch_t a = cli_arch_preset(glora_config_string(cfg, "arch.preset"));
-        if (glora_config_int(cfg, "arch.num_classes") > 0) a.num_classes = (int)glora_config_int(cfg, "arch.num_classes");
-        return glora_backbone_create(m, &a, seed);
-    }
-    glora_vit_t *bb = NULL;
-    int rc = glora_vit_load(&bb, bb_path, NULL, heads);
-    if (!rc && kind == GLORA_RECIPE_FINETUNE) rc = glora_backbone_adapt(m, bb, head_classes(cfg, train), 0);
-    if (!rc && kind == GLORA_RECIPE_SUPERNET)
-        rc = glora_supernet_build(m, bb, head_classes(cfg, train), (int)glora_config_int(cfg, "glora.rank"), seed);
-    if (!rc && kind == GLORA_RECIPE_RETRAIN) {
-        const char *adapter = glora_config_string(cfg, "model.adapter"), *subnet = glora_config_string(cfg, "subnet");
-        if ((rc = glora_spec_read(spec, subnet))) goto done;
-        if (strcmp(glora_config_string(cfg, "retrain.init"), "inherit") != 0) {
-            rc = glora_supernet_build(m, bb, head_classes(cfg, train), spec->rank, seed);
-        } else if (!adapter || !adapter[0]) {
-            rc = glora_config_error(cfg, "model.adapter", "is required by retrain.init=inherit (the supernet to start from)");
-        } else if (!(rc = glora_vit_load(m, bb_path, adapter, heads)) && (*m)->rank == 0) {
-            rc = glora_error(GLORA_ESTATE, "adapter '%s': holds no GLoRA tensors", adapter);
-        }
-        if (!rc) rc = glora_spec_check(spec, *m, subnet);
-    }
-done:
-    glora_vit_free(bb);
-    return rc;
-}
-
-static char *path_with(const char *base, const char *suffix) {
-    size_t n = strlen(base) + strlen(suffix) + 1;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s%s", base, suffix);
-    return p;
-}
-
-/* Everything a training command holds, freed by one call. */
-typedef struct {
-    glora_vit_t *m;
-    glora_dataset_t train, val;
-    glora_spec_t spec;
-    glora_space_t space;
-    unsigned char *mask;
-    char *ckpt, *metrics_path, *lock_path;
-    glora_lines_t *metrics;
-    glora_dir_lock_t *lock;
-    char bb_sha[65], hash[65];
-} job_t;
-
-/* Closes the metrics (a failure there is reported), frees the rest. */
-static int job_free(job_t *j) {
-    int rc = glora_lines_close(j->metrics);
-    glora_dir_unlock(j->lock);
-    free(j->lock_path);
-    free(j->mask);
-    free(j->ckpt);
-    free(j->metrics_path);
-    glora_spec_free(&j->spec);
-    glora_dataset_free(&j->train);
-    glora_dataset_free(&j->val);
-    glora_vit_free(j->m);
-    return rc;
-}
-
-/* Data, model, recipe and what trains, from the config. */
-static int prepare(glora_recipe_kind_t kind, const glora_config_t *cfg, job_t *j, glora_recipe_t *r) {
-    const char *bb_path = glora_config_string(cfg, "model.backbone");
-    glora_split_t ts;
-    int rc = GLORA_OK;
-    if (kind != GLORA_RECIPE_PRETRAIN && (rc = glora_config_require(cfg, "model.backbone"))) return rc;
-    if (kind == GLORA_RECIPE_RETRAIN && (rc = glora_config_require(cfg, "subnet"))) return rc;
-    if ((rc = cli_load_split(cfg, "data.train", NULL, &j->train))) return rc;
-    glora_split_from_config(&ts, cfg, "data.train", "data.");
-    if (j->train.n < (size_t)glora_config_int(cfg, "train.batch")) {
-        rc = glora_config_error(cfg, "train.batch", "is %lld, more than the %zu training examples",
-                                (long long)glora_config_int(cfg, "train.batch"), j->train.n);
-        glora_error_hint("lower train.batch (--batch): the last partial batch is dropped");
-        return rc;
-    }
-    if (bb_path && bb_path[0] && (rc = glora_sha256_file(bb_path, j->bb_sha))) return rc;
-    if ((rc = start_model(kind, cfg, &j->train, &j->spec, &j->m))) return rc;
-    if (kind == GLORA_RECIPE_SUPERNET && (rc = space_from_config(cfg, j->m->rank, &j->space))) return rc;
-    if ((rc = glora_dataset_fit(&j->train, &ts, &j->m->arch))) return rc; /* labels vs the head */
-    glora_split_t vs;
-    if ((rc = glora_split_from_config(&vs, cfg, "data.val", "data."))) return rc;
-    if (glora_split_given(&vs) && (rc = cli_load_split(cfg, "data.val", j->m, &j->val))) return rc;
-    const char *trainable = glora_config_string(cfg, "train.trainable");
-    if (!trainable && kind == GLORA_RECIPE_FINETUNE)
-        trainable = strcmp(glora_config_string(cfg, "finetune.mode"), "linear") == 0 ? "head" : "backbone,head";
-    *r = (glora_recipe_t){.kind = kind, .trainable = trainable ? trainable : "", .space = &j->space,
-                          .subnet = &j->spec, .backbone_sha256 = j->bb_sha};
-    if (!(j->mask = malloc((size_t)j->m->n_params))) return glora_error(GLORA_ENOMEM, "model: out of memory");
-    if (glora_recipe_mask(j->m, r, j->mask)) return glora_config_error(cfg, "train.trainable", "%s", glora_errmsg());
-    return GLORA_OK;
-}
-
-/* Checkpoint and metrics files, and the progress printer. */
-static int open_files(const glora_config_t *cfg, int resume, job_t *j, glora_train_opts_t *o) {
+/* A training command on a loaded config. */
+static int train(glora_recipe_kind_t kind, const cli_cmd_t *cmd, const glora_config_t *cfg, int resume) {
     const char *output = glora_config_string(cfg, "output");
-    const char *ck = glora_config_string(cfg, "run.checkpoint"), *mp = glora_config_string(cfg, "run.metrics");
-    j->ckpt = ck && ck[0] ? strdup(ck) : path_with(output, ".ckpt");
-    j->metrics_path = mp && mp[0] ? strdup(mp) : path_with(output, ".metrics.jsonl");
-    if (!j->ckpt || !j->metrics_path) return glora_error(GLORA_ENOMEM, "run: out of memory");
-    int rc = glora_config_hash(cfg, j->hash);
-    if (rc) return rc;
-    o->checkpoint = j->ckpt;
-    o->resume = resume;
-    o->run_hash = j->hash;
-    /* One writer per output: its lock, then the temporaries a killed
-     * predecessor left beside its files. */
-    const char *slash = strrchr(output, '/');
-    if (slash && slash != output) {
-        char *dir = strndup(output, (size_t)(slash - output));
-        rc = dir ? glora_mkdir_p(dir) : glora_error(GLORA_ENOMEM, "run: out of memory");
-        free(dir);
-        if (rc) return rc;
-    }
-    if (!(j->lock_path = path_with(output, ".lock"))) return glora_error(GLORA_ENOMEM, "run: out of memory");
-    if (glora_comm_writer() && ((rc = glora_path_lock(&j->lock, j->lock_path, "output", output)) ||
-        (rc = glora_clean_temps_of(output, NULL)) || (rc = glora_clean_temps_of(j->ckpt, NULL)) ||
-        (rc = glora_clean_temps_of(j->metrics_path, NULL))))
-        return rc;
-    int resuming = resume && access(j->ckpt, F_OK) == 0;
-    /* Under MPI only rank 0 writes the metrics (util/comm.h). A fresh log
-     * replaces the previous one only once it has a line. */
-    if (glora_comm_writer() && (rc = glora_lines_open(&j->metrics, j->metrics_path, resuming))) return rc;
-    if (!resume && access(j->ckpt, F_OK) == 0)
-        fprintf(stderr, "note: starting over; the checkpoint '%s' will be replaced (--resume continues it)\n", j->ckpt);
-    return GLORA_OK;
+    if (!output || !output[0]) return cli_usage_error(cmd->name, "no output file: give -o FILE (or output: in the config)");
+    cli_progress_t pg;
+    glora_stage_hooks_t h;
+    cli_progress_hooks(&pg, &h);
+    return glora_stage_train(kind, cfg, resume, &h, NULL) ? cli_fail() : CLI_OK;
 }
 
-/* A training command on a loaded config: prepare, train, report. */
-static int train_stage(glora_recipe_kind_t kind, const char *name, const glora_config_t *cfg, int resume) {
-    const char *output = glora_config_string(cfg, "output");
-    if (!output || !output[0]) return cli_usage_error(name, "no output file: give -o FILE (or output: in the config)");
-    job_t j = {0};
-    glora_recipe_t recipe;
-    glora_train_opts_t o;
-    glora_train_result_t res;
-    glora_train_opts_from_config(cfg, kind, &o);
-    int rc = prepare(kind, cfg, &j, &recipe);
-    if (!rc) rc = open_files(cfg, resume, &j, &o);
-    if ((rc = glora_comm_check(rc))) { /* every rank learns if rank 0 could open its files */
-        job_free(&j);
-        return cli_fail();
-    }
-    progress_t pg = {.tty = cli_is_tty(), .metrics = j.metrics, .t_start = glora_now()};
-    o.on_step = on_step;
-    o.on_epoch = on_epoch;
-    o.cb_ctx = &pg;
-    size_t n_train = 0;
-    for (int i = 0; i < j.m->n_params; i++) n_train += j.mask[i] ? j.m->params[i].numel : 0;
-    char h1[32], h2[32];
-    snprintf(pg.header, sizeof pg.header,
-             "%s: %zu training images, %zu validation, %s of %s parameters train, %d epochs of %zu steps, %d threads",
-             name, j.train.n, j.val.n, cli_human((double)n_train, h1), cli_human((double)j.m->n_floats, h2),
-             o.epochs, j.train.n / (o.batch ? o.batch : 1), glora_max_threads());
-    rc = glora_train_recipe(j.m, &recipe, &o, &j.train, j.val.n ? &j.val : NULL, output, &res);
-    if (!rc && res.start_epoch > 0) fprintf(stderr, "resumed after epoch %d\n", res.start_epoch);
-    if (!rc && res.start_epoch + res.epochs_run < o.epochs) {
-        fprintf(stderr, "stopped after epoch %d of %d; the checkpoint is '%s' (continue with --resume)\n",
-                res.start_epoch + res.epochs_run, o.epochs, j.ckpt);
-    } else if (!rc) {
-        char vbuf[48] = "";
-        if (res.has_val) snprintf(vbuf, sizeof vbuf, ", validation %.2f%%", 100 * res.val_accuracy);
-        if (res.epochs_run > 0)
-            fprintf(stderr, "wrote '%s' (train accuracy %.2f%%%s)\n", output, 100 * res.accuracy, vbuf);
-        else /* every epoch was done before: this invocation measured nothing */
-            fprintf(stderr, "wrote '%s' (all %d epochs were done before%s; see '%s')\n", output, o.epochs,
-                    vbuf, j.metrics_path);
-    }
-    if (job_free(&j) && !rc) rc = GLORA_EIO;
-    return rc ? cli_fail() : CLI_OK;
-}
+static int run_pretrain(const glora_config_t *c, int resume) { return train(GLORA_RECIPE_PRETRAIN, &pretrain_cmd, c, resume); }
+static int run_finetune(const glora_config_t *c, int resume) { return train(GLORA_RECIPE_FINETUNE, &finetune_cmd, c, resume); }
+static int run_supernet(const glora_config_t *c, int resume) { return train(GLORA_RECIPE_SUPERNET, &supernet_cmd, c, resume); }
+static int run_retrain(const glora_config_t *c, int resume) { return train(GLORA_RECIPE_RETRAIN, &retrain_cmd, c, resume); }
 
-static int run_pretrain(const glora_config_t *c, int resume) { return train_stage(GLORA_RECIPE_PRETRAIN, "pretrain", c, resume); }
-static int run_finetune(const glora_config_t *c, int resume) { return train_stage(GLORA_RECIPE_FINETUNE, "finetune", c, resume); }
-static int run_supernet(const glora_config_t *c, int resume) { return train_stage(GLORA_RECIPE_SUPERNET, "supernet", c, resume); }
-static int run_retrain(const glora_config_t *c, int resume) { return train_stage(GLORA_RECIPE_RETRAIN, "retrain", c, resume); }
+static const cli_stage_t stage_pretrain = {&pretrain_cmd, run_pretrain};
+static const cli_stage_t stage_finetune = {&finetune_cmd, run_finetune};
+static const cli_stage_t stage_supernet = {&supernet_cmd, run_supernet};
+static const cli_stage_t stage_retrain = {&retrain_cmd, run_retrain};
 
-const cli_stage_t cli_stage_pretrain = {&pretrain_cmd, run_pretrain};
-const cli_stage_t cli_stage_finetune = {&finetune_cmd, run_finetune};
-const cli_stage_t cli_stage_supernet = {&supernet_cmd, run_supernet};
-const cli_stage_t cli_stage_retrain = {&retrain_cmd, run_retrain};
-
-int glora_cmd_pretrain(int argc, char **argv) { return cli_run_stage(&cli_stage_pretrain, argc, argv); }
-int glora_cmd_finetune(int argc, char **argv) { return cli_run_stage(&cli_stage_finetune, argc, argv); }
-int glora_cmd_supernet(int argc, char **argv) { return cli_run_stage(&cli_stage_supernet, argc, argv); }
-int glora_cmd_retrain(int argc, char **argv) { return cli_run_stage(&cli_stage_retrain, argc, argv); }
+int glora_cmd_pretrain(int argc, char **argv) { return cli_run_stage(&stage_pretrain, argc, argv); }
+int glora_cmd_finetune(int argc, char **argv) { return cli_run_stage(&stage_finetune, argc, argv); }
+int glora_cmd_supernet(int argc, char **argv) { return cli_run_stage(&stage_supernet, argc, argv); }
+int glora_cmd_retrain(int argc, char **argv) { return cli_run_stage(&stage_retrain, argc, argv); }

@@ -8,7 +8,7 @@
 #include "cli/commands.h"
 #include "glora/common.h"
 #include "glora/gemm.h"
-#include "glora/parallel.h"
+#include "util/parallel.h"
 #include "util/comm.h"
 
 typedef struct {

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 
 /* ---- dotted paths ------------------------------------------------------- */
 

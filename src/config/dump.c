@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 
 static int pair_cmp(const void *a, const void *b) {
     return cfg_keycmp(((const cfg_pair_t *)a)->key, ((const cfg_pair_t *)b)->key);

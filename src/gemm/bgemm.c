@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "glora/common.h"
-#include "glora/parallel.h"
+#include "util/parallel.h"
 #include "util/cpu.h"
 
 static int cpu_any(void) { return 1; }

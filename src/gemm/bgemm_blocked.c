@@ -11,7 +11,7 @@
 #include <stdlib.h>
 
 #include "glora/common.h"
-#include "glora/parallel.h"
+#include "util/parallel.h"
 
 #define FMAS_PER_THREAD ((double)(1u << 22))
 #define TILES_PER_THREAD 8

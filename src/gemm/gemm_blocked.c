@@ -15,7 +15,7 @@
 #include <stdlib.h>
 
 #include "glora/common.h"
-#include "glora/parallel.h"
+#include "util/parallel.h"
 
 /* Below this many multiply-adds per thread, starting a team costs more than
  * it saves (waking a worker takes microseconds, longer on a loaded box). */

@@ -7,7 +7,7 @@
 #include <cblas.h>
 #include <limits.h>
 
-#include "glora/parallel.h"
+#include "util/parallel.h"
 
 int sgemm_cblas(glora_trans_t ta, glora_trans_t tb, size_t m, size_t n, size_t k,
                 float alpha, const float *a, size_t lda, const float *b, size_t ldb,

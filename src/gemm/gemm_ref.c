@@ -1,7 +1,7 @@
 /* The reference product: a plain triple loop with a float accumulator per
  * element, summed over k in order. Correct for every shape and stride. */
 #include "glora/gemm.h"
-#include "glora/parallel.h"
+#include "util/parallel.h"
 
 void glora_sgemm_ref(glora_trans_t ta, glora_trans_t tb, size_t m, size_t n, size_t k,
                      float alpha, const float *a, size_t lda, const float *b, size_t ldb,

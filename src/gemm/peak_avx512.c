@@ -8,7 +8,7 @@
 #include "gemm-impl.h"
 
 #include "glora/common.h"
-#include "glora/parallel.h"
+#include "util/parallel.h"
 #include "util/cpu.h"
 
 static volatile float peak_sink;

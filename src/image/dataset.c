@@ -11,7 +11,7 @@
 
 #include "glora/common.h"
 #include "glora/data.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "glora/image.h"
 
 int glora_split_parse_norm(const glora_config_t *cfg, const char *key, const char *text,

@@ -16,7 +16,7 @@
 #include <png.h>
 
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "glora/image.h"
 
 /* Image files larger than this are refused before reading them whole. */

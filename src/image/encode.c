@@ -14,7 +14,7 @@
 #include <png.h>
 
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "glora/image.h"
 
 typedef struct {

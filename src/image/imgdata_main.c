@@ -24,10 +24,10 @@
 
 #include "glora/common.h"
 #include "glora/data.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "glora/image.h"
-#include "glora/parallel.h"
-#include "glora/rng.h"
+#include "util/parallel.h"
+#include "util/rng.h"
 
 #include <time.h>
 

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "glora/image.h"
 
 #define MAX_LIST_BYTES ((size_t)1 << 30)

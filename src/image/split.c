@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "glora/image.h"
 
 #define CACHE_MAGIC "GLIMGC01"

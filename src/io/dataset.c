@@ -1,7 +1,7 @@
 /* Subsets of a dataset: explicit indices and k-shot selection. */
 #include "glora/data.h"
 #include "glora/common.h"
-#include "glora/rng.h"
+#include "util/rng.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* Loading IDX image/label pairs, plain or gzipped (see glora/data.h). */
 #include "glora/data.h"
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 
 #include <errno.h>
 #include <math.h>

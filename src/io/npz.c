@@ -2,7 +2,7 @@
  * header parser that trust no size without checking it (see glora/npz.h). */
 #include "glora/npz.h"
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "io-impl.h"
 
 #include <errno.h>

@@ -2,7 +2,7 @@
  * format and the rules enforced here). */
 #include "glora/safetensors.h"
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "io-impl.h"
 
 #include <cjson/cJSON.h>

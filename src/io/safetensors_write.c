@@ -1,7 +1,7 @@
 /* Writing float32 safetensors files atomically (see glora/safetensors.h). */
 #include "glora/safetensors.h"
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "io-impl.h"
 #include "util/strbuf.h"
 

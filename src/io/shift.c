@@ -1,7 +1,7 @@
 /* Deterministic domain-shifted copies of a dataset (see glora/data.h). */
 #include "glora/data.h"
 #include "glora/common.h"
-#include "glora/rng.h"
+#include "util/rng.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -3,8 +3,8 @@
 #include "glora/tasks.h"
 #include "glora/common.h"
 #include "glora/data.h"
-#include "glora/fileio.h"
-#include "glora/rng.h"
+#include "util/fileio.h"
+#include "util/rng.h"
 
 #include <math.h>
 #include <stdio.h>

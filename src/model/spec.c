@@ -2,7 +2,7 @@
  * (format in glora/spec.h and docs/formats.md). */
 #include "glora/spec.h"
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "util/json-check.h"
 
 #include <cjson/cJSON.h>
@@ -39,25 +39,14 @@ static int get_int(const cJSON *obj, const char *key, double lo, double hi, doub
     return 0;
 }
 
-int glora_spec_parse(glora_spec_t *s, const char *json, const char *path) {
-    memset(s, 0, sizeof *s);
-    cJSON *root = cJSON_Parse(json);
-    int rc = GLORA_OK;
-    if (!root) {
-        const char *at = cJSON_GetErrorPtr();
-        int line = 1;
-        for (const char *p = json; at && p < at; p++) line += *p == '\n';
-        return glora_error(GLORA_EFORMAT, "cannot read subnet spec '%s': invalid JSON near line %d",
-                           path, line);
-    }
-#define FAIL(...) do { rc = glora_error(GLORA_EFORMAT, __VA_ARGS__); goto out; } while (0)
-    if (!cJSON_IsObject(root)) FAIL("cannot read subnet spec '%s': not a JSON object", path);
-    {
-        char dup[256];
-        int d = glora_json_find_dup(root, dup, sizeof dup);
-        if (d < 0) { rc = glora_error(GLORA_ENOMEM, "cannot read subnet spec '%s': out of memory", path); goto out; }
-        if (d) FAIL("cannot read subnet spec '%s': key '%s' appears twice", path, dup);
-    }
+#define FAIL(...) return glora_error(GLORA_EFORMAT, __VA_ARGS__)
+
+/* format, model (the architecture and rank) and supernet_sha256. */
+static int parse_model(const cJSON *root, glora_spec_t *s, const char *path) {
+    char dup[256];
+    int d = glora_json_find_dup(root, dup, sizeof dup);
+    if (d < 0) return glora_error(GLORA_ENOMEM, "cannot read subnet spec '%s': out of memory", path);
+    if (d) FAIL("cannot read subnet spec '%s': key '%s' appears twice", path, dup);
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");
     if (!cJSON_IsString(fmt))
         FAIL("cannot read subnet spec '%s': key 'format' missing (expected \"%s\")", path, GLORA_SPEC_FORMAT);
@@ -67,65 +56,71 @@ int glora_spec_parse(glora_spec_t *s, const char *json, const char *path) {
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (!cJSON_IsObject(model)) FAIL("cannot read subnet spec '%s': key 'model' missing or not an object", path);
     for (int i = 0; i < 9; i++) {
-        double d;
-        int e = get_int(model, arch_keys[i], 1, 1e6, &d);
+        double v;
+        int e = get_int(model, arch_keys[i], 1, 1e6, &v);
         if (e == -1) FAIL("cannot read subnet spec '%s': key 'model.%s' missing or not a number", path, arch_keys[i]);
         if (e == -2) FAIL("cannot read subnet spec '%s': key 'model.%s' must be a positive integer", path, arch_keys[i]);
-        *arch_field(s, i) = (int)d;
+        *arch_field(s, i) = (int)v;
     }
     if (glora_vit_arch_check(&s->arch) != GLORA_OK)
         FAIL("cannot read subnet spec '%s': key 'model': %s", path, glora_errmsg());
     if (s->rank > GLORA_MAX_RANK) FAIL("cannot read subnet spec '%s': key 'model.rank' above %d", path, GLORA_MAX_RANK);
-
     const cJSON *sha = cJSON_GetObjectItemCaseSensitive(root, "supernet_sha256");
     if (sha) {
         if (!cJSON_IsString(sha) || (strlen(sha->valuestring) != 64 && sha->valuestring[0] != '\0'))
             FAIL("cannot read subnet spec '%s': key 'supernet_sha256' must be 64 hex digits or \"\"", path);
         snprintf(s->supernet_sha256, sizeof s->supernet_sha256, "%s", sha->valuestring);
     }
+    return GLORA_OK;
+}
 
-    s->n_layers = GLORA_SITES * s->arch.depth;
-    s->cfg = calloc((size_t)s->n_layers, sizeof *s->cfg);
-    if (!s->cfg) { rc = glora_error(GLORA_ENOMEM, "cannot read subnet spec '%s': out of memory", path); goto out; }
+/* One entry of 'layers': layer l's five choices. */
+static int parse_layer(const cJSON *layer, int l, glora_spec_t *s, const char *path) {
+    if (!cJSON_IsObject(layer)) FAIL("cannot read subnet spec '%s': key 'layers.%s' must be an object", path, layer->string);
+    const cJSON *item;
+    cJSON_ArrayForEach(item, layer) {
+        int known = 0;
+        for (int t = 0; t < GLORA_NTENSORS; t++) known |= strcmp(item->string, glora_tensor_letter(t)) == 0;
+        if (!known) FAIL("cannot read subnet spec '%s': key 'layers.%s.%s' is unknown (expected A, B, C, D, E)", path, layer->string, item->string);
+    }
+    for (int t = 0; t < GLORA_NTENSORS; t++) {
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(layer, glora_tensor_letter(t));
+        if (!cJSON_IsString(c)) FAIL("cannot read subnet spec '%s': key 'layers.%s.%s' missing or not a string", path, layer->string, glora_tensor_letter(t));
+        if (glora_choice_parse(c->valuestring, t, s->rank, &s->cfg[l].t[t]) != GLORA_OK) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", glora_errmsg());
+            FAIL("cannot read subnet spec '%s': key 'layers.%s.%s': %s", path, layer->string, glora_tensor_letter(t), why);
+        }
+    }
+    return GLORA_OK;
+}
+
+/* 'layers': every adapted layer of the model once; seen (n_layers bytes, zero) marks them. */
+static int parse_layers(const cJSON *root, glora_spec_t *s, unsigned char *seen, const char *path) {
     const cJSON *layers = cJSON_GetObjectItemCaseSensitive(root, "layers");
     if (!cJSON_IsObject(layers)) FAIL("cannot read subnet spec '%s': key 'layers' missing or not an object", path);
-    unsigned char *seen = calloc((size_t)s->n_layers, 1);
-    if (!seen) { rc = glora_error(GLORA_ENOMEM, "cannot read subnet spec '%s': out of memory", path); goto out; }
     /* A fake model with just the architecture names the layers for us. */
     glora_vit_t shape = {.arch = s->arch};
     const cJSON *layer;
     cJSON_ArrayForEach(layer, layers) {
-        int l = glora_vit_layer_index(&shape, layer->string);
-        if (l < 0) { free(seen); FAIL("cannot read subnet spec '%s': key 'layers.%s' is not an adapted layer of this model", path, layer->string); }
-        if (seen[l]) { free(seen); FAIL("cannot read subnet spec '%s': key 'layers.%s' appears twice", path, layer->string); }
+        int l = glora_vit_layer_index(&shape, layer->string), rc;
+        if (l < 0) FAIL("cannot read subnet spec '%s': key 'layers.%s' is not an adapted layer of this model", path, layer->string);
+        if (seen[l]) FAIL("cannot read subnet spec '%s': key 'layers.%s' appears twice", path, layer->string);
         seen[l] = 1;
-        if (!cJSON_IsObject(layer)) { free(seen); FAIL("cannot read subnet spec '%s': key 'layers.%s' must be an object", path, layer->string); }
-        const cJSON *item;
-        cJSON_ArrayForEach(item, layer) {
-            int known = 0;
-            for (int t = 0; t < GLORA_NTENSORS; t++) known |= strcmp(item->string, glora_tensor_letter(t)) == 0;
-            if (!known) { free(seen); FAIL("cannot read subnet spec '%s': key 'layers.%s.%s' is unknown (expected A, B, C, D, E)", path, layer->string, item->string); }
-        }
-        for (int t = 0; t < GLORA_NTENSORS; t++) {
-            const cJSON *c = cJSON_GetObjectItemCaseSensitive(layer, glora_tensor_letter(t));
-            if (!cJSON_IsString(c)) { free(seen); FAIL("cannot read subnet spec '%s': key 'layers.%s.%s' missing or not a string", path, layer->string, glora_tensor_letter(t)); }
-            if (glora_choice_parse(c->valuestring, t, s->rank, &s->cfg[l].t[t]) != GLORA_OK) {
-                char why[512];
-                snprintf(why, sizeof why, "%s", glora_errmsg());
-                free(seen);
-                FAIL("cannot read subnet spec '%s': key 'layers.%s.%s': %s", path, layer->string, glora_tensor_letter(t), why);
-            }
-        }
+        if ((rc = parse_layer(layer, l, s, path))) return rc;
     }
     for (int l = 0; l < s->n_layers; l++) {
         if (!seen[l]) {
             char name[48];
             glora_vit_layer_name(l, name);
-            free(seen);
             FAIL("cannot read subnet spec '%s': layer '%s' is missing from 'layers'", path, name);
         }
     }
-    free(seen);
+    return GLORA_OK;
+}
+
+/* params (checked against the layers), val_accuracy and generation. */
+static int parse_result(const cJSON *root, glora_spec_t *s, const char *path) {
     size_t counted = glora_arch_config_params(&s->arch, s->cfg);
     s->params = counted;
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(root, "params");
@@ -147,8 +142,33 @@ int glora_spec_parse(glora_spec_t *s, const char *json, const char *path) {
         }
         s->generation = (int)g;
     }
+    return GLORA_OK;
+}
 #undef FAIL
-out:
+
+int glora_spec_parse(glora_spec_t *s, const char *json, const char *path) {
+    memset(s, 0, sizeof *s);
+    cJSON *root = cJSON_Parse(json);
+    unsigned char *seen = NULL;
+    int rc;
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        int line = 1;
+        for (const char *p = json; at && p < at; p++) line += *p == '\n';
+        return glora_error(GLORA_EFORMAT, "cannot read subnet spec '%s': invalid JSON near line %d",
+                           path, line);
+    }
+    if (!cJSON_IsObject(root)) {
+        rc = glora_error(GLORA_EFORMAT, "cannot read subnet spec '%s': not a JSON object", path);
+    } else if (!(rc = parse_model(root, s, path))) {
+        s->n_layers = GLORA_SITES * s->arch.depth;
+        s->cfg = calloc((size_t)s->n_layers, sizeof *s->cfg);
+        seen = calloc((size_t)s->n_layers, 1);
+        if (!s->cfg || !seen) rc = glora_error(GLORA_ENOMEM, "cannot read subnet spec '%s': out of memory", path);
+    }
+    if (!rc) rc = parse_layers(root, s, seen, path);
+    if (!rc) rc = parse_result(root, s, path);
+    free(seen);
     cJSON_Delete(root);
     if (rc != GLORA_OK) {
         free(s->cfg);

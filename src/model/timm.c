@@ -1,7 +1,7 @@
 /* timm's classic ViT architectures and the hub's config.json (glora/timm.h). */
 #include "glora/timm.h"
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

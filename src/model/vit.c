@@ -3,7 +3,7 @@
 #include "glora/model.h"
 #include "glora/common.h"
 #include "glora/nn.h"
-#include "glora/parallel.h"
+#include "util/parallel.h"
 
 #include <math.h>
 #include <stdint.h>

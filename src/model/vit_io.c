@@ -3,7 +3,7 @@
  * come from metadata or the caller. */
 #include "glora/model.h"
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "glora/npz.h"
 #include "glora/safetensors.h"
 #include "glora/timm.h"

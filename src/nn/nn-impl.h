@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#include "glora/parallel.h"
+#include "util/parallel.h"
 
 /* Below this many floats touched, a team of threads costs more than it saves
  * (waking a team is a few microseconds; a core streams ~1e3 floats per us). */

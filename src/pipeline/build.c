@@ -1,7 +1,7 @@
 /* Building the models the stages start from (see glora/pipeline.h). */
 #include "glora/pipeline.h"
 #include "glora/common.h"
-#include "glora/rng.h"
+#include "util/rng.h"
 
 #include <string.h>
 

@@ -2,7 +2,7 @@
  * checkpoint directory (see glora/pipeline.h). */
 #include "glora/pipeline.h"
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "util/comm.h"
 
 #include <stdio.h>

@@ -2,6 +2,7 @@
  * everything a run needs to continue bit-identically (see glora/train.h and
  * docs/formats.md). */
 #include "glora/train.h"
+#include "util/rng.h"
 #include "glora/common.h"
 #include "glora/safetensors.h"
 

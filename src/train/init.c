@@ -1,6 +1,7 @@
 /* Initial values of trained tensors, and the masks and zeroing that make a
  * subnet train exactly its own parameters (see glora/train.h). */
 #include "glora/train.h"
+#include "util/rng.h"
 #include "glora/common.h"
 
 #include <math.h>

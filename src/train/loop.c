@@ -2,9 +2,10 @@
  * forward, cross-entropy, backward, clipping, AdamW, validation and a
  * checkpoint after each epoch (see glora/train.h). */
 #include "glora/train.h"
+#include "util/rng.h"
 #include "glora/common.h"
 #include "glora/nn.h"
-#include "glora/parallel.h"
+#include "util/parallel.h"
 #include "glora/pipeline.h"
 #include "util/comm.h"
 

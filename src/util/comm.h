@@ -15,7 +15,7 @@
  *     so shard) order, never by a tree reduction whose order MPI chooses;
  *   - integer counts may be summed in any order (glora_comm_sum_u64);
  *   - only rank 0 writes files (glora_comm_writer; the atomic file helpers of
- *     glora/fileio.h write nothing on other ranks) and prints.
+ *     util/fileio.h write nothing on other ranks) and prints.
  *
  * Errors: a library status is local to a rank. glora_comm_check is the
  * collective point where ranks agree: every rank passes its status, and all

@@ -1,5 +1,5 @@
-/* Atomic writes, whole-file reads and mkdir -p (see glora/fileio.h). */
-#include "glora/fileio.h"
+/* Atomic writes, whole-file reads and mkdir -p (see util/fileio.h). */
+#include "util/fileio.h"
 #include "glora/common.h"
 #include "util/comm.h"
 

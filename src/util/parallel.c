@@ -1,5 +1,5 @@
-/* The OpenMP wrapper (see glora/parallel.h). */
-#include "glora/parallel.h"
+/* The OpenMP wrapper (see util/parallel.h). */
+#include "util/parallel.h"
 
 #ifdef _OPENMP
 #include <omp.h>

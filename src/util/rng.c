@@ -1,5 +1,5 @@
-/* xoshiro256** seeded through splitmix64 (see glora/rng.h). */
-#include "glora/rng.h"
+/* xoshiro256** seeded through splitmix64 (see util/rng.h). */
+#include "util/rng.h"
 
 #include <math.h>
 

@@ -1,6 +1,6 @@
 /* SHA-256 (FIPS 180-4), used to tie supernets, specs and checkpoints to the
  * exact files they came from. */
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "glora/common.h"
 
 #include <errno.h>

@@ -103,6 +103,42 @@ run:
 YAML
 expect 0 "$GLORA" run "$T/quote.yaml"
 grep -qF '"name": "a\"b\\c"' "$T/runs/a\"b\\c/summary.json" || fail "summary.json does not escape the run name"
+# A stage resumed over two invocations: run.stop_after stops the supernet
+# after 3 of its 4 epochs (the run stops there, the stage unfinished, its
+# seconds so far in run.json); the next invocation finishes it. The summary's
+# seconds add up both invocations: at least the seconds the first one saved,
+# and at least the training epochs of both (the metrics file's seconds).
+for stop in 3 0; do
+    cat >"$T/twice.yaml" <<YAML
+run:
+  name: twice
+  dir: $T/runs
+  backbone: $R/backbone.safetensors
+  stages: [supernet, eval]
+supernet:
+  glora: {rank: 2}
+  data:
+    train: {images: $F/train-images-idx3-ubyte.gz, labels: $F/train-labels-idx1-ubyte.gz, start: 0, count: 1024}
+  train: {epochs: 4, batch: 32}
+  run: {stop_after: $stop}
+YAML
+    expect 0 "$GLORA" run "$T/twice.yaml" --threads 1
+    if [ $stop = 3 ]; then
+        has "$T/err" 'stopped after epoch 3 of 4'
+        has "$T/err" 'run: stopped by run.stop_after'
+        [ ! -e "$T/runs/twice/summary.json" ] || fail "a stopped run evaluated"
+        s1=$(sed -n 's/.*"unfinished": {"supernet": {"seconds": \([0-9.]*\)}.*/\1/p' "$T/runs/twice/run.json")
+        [ -n "$s1" ] || fail "run.json keeps no seconds of the unfinished stage: $(cat "$T/runs/twice/run.json")"
+    fi
+done
+has "$T/err" 'resumed after epoch 3'
+grep -q '"unfinished"' "$T/runs/twice/run.json" && fail "run.json still lists a finished stage as unfinished"
+total=$(sed -n 's/.*"supernet": {"seconds": \([0-9.]*\), "skipped": false}.*/\1/p' "$T/runs/twice/summary.json")
+epochs=$(sed -n 's/.*"seconds": \([0-9.]*\).*/\1/p' "$T/runs/twice/supernet.safetensors.metrics.jsonl" |
+         awk '{ s += $1; n++ } END { if (n == 4) printf "%.3f", s }')
+[ -n "$total" ] && [ -n "$epochs" ] || fail "no stage seconds ('$total') or not 4 epochs of metrics ('$epochs')"
+awk -v t="$total" -v a="$s1" -v e="$epochs" 'BEGIN { exit !(t + 0.05 >= a && t + 0.05 >= e && t > a) }' ||
+    fail "summary says the supernet took ${total}s; the first invocation alone saved ${s1}s, the 4 epochs took ${epochs}s"
 # The report draws the search.
 expect 0 "$GLORA" report "$R"
 grep -q '<svg' "$R/report.svg" && grep -q 'Pareto front' "$R/report.svg" || fail "report.svg is not the drawing"

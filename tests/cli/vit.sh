@@ -46,6 +46,16 @@ one_line; has "$T/err" "model.arch 'vit_nonesuch'"
 # eval, merge and search take model.arch too.
 expect 1 "$GLORA" eval --model "$T/alone/timm.safetensors" --set model.arch=vit_nonesuch --images x --labels y
 one_line; has "$T/err" "model.arch 'vit_nonesuch'"
+# So do the training commands, and glora run passes run.arch to its stages.
+for c in pretrain finetune supernet; do
+    expect 1 "$GLORA" $c --model "$T/alone/timm.safetensors" --set model.arch=vit_nonesuch \
+        --train-images x --train-labels y -o "$T/t.safetensors"
+    one_line; has "$T/err" "model.arch 'vit_nonesuch'"
+done
+printf 'run:\n  name: arch\n  dir: %s/runs\n  backbone: %s\n  arch: vit_nonesuch\n  stages: [supernet]\nsupernet:\n  train: {epochs: 1}\n' \
+    "$T" "$T/alone/timm.safetensors" >"$T/arch.yaml"
+expect 1 "$GLORA" run "$T/arch.yaml"
+has "$T/err" "model.arch 'vit_nonesuch'"; has "$T/err" "stage 'supernet' failed"
 expect 0 "$GLORA" convert "$T/alone/timm.safetensors" --heads 4 -o "$T/x.safetensors"
 expect 0 "$GLORA" info "$T/x.safetensors";  has "$T/out" '4 heads'
 

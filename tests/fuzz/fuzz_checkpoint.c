@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "glora/common.h"
-#include "glora/fileio.h"
+#include "util/fileio.h"
 #include "glora/search.h"
 
 static glora_search_layer_t layers[8];

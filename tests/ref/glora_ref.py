@@ -7,7 +7,7 @@ SuperScalableLinear.forward) term for term:
     b' = b0 + b0 * D + E + W0 @ C        (the prompt uses W0, not W')
     y  = F.linear(x, W', b')
 
-with A..E cut from the stored tensors (rank R) as in docs GLORA.md:
+with A..E cut from the stored tensors (rank R) as in include/glora/layer.h:
 
     tensor  lora_r                  vector               scalar     none
     A       Ad[:, :r] @ Au[:r, :]   Ad[:, 0] as (out,1)  Ad[0, 0]   0

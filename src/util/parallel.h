@@ -1,5 +1,6 @@
 /*
- * glora/parallel.h - the one place that talks to OpenMP.
+ * util/parallel.h - the one place that talks to OpenMP (internal to glora:
+ * not installed).
  *
  * Builds without OpenMP (--disable-openmp) get a single thread. Code that
  * parallelises a loop still uses "#pragma omp" directly (ignored without

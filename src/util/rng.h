@@ -1,5 +1,6 @@
 /*
- * glora/rng.h - seeded, serialisable random numbers (xoshiro256**).
+ * util/rng.h - seeded, serialisable random numbers (xoshiro256**); internal
+ * to glora, not installed.
  *
  * Every random draw in glora (initialisation, shuffling, supernet sampling,
  * the search) comes from a glora_rng_t, so a run is a function of its seed.
@@ -15,7 +16,7 @@
 extern "C" {
 #endif
 
-typedef struct { uint64_t s[4]; } glora_rng_t;
+typedef struct glora_rng { uint64_t s[4]; } glora_rng_t;
 
 /* Seeds the generator (any seed, including 0, gives a valid state). */
 void glora_rng_seed(glora_rng_t *r, uint64_t seed);

@@ -1,5 +1,6 @@
 /*
- * glora/fileio.h - whole-file reads, atomic writes and SHA-256.
+ * util/fileio.h - whole-file reads, atomic writes and SHA-256 (internal to
+ * glora: not installed).
  *
  * Every file glora writes goes through glora_write_atomic: the bytes go to a
  * temporary file in the same directory, are fsynced, and the temporary is
