@@ -81,6 +81,9 @@ static int load_config(const cli_cmd_t *cmd, cli_args_t *args, const char *const
 
 int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, cli_args_t *args) {
     memset(args, 0, sizeof *args);
+    for (int i = 1; cmd->section && i < argc; i++)
+        if (strcmp(argv[i], "--section") == 0)
+            return cli_usage_error(cmd->name, "%s reads its own '%s' section; no --section", cmd->name, cmd->section);
     const char *sets[256];
     int n_sets = 0;
     char *owned[256];
@@ -166,6 +169,7 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, cli_args_t *args) {
             rc = cli_usage_error(cmd->name, "unexpected argument '%s'", a);
         }
     }
+    if (cmd->section && args->config_path) args->section = cmd->section;
     if (rc == CLI_OK && cmd->schema) rc = load_config(cmd, args, sets, n_sets);
     for (int i = 0; i < n_owned; i++) free(owned[i]);
     if (rc == CLI_OK && args->threads > 0) glora_set_threads(args->threads);

@@ -39,6 +39,7 @@ typedef struct {
     const cli_flag_t *flags;
     size_t n_flags;
     int max_positional;    /* positional arguments besides CONFIG (usually 0) */
+    const char *section;   /* the one section of CONFIG it reads (glora run: "run"), or NULL; then --section is refused */
     const char *positional_help; /* e.g. "MODEL" */
 } cli_cmd_t;
 

@@ -32,6 +32,7 @@ static const cli_cmd_t cmd = {
     .schema = &glora_run_schema,
     .flags = flags,
     .n_flags = sizeof flags / sizeof flags[0],
+    .section = "run", /* the others belong to the stages */
 };
 
 static void print_summary(const glora_run_t *r, const glora_config_t *cfg, const glora_run_summary_t *s) {
@@ -99,17 +100,8 @@ static int run(glora_run_t *r, const glora_config_t *cfg, int *stopped) {
 }
 
 int glora_cmd_run(int argc, char **argv) {
-    /* The run section is this command's; the others belong to the stages. */
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--section") == 0) return cli_usage_error("run", "run reads its own 'run' section; no --section");
-    char *av[64];
-    int ac = 0;
-    for (int i = 0; i < argc && ac < 60; i++) av[ac++] = argv[i];
-    av[ac++] = "--section";
-    av[ac++] = "run";
-    av[ac] = NULL;
     cli_args_t args;
-    int rc = cli_parse(&cmd, ac, av, &args);
+    int rc = cli_parse(&cmd, argc, argv, &args);
     if (rc) return rc < 0 ? CLI_OK : rc;
     const glora_config_t *cfg = args.cfg;
     glora_run_t *r = NULL;

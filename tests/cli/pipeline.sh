@@ -139,6 +139,10 @@ epochs=$(sed -n 's/.*"seconds": \([0-9.]*\).*/\1/p' "$T/runs/twice/supernet.safe
 [ -n "$total" ] && [ -n "$epochs" ] || fail "no stage seconds ('$total') or not 4 epochs of metrics ('$epochs')"
 awk -v t="$total" -v a="$s1" -v e="$epochs" 'BEGIN { exit !(t + 0.05 >= a && t + 0.05 >= e && t > a) }' ||
     fail "summary says the supernet took ${total}s; the first invocation alone saved ${s1}s, the 4 epochs took ${epochs}s"
+# glora run reads its own section of one config: without a config it asks
+# for one; --section is refused.
+expect 2 "$GLORA" run; one_line; has "$T/err" 'which pipeline\? give a YAML config'
+expect 2 "$GLORA" run "$T/run.yaml" --section pretrain; one_line; has "$T/err" "reads its own 'run' section"
 # The report draws the search.
 expect 0 "$GLORA" report "$R"
 grep -q '<svg' "$R/report.svg" && grep -q 'Pareto front' "$R/report.svg" || fail "report.svg is not the drawing"
