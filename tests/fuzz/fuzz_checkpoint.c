@@ -1,7 +1,7 @@
 /* Search checkpoints ("glora-search-checkpoint/1") through
  * glora_search_resume against a small fixed search (two ViT blocks, budget
  * tiers); a resumed search must then run one more generation cleanly.
- * fuzz_seed writes real checkpoints of that search after 0, 1 and 3
+ * fuzz_seed writes real checkpoints of that search after 0, 1 and 4
  * generations, so mutations start past the identity checks. */
 #include "fuzz.h"
 

@@ -8,7 +8,9 @@ set -u
 T=$(mktemp -d "${TMPDIR:-/tmp}/glora-replay.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 failed=0
-for h in safetensors spec checkpoint config idx; do
+# Every harness: tests/fuzz/fuzz_<name>.c (fuzz_util.c is the helpers).
+harnesses=$(cd "$top_srcdir/tests/fuzz" && ls fuzz_*.c | sed -e 's/^fuzz_//' -e 's/\.c$//' | grep -vx util)
+for h in $harnesses; do
     bin="$top_builddir/tests/fuzz/replay_$h"
     mkdir -p "$T/$h"
     "$bin" --seed "$T/$h" || { echo "FAIL: $h: writing seeds"; failed=1; continue; }
