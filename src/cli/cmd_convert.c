@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 
 #include "glora/common.h"
+#include "util/fileio.h"
 #include "glora/model.h"
 #include "glora/timm.h"
 
@@ -52,7 +53,7 @@ int glora_cmd_convert(int argc, char **argv) {
         return cli_usage_error("convert", "which model? give an .npz or safetensors file");
     }
     const char *in = args.positional[0], *out = glora_config_string(args.cfg, "output");
-    if (glora_config_require(args.cfg, "output")) {
+    if (glora_config_require(args.cfg, "output") || glora_output_lock(out)) {
         cli_args_free(&args);
         return cli_fail();
     }

@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 
 #include "glora/common.h"
+#include "util/fileio.h"
 #include "glora/model.h"
 #include "util/rng.h"
 #include "glora/train.h"
@@ -63,7 +64,8 @@ int glora_cmd_init(int argc, char **argv) {
     }
     glora_vit_t *m = NULL;
     glora_rng_t rng;
-    if (glora_config_require(cfg, "output") || glora_vit_create(&m, &a, 0)) {
+    if (glora_config_require(cfg, "output") || glora_output_lock(glora_config_string(cfg, "output")) ||
+        glora_vit_create(&m, &a, 0)) {
         rc = cli_fail();
         goto out;
     }

@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 
 #include "glora/common.h"
+#include "util/fileio.h"
 #include "glora/tasks.h"
 
 #include <errno.h>
@@ -72,6 +73,7 @@ int glora_cmd_make_task(int argc, char **argv) {
         return CLI_OK;
     }
     if (n_names == 0) return cli_usage_error("make-task", "name the tasks to make (or 'all', or --list)");
+    if (glora_mkdir_p(out) || glora_output_lock(out)) return cli_fail(); /* one writer of OUT */
     for (int k = 0; k < n_names; k++) {
         if (strcmp(names[k], "all") == 0) {
             for (int i = 0; glora_task_at(i); i++) {

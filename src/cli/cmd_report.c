@@ -63,7 +63,7 @@ int glora_cmd_report(int argc, char **argv) {
     snprintf(opath, sizeof opath, "%s", out_path ? out_path : "");
     if (!out_path) snprintf(opath, sizeof opath, "%s/report.svg", run_dir);
 
-    if (glora_search_report(ckpt, bpath, baselines_path != NULL, opath)) return cli_fail();
+    if (glora_output_lock(opath) || glora_search_report(ckpt, bpath, baselines_path != NULL, opath)) return cli_fail();
     fprintf(stderr, "wrote '%s'\n", opath);
     return CLI_OK;
 }

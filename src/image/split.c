@@ -204,7 +204,10 @@ static int cache_read(glora_image_split_t *out, const char *path, const uint8_t 
         out->y = malloc(sizeof *out->y * n);
         ok = lab && out->px && out->y && fread(lab, 1, 4 * n, f) == 4 * n &&
              fread(out->px, 1, bytes, f) == bytes;
-        for (size_t i = 0; ok && i < n; i++) out->y[i] = (int)(int32_t)get_le(lab + 4 * i, 4);
+        for (size_t i = 0; ok && i < n; i++) { /* a label out of range: not our cache */
+            out->y[i] = (int)(int32_t)get_le(lab + 4 * i, 4);
+            ok = out->y[i] >= 0 && out->y[i] < num_classes;
+        }
         free(lab);
     }
     fclose(f);

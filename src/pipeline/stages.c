@@ -210,7 +210,7 @@ int glora_stage_merge(const glora_config_t *cfg, const glora_stage_hooks_t *h) {
     int have_spec = 0, rc;
     const char *adapter = glora_config_string(cfg, "model.adapter"), *path = glora_config_string(cfg, "output");
     if ((rc = glora_config_require(cfg, "output")) || (rc = glora_config_require(cfg, "model.adapter")) ||
-        (rc = glora_model_from_config(cfg, &m)) ||
+        (rc = glora_output_lock(path)) || (rc = glora_model_from_config(cfg, &m)) ||
         (rc = glora_subnet_load(m, glora_config_string(cfg, "subnet"), adapter, &spec, &have_spec)))
         goto done;
     if (!have_spec) {

@@ -310,6 +310,43 @@ void glora_dir_unlock(glora_dir_lock_t *l) {
     free(l);
 }
 
+/* Output locks held until exit (glora_output_lock). */
+static glora_dir_lock_t **held;
+static size_t n_held;
+
+static void release_held(void) {
+    for (size_t i = 0; i < n_held; i++) glora_dir_unlock(held[i]);
+    free(held);
+    held = NULL;
+    n_held = 0;
+}
+
+int glora_output_lock(const char *output) {
+    if (!glora_comm_writer()) return GLORA_OK;
+    struct stat st;
+    int is_dir = stat(output, &st) == 0 && S_ISDIR(st.st_mode);
+    size_t n = strlen(output) + sizeof "/" GLORA_LOCK_NAME;
+    char *path = malloc(n);
+    if (!path) return glora_error(GLORA_ENOMEM, "cannot lock '%s': out of memory", output);
+    snprintf(path, n, is_dir ? "%s/" GLORA_LOCK_NAME : "%s.lock", output);
+    for (size_t i = 0; i < n_held; i++) {
+        if (strcmp(held[i]->path, path) == 0) {
+            free(path);
+            return GLORA_OK;
+        }
+    }
+    glora_dir_lock_t **grown = realloc(held, (n_held + 1) * sizeof *held);
+    int rc = grown ? GLORA_OK : glora_error(GLORA_ENOMEM, "cannot lock '%s': out of memory", output);
+    if (grown) held = grown;
+    if (!rc) rc = glora_path_lock(&held[n_held], path, is_dir ? "output directory" : "output", output);
+    free(path);
+    if (rc) return rc;
+    static int registered;
+    if (!registered) registered = atexit(release_held) == 0;
+    n_held++;
+    return is_dir ? GLORA_OK : glora_clean_temps_of(output, NULL);
+}
+
 /* ---- leftover temporaries ---- */
 
 /* "<name>.tmp.XXXXXX" as glora_atomic_open makes them (mkstemp's six

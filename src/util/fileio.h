@@ -51,6 +51,16 @@ int glora_path_lock(glora_dir_lock_t **out, const char *lock_path, const char *w
                     const char *name);
 void glora_dir_unlock(glora_dir_lock_t *l); /* NULL-safe */
 
+/* The lock of a command that writes one output file: glora_path_lock on
+ * "<output>.lock" (on "<output>/.glora.lock" when output is an existing
+ * directory), held until the process exits, which removes the lock file.
+ * Then, for a file, the temporaries "<output>.tmp.XXXXXX" a killed writer of
+ * the same output left are removed. A second glora writing the same output
+ * meanwhile fails at once: "output '<output>' is in use by another glora
+ * (pid N)". Locking an output this process already holds does nothing.
+ * Under MPI only rank 0 locks (the job is one writer). */
+int glora_output_lock(const char *output);
+
 /* Removes the temporaries "<name>.tmp.XXXXXX" that atomic writes leave
  * behind when the process is killed, in dir and (depth levels of) its
  * subdirectories; symbolic links are not followed. Call it only while

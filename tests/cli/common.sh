@@ -2,6 +2,7 @@
 set -u
 : "${GLORA:?run through make check}"
 : "${top_srcdir:?run through make check}"
+: "${top_builddir:?run through make check}"
 FIX="$top_srcdir/tests/fixtures/ref"
 FASHION=/usr/share/datasets/fashion-mnist
 T=$(mktemp -d "${TMPDIR:-/tmp}/glora-cli.XXXXXX")
@@ -24,5 +25,13 @@ one_line() {
     local n; n=$(grep -vc '^hint: ' "$T/err")
     [ "$n" -eq 1 ] || fail "expected one error line, got $n: $(cat "$T/err")"
     has "$T/err" '^glora: error: '
+}
+# search_fixture DIR [SEED]: a small random backbone, supernet and IDX data
+# set in DIR (tests/test_search_mkfixture), for the search, MPI, hardening
+# and fault tests; exits the test if it cannot be made.
+MK="$top_builddir/tests/test_search_mkfixture"
+search_fixture() {
+    [ -x "$MK" ] || { echo "no $MK (make check builds it)"; exit 1; }
+    "$MK" "$@" >/dev/null || { echo "$MK $* failed"; exit 1; }
 }
 finish() { [ "$failures" -eq 0 ] && echo "all checks passed" && exit 0; exit 1; }

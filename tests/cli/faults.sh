@@ -8,8 +8,7 @@
 # and no temporary behind.
 . "$top_srcdir/tests/cli/common.sh"
 
-MK="$top_builddir/tests/test_search_mkfixture"
-"$MK" "$T/fx" >/dev/null || exit 1
+search_fixture "$T/fx"
 D=$T/fx
 KILLS=${FAULT_KILLS:-short}
 

@@ -5,9 +5,7 @@
 # history), a subnet spec with a key twice, a named pipe as an input.
 . "$top_srcdir/tests/cli/common.sh"
 
-MK="$top_builddir/tests/test_search_mkfixture"
-[ -x "$MK" ] || { echo "no $MK"; exit 1; }
-"$MK" "$T/fx" || exit 1
+search_fixture "$T/fx"
 
 cat >"$T/search.yaml" <<EOF
 model:
@@ -139,5 +137,71 @@ while [ ! -e "$T/s2/.glora.lock" ] && [ $n -lt 1000 ]; do sleep 0.01; n=$((n + 1
 expect 1 "$GLORA" search "$T/search.yaml" --threads 1 --output "$T/s2" --resume --set search.generations=300
 one_line; has "$T/err" "s2' is in use by another glora \(pid $pid\)"
 kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+
+# ---- one writer per output: merge, init, convert, make-task, report ----
+# hold LOCKFILE: another process (its pid in $holder) holds the flock, as a
+# running glora writing that output would.
+hold() {
+    sh -c 'echo $$ >"$1"; exec flock "$1" sleep 60' _ "$1" &
+    holder=$!
+    n=0
+    while flock -n "$1" true 2>/dev/null && [ $n -lt 1000 ]; do sleep 0.01; n=$((n + 1)); done
+}
+release() { kill $holder 2>/dev/null; wait $holder 2>/dev/null; rm -f "$1"; }
+V="$top_srcdir/tests/fixtures/vit"
+mkdir -p "$T/o"
+# locked OUTPUT LOCKFILE CMD...: with LOCKFILE held, CMD fails at once with
+# one line naming OUTPUT and the holder's pid, and writes no OUTPUT; once
+# released, CMD succeeds and leaves no lock file (and no temporary a killed
+# writer of OUTPUT left).
+locked() {
+    out=$1 lk=$2; shift 2
+    what="$(basename "$1") $2"
+    hold "$lk"
+    expect 1 timeout 60 "$@"
+    one_line; has "$T/err" "$(basename "$out")' is in use by another glora \(pid $holder\)"
+    [ -e "$out" ] && fail "$what: wrote '$out' while another process held its lock"
+    release "$lk"
+    head -c 4096 /dev/zero >"$out.tmp.Zz9Yy8"
+    expect 0 "$@"
+    [ -e "$out" ] || fail "$what: no '$out'"
+    [ -e "$lk" ] && fail "$what: left its lock file '$lk'"
+    [ -e "$out.tmp.Zz9Yy8" ] && fail "$what: left a killed writer's temporary of '$out'"
+}
+locked "$T/o/init.safetensors" "$T/o/init.safetensors.lock" "$GLORA" init -o "$T/o/init.safetensors" --seed 3
+locked "$T/o/merged.safetensors" "$T/o/merged.safetensors.lock" "$GLORA" merge --model "$FIX/backbone.safetensors" \
+    --adapter "$FIX/supernet.safetensors" --subnet "$FIX/spec_sub_rank.json" -o "$T/o/merged.safetensors"
+locked "$T/o/conv.safetensors" "$T/o/conv.safetensors.lock" "$GLORA" convert "$V/model.npz" -o "$T/o/conv.safetensors"
+locked "$T/o/report.svg" "$T/o/report.svg.lock" "$GLORA" report "$T" --search "$T/s" -o "$T/o/report.svg"
+# make-task: the lock is the output directory's; without source images it
+# then fails (after the lock), leaving no lock behind.
+mkdir -p "$T/suite"
+hold "$T/suite/.glora.lock"
+expect 1 "$GLORA" make-task orientation-1k --data "$T/nodata" --out "$T/suite"
+one_line; has "$T/err" "output directory '$T/suite' is in use by another glora \(pid $holder\)"
+release "$T/suite/.glora.lock"
+expect 1 "$GLORA" make-task orientation-1k --data "$T/nodata" --out "$T/suite"
+grep -q 'in use' "$T/err" && fail "make-task: still locked after the holder ended"
+[ -e "$T/suite/.glora.lock" ] && fail "make-task: left its lock file"
+
+# ---- a decoded-image cache with a label out of range is not used ----
+# (it was, and training then refused label 2147483647 until the cache was
+# deleted by hand); now it is decoded again and rewritten.
+IM="$top_srcdir/tests/fixtures/image"
+printf '%s 1\n%s 2\n%s 0\n' "$IM/grey_37x23.png" "$IM/rgb_37x23.png" "$IM/rgb_23x37.jpg" >"$T/imgs.txt"
+expect 0 "$GLORA" init --set arch.dim=16 --set arch.depth=1 --set arch.heads=2 --set arch.mlp_hidden=16 \
+    --set arch.in_chans=3 --seed 2 -o "$T/t28.safetensors"
+FT="finetune --model $T/t28.safetensors --set data.train.list=$T/imgs.txt --set data.size=28 \
+--set data.resize=squash --set data.cache=$T/cache --epochs 1 --batch 3 --threads 1 -o $T/ft.safetensors"
+# shellcheck disable=SC2086
+expect 0 "$GLORA" $FT
+cp "$T/ft.safetensors" "$T/ft.ref"
+cache=$(ls "$T"/cache/*.cache 2>/dev/null | head -1)
+[ -n "$cache" ] || fail "finetune wrote no image cache"
+# The first label (after the 64-byte header) becomes 2^31 - 1.
+[ -n "$cache" ] && printf '\377\377\377\177' | dd of="$cache" bs=1 seek=64 conv=notrunc 2>/dev/null
+# shellcheck disable=SC2086
+expect 0 "$GLORA" $FT
+cmp -s "$T/ft.ref" "$T/ft.safetensors" || fail "finetune through a repaired cache gave another model"
 
 finish

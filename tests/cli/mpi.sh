@@ -15,9 +15,7 @@ MPI2="$MPIRUN -q -np 2 --oversubscribe --bind-to none"
 $MPI2 true >/dev/null 2>&1 || MPI2="$MPIRUN -np 2"
 $MPI2 true >/dev/null 2>&1 || { echo "$MPIRUN cannot start 2 processes: skipped"; exit 77; }
 
-MK="$top_builddir/tests/test_search_mkfixture"
-[ -x "$MK" ] || { echo "no $MK"; exit 1; }
-"$MK" "$T/fx" || exit 1
+search_fixture "$T/fx"
 
 # sums DIR: sha256 of every file under DIR, one line each, with wall-clock
 # fields blanked first ("seconds", "images_per_s", and the stage markers of

@@ -5,9 +5,7 @@
 # one-line errors of invalid search spaces and budgets.
 . "$top_srcdir/tests/cli/common.sh"
 
-MK="$top_builddir/tests/test_search_mkfixture"
-[ -x "$MK" ] || { echo "no $MK"; exit 1; }
-"$MK" "$T/fx" || exit 1
+search_fixture "$T/fx"
 
 cat >"$T/search.yaml" <<EOF
 model:
