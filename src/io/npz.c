@@ -475,17 +475,13 @@ int glora_npz_open(glora_npz_t **out, const char *path) {
         free(z);
         return glora_error(GLORA_ENOMEM, "npz archive '%s': out of memory", path);
     }
-    z->fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat sb;
-    if (z->fd < 0 || fstat(z->fd, &sb) != 0) {
-        rc = glora_error(GLORA_EIO, "cannot read '%s': %s", path, strerror(errno));
+    /* Not open(): a named pipe would block it until a writer comes. */
+    int fd = glora_open_regular(path, &z->size);
+    if (fd < 0) {
+        rc = fd;
         goto out;
     }
-    if (!S_ISREG(sb.st_mode)) {
-        rc = glora_error(GLORA_EIO, "cannot read '%s': not a regular file", path);
-        goto out;
-    }
-    z->size = (uint64_t)sb.st_size;
+    z->fd = fd;
     uint64_t cd_off = 0, cd_size = 0, count = 0, cd_end = 0;
     if ((rc = find_directory(z, &cd_off, &cd_size, &count, &cd_end))) goto out;
     if (count == 0) {

@@ -79,6 +79,10 @@ for args in "info $T/pipe" \
     expect 1 timeout 20 "$GLORA" $args
     one_line; has "$T/err" "pipe'?: not a regular file"
 done
+# A pipe named .npz goes to the .npz reader (which opened it blocking).
+mkfifo "$T/pipe.npz" || fail "mkfifo"
+expect 1 timeout 20 "$GLORA" convert "$T/pipe.npz" -o "$T/o.safetensors"
+one_line; has "$T/err" "pipe.npz'?: not a regular file"
 mkfifo "$T/pipe.yaml" || fail "mkfifo"
 expect 1 timeout 20 "$GLORA" search "$T/pipe.yaml"
 one_line; has "$T/err" "pipe.yaml'?: not a regular file"
