@@ -180,6 +180,10 @@ static int decode_png(glora_image_t *img, const uint8_t *data, size_t n, const c
         goto done;
     }
     png_set_read_fn(png, &ctx, png_on_read);
+    /* libpng allocates a chunk's declared length before reading it (a
+     * 57-byte file claimed a 1.4 GB tEXt): no chunk is longer than the
+     * file, and none decompresses (zTXt, iCCP) beyond 16 MiB. */
+    png_set_chunk_malloc_max(png, n > ((size_t)16 << 20) ? n : ((size_t)16 << 20));
     /* A bad CRC is an error in every chunk, as PIL refuses it too. */
     png_set_crc_action(png, PNG_CRC_DEFAULT, PNG_CRC_ERROR_QUIT);
     png_read_info(png, info);
@@ -202,6 +206,16 @@ static int decode_png(glora_image_t *img, const uint8_t *data, size_t n, const c
         rowbytes != (size_t)w * (size_t)ch * (size_t)(depth / 8)) {
         rc = glora_error(GLORA_EFORMAT, "image '%s': unexpected PNG layout (%d channels of %d "
                          "bits)", name, ch, depth);
+        goto done;
+    }
+    /* The rows come out of at most n bytes of deflate data (1032:1 at
+     * most), and a decoded row is at most 32 times its packed bytes (1-bit
+     * palette with tRNS to RGBA): dimensions beyond that are a lie, refused
+     * before allocating for them. */
+    if ((double)rowbytes * (double)h > 32.0 * (1032.0 * (double)n + 1024.0)) {
+        rc = glora_error(GLORA_EFORMAT, "image '%s': %lu x %lu pixels cannot come out of a "
+                         "%zu-byte PNG (truncated or corrupt)", name, (unsigned long)w,
+                         (unsigned long)h, n);
         goto done;
     }
     vbuf = buf = malloc(rowbytes * h);
