@@ -156,6 +156,20 @@ static void png_on_read(png_structp png, png_bytep out, size_t len) {
     ctx->pos += len;
 }
 
+/* Whether every chunk up to IEND lies inside the n bytes. libpng allocates
+ * a chunk's declared length before reading it, and its length limit is only
+ * a warning (a 57-byte file declared a 1.4 GB tEXt chunk): glora, which has
+ * the whole file, checks first. */
+static int png_chunks_fit(const uint8_t *b, size_t n) {
+    for (size_t pos = 8; n - pos >= 12;) {
+        size_t len = (size_t)b[pos] << 24 | (size_t)b[pos + 1] << 16 | (size_t)b[pos + 2] << 8 | b[pos + 3];
+        if (len > n - pos - 12) return 0;
+        if (memcmp(b + pos + 4, "IEND", 4) == 0) return 1;
+        pos += 12 + len;
+    }
+    return 1; /* no IEND: libpng reports the truncation */
+}
+
 static int decode_png(glora_image_t *img, const uint8_t *data, size_t n, const char *name) {
     png_structp png = NULL;
     png_infop info = NULL;
@@ -169,6 +183,9 @@ static int decode_png(glora_image_t *img, const uint8_t *data, size_t n, const c
     int rc = 0;
 
     memset(img, 0, sizeof *img);
+    if (!png_chunks_fit(data, n))
+        return glora_error(GLORA_EFORMAT, "image '%s': bad PNG: a chunk runs past the end of the "
+                           "file (truncated or corrupt)", name);
     png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ctx, png_on_error, png_on_warning);
     if (png) info = png_create_info_struct(png);
     if (!png || !info) {
@@ -180,9 +197,7 @@ static int decode_png(glora_image_t *img, const uint8_t *data, size_t n, const c
         goto done;
     }
     png_set_read_fn(png, &ctx, png_on_read);
-    /* libpng allocates a chunk's declared length before reading it (a
-     * 57-byte file claimed a 1.4 GB tEXt): no chunk is longer than the
-     * file, and none decompresses (zTXt, iCCP) beyond 16 MiB. */
+    /* No decompressed chunk (zTXt, iCCP) beyond 16 MiB or the file's size. */
     png_set_chunk_malloc_max(png, n > ((size_t)16 << 20) ? n : ((size_t)16 << 20));
     /* A bad CRC is an error in every chunk, as PIL refuses it too. */
     png_set_crc_action(png, PNG_CRC_DEFAULT, PNG_CRC_ERROR_QUIT);
