@@ -74,6 +74,26 @@ static int check_user_key(const char *path) {
     return 0;
 }
 
+/* 1 when s is valid UTF-8 without control characters, as every key a YAML
+ * file can give is (libyaml refuses invalid UTF-8): a --set key that is not
+ * could not be written back by glora_config_dump. */
+static int key_text_ok(const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    static const uint32_t least[4] = {0, 0x80, 0x800, 0x10000}; /* no overlong forms */
+    while (*p) {
+        int n = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2 : (*p & 0xf8) == 0xf0 ? 3 : -1;
+        if (n < 0 || *p < 0x20 || *p == 0x7f) return 0;
+        uint32_t cp = n ? *p & (0x3fu >> n) : *p;
+        for (int i = 1; i <= n; i++) {
+            if ((p[i] & 0xc0) != 0x80) return 0;
+            cp = cp << 6 | (p[i] & 0x3fu);
+        }
+        if (cp < least[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp < 0xa0)) return 0;
+        p += n + 1;
+    }
+    return 1;
+}
+
 /* "key 'x' is unknown (did you mean 'y'?)": the nearest schema path of the
  * same depth (wildcards filled from the user's key), else a key that ends
  * with the same name at another depth. */
@@ -402,7 +422,7 @@ int glora_config_set(glora_config_t *c, const char *assignment) {
     const glora_config_key_t *spec = find_spec(c->schema, key, &is_map);
     ynode_t *root = NULL;
     cfg_value_t v;
-    if (check_user_key(key) || strpbrk(key, " \t")) {
+    if (check_user_key(key) || strpbrk(key, " \t") || !key_text_ok(key)) {
         rc = cfg_fail(GLORA_EINVAL, &o, 0, "'%s' is not a valid key", key);
     } else if (spec == NULL && is_map) {
         rc = cfg_fail(GLORA_EINVAL, &o, 0, "key '%s' is a map of keys, not a value; set one "
