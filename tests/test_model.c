@@ -427,7 +427,7 @@ static void test_adapter_rows_fd(void **state) {
         checked++;
         /* forward */
         glora_adapter_bias(bp, w0, b0, &ad, &cfg);
-        glora_adapter_forward_rows(y, y0, x, N, w0, bp, &ad, &cfg, scratch);
+        glora_adapter_forward_rows(y, y0, x, N, w0, bp, &ad, &cfg, scratch, GLORA_FP32);
         unmerged_layer(ref, x, N, w0, b0, &ad, &cfg);
         for (int k = 0; k < N * OUT; k++)
             if (fabs(ref[k] - y[k]) > 1e-5 * (1.0 + fabs(ref[k])))
@@ -438,7 +438,7 @@ static void test_adapter_rows_fd(void **state) {
         }
         /* backward */
         memset(gmem, 0, sizeof(float) * total);
-        glora_adapter_backward_rows(&gr, dx, G, x, y0, N, w0, b0, &ad, &cfg, scratch);
+        glora_adapter_backward_rows(&gr, dx, G, x, y0, N, w0, b0, &ad, &cfg, scratch, GLORA_FP32);
         const float h = 1e-2f;
         for (size_t k = 0; k < total + N * IN; k++) {
             float *p = k < total ? &mem[k] : &x[k - total];
@@ -455,13 +455,157 @@ static void test_adapter_rows_fd(void **state) {
         }
         /* Without gradient buffers (a frozen adapter) dX is the same. */
         float dx2[N * IN];
-        glora_adapter_backward_rows(NULL, dx2, G, x, y0, N, w0, b0, &ad, &cfg, scratch);
+        glora_adapter_backward_rows(NULL, dx2, G, x, y0, N, w0, b0, &ad, &cfg, scratch, GLORA_FP32);
         assert_memory_equal(dx, dx2, sizeof dx);
     }
     assert_true(checked >= 324);
     free(scratch);
     free(mem);
     free(gmem);
+}
+
+/* The row form in bf16: the products with the frozen W0 (Y0 = X W0^T and
+ * dX's G W0) against double-precision sums of the bf16-rounded operands,
+ * B's thin terms and the bias in double from the fp32 operands; the
+ * gradients of the stored tensors are the fp32 path's bits. Tolerances are
+ * fp32 accumulation's: (terms + 2) * 2^-24 * sum |term| for a pure product,
+ * 1e-5 relative to the sum of |terms| once fp32 adapter terms join. And the
+ * rounding must show: against the unrounded operands some element is off
+ * by more than that. */
+static double bf(float v) { return (double)glora_bf16_round(v); }
+
+static void test_adapter_rows_bf16(void **state) {
+    (void)state;
+    glora_rng_t rng;
+    glora_rng_seed(&rng, 29);
+    enum { OUT = 40, IN = 48, R = 3, N = 5 };
+    const double u = 0x1p-24;
+    size_t sz[8], total = 0;
+    glora_adapter_sizes(OUT, IN, R, sz);
+    for (int i = 0; i < 8; i++) total += sz[i];
+    float *mem = malloc(sizeof(float) * total), *gmem = malloc(sizeof(float) * total),
+          *gmem2 = malloc(sizeof(float) * total);
+    glora_adapter_t ad = {.out = OUT, .in = IN, .rank = R}, gr = ad, gr2 = ad;
+    float **slots[8] = {&ad.Ad, &ad.Au, &ad.Bd, &ad.Bu, &ad.Cd, &ad.Cu, &ad.D, &ad.E};
+    float **g1[8] = {&gr.Ad, &gr.Au, &gr.Bd, &gr.Bu, &gr.Cd, &gr.Cu, &gr.D, &gr.E};
+    float **g2[8] = {&gr2.Ad, &gr2.Au, &gr2.Bd, &gr2.Bu, &gr2.Cd, &gr2.Cu, &gr2.D, &gr2.E};
+    size_t off = 0;
+    for (int i = 0; i < 8; i++) {
+        *slots[i] = mem + off; *g1[i] = gmem + off; *g2[i] = gmem2 + off;
+        off += sz[i];
+    }
+    fill_random(mem, total, &rng, 0.5f);
+    static float w0[OUT * IN], b0[OUT], x[N * IN], G[N * OUT], bp[OUT], y[N * OUT], y0[N * OUT],
+        yf[N * OUT], y0f[N * OUT], dx[N * IN], dxf[N * IN];
+    float *scratch = malloc(sizeof(float) * glora_adapter_rows_scratch(N, OUT, R));
+    fill_random(w0, OUT * IN, &rng, 0.7f);
+    fill_random(b0, OUT, &rng, 0.7f);
+    fill_random(x, N * IN, &rng, 1.0f);
+    fill_random(G, N * OUT, &rng, 1.0f);
+    glora_space_t space;
+    glora_space_official(&space, R);
+    int checked = 0, y0_rounded = 0, dx_rounded = 0;
+    for (size_t ci = 0; ci < glora_space_size(&space); ci++) {
+        glora_layer_cfg_t cfg;
+        glora_space_config(&space, ci, &cfg);
+        if (!glora_adapter_rowform(&cfg)) continue;
+        checked++;
+        glora_choice_t A = cfg.t[GLORA_A], B = cfg.t[GLORA_B];
+        glora_adapter_bias(bp, w0, b0, &ad, &cfg);
+        glora_adapter_forward_rows(y, y0, x, N, w0, bp, &ad, &cfg, scratch, GLORA_BF16);
+        glora_adapter_forward_rows(yf, y0f, x, N, w0, bp, &ad, &cfg, scratch, GLORA_FP32);
+        for (int n = 0; n < N; n++) {
+            /* B's term in double from the fp32 operands. */
+            double sx = 0, sxa = 0, P[R] = {0}, Pa[R] = {0};
+            for (int i = 0; i < IN; i++) {
+                sx += x[n * IN + i];
+                sxa += fabs(x[n * IN + i]);
+                for (int r = 0; r < B.rank; r++) {
+                    P[r] += (double)x[n * IN + i] * ad.Bu[r * IN + i];
+                    Pa[r] += fabs((double)x[n * IN + i] * ad.Bu[r * IN + i]);
+                }
+            }
+            for (int o = 0; o < OUT; o++) {
+                double s = 0, sa = 0, s32 = 0;
+                for (int i = 0; i < IN; i++) {
+                    s += bf(x[n * IN + i]) * bf(w0[o * IN + i]);
+                    sa += fabs(bf(x[n * IN + i]) * bf(w0[o * IN + i]));
+                    s32 += (double)x[n * IN + i] * w0[o * IN + i];
+                }
+                const double a = A.kind == GLORA_VECTOR ? ad.Ad[o * R] : A.kind == GLORA_SCALAR ? ad.Ad[0] : 0;
+                double bt = 0, bta = 0;
+                if (B.kind == GLORA_LORA)
+                    for (int r = 0; r < B.rank; r++) {
+                        bt += P[r] * ad.Bd[o * R + r];
+                        bta += Pa[r] * fabs(ad.Bd[o * R + r]);
+                    }
+                else if (B.kind != GLORA_NONE) {
+                    bt = sx * (B.kind == GLORA_VECTOR ? ad.Bd[o * R] : ad.Bd[0]);
+                    bta = sxa * fabs(B.kind == GLORA_VECTOR ? ad.Bd[o * R] : ad.Bd[0]);
+                }
+                const double ref = s * (1 + a) + bp[o] + bt, mag = sa * (1 + fabs(a)) + fabs(bp[o]) + bta;
+                const int k = n * OUT + o;
+                if (glora_adapter_needs_y0(&cfg)) {
+                    if (fabs(y0[k] - s) > (IN + 2) * u * sa)
+                        fail_msg("configuration %zu: bf16 Y0[%d] %.9g, reference %.9g", ci, k, y0[k], s);
+                    y0_rounded += fabs(y0[k] - s32) > (IN + 2) * u * sa;
+                }
+                if (fabs(y[k] - ref) > 1e-5 * (1 + mag))
+                    fail_msg("configuration %zu: bf16 y[%d] %.9g, reference %.9g", ci, k, y[k], ref);
+            }
+        }
+        /* backward: dX from the bf16 product, the tensors' gradients fp32 */
+        memset(gmem, 0, sizeof(float) * total);
+        memset(gmem2, 0, sizeof(float) * total);
+        glora_adapter_backward_rows(&gr, dx, G, x, y0f, N, w0, b0, &ad, &cfg, scratch, GLORA_BF16);
+        glora_adapter_backward_rows(&gr2, dxf, G, x, y0f, N, w0, b0, &ad, &cfg, scratch, GLORA_FP32);
+        assert_memory_equal(gmem, gmem2, sizeof(float) * total);
+        for (int n = 0; n < N; n++) {
+            double Q[R] = {0}, Qa[R] = {0}, gb = 0, gba = 0;
+            for (int o = 0; o < OUT; o++) {
+                for (int r = 0; r < B.rank; r++) {
+                    Q[r] += (double)G[n * OUT + o] * ad.Bd[o * R + r];
+                    Qa[r] += fabs((double)G[n * OUT + o] * ad.Bd[o * R + r]);
+                }
+                const double beta = B.kind == GLORA_VECTOR ? ad.Bd[o * R] : B.kind == GLORA_SCALAR ? ad.Bd[0] : 0;
+                gb += G[n * OUT + o] * beta;
+                gba += fabs(G[n * OUT + o] * beta);
+            }
+            for (int i = 0; i < IN; i++) {
+                double s = 0, sa = 0, s32 = 0;
+                for (int o = 0; o < OUT; o++) {
+                    /* G (.) (1 + a) is formed in fp32 for a vector A. */
+                    const float g = A.kind == GLORA_VECTOR ? G[n * OUT + o] * (1.0f + ad.Ad[o * R]) : G[n * OUT + o];
+                    s += bf(g) * bf(w0[o * IN + i]);
+                    sa += fabs(bf(g) * bf(w0[o * IN + i]));
+                    s32 += (double)g * w0[o * IN + i];
+                }
+                const double alpha = A.kind == GLORA_SCALAR ? (double)(1.0f + ad.Ad[0]) : 1.0;
+                double bt = 0, bta = 0;
+                if (B.kind == GLORA_LORA)
+                    for (int r = 0; r < B.rank; r++) {
+                        bt += Q[r] * ad.Bu[r * IN + i];
+                        bta += Qa[r] * fabs(ad.Bu[r * IN + i]);
+                    }
+                else if (B.kind != GLORA_NONE) {
+                    bt = gb;
+                    bta = gba;
+                }
+                const double ref = alpha * s + bt, mag = fabs(alpha) * sa + bta;
+                if (fabs(dx[n * IN + i] - ref) > 1e-5 * (1 + mag))
+                    fail_msg("configuration %zu: bf16 dx[%d] %.9g, reference %.9g", ci, n * IN + i,
+                             dx[n * IN + i], ref);
+                dx_rounded += fabs(alpha * s32 + bt - dx[n * IN + i]) > 1e-5 * (1 + mag);
+            }
+        }
+    }
+    printf("bf16 row form: %d configurations; %d Y0 and %d dX elements show the rounding\n", checked,
+           y0_rounded, dx_rounded);
+    assert_true(checked == 324 && y0_rounded > 0 && dx_rounded > 0);
+    free(scratch);
+    free(mem);
+    free(gmem);
+    free(gmem2);
 }
 
 static void test_whole_model_merged_vs_unmerged(void **state) {
@@ -759,6 +903,7 @@ int main(void) {
         cmocka_unit_test(test_adapter_rows_fd),
         cmocka_unit_test(test_reference_logits),
         cmocka_unit_test(test_bf16_logits),
+        cmocka_unit_test(test_adapter_rows_bf16),
         cmocka_unit_test(test_whole_model_merged_vs_unmerged),
         cmocka_unit_test(test_spec_roundtrip_and_errors),
         cmocka_unit_test(test_load_errors),

@@ -653,6 +653,121 @@ static void test_loop_learns_and_resumes(void **state) {
     glora_vit_free(m); glora_vit_free(ref); glora_vit_free(run); glora_vit_free(run1);
 }
 
+/* One training step (forward, loss, backward) in bf16 against fp32, under
+ * supernet configurations. A bf16 operand is its fp32 value within a
+ * relative 2^-9 (8 significant bits, round to nearest), so a product of two
+ * is within about 2^-8 of the exact one, relative to the sum of |terms|;
+ * the products accumulate in fp32 (error ~2^-24, negligible). The tiny
+ * model's forward runs 9 such products one after another (the patch
+ * embedding and 4 linears per block, 2 blocks) and its backward about as
+ * many input-gradient products, and to first order their relative errors
+ * add: the loss within 9 * 2^-8 and the gradients (as one vector, L2)
+ * within 18 * 2^-8 of fp32's. Rounding errors of random sign mostly cancel,
+ * so the bounds are loose; the differences must not be zero either (the
+ * bf16 path really ran). And a bf16 run is the same bits on any number of
+ * threads. */
+static void step_grads(glora_vit_t *m, const unsigned char *mask, const glora_layer_cfg_t *cfg,
+                       const float *x, const int *y, int B, glora_precision_t prec, double *loss,
+                       float *grad_out) {
+    glora_grads_t *g;
+    glora_vit_linears_t *lin;
+    glora_vit_tape_t *t;
+    glora_vit_bwd_t *ws;
+    assert_int_equal(glora_grads_create(&g, m, mask), 0);
+    assert_int_equal(glora_vit_linears_create(&lin, m), 0);
+    lin->precision = prec;
+    assert_int_equal(glora_vit_tape_create(&t, m, (size_t)B), 0);
+    assert_int_equal(glora_vit_bwd_create(&ws, m, (size_t)B), 0);
+    glora_vit_train_linears_set(lin, m, cfg);
+    glora_vit_train_forward(m, lin, cfg, t, x, (size_t)B);
+    const int V = m->arch.num_classes;
+    float *losses = malloc((size_t)B * sizeof(float)), *probs = malloc((size_t)B * V * sizeof(float));
+    float *dlogits = calloc((size_t)B * V, sizeof(float));
+    glora_xent_forward(losses, probs, glora_vit_tape_logits(t), y, (size_t)B, V, 0.0f);
+    glora_grads_zero(g);
+    glora_xent_backward(dlogits, probs, y, (size_t)B, V, 0.0f, 1.0f / (float)B);
+    glora_vit_backward(m, lin, cfg, t, dlogits, (size_t)B, g, ws);
+    *loss = 0;
+    for (int b = 0; b < B; b++) *loss += losses[b] / B;
+    memcpy(grad_out, g->mem, g->n_floats * sizeof(float));
+    free(losses); free(probs); free(dlogits);
+    glora_grads_free(g);
+    glora_vit_linears_free(lin);
+    glora_vit_tape_free(t);
+    glora_vit_bwd_free(ws);
+}
+
+static void test_bf16_step_close(void **state) {
+    fixture_t *f = *state;
+    glora_vit_t *m = f->m;
+    unsigned char *mask = calloc((size_t)m->n_params, 1);
+    assert_int_equal(glora_train_select(m, "adapter,head", mask), 0);
+    glora_grads_t *probe;
+    assert_int_equal(glora_grads_create(&probe, m, mask), 0);
+    const size_t n = probe->n_floats;
+    glora_grads_free(probe);
+    float *g32 = malloc(n * sizeof(float)), *g16 = malloc(n * sizeof(float));
+    glora_layer_cfg_t cfg[8];
+    double worst_loss = 0, worst_grad = 0;
+    for (int trial = 0; trial < 6; trial++) {
+        random_cfg(&f->rng, cfg, 8, m->rank);
+        double l32, l16, d2 = 0, n2 = 0;
+        step_grads(m, mask, cfg, f->x, f->y, f->B, GLORA_FP32, &l32, g32);
+        step_grads(m, mask, cfg, f->x, f->y, f->B, GLORA_BF16, &l16, g16);
+        for (size_t k = 0; k < n; k++) {
+            d2 += ((double)g16[k] - g32[k]) * ((double)g16[k] - g32[k]);
+            n2 += (double)g32[k] * g32[k];
+        }
+        const double el = fabs(l16 - l32) / fabs(l32), eg = sqrt(d2 / n2);
+        printf("bf16 step %d: loss %.6f vs fp32 %.6f (rel %.2g), gradients rel L2 %.2g\n", trial, l16,
+               l32, el, eg);
+        assert_true(el <= 9 * 0x1p-8 && eg <= 18 * 0x1p-8);
+        assert_true(eg > 0);
+        if (el > worst_loss) worst_loss = el;
+        if (eg > worst_grad) worst_grad = eg;
+    }
+    printf("bf16 step: worst loss rel %.2g (bound %.2g), gradients %.2g (bound %.2g)\n", worst_loss,
+           9 * 0x1p-8, worst_grad, 18 * 0x1p-8);
+    free(g32); free(g16); free(mask);
+}
+
+static void test_bf16_run_threads(void **state) {
+    (void)state;
+    enum { N = 32 };
+    float *x = malloc((size_t)N * 64 * sizeof(float));
+    int y[N];
+    glora_rng_t rng;
+    glora_rng_seed(&rng, 9);
+    toy_data(&rng, x, y, N, 8);
+    glora_dataset_t train = {.n = N, .c = 1, .h = 8, .w = 8, .x = x, .y = y, .num_classes = 2};
+    glora_vit_t *a = toy_model(2), *b = toy_model(2), *c = toy_model(2);
+    unsigned char *mask = calloc((size_t)a->n_params, 1);
+    assert_int_equal(glora_train_select(a, "adapter,head", mask), 0);
+    glora_space_t space;
+    glora_space_official(&space, 2);
+    glora_train_opts_t o = toy_opts();
+    o.epochs = 2;
+    o.space = &space;
+    o.shards = 3;
+    o.precision = GLORA_BF16;
+    glora_train_result_t r16, r32;
+    assert_int_equal(glora_train_run(a, mask, &o, &train, &train, &r16), 0);
+    assert_int_equal(a->precision, GLORA_FP32); /* the model's setting is given back */
+    int threads = glora_max_threads();
+    glora_set_threads(1);
+    assert_int_equal(glora_train_run(b, mask, &o, &train, &train, NULL), 0);
+    glora_set_threads(threads);
+    assert_memory_equal(a->mem, b->mem, a->n_floats * sizeof(float));
+    /* fp32 trains other bits, to a similar loss */
+    o.precision = GLORA_FP32;
+    assert_int_equal(glora_train_run(c, mask, &o, &train, &train, &r32), 0);
+    assert_memory_not_equal(a->mem, c->mem, a->n_floats * sizeof(float));
+    printf("toy supernet, 2 epochs: loss bf16 %.4f, fp32 %.4f\n", r16.loss, r32.loss);
+    assert_true(fabs(r16.loss - r32.loss) <= 0.05 * r32.loss);
+    free(mask); free(x);
+    glora_vit_free(a); glora_vit_free(b); glora_vit_free(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_backward_supernet_configs),
@@ -664,6 +779,8 @@ int main(void) {
         cmocka_unit_test(test_schedule),
         cmocka_unit_test(test_clip),
         cmocka_unit_test(test_loop_learns_and_resumes),
+        cmocka_unit_test(test_bf16_step_close),
+        cmocka_unit_test(test_bf16_run_threads),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

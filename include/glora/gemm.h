@@ -40,6 +40,8 @@ typedef enum { GLORA_FP32 = 0, GLORA_BF16 = 1 } glora_precision_t;
 
 /* "fp32" or "bf16". */
 const char *glora_precision_name(glora_precision_t p);
+/* {"fp32", "bf16", NULL}: the values of a precision key. */
+extern const char *const glora_precision_names[];
 /* GLORA_OK, or GLORA_EINVAL (with a message naming what) for a name other
  * than fp32 or bf16. */
 int glora_precision_parse(const char *name, const char *what, glora_precision_t *out);

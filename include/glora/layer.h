@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "glora/gemm.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -159,10 +161,13 @@ size_t glora_adapter_rows_scratch(size_t N, int out, int R);
 
 /* Row-form forward: y (N, out) = the layer of x (N, in) with bias bp = b'
  * (glora_adapter_bias). When glora_adapter_needs_y0, y0 (N, out) receives
- * X W0^T (else y0 is not touched and may be NULL). */
+ * X W0^T (else y0 is not touched and may be NULL). prec is the arithmetic
+ * of the product with the frozen W0 (glora/gemm.h); B's thin products and
+ * everything else stay fp32. */
 void glora_adapter_forward_rows(float *y, float *y0, const float *x, size_t N, const float *w0,
                                 const float *bp, const glora_adapter_t *ad,
-                                const glora_layer_cfg_t *cfg, float *scratch);
+                                const glora_layer_cfg_t *cfg, float *scratch,
+                                glora_precision_t prec);
 /* Rebuilds y (N, out) from y0 and x the same way (the same bits) as
  * glora_adapter_forward_rows did, for a configuration that needs_y0. */
 void glora_adapter_finish_rows(float *y, const float *y0, const float *x, size_t N,
@@ -172,11 +177,13 @@ void glora_adapter_finish_rows(float *y, const float *y0, const float *x, size_t
  * configuration needs it, y0 (N, out), accumulates (+=) the gradients of
  * the stored tensors the configuration uses into the non-NULL members of
  * grad (grad may be NULL: nothing trains) and, when dx is not NULL,
- * OVERWRITES dx (N, in) with dL/dX. */
+ * OVERWRITES dx (N, in) with dL/dX. prec is the arithmetic of dX's product
+ * with the frozen W0; the gradients of the stored tensors are fp32. */
 void glora_adapter_backward_rows(glora_adapter_t *grad, float *dx, const float *dy,
                                  const float *x, const float *y0, size_t N, const float *w0,
                                  const float *b0, const glora_adapter_t *ad,
-                                 const glora_layer_cfg_t *cfg, float *scratch);
+                                 const glora_layer_cfg_t *cfg, float *scratch,
+                                 glora_precision_t prec);
 
 /* The official search space at rank R: A, B in {lora_R, vector, scalar, none},
  * C in {lora_R, vector, none}, D, E in {scalar, vector, none}. */

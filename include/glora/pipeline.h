@@ -84,6 +84,7 @@ typedef struct {
     {"train.batch", GLORA_CFG_INT, BATCH, "images per step (the last partial batch is dropped)", 1, 65536, NULL}, \
     {"train.lr", GLORA_CFG_NUMBER, LR, "peak learning rate", 0, 10, NULL},                         \
     {"train.shards", GLORA_CFG_INT, "2", "slices of each batch, up to --threads of them in flight (and in memory) at once, gradients summed in order (results depend on it, not on --threads)", 1, 64, NULL}, \
+    {"train.precision", GLORA_CFG_ENUM, "fp32", "arithmetic of the forward and input-gradient products through the linears' weights: fp32, or bf16 (AVX512_BF16, fp32 accumulation; gradients of what trains and AdamW stay fp32)", 0, 0, glora_precision_names}, \
     {"train.warmup_epochs", GLORA_CFG_INT, "-1", "linear warm-up epochs (-1: round(epochs*10/500))", -1, 1e6, NULL}, \
     {"train.warmup_lr", GLORA_CFG_NUMBER, "1e-6", "learning rate at the start of the warm-up", 0, 10, NULL}, \
     {"train.min_lr", GLORA_CFG_NUMBER, "1e-5", "floor of the cosine schedule", 0, 10, NULL},       \

@@ -105,6 +105,9 @@ void glora_vit_train_forward(const glora_vit_t *m, const glora_vit_linears_t *li
 typedef struct glora_vit_bwd glora_vit_bwd_t;
 int glora_vit_bwd_create(glora_vit_bwd_t **out, const glora_vit_t *m, size_t max_batch);
 void glora_vit_bwd_free(glora_vit_bwd_t *ws); /* NULL-safe */
+/* Bytes of one tape and one backward workspace for max_batch images: the
+ * activation memory of one shard in flight. */
+size_t glora_vit_shard_bytes(const glora_vit_t *m, size_t max_batch);
 
 /* Backward pass of the whole model for the B images whose training forward
  * (under cfg, with lin) is on the tape t. dlogits (B, classes) is
@@ -197,6 +200,11 @@ typedef struct {
 } glora_train_progress_t;
 typedef void (*glora_train_cb)(const glora_train_progress_t *p, void *ctx);
 
+/* Activation memory (tapes and backward workspaces) of the shards in
+ * flight at once, at most: shards beyond it wait their turn (never below
+ * one in flight). Results do not depend on it. */
+#define GLORA_TRAIN_LIVE_BYTES ((size_t)2 << 30)
+
 typedef struct {
     int epochs;
     size_t batch;
@@ -205,9 +213,20 @@ typedef struct {
      * gradients are summed in slice order; 0 means 2. Results depend on it
      * (float sums in another order), never on the number of threads. Only
      * min(shards, threads) slices are in flight at once (the others wait
-     * their turn), so activation memory is that of min(shards, threads) *
-     * ceil(batch / shards) images: more shards, less memory. */
+     * their turn), and fewer when their tapes would exceed
+     * GLORA_TRAIN_LIVE_BYTES together (at least one: a slice alone then
+     * runs on all threads, inside its kernels), so activation memory is that
+     * of at most min(shards, threads) * ceil(batch / shards) images: more
+     * shards, less memory. */
     int shards;
+    /* Arithmetic of the products through the linears' weights: the forward
+     * of the adapted linears and the patch embedding, and the input
+     * gradients dX = G W of the adapted linears (glora/gemm.h). GLORA_BF16
+     * rounds those operands to bfloat16 (fp32 accumulation); the weight and
+     * adapter gradients, the head, LayerNorm, attention, GELU, the loss and
+     * AdamW stay fp32. The validation passes run at this precision too.
+     * GLORA_FP32 (0) is the exact path. */
+    glora_precision_t precision;
     glora_sched_t sched;          /* its epochs field is taken from epochs */
     glora_adamw_cfg_t adamw;
     double clip_norm;             /* <= 0: none */

@@ -107,6 +107,8 @@ int glora_bgemm_emulated(void) {
     return id == KERNEL_REF || kernels[id].emulated;
 }
 
+const char *const glora_precision_names[] = {"fp32", "bf16", NULL};
+
 const char *glora_precision_name(glora_precision_t p) { return p == GLORA_BF16 ? "bf16" : "fp32"; }
 
 int glora_precision_parse(const char *name, const char *what, glora_precision_t *out) {

@@ -401,121 +401,154 @@ void glora_adapter_finish_rows(float *y, const float *y0, const float *x, size_t
 
 void glora_adapter_forward_rows(float *y, float *y0, const float *x, size_t N, const float *w0,
                                 const float *bp, const glora_adapter_t *ad,
-                                const glora_layer_cfg_t *cfg, float *scratch) {
+                                const glora_layer_cfg_t *cfg, float *scratch,
+                                glora_precision_t prec) {
     const size_t out = (size_t)ad->out, in = (size_t)ad->in;
     GLORA_ASSERT(glora_adapter_rowform(cfg));
     if (glora_adapter_needs_y0(cfg)) {
         /* Y0 = X W0^T kept for backward, Y built from it */
-        glora_sgemm(GLORA_NOTRANS, GLORA_TRANS, N, out, in, 1.0f, x, in, w0, in, 0.0f, y0, out);
+        glora_gemm_bias(prec, GLORA_NOTRANS, GLORA_TRANS, N, out, in, 1.0f, x, in, w0, in, 0.0f, NULL,
+                        y0, out);
         glora_adapter_finish_rows(y, y0, x, N, bp, ad, cfg, scratch);
     } else {
         /* A none: Y = X W0^T + b' + B's term */
-        glora_sgemm_bias(GLORA_NOTRANS, GLORA_TRANS, N, out, in, 1.0f, x, in, w0, in, 0.0f, bp, y,
-                         out);
+        glora_gemm_bias(prec, GLORA_NOTRANS, GLORA_TRANS, N, out, in, 1.0f, x, in, w0, in, 0.0f, bp, y,
+                        out);
         b_term_forward(y, x, N, ad, cfg->t[GLORA_B], scratch);
+    }
+}
+
+/* The row form's scratch, laid out by glora_adapter_rows_scratch. */
+typedef struct {
+    float *Gs, *P, *Q, *s, *g1, *t, *g;
+    int have_q, have_g1; /* Q = G Bd_r, g1 = G 1 hold for this call */
+} rows_ws_t;
+
+/* A vector / scalar: dAd[o] += sum_n G[n, o] Y0[n, o] (summed over o for scalar). */
+static void rows_grad_a(glora_adapter_t *grad, const float *dy, const float *y0, size_t N,
+                        size_t out, size_t R, glora_choice_t A, rows_ws_t *w) {
+    GLORA_ASSERT(y0);
+    memset(w->g, 0, out * sizeof *w->g);
+    col_dots(w->g, dy, y0, NULL, N, out);
+    if (A.kind == GLORA_VECTOR) {
+        for (size_t o = 0; o < out; o++) grad->Ad[o * R] += w->g[o];
+    } else {
+        double tot = 0.0;
+        for (size_t o = 0; o < out; o++) tot += w->g[o];
+        grad->Ad[0] += (float)tot;
+    }
+}
+
+/* B: thin products (lora) or row sums of X (vector, scalar); with a LoRA
+ * B, Q = G Bd_r is formed too when dX needs it (need_q). grad may be NULL. */
+static void rows_grad_b(glora_adapter_t *grad, const float *dy, const float *x, size_t N,
+                        const glora_adapter_t *ad, glora_choice_t B, int need_q, rows_ws_t *w) {
+    const size_t out = (size_t)ad->out, in = (size_t)ad->in, R = (size_t)ad->rank;
+    if (B.kind == GLORA_LORA) {
+        if (grad) {
+            /* P (N, r) = X Bu_r^T; dBd_r += G^T P */
+            glora_sgemm(GLORA_NOTRANS, GLORA_TRANS, N, B.rank, in, 1.0f, x, in, ad->Bu, in, 0.0f,
+                        w->P, B.rank);
+            glora_sgemm(GLORA_TRANS, GLORA_NOTRANS, out, B.rank, N, 1.0f, dy, out, w->P, B.rank,
+                        1.0f, grad->Bd, R);
+        }
+        if (grad || need_q) {
+            /* Q (N, r) = G Bd_r; dBu_r += Q^T X */
+            glora_sgemm(GLORA_NOTRANS, GLORA_NOTRANS, N, B.rank, out, 1.0f, dy, out, ad->Bd, R, 0.0f,
+                        w->Q, B.rank);
+            w->have_q = 1;
+            if (grad)
+                glora_sgemm(GLORA_TRANS, GLORA_NOTRANS, B.rank, in, N, 1.0f, w->Q, B.rank, x, in,
+                            1.0f, grad->Bu, in);
+        }
+    } else if ((B.kind == GLORA_VECTOR || B.kind == GLORA_SCALAR) && grad) {
+        row_sums(w->s, x, NULL, N, in);
+        if (B.kind == GLORA_VECTOR) {
+            /* dBd[o, 0] += sum_n G[n, o] s_n */
+            memset(w->g, 0, out * sizeof *w->g);
+            col_dots(w->g, dy, NULL, w->s, N, out);
+            for (size_t o = 0; o < out; o++) grad->Bd[o * R] += w->g[o];
+        } else {
+            /* dBd[0, 0] += sum_n s_n (G 1)_n */
+            row_sums(w->g1, dy, NULL, N, out);
+            w->have_g1 = 1;
+            double tot = 0.0;
+            for (size_t n = 0; n < N; n++) tot += (double)w->s[n] * w->g1[n];
+            grad->Bd[0] += (float)tot;
+        }
+    }
+}
+
+/* dX = (G (.) (1 + a)^T) W0 + G Bm; the product with the frozen W0 in
+ * precision prec, B's thin terms in fp32. */
+static void rows_dx(float *dx, const float *dy, size_t N, const float *w0,
+                    const glora_adapter_t *ad, const glora_layer_cfg_t *cfg,
+                    glora_precision_t prec, rows_ws_t *w) {
+    const size_t out = (size_t)ad->out, in = (size_t)ad->in, R = (size_t)ad->rank;
+    glora_choice_t A = cfg->t[GLORA_A], B = cfg->t[GLORA_B];
+    if (A.kind == GLORA_VECTOR) {
+#pragma omp parallel for schedule(static) if (N * out >= (1u << 18))
+        for (size_t n = 0; n < N; n++) {
+            const float *gn = dy + n * out;
+            float *gs = w->Gs + n * out;
+            for (size_t o = 0; o < out; o++) gs[o] = gn[o] * (1.0f + ad->Ad[o * R]);
+        }
+        glora_gemm_bias(prec, GLORA_NOTRANS, GLORA_NOTRANS, N, in, out, 1.0f, w->Gs, out, w0, in,
+                        0.0f, NULL, dx, in);
+    } else {
+        const float alpha = A.kind == GLORA_SCALAR ? 1.0f + ad->Ad[0] : 1.0f;
+        glora_gemm_bias(prec, GLORA_NOTRANS, GLORA_NOTRANS, N, in, out, alpha, dy, out, w0, in,
+                        0.0f, NULL, dx, in);
+    }
+    if (B.kind == GLORA_LORA) {
+        GLORA_ASSERT(w->have_q);
+        glora_sgemm(GLORA_NOTRANS, GLORA_NOTRANS, N, in, B.rank, 1.0f, w->Q, B.rank, ad->Bu, in, 1.0f,
+                    dx, in);
+    } else if (B.kind == GLORA_VECTOR || B.kind == GLORA_SCALAR) {
+        if (B.kind == GLORA_VECTOR) {
+            /* t_n = sum_o G[n, o] beta_o, beta_o = Bd[o, 0] (strided: copied) */
+            for (size_t o = 0; o < out; o++) w->g[o] = ad->Bd[o * R];
+            row_sums(w->t, dy, w->g, N, out);
+        } else {
+            if (!w->have_g1) row_sums(w->g1, dy, NULL, N, out);
+            for (size_t n = 0; n < N; n++) w->t[n] = ad->Bd[0] * w->g1[n];
+        }
+#pragma omp parallel for schedule(static) if (N * in >= (1u << 18))
+        for (size_t n = 0; n < N; n++) {
+            float *dxn = dx + n * in;
+            const float tn = w->t[n];
+#pragma omp simd
+            for (size_t i = 0; i < in; i++) dxn[i] += tn;
+        }
     }
 }
 
 void glora_adapter_backward_rows(glora_adapter_t *grad, float *dx, const float *dy,
                                  const float *x, const float *y0, size_t N, const float *w0,
                                  const float *b0, const glora_adapter_t *ad,
-                                 const glora_layer_cfg_t *cfg, float *scratch) {
-    const size_t out = (size_t)ad->out, in = (size_t)ad->in, R = (size_t)ad->rank;
-    glora_choice_t A = cfg->t[GLORA_A], B = cfg->t[GLORA_B];
+                                 const glora_layer_cfg_t *cfg, float *scratch,
+                                 glora_precision_t prec) {
+    const size_t out = (size_t)ad->out, R = (size_t)ad->rank;
     GLORA_ASSERT(glora_adapter_rowform(cfg));
-    float *Gs = scratch, *P = Gs + N * out, *Q = P + N * R, *s = Q + N * R, *g1 = s + N,
-          *t = g1 + N, *g = t + N;
-    const int trains = grad && (grad->Ad || grad->Bd || grad->Cd || grad->D || grad->E);
+    rows_ws_t w = {.Gs = scratch};
+    w.P = w.Gs + N * out;
+    w.Q = w.P + N * R;
+    w.s = w.Q + N * R;
+    w.g1 = w.s + N;
+    w.t = w.g1 + N;
+    w.g = w.t + N;
+    if (grad && !(grad->Ad || grad->Bd || grad->Cd || grad->D || grad->E)) grad = NULL;
 
-    /* A vector / scalar: dAd[o] = sum_n G[n, o] Y0[n, o] (summed over o for scalar) */
-    if (trains && grad->Ad && glora_adapter_needs_y0(cfg)) {
-        GLORA_ASSERT(y0);
-        memset(g, 0, out * sizeof *g);
-        col_dots(g, dy, y0, NULL, N, out);
-        if (A.kind == GLORA_VECTOR) {
-            for (size_t o = 0; o < out; o++) grad->Ad[o * R] += g[o];
-        } else {
-            double tot = 0.0;
-            for (size_t o = 0; o < out; o++) tot += g[o];
-            grad->Ad[0] += (float)tot;
-        }
-    }
-    /* B: thin products (lora) or row sums of X (vector, scalar). */
-    int have_q = 0, have_g1 = 0;
-    if (B.kind == GLORA_LORA) {
-        if (trains && grad->Bd) {
-            /* P (N, r) = X Bu_r^T; dBd_r += G^T P */
-            glora_sgemm(GLORA_NOTRANS, GLORA_TRANS, N, B.rank, in, 1.0f, x, in, ad->Bu, in, 0.0f, P,
-                        B.rank);
-            glora_sgemm(GLORA_TRANS, GLORA_NOTRANS, out, B.rank, N, 1.0f, dy, out, P, B.rank, 1.0f,
-                        grad->Bd, R);
-        }
-        if ((trains && grad->Bd) || dx) {
-            /* Q (N, r) = G Bd_r; dBu_r += Q^T X */
-            glora_sgemm(GLORA_NOTRANS, GLORA_NOTRANS, N, B.rank, out, 1.0f, dy, out, ad->Bd, R, 0.0f,
-                        Q, B.rank);
-            have_q = 1;
-            if (trains && grad->Bd)
-                glora_sgemm(GLORA_TRANS, GLORA_NOTRANS, B.rank, in, N, 1.0f, Q, B.rank, x, in, 1.0f,
-                            grad->Bu, in);
-        }
-    } else if ((B.kind == GLORA_VECTOR || B.kind == GLORA_SCALAR) && trains && grad->Bd) {
-        row_sums(s, x, NULL, N, in);
-        if (B.kind == GLORA_VECTOR) {
-            /* dBd[o, 0] += sum_n G[n, o] s_n */
-            memset(g, 0, out * sizeof *g);
-            col_dots(g, dy, NULL, s, N, out);
-            for (size_t o = 0; o < out; o++) grad->Bd[o * R] += g[o];
-        } else {
-            /* dBd[0, 0] += sum_n s_n (G 1)_n */
-            row_sums(g1, dy, NULL, N, out);
-            have_g1 = 1;
-            double tot = 0.0;
-            for (size_t n = 0; n < N; n++) tot += (double)s[n] * g1[n];
-            grad->Bd[0] += (float)tot;
-        }
-    }
+    if (grad && grad->Ad && glora_adapter_needs_y0(cfg))
+        rows_grad_a(grad, dy, y0, N, out, R, cfg->t[GLORA_A], &w);
+    rows_grad_b(grad && grad->Bd ? grad : NULL, dy, x, N, ad, cfg->t[GLORA_B], dx != NULL, &w);
     /* C, D, E from g = dL/db' = column sums of G. */
-    if (trains && (grad->Cd || grad->D || grad->E)) {
-        memset(g, 0, out * sizeof *g);
-        col_dots(g, dy, NULL, NULL, N, out);
-        bias_backward(grad, g, w0, b0, ad, cfg);
+    if (grad && (grad->Cd || grad->D || grad->E)) {
+        memset(w.g, 0, out * sizeof *w.g);
+        col_dots(w.g, dy, NULL, NULL, N, out);
+        bias_backward(grad, w.g, w0, b0, ad, cfg);
     }
-    if (!dx) return;
-    /* dX = (G (.) (1 + a)^T) W0 + G Bm */
-    if (A.kind == GLORA_VECTOR) {
-#pragma omp parallel for schedule(static) if (N * out >= (1u << 18))
-        for (size_t n = 0; n < N; n++) {
-            const float *gn = dy + n * out;
-            float *gs = Gs + n * out;
-            for (size_t o = 0; o < out; o++) gs[o] = gn[o] * (1.0f + ad->Ad[o * R]);
-        }
-        glora_sgemm(GLORA_NOTRANS, GLORA_NOTRANS, N, in, out, 1.0f, Gs, out, w0, in, 0.0f, dx, in);
-    } else {
-        const float alpha = A.kind == GLORA_SCALAR ? 1.0f + ad->Ad[0] : 1.0f;
-        glora_sgemm(GLORA_NOTRANS, GLORA_NOTRANS, N, in, out, alpha, dy, out, w0, in, 0.0f, dx, in);
-    }
-    if (B.kind == GLORA_LORA) {
-        GLORA_ASSERT(have_q);
-        glora_sgemm(GLORA_NOTRANS, GLORA_NOTRANS, N, in, B.rank, 1.0f, Q, B.rank, ad->Bu, in, 1.0f, dx,
-                    in);
-    } else if (B.kind == GLORA_VECTOR || B.kind == GLORA_SCALAR) {
-        if (B.kind == GLORA_VECTOR) {
-            /* t_n = sum_o G[n, o] beta_o, beta_o = Bd[o, 0] (strided: copied) */
-            for (size_t o = 0; o < out; o++) g[o] = ad->Bd[o * R];
-            row_sums(t, dy, g, N, out);
-        } else {
-            if (!have_g1) row_sums(g1, dy, NULL, N, out);
-            for (size_t n = 0; n < N; n++) t[n] = ad->Bd[0] * g1[n];
-        }
-#pragma omp parallel for schedule(static) if (N * in >= (1u << 18))
-        for (size_t n = 0; n < N; n++) {
-            float *dxn = dx + n * in;
-            const float tn = t[n];
-#pragma omp simd
-            for (size_t i = 0; i < in; i++) dxn[i] += tn;
-        }
-    }
+    if (dx) rows_dx(dx, dy, N, w0, ad, cfg, prec, &w);
 }
 
 void glora_space_official(glora_space_t *s, int rank) {

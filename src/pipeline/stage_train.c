@@ -239,6 +239,9 @@ int pipeline_stage_train(glora_recipe_kind_t kind, const glora_config_t *cfg, in
     glora_train_result_t out = {0};
     glora_train_info_t info = {.kind = kind, .output = output};
     glora_train_opts_from_config(cfg, kind, &o);
+    if (o.precision == GLORA_BF16 && glora_bgemm_emulated() && h && h->note)
+        h->note(h->ctx, "glora: note: this CPU lacks AVX512_BF16; train.precision bf16 runs an exact "
+                        "software emulation (the same results, much slower)");
     int rc = prepare(kind, cfg, &j, &recipe);
     if (!rc) rc = open_files(cfg, resume, &j, &o, &info);
     if ((rc = glora_comm_check(rc))) { /* every rank learns if rank 0 could open its files */

@@ -81,6 +81,8 @@ void glora_train_opts_from_config(const glora_config_t *cfg, glora_recipe_kind_t
     o->epochs = (int)glora_config_int(cfg, "train.epochs");
     o->batch = (size_t)glora_config_int(cfg, "train.batch");
     o->shards = (int)glora_config_int(cfg, "train.shards");
+    const char *prec = glora_config_string(cfg, "train.precision");
+    o->precision = prec && strcmp(prec, "bf16") == 0 ? GLORA_BF16 : GLORA_FP32;
     double lr = glora_config_is_set(cfg, "train.lr") || kind != GLORA_RECIPE_FINETUNE
                     ? glora_config_number(cfg, "train.lr")
                     : strcmp(glora_config_string(cfg, "finetune.mode"), "linear") == 0 ? 1e-3 : 1e-4;

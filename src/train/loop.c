@@ -19,6 +19,8 @@
 #define MAX_SHARDS 64
 
 typedef struct {
+    size_t B, img, per;              /* batch, floats per image, images per shard */
+    int V, L;                        /* classes, adapted layers */
     int shards;
     int sh_lo, sh_hi;                /* this rank's shards (util/comm.h span) */
     glora_grads_t *g;                /* shard 0's gradients: the sum after a step */
@@ -132,190 +134,222 @@ static int validate(const glora_vit_t *m, const glora_train_opts_t *o, run_t *r,
     return GLORA_OK;
 }
 
-int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
-                    const glora_train_opts_t *o, const glora_dataset_t *train,
-                    const glora_dataset_t *val, glora_train_result_t *res) {
-    int rc = check_opts(m, o, train);
-    if (rc) return rc;
+/* The shards, this rank's span of them, how many are in flight at once,
+ * and every buffer of the run. */
+static int run_alloc(run_t *r, const glora_vit_t *m, const unsigned char *trainable,
+                     const glora_train_opts_t *o, const glora_dataset_t *train, int has_val,
+                     const glora_dataset_t *val) {
     const glora_vit_arch_t *a = &m->arch;
-    const size_t B = o->batch, img = (size_t)a->in_chans * a->img_size * a->img_size;
-    const int V = a->num_classes, L = glora_vit_layers(m);
-    const size_t steps = train->n / B;
-    const int has_val = val && val->n > 0;
-    run_t r = {0};
-    glora_train_result_t out = {0};
-
+    const size_t B = o->batch;
+    int rc;
+    r->B = B;
+    r->img = (size_t)a->in_chans * a->img_size * a->img_size;
+    r->V = a->num_classes;
+    r->L = glora_vit_layers(m);
     /* The batch is cut into a fixed number of shards (never a function of
      * the threads): each runs forward and backward on its own slice with
      * its own activations and gradients, and their gradients are summed in
      * shard order. Threads take whole shards, so a step has one parallel
      * region instead of one per kernel. */
-    r.shards = o->shards > 0 ? o->shards : 2;
-    if ((size_t)r.shards > B) r.shards = (int)B;
-    const size_t per = (B + (size_t)r.shards - 1) / (size_t)r.shards;
+    r->shards = o->shards > 0 ? o->shards : 2;
+    if ((size_t)r->shards > B) r->shards = (int)B;
+    r->per = (B + (size_t)r->shards - 1) / (size_t)r->shards;
     /* Under MPI, rank k computes its span of the shards; the gradients are
      * then folded in shard order across ranks (glora_comm_fold), so the sum
      * is the same as in one process. gs[0] is every rank's accumulator.
      * Only as many of its shards as threads are in flight at once, each on
-     * its own tape and workspace: activation memory is that of live * per
-     * images, however many shards a batch is cut into (the results depend
-     * on the shards, never on the threads or ranks). */
-    {
-        size_t lo, hi;
-        glora_comm_span((size_t)r.shards, glora_comm_rank(), glora_comm_size(), &lo, &hi);
-        r.sh_lo = (int)lo;
-        r.sh_hi = (int)hi;
-    }
-    {
-        const int mine = r.sh_hi - r.sh_lo;
-        r.live = glora_max_threads() < mine ? glora_max_threads() : mine;
-        if (r.live < 1) r.live = 1;
-    }
-    if ((rc = glora_grads_create(&r.gs[0], m, trainable))) goto done;
-    for (int s = r.sh_lo > 0 ? r.sh_lo : 1; s < r.sh_hi; s++)
-        if ((rc = glora_grads_create(&r.gs[s], m, trainable))) goto done;
-    for (int s = 0; s < r.live; s++)
-        if ((rc = glora_vit_tape_create(&r.tape[s], m, per)) ||
-            (rc = glora_vit_bwd_create(&r.bwd[s], m, per)))
-            goto done;
-    r.g = r.gs[0];
-    if ((rc = glora_adamw_create(&r.opt, r.g)) || (rc = glora_vit_linears_create(&r.lin, m)))
-        goto done;
-    if (has_val && ((rc = glora_vit_linears_create(&r.eval_lin, m)) ||
-                    (rc = glora_vit_acts_create(&r.eval_acts, m, B < val->n ? B : val->n, 0))))
-        goto done;
-    r.xb = malloc(B * img * sizeof(float));
-    r.losses = malloc(B * sizeof(float));
-    r.losses_all = malloc(B * sizeof(float));
-    r.ok = malloc(B);
-    r.ok_all = malloc(B);
-    r.probs = malloc(B * (size_t)V * sizeof(float));
-    r.dlogits = malloc(B * (size_t)V * sizeof(float));
-    r.logits = malloc(B * (size_t)V * sizeof(float));
-    r.yb = malloc(B * sizeof(int));
-    r.perm = malloc(train->n * sizeof(uint32_t));
-    r.cfg = calloc((size_t)L, sizeof *r.cfg);
-    r.val_cfg = calloc((size_t)L * VAL_SUBNETS, sizeof *r.val_cfg);
-    if (!r.xb || !r.losses || !r.losses_all || !r.ok || !r.ok_all || !r.probs || !r.dlogits || !r.logits ||
-        !r.yb || !r.perm || !r.cfg || !r.val_cfg) {
-        rc = glora_error(GLORA_ENOMEM, "training 'run': out of memory for batch %zu", B);
-        goto done;
-    }
+     * its own tape and workspace, and no more than GLORA_TRAIN_LIVE_BYTES of
+     * them: activation memory is that of live * per images, however many
+     * shards a batch is cut into (the results depend on the shards, never
+     * on the threads, the ranks or live). */
+    size_t lo, hi;
+    glora_comm_span((size_t)r->shards, glora_comm_rank(), glora_comm_size(), &lo, &hi);
+    r->sh_lo = (int)lo;
+    r->sh_hi = (int)hi;
+    const int mine = r->sh_hi - r->sh_lo;
+    const size_t fit = GLORA_TRAIN_LIVE_BYTES / glora_vit_shard_bytes(m, r->per);
+    r->live = glora_max_threads() < mine ? glora_max_threads() : mine;
+    if ((size_t)r->live > fit) r->live = (int)fit;
+    if (r->live < 1) r->live = 1;
+    if ((rc = glora_grads_create(&r->gs[0], m, trainable))) return rc;
+    for (int s = r->sh_lo > 0 ? r->sh_lo : 1; s < r->sh_hi; s++)
+        if ((rc = glora_grads_create(&r->gs[s], m, trainable))) return rc;
+    for (int s = 0; s < r->live; s++)
+        if ((rc = glora_vit_tape_create(&r->tape[s], m, r->per)) ||
+            (rc = glora_vit_bwd_create(&r->bwd[s], m, r->per)))
+            return rc;
+    r->g = r->gs[0];
+    if ((rc = glora_adamw_create(&r->opt, r->g)) || (rc = glora_vit_linears_create(&r->lin, m)))
+        return rc;
+    if (has_val && ((rc = glora_vit_linears_create(&r->eval_lin, m)) ||
+                    (rc = glora_vit_acts_create(&r->eval_acts, m, B < val->n ? B : val->n, 0))))
+        return rc;
+    const size_t V = (size_t)r->V, L = (size_t)r->L;
+    r->xb = malloc(B * r->img * sizeof(float));
+    r->losses = malloc(B * sizeof(float));
+    r->losses_all = malloc(B * sizeof(float));
+    r->ok = malloc(B);
+    r->ok_all = malloc(B);
+    r->probs = malloc(B * V * sizeof(float));
+    r->dlogits = malloc(B * V * sizeof(float));
+    r->logits = malloc(B * V * sizeof(float));
+    r->yb = malloc(B * sizeof(int));
+    r->perm = malloc(train->n * sizeof(uint32_t));
+    r->cfg = calloc(L, sizeof *r->cfg);
+    r->val_cfg = calloc(L * VAL_SUBNETS, sizeof *r->val_cfg);
+    if (!r->xb || !r->losses || !r->losses_all || !r->ok || !r->ok_all || !r->probs || !r->dlogits ||
+        !r->logits || !r->yb || !r->perm || !r->cfg || !r->val_cfg)
+        return glora_error(GLORA_ENOMEM, "training 'run': out of memory for batch %zu", B);
+    return GLORA_OK;
+}
 
-    glora_rng_t rng;
-    glora_rng_seed(&rng, o->seed);
+/* Forward, loss and backward of shard sh (its gradients into gs[sh]) on
+ * tape slot k. */
+static void shard_pass(const glora_vit_t *m, const glora_train_opts_t *o, run_t *r,
+                       const glora_layer_cfg_t *cfg, int sh, int k) {
+    const size_t B = r->B, V = (size_t)r->V, off = (size_t)sh * r->per,
+                 nb = off >= B ? 0 : (B - off < r->per ? B - off : r->per);
+    glora_grads_zero(r->gs[sh]);
+    if (nb == 0) return;
+    glora_vit_tape_t *tp = r->tape[k];
+    glora_vit_train_forward(m, r->lin, cfg, tp, r->xb + off * r->img, nb);
+    float *lg = r->logits + off * V;
+    memcpy(lg, glora_vit_tape_logits(tp), nb * V * sizeof(float));
+    glora_xent_forward(r->losses + off, r->probs + off * V, lg, r->yb + off, nb, (int)V,
+                       o->label_smoothing);
+    float *dl = r->dlogits + off * V;
+    memset(dl, 0, nb * V * sizeof(float));
+    glora_xent_backward(dl, r->probs + off * V, r->yb + off, nb, (int)V, o->label_smoothing,
+                        1.0f / (float)B);
+    glora_vit_backward(m, r->lin, cfg, tp, dl, nb, r->gs[sh], r->bwd[k]);
+    for (size_t b = 0; b < nb; b++) r->ok[off + b] = argmax(lg + b * V, (int)V) == r->yb[off + b];
+}
+
+/* One optimiser step on the batch perm[idx ...]: this rank's shards in
+ * waves of r->live, the gradients folded in shard order, clipping, AdamW.
+ * Returns the gradient norm before clipping; losses_all and ok_all hold
+ * every example's loss and top-1 hit. */
+static double train_step(glora_vit_t *m, const glora_train_opts_t *o, run_t *r,
+                         const glora_dataset_t *train, const uint32_t *idx, glora_rng_t *rng,
+                         size_t space_size, double lr) {
+    const size_t B = r->B;
+    /* This rank's examples only (its span of the shards). */
+    const size_t b_lo = (size_t)r->sh_lo * r->per < B ? (size_t)r->sh_lo * r->per : B;
+    const size_t b_hi = (size_t)r->sh_hi * r->per < B ? (size_t)r->sh_hi * r->per : B;
+    glora_dataset_batch(train, idx + b_lo, b_hi - b_lo, r->xb + b_lo * r->img);
+    for (size_t b = b_lo; b < b_hi; b++) r->yb[b] = train->y[idx[b]];
+    const glora_layer_cfg_t *cfg = o->fixed_cfg;
     if (o->space) {
-        /* Validation subnets come from their own stream: drawing them does
-         * not move the training stream. */
+        for (int l = 0; l < r->L; l++)
+            glora_space_config(o->space, (size_t)glora_rng_below(rng, space_size), &r->cfg[l]);
+        cfg = r->cfg;
+    }
+    /* Merged weights follow the adapters as they train; with no
+     * configuration the linears point at W0 itself. */
+    glora_vit_train_linears_set(r->lin, m, cfg);
+    const int nt = r->live;
+    for (int wave = r->sh_lo; wave < r->sh_hi; wave += nt) {
+#pragma omp parallel for schedule(static, 1) num_threads(nt) if (nt > 1)
+        for (int k = 0; k < nt; k++)
+            if (wave + k < r->sh_hi) shard_pass(m, o, r, cfg, wave + k, k);
+    }
+    /* Shard order, element by element: the same sums for any team and any
+     * number of ranks. */
+    glora_comm_fold(r->g->mem, r->g->n_floats, (size_t)r->shards, add_shards, r);
+    glora_comm_allgatherv(r->losses + b_lo, (b_hi - b_lo) * sizeof(float), r->losses_all);
+    glora_comm_allgatherv(r->ok + b_lo, b_hi - b_lo, r->ok_all);
+    const double gnorm = glora_grads_clip(r->g, o->clip_norm);
+    glora_adamw_step(r->opt, m, r->g, &o->adamw, lr);
+    return gnorm;
+}
+
+/* The random stream, the validation subnets (from their own stream) and,
+ * with resume, the checkpoint's state; *start: epochs already done. */
+static int run_start(glora_vit_t *m, const glora_train_opts_t *o, run_t *r, glora_rng_t *rng,
+                     int *start) {
+    glora_rng_seed(rng, o->seed);
+    if (o->space) {
+        /* Drawing the validation subnets does not move the training stream. */
         glora_rng_t vr;
-        glora_rng_fork(&rng, 0x76616c /* "val" */, &vr);
+        glora_rng_fork(rng, 0x76616c /* "val" */, &vr);
         size_t size = glora_space_size(o->space);
-        for (int k = 0; k < VAL_SUBNETS * L; k++)
-            glora_space_config(o->space, (size_t)glora_rng_below(&vr, size), &r.val_cfg[k]);
+        for (int k = 0; k < VAL_SUBNETS * r->L; k++)
+            glora_space_config(o->space, (size_t)glora_rng_below(&vr, size), &r->val_cfg[k]);
     }
-    int start = 0;
-    if (o->checkpoint && o->resume && access(o->checkpoint, F_OK) == 0) {
-        rc = glora_comm_check(glora_checkpoint_load(o->checkpoint, m, r.g, r.opt, &start, &rng, o->run_hash));
-        if (rc) goto done;
-        if (start > o->epochs) {
-            rc = glora_error(GLORA_ESTATE, "checkpoint '%s': %d epochs done, more than the %d configured",
-                             o->checkpoint, start, o->epochs);
-            goto done;
+    *start = 0;
+    if (!(o->checkpoint && o->resume && access(o->checkpoint, F_OK) == 0)) return GLORA_OK;
+    int rc = glora_comm_check(glora_checkpoint_load(o->checkpoint, m, r->g, r->opt, start, rng,
+                                                    o->run_hash));
+    if (rc) return rc;
+    if (*start > o->epochs)
+        return glora_error(GLORA_ESTATE, "checkpoint '%s': %d epochs done, more than the %d configured",
+                           o->checkpoint, *start, o->epochs);
+    return GLORA_OK;
+}
+
+/* The steps of one epoch; pr gets the epoch's loss, accuracy and speed. */
+static int run_epoch(glora_vit_t *m, const glora_train_opts_t *o, run_t *r,
+                     const glora_dataset_t *train, glora_rng_t *rng, glora_train_progress_t *pr) {
+    const size_t B = r->B, steps = pr->steps;
+    const size_t space_size = o->space ? glora_space_size(o->space) : 0;
+    const double t0 = glora_now();
+    /* The permutation depends on the stream only, not on the last one. */
+    for (size_t i = 0; i < train->n; i++) r->perm[i] = (uint32_t)i;
+    glora_rng_shuffle(rng, r->perm, train->n);
+    double loss_sum = 0, gnorm = 0;
+    size_t correct = 0;
+    for (size_t s = 0; s < steps; s++) {
+        gnorm = train_step(m, o, r, train, r->perm + s * B, rng, space_size, pr->lr);
+        for (size_t b = 0; b < B; b++) {
+            loss_sum += r->losses_all[b];
+            correct += r->ok_all[b];
         }
+        if (!isfinite(loss_sum)) {
+            int rc = glora_error(GLORA_ESTATE, "training 'loss': not finite at epoch %d step %zu",
+                                 pr->epoch + 1, s + 1);
+            glora_error_hint("lower the learning rate or enable gradient clipping (train.clip_norm)");
+            return rc;
+        }
+        pr->step = s + 1;
+        pr->elapsed = glora_now() - t0;
+        pr->loss = loss_sum / (double)((s + 1) * B);
+        pr->accuracy = (double)correct / (double)((s + 1) * B);
+        pr->images_per_s = pr->elapsed > 0 ? (double)((s + 1) * B) / pr->elapsed : 0;
+        pr->grad_norm = gnorm;
+        if (o->on_step) o->on_step(pr, o->cb_ctx);
     }
+    return GLORA_OK;
+}
+
+int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
+                    const glora_train_opts_t *o, const glora_dataset_t *train,
+                    const glora_dataset_t *val, glora_train_result_t *res) {
+    int rc = check_opts(m, o, train);
+    if (rc) return rc;
+    const size_t steps = train->n / o->batch;
+    const int has_val = val && val->n > 0;
+    /* The run's products (training and validation) at o->precision; the
+     * model's own setting is given back at the end. */
+    const glora_precision_t prec0 = m->precision;
+    m->precision = o->precision;
+    run_t r = {0};
+    glora_train_result_t out = {0};
+    glora_rng_t rng;
+    int start = 0;
+    if ((rc = run_alloc(&r, m, trainable, o, train, has_val, val)) ||
+        (rc = run_start(m, o, &r, &rng, &start)))
+        goto done;
     out.start_epoch = start;
     glora_sched_t sched = o->sched;
     sched.epochs = o->epochs;
-    const size_t space_size = o->space ? glora_space_size(o->space) : 0;
     double t_total = 0;
     size_t img_total = 0;
-
     for (int epoch = start; epoch < o->epochs; epoch++) {
-        const double lr = glora_sched_lr(&sched, epoch);
-        const double t0 = glora_now();
-        /* The permutation depends on the stream only, not on the last one. */
-        for (size_t i = 0; i < train->n; i++) r.perm[i] = (uint32_t)i;
-        glora_rng_shuffle(&rng, r.perm, train->n);
-        double loss_sum = 0, gnorm = 0;
-        size_t correct = 0;
-        glora_train_progress_t pr = {.epoch = epoch, .epochs = o->epochs, .steps = steps, .lr = lr};
-        for (size_t s = 0; s < steps; s++) {
-            const uint32_t *idx = r.perm + s * B;
-            /* This rank's examples only (its span of the shards). */
-            const size_t b_lo = (size_t)r.sh_lo * per < B ? (size_t)r.sh_lo * per : B;
-            const size_t b_hi = (size_t)r.sh_hi * per < B ? (size_t)r.sh_hi * per : B;
-            glora_dataset_batch(train, idx + b_lo, b_hi - b_lo, r.xb + b_lo * img);
-            for (size_t b = b_lo; b < b_hi; b++) r.yb[b] = train->y[idx[b]];
-            const glora_layer_cfg_t *cfg = o->fixed_cfg;
-            if (o->space) {
-                for (int l = 0; l < L; l++)
-                    glora_space_config(o->space, (size_t)glora_rng_below(&rng, space_size), &r.cfg[l]);
-                cfg = r.cfg;
-            }
-            /* Merged weights follow the adapters as they train; with no
-             * configuration the linears point at W0 itself. */
-            glora_vit_train_linears_set(r.lin, m, cfg);
-            const int nt = r.live;
-            for (int wave = r.sh_lo; wave < r.sh_hi; wave += nt) {
-#pragma omp parallel for schedule(static, 1) num_threads(nt) if (nt > 1)
-                for (int k = 0; k < nt; k++) {
-                    const int sh = wave + k;
-                    if (sh >= r.sh_hi) continue;
-                    const size_t off = (size_t)sh * per,
-                                 nb = off >= B ? 0 : (B - off < per ? B - off : per);
-                    glora_grads_zero(r.gs[sh]);
-                    if (nb == 0) continue;
-                    glora_vit_tape_t *tp = r.tape[k];
-                    glora_vit_train_forward(m, r.lin, cfg, tp, r.xb + off * img, nb);
-                    float *lg = r.logits + off * V;
-                    memcpy(lg, glora_vit_tape_logits(tp), nb * (size_t)V * sizeof(float));
-                    glora_xent_forward(r.losses + off, r.probs + off * V, lg, r.yb + off, nb, V,
-                                       o->label_smoothing);
-                    float *dl = r.dlogits + off * V;
-                    memset(dl, 0, nb * (size_t)V * sizeof(float));
-                    glora_xent_backward(dl, r.probs + off * V, r.yb + off, nb, V, o->label_smoothing,
-                                        1.0f / (float)B);
-                    glora_vit_backward(m, r.lin, cfg, tp, dl, nb, r.gs[sh], r.bwd[k]);
-                    for (size_t b = 0; b < nb; b++)
-                        r.ok[off + b] = argmax(lg + b * V, V) == r.yb[off + b];
-                }
-            }
-            /* Shard order, element by element: the same sums for any team
-             * and any number of ranks. */
-            glora_comm_fold(r.g->mem, r.g->n_floats, (size_t)r.shards, add_shards, &r);
-            glora_comm_allgatherv(r.losses + b_lo, (b_hi - b_lo) * sizeof(float), r.losses_all);
-            glora_comm_allgatherv(r.ok + b_lo, b_hi - b_lo, r.ok_all);
-            gnorm = glora_grads_clip(r.g, o->clip_norm);
-            glora_adamw_step(r.opt, m, r.g, &o->adamw, lr);
-            for (size_t b = 0; b < B; b++) {
-                loss_sum += r.losses_all[b];
-                correct += r.ok_all[b];
-            }
-            if (!isfinite(loss_sum)) {
-                rc = glora_error(GLORA_ESTATE, "training 'loss': not finite at epoch %d step %zu",
-                                 epoch + 1, s + 1);
-                glora_error_hint("lower the learning rate or enable gradient clipping (train.clip_norm)");
-                goto done;
-            }
-            if (o->on_step) {
-                pr.step = s + 1;
-                pr.elapsed = glora_now() - t0;
-                pr.loss = loss_sum / (double)((s + 1) * B);
-                pr.accuracy = (double)correct / (double)((s + 1) * B);
-                pr.images_per_s = pr.elapsed > 0 ? (double)((s + 1) * B) / pr.elapsed : 0;
-                pr.grad_norm = gnorm;
-                o->on_step(&pr, o->cb_ctx);
-            }
-        }
-        const double train_time = glora_now() - t0;
-        t_total += train_time;
-        img_total += steps * B;
-        pr.step = steps;
-        pr.elapsed = train_time;
-        pr.loss = loss_sum / (double)(steps * B);
-        pr.accuracy = (double)correct / (double)(steps * B);
-        pr.images_per_s = train_time > 0 ? (double)(steps * B) / train_time : 0;
-        pr.grad_norm = gnorm;
+        glora_train_progress_t pr = {.epoch = epoch, .epochs = o->epochs, .steps = steps,
+                                     .lr = glora_sched_lr(&sched, epoch)};
+        if ((rc = run_epoch(m, o, &r, train, &rng, &pr))) goto done;
+        t_total += pr.elapsed;
+        img_total += steps * r.B;
         /* Validation reads the weights only; its subnets were drawn up front,
          * so skipping some epochs changes nothing else. */
         const int last = epoch + 1 == o->epochs ||
@@ -346,5 +380,6 @@ int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
     if (res) *res = out;
 done:
     run_free(&r);
+    m->precision = prec0;
     return rc;
 }

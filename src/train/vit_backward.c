@@ -83,6 +83,41 @@ static void largest_layer(const glora_vit_t *m, size_t *wsize, size_t *out_max) 
     }
 }
 
+/* Floats of a tape for B images. */
+static size_t tape_floats(const glora_vit_t *m, size_t B) {
+    const glora_vit_arch_t *a = &m->arch;
+    const size_t T = (size_t)a->tokens, C = (size_t)a->dim, H = (size_t)a->mlp_hidden,
+                 NH = (size_t)a->heads, N = B * T, NP = (size_t)a->num_patches,
+                 kk = (size_t)a->in_chans * a->patch * a->patch, depth = (size_t)a->depth;
+    size_t wsize, out_max, bias_total = 0;
+    largest_layer(m, &wsize, &out_max);
+    for (int l = 0; l < glora_vit_layers(m); l++) {
+        int o, i;
+        glora_arch_layer_shape(a, l, &o, &i);
+        bias_total += (size_t)o;
+    }
+    const size_t per_block = N * C + N * 3 * C + N * C + N * H + N * C + 4 * N;
+    const size_t work = 2 * N * C + N * 3 * C + B * NH * T * T + 2 * N * C + 2 * N * H + N * C +
+                        glora_adapter_rows_scratch(N, (int)out_max, m->rank > 0 ? m->rank : 1);
+    return B * NP * kk + N * C + depth * per_block + 3 * B * C + 2 * B +
+           B * (size_t)a->num_classes + bias_total + work;
+}
+
+/* Floats of a backward workspace for B images. */
+static size_t bwd_floats(const glora_vit_t *m, size_t B) {
+    const glora_vit_arch_t *a = &m->arch;
+    const size_t T = (size_t)a->tokens, C = (size_t)a->dim, H = (size_t)a->mlp_hidden,
+                 NH = (size_t)a->heads, N = B * T;
+    size_t largest, largest_out;
+    largest_layer(m, &largest, &largest_out);
+    return 3 * N * C + N * 3 * C + B * NH * T * T + 2 * N * H + 2 * largest + largest_out +
+           B * (size_t)a->num_patches * C + B * C;
+}
+
+size_t glora_vit_shard_bytes(const glora_vit_t *m, size_t max_batch) {
+    return (tape_floats(m, max_batch) + bwd_floats(m, max_batch)) * sizeof(float);
+}
+
 int glora_vit_tape_create(glora_vit_tape_t **out, const glora_vit_t *m, size_t max_batch) {
     *out = NULL;
     const glora_vit_arch_t *a = &m->arch;
@@ -94,17 +129,7 @@ int glora_vit_tape_create(glora_vit_tape_t **out, const glora_vit_t *m, size_t m
                  depth = (size_t)a->depth, L = (size_t)glora_vit_layers(m);
     size_t wsize, out_max;
     largest_layer(m, &wsize, &out_max);
-    size_t bias_total = 0;
-    for (int l = 0; l < (int)L; l++) {
-        int o, i;
-        glora_arch_layer_shape(a, l, &o, &i);
-        bias_total += (size_t)o;
-    }
-    const size_t per_block = N * C + N * 3 * C + N * C + N * H + N * C + 4 * N;
-    const size_t work = 2 * N * C + N * 3 * C + B * NH * T * T + 2 * N * C + 2 * N * H + N * C +
-                        glora_adapter_rows_scratch(N, (int)out_max, m->rank > 0 ? m->rank : 1);
-    const size_t total = B * NP * kk + N * C + depth * per_block + 3 * B * C + 2 * B +
-                         B * (size_t)a->num_classes + bias_total + work;
+    const size_t total = tape_floats(m, B);
     glora_vit_tape_t *t = calloc(1, sizeof *t);
     if (!t) return glora_error(GLORA_ENOMEM, "tape 'vit': out of memory");
     t->max_batch = B;
@@ -174,8 +199,7 @@ int glora_vit_bwd_create(glora_vit_bwd_t **out, const glora_vit_t *m, size_t max
                  H = (size_t)a->mlp_hidden, NH = (size_t)a->heads, N = B * T;
     size_t largest, largest_out;
     largest_layer(m, &largest, &largest_out);
-    size_t total = 3 * N * C + N * 3 * C + B * NH * T * T + 2 * N * H + 2 * largest + largest_out +
-                   B * (size_t)a->num_patches * C + B * C;
+    const size_t total = bwd_floats(m, B);
     glora_vit_bwd_t *ws = calloc(1, sizeof *ws);
     if (!ws) return glora_error(GLORA_ENOMEM, "backward 'vit': out of memory");
     ws->max_batch = B;
@@ -227,15 +251,29 @@ void glora_vit_train_linears_set(glora_vit_linears_t *lin, const glora_vit_t *m,
         glora_vit_linears_set(lin, m, NULL);
         return;
     }
-    /* Only layers whose A is a LoRA run merged; the rest read W0. */
-    const int L = glora_vit_layers(m);
-    glora_layer_cfg_t merged[4 * 256];
-    GLORA_ASSERT(L <= 4 * 256);
-    for (int l = 0; l < L; l++) {
-        merged[l] = cfg[l];
-        if (glora_adapter_rowform(&cfg[l])) memset(&merged[l], 0, sizeof merged[l]);
+    /* Only layers whose A is a LoRA run merged; the rest read W0. The
+     * merged ones go one after another from the start of lin's buffer, so
+     * a step touches the pages its LoRA layers need, not (over a run, as
+     * each layer's turn comes) the whole buffer: 340 MB at ViT-B/16. The
+     * same merge: the same bits wherever it lands. */
+    GLORA_ASSERT(!lin->packed);
+    size_t off = 0;
+    for (int l = 0; l < glora_vit_layers(m); l++) {
+        const float *w0, *b0;
+        int o, i;
+        glora_vit_layer(m, l, &w0, &b0, &o, &i);
+        if (glora_adapter_rowform(&cfg[l])) {
+            lin->w[l] = w0;
+            lin->b[l] = b0;
+            continue;
+        }
+        GLORA_ASSERT(m->rank > 0 && glora_layer_max_rank(&cfg[l]) <= m->rank);
+        float *w = lin->mem + off, *b = w + (size_t)o * i;
+        glora_adapter_merge(w, b, w0, b0, &m->adapters[l], &cfg[l], lin->scratch);
+        lin->w[l] = w;
+        lin->b[l] = b;
+        off += (size_t)o * i + (size_t)o;
     }
-    glora_vit_linears_set(lin, m, merged);
 }
 
 /* Forward of adapted layer l on N rows of x into the tape slot; returns
@@ -248,14 +286,17 @@ static const float *layer_forward(const glora_vit_t *m, const glora_vit_linears_
     int out, in;
     glora_vit_layer(m, l, &w0, &b0, &out, &in);
     if (!c || !glora_adapter_rowform(c)) {
-        glora_linear_forward(slot, x, lin->w[l], lin->b[l], N, in, out);
+        glora_gemm_bias(lin->precision, GLORA_NOTRANS, GLORA_TRANS, N, (size_t)out, (size_t)in, 1.0f,
+                        x, (size_t)in, lin->w[l], (size_t)in, 0.0f, lin->b[l], slot, (size_t)out);
         return slot;
     }
     if (glora_adapter_needs_y0(c)) {
-        glora_adapter_forward_rows(ybuf, slot, x, N, w0, t->bias[l], &m->adapters[l], c, t->rows);
+        glora_adapter_forward_rows(ybuf, slot, x, N, w0, t->bias[l], &m->adapters[l], c, t->rows,
+                                   lin->precision);
         return ybuf;
     }
-    glora_adapter_forward_rows(slot, NULL, x, N, w0, t->bias[l], &m->adapters[l], c, t->rows);
+    glora_adapter_forward_rows(slot, NULL, x, N, w0, t->bias[l], &m->adapters[l], c, t->rows,
+                               lin->precision);
     return slot;
 }
 
@@ -324,7 +365,9 @@ void glora_vit_train_forward(const glora_vit_t *m, const glora_vit_linears_t *li
     }
     glora_im2col(t->patches, x, B, a->in_chans, a->img_size, a->img_size, a->patch);
     /* The patch projections go to ln1 (free until block 0 runs). */
-    glora_linear_forward(t->ln1, t->patches, m->w.patch_w, m->w.patch_b, B * NP, kk, C);
+    glora_gemm_bias(lin->precision, GLORA_NOTRANS, GLORA_TRANS, B * NP, (size_t)C, (size_t)kk, 1.0f,
+                    t->patches, (size_t)kk, m->w.patch_w, (size_t)kk, 0.0f, m->w.patch_b, t->ln1,
+                    (size_t)C);
     glora_tokens_forward(t->x0, t->ln1, m->w.cls, m->w.pos, B, NP, C);
     const float *xin = t->x0, *qkv_y, *fc1_y;
     for (int i = 0; i < a->depth; i++) {
@@ -357,12 +400,12 @@ static void adapted_linear_backward(const glora_vit_t *m, const glora_vit_linear
     glora_adapter_t *gad = g->adapters && adapter_trains(&g->adapters[l]) ? &g->adapters[l] : NULL;
     if (c && glora_adapter_rowform(c)) {
         glora_adapter_backward_rows(gad, dinp, dout, inp, glora_adapter_needs_y0(c) ? y0 : NULL, N,
-                                    w0, b0, &m->adapters[l], c, t->rows);
+                                    w0, b0, &m->adapters[l], c, t->rows, lin->precision);
         return;
     }
     if (dinp)
-        glora_sgemm(GLORA_NOTRANS, GLORA_NOTRANS, N, (size_t)in, (size_t)out, 1.0f, dout, (size_t)out,
-                    lin->w[l], (size_t)in, 0.0f, dinp, (size_t)in);
+        glora_gemm_bias(lin->precision, GLORA_NOTRANS, GLORA_NOTRANS, N, (size_t)in, (size_t)out, 1.0f,
+                        dout, (size_t)out, lin->w[l], (size_t)in, 0.0f, NULL, dinp, (size_t)in);
     if (c) {
         /* A is a LoRA: dW' = G^T X in full, dL/db' = column sums of G. */
         if (!gad) return;
