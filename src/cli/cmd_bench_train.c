@@ -27,6 +27,7 @@ static const glora_config_key_t keys[] = {
     {"bench.rank", GLORA_CFG_INT, "4", "supernet rank", 1, GLORA_MAX_RANK, NULL},
     {"bench.arch", GLORA_CFG_STRING, "vit-tiny-28", "vit-tiny-28 or vit-b16 (224x224x3, random weights)", 0, 0, NULL},
     {"bench.shards", GLORA_CFG_INT, "0", "train.shards of the run (0: the default, 2)", 0, 64, NULL},
+    {"bench.precision", GLORA_CFG_ENUM, "fp32", "train.precision of the run: fp32 or bf16 (the peer then runs its bf16 autocast too)", 0, 0, glora_precision_names},
     {"bench.peer", GLORA_CFG_STRING, "bench/bench_train.py", "PyTorch peer script (none: do not run it)", 0, 0, NULL},
     {"bench.python", GLORA_CFG_STRING, "/usr/bin/python3", "Python with torch for the peer", 0, 0, NULL},
 };
@@ -38,6 +39,7 @@ static const cli_flag_t flags[] = {
     {"--repeat", "bench.repeat", "N", "timed runs"},
     {"--arch", "bench.arch", "NAME", "vit-tiny-28 (default) or vit-b16"},
     {"--shards", "bench.shards", "N", "slices of each batch (train.shards)"},
+    {"--precision", "bench.precision", "P", "fp32 (default) or bf16 (train.precision)"},
     {"--peer", "bench.peer", "SCRIPT", "PyTorch peer script (none to skip)"},
     {"--json", NULL, NULL, "print one JSON line instead of text"},
 };
@@ -49,8 +51,10 @@ static const cli_cmd_t cmd = {
                "every layer drawing from the official 432 configurations every step, AdamW\n"
                "over the GLoRA tensors and the head), 2 threads unless --threads says\n"
                "otherwise; then the PyTorch peer (bench/bench_train.py, the official layer\n"
-               "code) in the same invocation, and the ratio. --arch vit-b16 runs ViT-B/16\n"
-               "(224x224x3, random weights and images; the peer is not run at that size).\n"
+               "code) at the same size in the same invocation, and the ratio. --arch vit-b16\n"
+               "runs ViT-B/16 (224x224x3, random weights and images; give a small --steps and\n"
+               "--repeat). --precision bf16 trains glora in bf16 (train.precision) and runs\n"
+               "the peer's torch.autocast bf16 steps beside its fp32 ones.\n"
                "Run from the source tree:\n"
                "  glora bench train",
     .schema = &schema,
@@ -69,9 +73,11 @@ static void on_epoch(const glora_train_progress_t *p, void *ctx) {
 }
 
 
-/* Runs the peer and parses its JSON line; 0 on success. */
+/* Runs the peer and parses its JSON lines; 0 on success. ips[0], rss_mb[0]:
+ * the fp32 steps; ips[1], rss_mb[1]: with bf16, the autocast bf16 steps. */
 static int run_peer(const char *python, const char *script, int threads, int batch, int steps,
-                    int repeat, double *ips, double *rss_mb, char *why, size_t why_n) {
+                    int repeat, const char *arch, int bf16, double ips[2], double rss_mb[2],
+                    char *why, size_t why_n) {
     if (access(script, R_OK) != 0) {
         snprintf(why, why_n, "'%s' not found (run from the source tree, or --peer PATH)", script);
         return -1;
@@ -79,27 +85,31 @@ static int run_peer(const char *python, const char *script, int threads, int bat
     char cmdline[2048];
     snprintf(cmdline, sizeof cmdline,
              "%s '%s' '%s' --threads %d --batch %d --steps %d "
-             "--repeat %d 2>&1",
-             cli_peer_env(), python, script, threads, batch, steps, repeat);
+             "--repeat %d --arch %s --classes 10 --warmup %d%s 2>&1",
+             cli_peer_env(), python, script, threads, batch, steps, repeat, arch,
+             strcmp(arch, "vit-b16") == 0 ? 1 : 5, bf16 ? " --bf16" : "");
     FILE *p = popen(cmdline, "r");
     if (!p) {
         snprintf(why, why_n, "cannot start '%s'", python);
         return -1;
     }
     char line[8192];
-    int found = -1;
+    int got = 0;
     while (fgets(line, sizeof line, p)) {
         cJSON *j = line[0] == '{' ? cJSON_Parse(line) : NULL;
         const cJSON *v = j ? cJSON_GetObjectItem(j, "images_per_s") : NULL;
+        const cJSON *impl = j ? cJSON_GetObjectItem(j, "impl") : NULL;
         if (cJSON_IsNumber(v)) {
-            *ips = v->valuedouble;
+            const int w = cJSON_IsString(impl) && strstr(impl->valuestring, "bf16") ? 1 : 0;
+            ips[w] = v->valuedouble;
             const cJSON *r = cJSON_GetObjectItem(j, "peak_rss_mb");
-            *rss_mb = cJSON_IsNumber(r) ? r->valuedouble : 0;
-            found = 0;
+            rss_mb[w] = cJSON_IsNumber(r) ? r->valuedouble : 0;
+            got |= 1 << w;
         }
         cJSON_Delete(j);
     }
     int st = pclose(p);
+    const int found = got == (bf16 ? 3 : 1) ? 0 : -1;
     if (found != 0) snprintf(why, why_n, "'%s %s' printed no result (exit status %d)", python, script, st);
     return found;
 }
@@ -125,21 +135,20 @@ static int make_supernet(glora_vit_arch_t *a, int rank, glora_rng_t *rng, glora_
     return GLORA_OK;
 }
 
-/* Memory training must hold, in MB: weights, the tapes of the shards in
- * flight (glora/train.h: per block its output, four layer outputs and the
- * LayerNorm statistics; the patches and tokens once), gradients and AdamW
+/* Memory training must hold, in MB: weights, the tapes and backward
+ * workspaces of the shards in flight (glora/train.h: as many as threads,
+ * and no more than GLORA_TRAIN_LIVE_BYTES of them), gradients and AdamW
  * moments of the trainable tensors. */
 static double needed_mb(const glora_vit_t *m, const unsigned char *mask, int shards, int batch, int threads) {
-    const glora_vit_arch_t a = m->arch;
     size_t trainable = 0;
     for (int i = 0; i < m->n_params; i++) trainable += mask[i] ? m->params[i].numel : 0;
     const int nsh = shards > 0 ? (shards < batch ? shards : batch) : (batch < 2 ? batch : 2);
     const size_t per = ((size_t)batch + (size_t)nsh - 1) / (size_t)nsh,
-                 live = (size_t)(threads < nsh ? threads : nsh) * per;
-    const size_t T = (size_t)a.tokens, C = (size_t)a.dim, H = (size_t)a.mlp_hidden, N = live * T,
-                 NP = (size_t)a.num_patches, kk = (size_t)a.in_chans * a.patch * a.patch;
-    const size_t acts = live * NP * kk + N * C +
-                        (size_t)a.depth * (N * C * 6 + N * H + 4 * N);
+                 shard = glora_vit_shard_bytes(m, per), fit = GLORA_TRAIN_LIVE_BYTES / shard;
+    size_t live = (size_t)(threads < nsh ? threads : nsh);
+    if (live > fit) live = fit;
+    if (live < 1) live = 1;
+    const size_t acts = live * shard / sizeof(float);
     return (double)(m->n_floats + acts + 3 * trainable) * 4.0 / (1024.0 * 1024.0);
 }
 
@@ -147,39 +156,52 @@ static double needed_mb(const glora_vit_t *m, const unsigned char *mask, int sha
 typedef struct {
     const char *arch;
     int rank, batch, steps, threads;
+    glora_precision_t prec;
     double ips, peak_mb, need_mb;
     int have_peer;
     const char *peer;
-    double peer_ips, peer_rss;
+    double peer_ips[2], peer_rss[2]; /* fp32, bf16 autocast (with bf16) */
     const char *why;
 } report_t;
 
 static void report(const report_t *r, const runs_t *runs, int json) {
-    const char *arch = r->arch, *peer = r->peer, *why = r->why;
-    const int rank = r->rank, batch = r->batch, steps = r->steps, threads = r->threads, have_peer = r->have_peer;
-    const double ips = r->ips, peak_mb = r->peak_mb, need_mb = r->need_mb, peer_ips = r->peer_ips,
-                 peer_rss = r->peer_rss;
+    const int bf16 = r->prec == GLORA_BF16;
+    const double ips = r->ips;
     if (json) {
         printf("{\"bench\": \"train\", \"impl\": \"glora\", \"images_per_s\": %.1f, \"runs_images_per_s\": [", ips);
         for (int i = 0; i < runs->n; i++) printf("%s%.1f", i ? ", " : "", runs->runs[i]);
         printf("], \"threads\": %d, \"batch\": %d, \"steps\": %d, \"rank\": %d, \"peak_rss_mb\": %.1f, "
-               "\"needed_mb\": %.1f, \"arch\": \"%s\"", threads, batch, steps, rank, peak_mb, need_mb, arch);
-        if (have_peer) printf(", \"pytorch_images_per_s\": %.1f, \"ratio\": %.2f", peer_ips, peer_ips > 0 ? ips / peer_ips : 0);
+               "\"needed_mb\": %.1f, \"arch\": \"%s\", \"precision\": \"%s\"", r->threads, r->batch, r->steps,
+               r->rank, r->peak_mb, r->need_mb, r->arch, glora_precision_name(r->prec));
+        if (r->have_peer) {
+            printf(", \"pytorch_images_per_s\": %.1f, \"ratio\": %.2f", r->peer_ips[0],
+                   r->peer_ips[0] > 0 ? ips / r->peer_ips[0] : 0);
+            if (bf16)
+                printf(", \"pytorch_bf16_images_per_s\": %.1f, \"ratio_bf16\": %.2f", r->peer_ips[1],
+                       r->peer_ips[1] > 0 ? ips / r->peer_ips[1] : 0);
+        }
         printf("}\n");
-    } else {
-        printf("supernet training, %s, rank %d, batch %d, %d threads\n", arch, rank, batch, threads);
-        printf("  glora    %8.2f images/s (median of", ips);
-        for (int i = 0; i < runs->n; i++) printf(" %.3g", runs->runs[i]);
-        printf(")\n");
-        if (have_peer)
-            printf("  pytorch  %8.1f images/s (%s, same invocation)\n  ratio    %8.2fx\n", peer_ips, peer,
-                   peer_ips > 0 ? ips / peer_ips : 0);
-        else
-            printf("  pytorch  not run: %s\n", why[0] ? why : "--peer none");
-        printf("  peak RSS %.1f MB; weights + tapes of the shards in flight + gradients and AdamW state: "
-               "%.1f MB (%.2fx)\n", peak_mb, need_mb, peak_mb / need_mb);
-        if (have_peer && peer_rss > 0) printf("  pytorch peak RSS %.1f MB\n", peer_rss);
+        return;
     }
+    printf("supernet training, %s, rank %d, batch %d, %d threads, %s\n", r->arch, r->rank, r->batch,
+           r->threads, glora_precision_name(r->prec));
+    printf("  glora          %8.2f images/s (median of", ips);
+    for (int i = 0; i < runs->n; i++) printf(" %.3g", runs->runs[i]);
+    printf(")\n");
+    if (r->have_peer) {
+        printf("  pytorch fp32   %8.2f images/s (%s, same invocation): glora %.2fx\n", r->peer_ips[0], r->peer,
+               r->peer_ips[0] > 0 ? ips / r->peer_ips[0] : 0);
+        if (bf16)
+            printf("  pytorch bf16   %8.2f images/s (torch.autocast bf16): glora %.2fx\n", r->peer_ips[1],
+                   r->peer_ips[1] > 0 ? ips / r->peer_ips[1] : 0);
+    } else {
+        printf("  pytorch  not run: %s\n", r->why[0] ? r->why : "--peer none");
+    }
+    printf("  peak RSS %.1f MB; weights + tapes of the shards in flight + gradients and AdamW state: "
+           "%.1f MB (%.2fx)\n", r->peak_mb, r->need_mb, r->peak_mb / r->need_mb);
+    if (r->have_peer && r->peer_rss[0] > 0)
+        printf("  pytorch peak RSS %.1f MB (its process, all its steps)\n",
+               r->peer_rss[bf16 && r->peer_rss[1] > r->peer_rss[0]]);
 }
 
 int glora_cmd_bench_train(int argc, char **argv) {
@@ -202,6 +224,12 @@ int glora_cmd_bench_train(int argc, char **argv) {
     int status = CLI_FAIL;
     const char *arch = glora_config_string(cfg, "bench.arch");
     const int shards = (int)glora_config_int(cfg, "bench.shards");
+    glora_precision_t prec = GLORA_FP32;
+    if (glora_precision_parse(glora_config_string(cfg, "bench.precision"), "bench 'precision'", &prec))
+        goto fail;
+    if (prec == GLORA_BF16 && glora_bgemm_emulated())
+        fprintf(stderr, "glora: note: this CPU lacks AVX512_BF16; bf16 runs an exact software "
+                        "emulation (the same results, much slower)\n");
     const int b16 = strcmp(arch, "vit-b16") == 0;
     if (!b16 && strcmp(arch, "vit-tiny-28") != 0) {
         glora_error(GLORA_EINVAL, "bench 'arch': '%s', expected vit-tiny-28 or vit-b16", arch);
@@ -231,6 +259,7 @@ int glora_cmd_bench_train(int argc, char **argv) {
     o.epochs = repeat + 1;
     o.batch = (size_t)batch;
     o.shards = shards;
+    o.precision = prec;
     o.sched = (glora_sched_t){.lr = 1e-3, .warmup_start = 1e-6, .floor = 1e-5};
     o.adamw = (glora_adamw_cfg_t){0.9, 0.999, 1e-8, 1e-4};
     o.seed = 42;
@@ -248,14 +277,15 @@ int glora_cmd_bench_train(int argc, char **argv) {
     const double peak_mb = (double)ru.ru_maxrss / 1024.0;
     const double need_mb = needed_mb(m, mask, shards, batch, threads);
 
-    double peer_ips = 0, peer_rss = 0;
+    report_t rep = {.arch = arch, .rank = rank, .batch = batch, .steps = steps, .threads = threads,
+                    .prec = prec, .ips = ips, .peak_mb = peak_mb, .need_mb = need_mb};
     char why[600] = "";
-    const char *peer = b16 ? NULL : glora_config_string(cfg, "bench.peer");
-    if (b16) snprintf(why, sizeof why, "the peer runs at vit-tiny-28 only");
-    int have_peer = peer && peer[0] && strcmp(peer, "none") != 0 &&
+    const char *peer = glora_config_string(cfg, "bench.peer");
+    rep.have_peer = peer && peer[0] && strcmp(peer, "none") != 0 &&
                     run_peer(glora_config_string(cfg, "bench.python"), peer, threads, batch, steps, repeat,
-                             &peer_ips, &peer_rss, why, sizeof why) == 0;
-    const report_t rep = {arch, rank, batch, steps, threads, ips, peak_mb, need_mb, have_peer, peer, peer_ips, peer_rss, why};
+                             arch, prec == GLORA_BF16, rep.peer_ips, rep.peer_rss, why, sizeof why) == 0;
+    rep.peer = peer;
+    rep.why = why;
     report(&rep, &runs, json);
     status = CLI_OK;
     goto out;
