@@ -44,13 +44,16 @@ def main():
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--arch", choices=sorted(P.ARCHS), default="vit-tiny-28",
                     help="model with random weights when no --backbone")
+    ap.add_argument("--classes", type=int,
+                    help="classes of the head (default: the arch's; glora bench train uses 10)")
     ap.add_argument("--bf16", action="store_true",
                     help="also time the steps under torch.autocast bf16")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
     P.random.seed(args.seed)
-    model, spec, rank = P.build(args.backbone, args.supernet, seed=args.seed, arch=args.arch)
+    model, spec, rank = P.build(args.backbone, args.supernet, classes=args.classes, seed=args.seed,
+                                arch=args.arch)
     if args.data:
         x, y = P.load_images(args.data, 0, 800)
     else:
