@@ -57,6 +57,15 @@ expect 0 "$GLORA" supernet --model "$T/bb.safetensors" $COMMON --rank 2 --stop-a
 expect 0 "$GLORA" supernet --model "$T/bb.safetensors" $COMMON --rank 2 --resume --threads 1 -o "$T/sn2.safetensors"
 cmp -s "$T/sn.safetensors" "$T/sn2.safetensors" || fail "supernet: resumed 1-thread run differs"
 expect 0 "$GLORA" info "$T/sn.safetensors"
+# In bf16 (train.precision) as well; its bytes are not fp32's.
+B16="--rank 2 --set train.precision=bf16"
+expect 0 "$GLORA" supernet --model "$T/bb.safetensors" $COMMON $B16 -o "$T/sb.safetensors"
+expect 0 "$GLORA" supernet --model "$T/bb.safetensors" $COMMON $B16 --stop-after 1 -o "$T/sb2.safetensors"
+expect 0 "$GLORA" supernet --model "$T/bb.safetensors" $COMMON $B16 --resume --threads 1 -o "$T/sb2.safetensors"
+cmp -s "$T/sb.safetensors" "$T/sb2.safetensors" || fail "bf16 supernet: resumed 1-thread run differs"
+cmp -s "$T/sn.safetensors" "$T/sb.safetensors" && fail "bf16 supernet: the same bytes as fp32"
+expect 1 "$GLORA" supernet --model "$T/bb.safetensors" $COMMON --set train.precision=fp16 -o "$T/x.safetensors"
+one_line; has "$T/err" 'train.precision'
 
 # A subnet spec for the 4 layers, then retraining it.
 layer='{"A": "lora_2", "B": "none", "C": "vector", "D": "vector", "E": "scalar"}'
