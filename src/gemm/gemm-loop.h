@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 
-#include "glora/parallel.h"
+#include "util/parallel.h"
 
 /* Below this many multiply-adds per thread, starting a team costs more than
  * it saves (waking a worker takes microseconds, longer on a loaded box). */
