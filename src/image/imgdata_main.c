@@ -8,10 +8,12 @@
  *       QUALITY, .jpg at that JPEG quality) and the list DIR/SPLIT.txt
  *       ("images/SPLIT/NNNNNN.png label" lines): the VTAB-1k layout. The
  *       PNGs hold the IDX bytes exactly.
- *   glora-imgdata synth DIR SPLIT N SIDE CLASSES SEED
+ *   glora-imgdata synth DIR SPLIT N SIDE CLASSES SEED [QUALITY [HEIGHT]]
  *       N generated SIDE x SIDE RGB PNGs, class i % CLASSES, in the same
  *       layout: a dark background with a bright bar whose orientation and
- *       colour follow the class, moved and noised by the seed.
+ *       colour follow the class, moved and noised by the seed. With QUALITY
+ *       (1..100) JPEGs at that quality; with HEIGHT, SIDE x HEIGHT images
+ *       (SIDE is the width).
  *   glora-imgdata bench FOLDER SIZE THREADS
  *       decodes an image folder, squashed to SIZE x SIZE (bicubic) and
  *       normalised to floats, batch by batch, and prints images per second
@@ -33,7 +35,7 @@
 
 static int usage(void) {
     fprintf(stderr, "usage: glora-imgdata idx IMAGES LABELS START COUNT DIR SPLIT [QUALITY]\n"
-                    "       glora-imgdata synth DIR SPLIT N SIDE CLASSES SEED\n"
+                    "       glora-imgdata synth DIR SPLIT N SIDE CLASSES SEED [QUALITY [HEIGHT]]\n"
                     "       glora-imgdata bench FOLDER SIZE THREADS\n");
     return 2;
 }
@@ -96,15 +98,19 @@ static int cmd_idx(int argc, char **argv) {
 }
 
 static int cmd_synth(int argc, char **argv) {
-    if (argc != 8) return usage();
+    if (argc < 8 || argc > 10) return usage();
     const char *dir = argv[2], *split = argv[3];
     int n = atoi(argv[4]), side = atoi(argv[5]), classes = atoi(argv[6]);
     uint64_t seed = strtoull(argv[7], NULL, 10);
-    if (n < 1 || side < 4 || side > 1024 || classes < 1 || classes > 8) return usage();
+    int quality = argc >= 9 ? atoi(argv[8]) : 0, w = side, h = argc == 10 ? atoi(argv[9]) : side;
+    const char *ext = quality ? "jpg" : "png";
+    if (n < 1 || side < 4 || side > 1024 || h < 4 || h > 1024 || classes < 1 || classes > 8 || quality < 0 ||
+        quality > 100)
+        return usage();
     char imgdir[4096], path[4200], line[4300], *text = NULL;
     size_t len = 0, cap = 0;
     int rc = split_dirs(dir, split, imgdir, sizeof imgdir);
-    glora_image_t img = {.c = 3, .h = side, .w = side, .px = malloc((size_t)3 * side * side)};
+    glora_image_t img = {.c = 3, .h = h, .w = w, .px = malloc((size_t)3 * w * h)};
     glora_rng_t rng;
     glora_rng_seed(&rng, seed);
     static const uint8_t colour[8][3] = {{250, 60, 40}, {40, 220, 60}, {60, 80, 250},
@@ -113,22 +119,23 @@ static int cmd_synth(int argc, char **argv) {
     if (!img.px) rc = glora_error(GLORA_ENOMEM, "out of memory");
     for (int i = 0; !rc && i < n; i++) {
         int cls = i % classes, off = (int)(glora_rng_uniform(&rng) * side / 2) - side / 4;
-        size_t plane = (size_t)side * side;
-        for (int y = 0; y < side; y++)
-            for (int x = 0; x < side; x++) {
+        const int across = cls % 2 ? w : h;
+        size_t plane = (size_t)w * h;
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
                 /* classes alternate a horizontal / vertical bar */
-                int t = (cls % 2 ? x : y) - side / 2 - off;
-                int on = t > -side / 8 && t < side / 8;
+                int t = (cls % 2 ? x : y) - across / 2 - off;
+                int on = t > -across / 8 && t < across / 8;
                 for (int c = 0; c < 3; c++) {
                     double v = on ? colour[cls][c] : 20 + 10 * c;
                     v += 25.0 * (glora_rng_uniform(&rng) - 0.5);
-                    img.px[(size_t)c * plane + (size_t)y * side + x] =
+                    img.px[(size_t)c * plane + (size_t)y * w + x] =
                         (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
                 }
             }
-        snprintf(path, sizeof path, "%s/%06d.png", imgdir, i);
-        rc = glora_image_write(path, &img, 0);
-        snprintf(line, sizeof line, "images/%s/%06d.png %d\n", split, i, cls);
+        snprintf(path, sizeof path, "%s/%06d.%s", imgdir, i, ext);
+        rc = glora_image_write(path, &img, quality);
+        snprintf(line, sizeof line, "images/%s/%06d.%s %d\n", split, i, ext, cls);
         if (!rc) rc = add_line(&text, &len, &cap, line);
     }
     if (!rc) {
