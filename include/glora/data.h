@@ -48,6 +48,9 @@ typedef struct {
      * cmean[ch]) / cstd[ch], the IDX loader's expression. */
     uint8_t *u8;
     float cmean[3], cstd[3];
+    /* num_classes names (an image folder's class folders), or NULL (IDX
+     * files, list files); owned, freed by glora_dataset_free. */
+    char **class_names;
 } glora_dataset_t;
 
 /* ---- reading pixels ------------------------------------------------------
@@ -224,7 +227,12 @@ int glora_dataset_fit(glora_dataset_t *ds, const glora_split_t *s, const glora_v
 int glora_idx_load(glora_dataset_t *ds, const char *images_path, const char *labels_path,
                    size_t start, size_t count, float mean, float std);
 
-/* Frees x and y and zeroes *ds; NULL-safe, and safe on a zeroed dataset. */
+/* ds's class names as a JSON array (the model metadata glora.class_names),
+ * malloc'd; NULL when ds has none or out of memory (ds->class_names set). */
+char *glora_dataset_class_names_json(const glora_dataset_t *ds);
+
+/* Frees x, y, u8 and the class names and zeroes *ds; NULL-safe, and safe on
+ * a zeroed dataset. */
 void glora_dataset_free(glora_dataset_t *ds);
 
 /* Copies examples src[idx[0]], ..., src[idx[n-1]] (in that order; repeats

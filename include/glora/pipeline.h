@@ -229,8 +229,8 @@ typedef struct {
     int n_files;
     size_t batch;                    /* images per forward pass (0: 256) */
     int with_logits;                 /* add each image's logits to its line */
-    /* Names of the model's classes (n_class_names of them; NULL: a folder's
-     * class folders, else no names). */
+    /* Names of the model's classes (n_class_names of them; NULL: the model's
+     * own, glora.class_names, else a folder's class folders, else none). */
     const char *const *class_names;
     int n_class_names;
     /* Called on the writer rank with each line, in image order. */

@@ -5,6 +5,7 @@
 #include "glora/common.h"
 #include "glora/image.h"
 #include "glora/timm.h"
+#include "util/strbuf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,11 +231,32 @@ int glora_split_from_config(glora_split_t *s, const glora_config_t *cfg, const c
     return GLORA_OK;
 }
 
-/* Replaces *ds by out when rc is 0; frees *ds either way. */
+/* Replaces *ds by out when rc is 0 (the class names move to it); frees *ds
+ * either way. */
 static int replace(glora_dataset_t *ds, glora_dataset_t *out, int rc) {
+    if (rc == GLORA_OK && !out->class_names && out->num_classes == ds->num_classes) {
+        out->class_names = ds->class_names;
+        ds->class_names = NULL;
+    }
     glora_dataset_free(ds);
     if (rc == GLORA_OK) *ds = *out;
     return rc;
+}
+
+char *glora_dataset_class_names_json(const glora_dataset_t *ds) {
+    sbuf_t b = {0};
+    if (!ds->class_names) return NULL;
+    sb_puts(&b, "[");
+    for (int c = 0; c < ds->num_classes; c++) {
+        if (c) sb_puts(&b, ", ");
+        sb_jstr(&b, ds->class_names[c]);
+    }
+    sb_puts(&b, "]");
+    if (b.failed) {
+        free(b.buf);
+        return NULL;
+    }
+    return b.buf;
 }
 
 int glora_split_load(glora_dataset_t *ds, const glora_split_t *s, const glora_vit_arch_t *arch) {

@@ -6,6 +6,7 @@
 #include "util/comm.h"
 #include "util/strbuf.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,7 +120,26 @@ typedef struct {
     size_t batch;
     float *mine, *all;       /* this rank's logits of a piece; the piece's, gathered */
     sbuf_t line;
+    char **model_names;      /* the model's glora.class_names, parsed (or NULL) */
 } job_t;
+
+/* The model's class names (a checked JSON array of num_classes strings). */
+static int model_names(job_t *j) {
+    const glora_vit_t *m = j->o->model;
+    if (!m->class_names) return GLORA_OK;
+    cJSON *a = cJSON_Parse(m->class_names);
+    const int n = m->arch.num_classes;
+    int rc = a && cJSON_GetArraySize(a) == n && (j->model_names = calloc((size_t)n, sizeof(char *)))
+                 ? GLORA_OK
+                 : glora_error(GLORA_ENOMEM, "predict: cannot read the model's class names");
+    for (int c = 0; !rc && c < n; c++) {
+        const cJSON *s = cJSON_GetArrayItem(a, c);
+        if (!cJSON_IsString(s) || !(j->model_names[c] = strdup(s->valuestring)))
+            rc = glora_error(GLORA_ENOMEM, "predict: cannot read the model's class names");
+    }
+    cJSON_Delete(a);
+    return rc;
+}
 
 /* This rank's images of the piece [p0, p0 + pn): whole batches of it, so
  * every image is in the batch it would be in one process. Their logits
@@ -152,8 +172,12 @@ static int piece_mine(job_t *j, size_t p0, size_t pn, size_t *lo, size_t *n) {
 static int piece_write(job_t *j, size_t p0, size_t pn) {
     const glora_predict_opts_t *o = j->o;
     const int V = o->model->arch.num_classes;
-    const char *const *names = o->class_names ? o->class_names : (const char *const *)j->list.class_names;
-    const int n_names = o->class_names ? o->n_class_names : j->list.class_names ? j->list.num_classes : 0;
+    const char *const *names = o->class_names      ? o->class_names
+                               : j->model_names    ? (const char *const *)j->model_names
+                                                   : (const char *const *)j->list.class_names;
+    const int n_names = o->class_names ? o->n_class_names
+                        : j->model_names ? V
+                        : j->list.class_names ? j->list.num_classes : 0;
     for (size_t i = 0; i < pn; i++) {
         const float *l = j->all + i * (size_t)V;
         int top;
@@ -211,6 +235,7 @@ int glora_predict_images(const glora_predict_opts_t *o, size_t *n_done) {
     *n_done = 0;
     const size_t V = (size_t)o->model->arch.num_classes;
     int rc = images_of(&j.list, o);
+    if (!rc) rc = model_names(&j);
     if (!rc) rc = job_setup(&j, &start, &count, &piece);
     /* Piece by piece (data.max_memory), each spread over the ranks in whole
      * batches and gathered in order: the lines one process writes. */
@@ -226,6 +251,8 @@ int glora_predict_images(const glora_predict_opts_t *o, size_t *n_done) {
     free(j.line.buf);
     free(j.mine);
     free(j.all);
+    for (int c = 0; j.model_names && c < o->model->arch.num_classes; c++) free(j.model_names[c]);
+    free(j.model_names);
     glora_image_list_free(&j.list);
     return rc;
 }

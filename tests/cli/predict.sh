@@ -86,6 +86,26 @@ expect 0 "$GLORA" predict --model "$T/m7.safetensors" "$f0" "$f5" --logits
 cp "$T/out" "$T/seven.jsonl"
 check "$T/seven.jsonl" 2 7
 
+# 4b. Class names travel with the model: trained on an image folder, the
+# model's metadata holds the class folders' names (glora.class_names), and
+# predict prints them for a list file too; a supernet keeps them as well.
+expect 0 "$GLORA" finetune --model "$T/m4.safetensors" --set data.train.folder="$T/f" --set data.size=32 \
+    --epochs 1 --batch 4 --threads 2 -o "$T/named.safetensors"
+expect 0 "$GLORA" info "$T/named.safetensors"
+has "$T/out" 'glora.class_names = \["class0", "class1", "class2", "class3"\]'
+expect 0 "$GLORA" predict --model "$T/named.safetensors" --list "$T/d/test.txt"
+jq -e -s 'length == 12 and all(.[]; .name == "class\(.class)")' "$T/out" >/dev/null ||
+    fail "a model trained on a folder predicts without its names: $(head -1 "$T/out")"
+expect 0 "$GLORA" supernet --model "$T/m4.safetensors" --set data.train.folder="$T/f" --set data.size=32 \
+    --epochs 1 --batch 4 --threads 2 -o "$T/sn.safetensors"
+expect 0 "$GLORA" info "$T/sn.safetensors"
+has "$T/out" 'glora.class_names = \["class0", "class1", "class2", "class3"\]'
+# Bad names in the metadata (same length, so the header stays valid).
+sed 's/\[\\"class0\\", /[\\"class0\\"; /' "$T/named.safetensors" >"$T/badnames.safetensors"
+cmp -s "$T/named.safetensors" "$T/badnames.safetensors" && fail "the sed did not change the names"
+expect 1 "$GLORA" predict --model "$T/badnames.safetensors" "$f0"
+one_line; has "$T/err" "badnames.safetensors.*glora.class_names"
+
 # 5. A timm config.json beside the model gives the data defaults (size 64,
 # resize shorter with crop_pct 0.9, bicubic, mean/std 0.5): the same logits
 # as the bare file with those keys set; keys the config sets override it.
