@@ -100,6 +100,23 @@ expect 0 "$GLORA" supernet --model "$T/m4.safetensors" --set data.train.folder="
     --epochs 1 --batch 4 --threads 2 -o "$T/sn.safetensors"
 expect 0 "$GLORA" info "$T/sn.safetensors"
 has "$T/out" 'glora.class_names = \["class0", "class1", "class2", "class3"\]'
+# ... into the search's specs, and through a retraining on a list (no names)
+# and the merge to the merged model's predictions.
+printf 'search: {population: 4, parents: 2, mutations: 2, crossovers: 2, generations: 1}\n' >"$T/s.yaml"
+expect 0 "$GLORA" search "$T/s.yaml" --model "$T/m4.safetensors" --supernet "$T/sn.safetensors" \
+    --set data.folder="$T/f" --output "$T/srch" --threads 2
+jq -e '.class_names == ["class0", "class1", "class2", "class3"]' "$T/srch/best.json" >/dev/null ||
+    fail "best.json lacks the class names"
+expect 0 "$GLORA" retrain --model "$T/m4.safetensors" --set model.adapter="$T/sn.safetensors" \
+    --set subnet="$T/srch/best.json" --set data.train.list="$T/d/test.txt" --set data.size=32 --epochs 1 \
+    --batch 4 --threads 2 -o "$T/ad.safetensors"
+expect 0 "$GLORA" merge --model "$T/m4.safetensors" --adapter "$T/ad.safetensors" -o "$T/merged.safetensors"
+expect 0 "$GLORA" predict --model "$T/merged.safetensors" "$f0"
+jq -e '.name == "class\(.class)"' "$T/out" >/dev/null || fail "the merged model lost the names: $(cat "$T/out")"
+jq '.class_names = ["a", "b"]' "$T/srch/best.json" >"$T/nz.json"
+expect 1 "$GLORA" eval --model "$T/m4.safetensors" --adapter "$T/sn.safetensors" --subnet "$T/nz.json" \
+    --list "$T/d/test.txt" --set data.size=32
+one_line; has "$T/err" "nz.json.*class_names"
 # Bad names in the metadata (same length, so the header stays valid).
 sed 's/\[\\"class0\\", /[\\"class0\\"; /' "$T/named.safetensors" >"$T/badnames.safetensors"
 cmp -s "$T/named.safetensors" "$T/badnames.safetensors" && fail "the sed did not change the names"
