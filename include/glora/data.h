@@ -48,6 +48,9 @@ typedef struct {
      * cmean[ch]) / cstd[ch], the IDX loader's expression. */
     uint8_t *u8;
     float cmean[3], cstd[3];
+    /* num_classes names (an image folder's class folders), or NULL (IDX
+     * files, list files); owned, freed by glora_dataset_free. */
+    char **class_names;
 } glora_dataset_t;
 
 /* ---- reading pixels ------------------------------------------------------
@@ -86,9 +89,21 @@ typedef struct {
     double crop_pct;             /* shorter: resize to floor(size / crop_pct), crop size */
     float means[3], stds[3];     /* per-channel normalisation (one value: all channels) */
     int nnorm;                   /* values given in means and stds: 1 or 3 */
+    int nstd;                    /* (while reading the config: values in stds) */
     size_t max_memory;           /* most bytes of decoded pixels to hold (0: no cap) */
     const char *cache;           /* directory for decoded-split caches (NULL: none) */
+    /* A timm config.json beside the model (glora_split_timm_defaults): its
+     * path ("" when none) and which fields took their value from it. */
+    char timm_config[1024];
+    unsigned from_timm;          /* GLORA_SPLIT_FROM_* bits */
 } glora_split_t;
+
+#define GLORA_SPLIT_FROM_SIZE 1u
+#define GLORA_SPLIT_FROM_RESIZE 2u
+#define GLORA_SPLIT_FROM_INTERP 4u
+#define GLORA_SPLIT_FROM_CROP 8u
+#define GLORA_SPLIT_FROM_MEAN 16u
+#define GLORA_SPLIT_FROM_STD 32u
 
 /* Non-zero when the split names a source (images + labels, list, folder). */
 int glora_split_given(const glora_split_t *s);
@@ -133,10 +148,34 @@ extern const char *const glora_split_interps[];
 
 /* Fills *s from the keys under prefix (the split's own) and norm ("data." or
  * "", the shared normalisation, resize and shift keys); keys the command's
- * schema lacks keep their defaults. The strings belong to cfg. Returns 0;
- * s->images is NULL when the split is not given. */
+ * schema lacks keep their defaults. When the config names a model file
+ * (model.backbone, or a run's backbone) with a timm config.json beside it,
+ * that file's values are the defaults of the keys the config does not set
+ * (glora_split_timm_defaults). The strings belong to cfg. Returns 0 (or an
+ * error naming the key or the config.json); s->images is NULL when the split
+ * is not given. */
 int glora_split_from_config(glora_split_t *s, const glora_config_t *cfg, const char *prefix,
                             const char *norm);
+
+/* The preprocessing defaults of a timm hub config.json beside model_path
+ * (glora_timm_config_beside), as timm's resolve_data_config and eval
+ * transform use them: size = pretrained_cfg.input_size (square), resize
+ * shorter (resize to floor(size / crop_pct), centre crop), interpolation,
+ * crop_pct (timm's 0.875 when absent), mean and std (ImageNet's when
+ * absent). Each goes into *s only when the config does not set the key
+ * under norm ("data." or ""); s->timm_config and s->from_timm say what was
+ * taken. No config.json: *s unchanged. An invalid config.json, or a value
+ * glora cannot use for a key the config leaves unset (a non-square size, an
+ * interpolation other than bicubic, bilinear, nearest), is an error naming
+ * the file. */
+int glora_split_timm_defaults(glora_split_t *s, const glora_config_t *cfg, const char *norm,
+                              const char *model_path);
+
+/* One line saying the preprocessing s applies to image files for a model
+ * of image side model_size, and where each value came from, into buf:
+ * "size 224, resize squash, interpolation bicubic, crop_pct 1, mean 0.485
+ * 0.456 0.406, std 0.229 0.224 0.225 (...)". */
+void glora_split_describe(const glora_split_t *s, int model_size, char *buf, size_t cap);
 
 /* Loads the split into *ds: the IDX range, then the k-shot selection, then
  * the shift; with a model architecture (may be NULL), also resizes when
@@ -188,7 +227,12 @@ int glora_dataset_fit(glora_dataset_t *ds, const glora_split_t *s, const glora_v
 int glora_idx_load(glora_dataset_t *ds, const char *images_path, const char *labels_path,
                    size_t start, size_t count, float mean, float std);
 
-/* Frees x and y and zeroes *ds; NULL-safe, and safe on a zeroed dataset. */
+/* ds's class names as a JSON array (the model metadata glora.class_names),
+ * malloc'd; NULL when ds has none or out of memory (ds->class_names set). */
+char *glora_dataset_class_names_json(const glora_dataset_t *ds);
+
+/* Frees x, y, u8 and the class names and zeroes *ds; NULL-safe, and safe on
+ * a zeroed dataset. */
 void glora_dataset_free(glora_dataset_t *ds);
 
 /* Copies examples src[idx[0]], ..., src[idx[n-1]] (in that order; repeats

@@ -19,9 +19,13 @@
  *   glora.kind             "backbone", "supernet", "adapter" or "merged"
  *   glora.backbone_sha256  sha256 of the backbone file an adapter was trained on
  *   glora.subnet           (adapter files) the subnet spec JSON it was trained for
+ *   glora.class_names      (files with a head, when known) JSON array of the
+ *                          head's num_classes class names, e.g. ["cat", "dog"]
  */
 #ifndef GLORA_MODEL_H
 #define GLORA_MODEL_H
+
+#define GLORA_META_CLASS_NAMES "glora.class_names"
 
 #include <stddef.h>
 
@@ -88,6 +92,11 @@ typedef struct {
     glora_vit_weights_t w;     /* typed views into mem */
     glora_adapter_t *adapters; /* 4 * depth, or NULL when rank == 0 */
     char backbone_sha256[65];  /* of the backbone file it was loaded from ("" if none) */
+    /* The names of the head's classes, a JSON array of num_classes strings
+     * (metadata glora.class_names), or NULL; malloc'd, freed with the model.
+     * glora_vit_save writes it with the head; glora_vit_load reads it from
+     * the file the head comes from. */
+    char *class_names;
     /* Arithmetic of the forward's products with a frozen or merged weight
      * (the adapted linears and the patch embedding; glora/gemm.h). Set it
      * before creating linears; GLORA_FP32 after glora_vit_create. */

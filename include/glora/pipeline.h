@@ -218,6 +218,36 @@ int glora_eval_correct(const glora_vit_t *m, const glora_vit_linears_t *lin, glo
 int glora_predict(const glora_vit_t *m, const glora_layer_cfg_t *cfg, const glora_dataset_t *ds,
                   size_t batch, float *logits);
 
+/* What glora_predict_images reads and where its lines go. */
+typedef struct {
+    const glora_vit_t *model;
+    const glora_layer_cfg_t *cfg;    /* 4 * depth layer configurations, NULL: the plain model */
+    /* Preprocessing and normalisation (size, img_resize, interp, crop_pct,
+     * means, stds), and the images when it names a list or folder (with
+     * start, count, max_memory); otherwise the n_files files are read. */
+    const glora_split_t *split;
+    const char *const *files;
+    int n_files;
+    size_t batch;                    /* images per forward pass (0: 256) */
+    int with_logits;                 /* add each image's logits to its line */
+    /* Names of the model's classes (n_class_names of them; NULL: the model's
+     * own, glora.class_names, else a folder's class folders, else none). */
+    const char *const *class_names;
+    int n_class_names;
+    /* Called on the writer rank with each line, in image order. */
+    int (*write)(void *ctx, const char *line, size_t len);
+    void *ctx;
+} glora_predict_opts_t;
+
+/* The prediction of every image as one JSON line (docs/formats.md: path,
+ * class, name when known, top-5 softmax, logits with with_logits), passed
+ * to o->write. The images are read in pieces of split->max_memory bytes
+ * (all at once when 0); under MPI it is collective: each piece is spread
+ * over the ranks in whole batches (each rank decodes and runs only its
+ * images) and gathered in order, so the lines are the bytes one process
+ * writes. *n_images gets the number of images. Errors name the file. */
+int glora_predict_images(const glora_predict_opts_t *o, size_t *n_images);
+
 /* The k most likely classes of one image's logits (n_classes >= 1): their
  * indices into cls and softmax probabilities (computed in double) into p,
  * most likely first, the lower index first on equal logits (so cls[0] is

@@ -40,6 +40,10 @@ typedef struct {
     int has_val;             /* val_accuracy / generation present */
     double val_accuracy;
     int generation;
+    /* The head's class names as a JSON array of num_classes strings (key
+     * class_names, optional; from the model's glora.class_names), or NULL.
+     * malloc'd, freed by glora_spec_free. */
+    char *class_names;
 } glora_spec_t;
 
 /* Reads and validates a spec file; errors name the file and the key. */

@@ -1,5 +1,6 @@
 /* glora eval: top-1 accuracy and images/s of a model on a data split. */
 #include "cli/cli.h"
+#include "cli/cli_infer.h"
 #include "cli/cli_model.h"
 #include "cli/commands.h"
 
@@ -63,24 +64,14 @@ int glora_cmd_eval(int argc, char **argv) {
     size_t total = 0;
     int have_spec = 0;
     /* Image files under data.max_memory are evaluated piece by piece. */
-    if (cli_load_model(cfg, &m) || glora_split_from_config(&split, cfg, "data", "data.") ||
+    if (cli_infer_load(cfg, &m, &spec, &have_spec) || glora_split_from_config(&split, cfg, "data", "data.") ||
         ((split.list || split.folder) && split.max_memory > 0
              ? glora_split_stream_open(&stream, &split, &m->arch, &total) ||
                    glora_split_stream_next(stream, &ds)
-             : cli_load_split(cfg, "data", m, &ds)) ||
-        cli_load_subnet(m, glora_config_string(cfg, "subnet"), glora_config_string(cfg, "model.adapter"),
-                        &spec, &have_spec)) {
+             : cli_load_split(cfg, "data", m, &ds))) {
         rc = cli_fail();
         goto out;
     }
-    if (m->rank > 0 && !have_spec) {
-        glora_error(GLORA_EINVAL, "model '%s': has GLoRA tensors but no subnet spec says which to use",
-                    glora_config_string(cfg, "model.adapter"));
-        glora_error_hint("pass --subnet SPEC (a search's best.json, for example)");
-        rc = cli_fail();
-        goto out;
-    }
-    cli_set_precision(cfg, "eval.precision", m);
     if (ds.n == 0) {
         glora_error(GLORA_EINVAL, "data '%s': the split is empty", glora_config_string(cfg, "data.images"));
         rc = cli_fail();

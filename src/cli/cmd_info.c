@@ -17,6 +17,7 @@ static const glora_config_key_t keys[] = {
     {"model.adapter", GLORA_CFG_STRING, NULL, "supernet or adapter file to load on top", 0, 0, NULL},
     {"model.heads", GLORA_CFG_INT, "0", "attention heads if the file's metadata lacks them", 0, 1024, NULL},
     {"model.arch", GLORA_CFG_STRING, NULL, "timm architecture of the model, for its head count", 0, 0, NULL},
+    GLORA_SPLIT_NORM_KEYS("data."),
 };
 static const glora_config_schema_t schema = GLORA_CONFIG_SCHEMA(keys);
 
@@ -32,9 +33,10 @@ static const cli_cmd_t cmd = {
     .synopsis = "MODEL [--adapter FILE] [--heads N] [--arch NAME] [--tensors]",
     .summary = "Shows what a safetensors file holds: the ViT architecture read off its\n"
                "tensor shapes, parameter counts by role, the adapted layers and their\n"
-               "GLoRA rank, the file's metadata, and the preprocessing a timm\n"
-               "config.json beside MODEL sets. MODEL may also be a supernet or adapter\n"
-               "file alone, or Google's original .npz.",
+               "GLoRA rank, the file's metadata, and the preprocessing image files get:\n"
+               "the data.* keys given (--set data.mean=imagenet ...) over the values of a timm\n"
+               "config.json beside MODEL over glora's defaults. MODEL may also be a supernet\n"
+               "or adapter file alone, or Google's original .npz.",
     .schema = &schema,
     .flags = flags,
     .n_flags = sizeof flags / sizeof flags[0],
@@ -71,25 +73,25 @@ static void print_file(const char *path, int list) {
     glora_st_close(st);
 }
 
-/* What a timm config.json beside the model says about the input. */
-static void print_preprocessing(const char *path, const glora_vit_arch_t *a) {
-    glora_timm_config_t c = {.num_classes = -1};
-    int found;
-    char cpath[1100];
-    if (glora_timm_config_beside(path, &c, &found, cpath, sizeof cpath) || !found) {
-        printf("preprocessing: no timm config.json beside the model; the data.* keys decide (image size %d)\n",
-               a->img_size);
-        return;
+/* The preprocessing image files get for this model: the data.* keys given,
+ * over a timm config.json beside it, over glora's defaults. */
+static int print_preprocessing(const glora_config_t *cfg, const char *path, const glora_vit_arch_t *a) {
+    glora_split_t s;
+    char line[2048];
+    int rc = glora_split_from_config(&s, cfg, "data", "data.");
+    if (!rc) rc = glora_split_timm_defaults(&s, cfg, "data.", path);
+    if (rc) return rc;
+    if (s.timm_config[0]) {
+        glora_timm_config_t c = {.num_classes = -1};
+        if ((rc = glora_timm_config_read(s.timm_config, &c))) return rc;
+        const glora_timm_arch_t *t = glora_timm_arch_find(c.architecture);
+        printf("timm config %s: architecture %s%s\n", s.timm_config, c.architecture[0] ? c.architecture : "(none)",
+               c.architecture[0] && !t ? " (not in glora's table)" : "");
     }
-    const glora_timm_arch_t *t = glora_timm_arch_find(c.architecture);
-    printf("timm config %s: architecture %s%s\n", cpath, c.architecture[0] ? c.architecture : "(none)",
-           c.architecture[0] && !t ? " (not in glora's table)" : "");
-    printf("preprocessing from it: size %d, interpolation %s, crop_pct %g, mean", c.input_size[1] ? c.input_size[1] : a->img_size,
-           c.interpolation[0] ? c.interpolation : "(unset)", c.crop_pct > 0 ? c.crop_pct : 1.0);
-    for (int i = 0; i < c.n_mean; i++) printf(" %g", c.mean[i]);
-    printf("%s, std", c.n_mean ? "" : " (unset)");
-    for (int i = 0; i < c.n_std; i++) printf(" %g", c.std[i]);
-    printf("%s\n", c.n_std ? "" : " (unset)");
+    glora_split_describe(&s, a->img_size, line, sizeof line);
+    printf("preprocessing of image files: %s%s\n", line,
+           s.timm_config[0] ? "" : " (no timm config.json beside the model; data.* keys and glora's defaults)");
+    return GLORA_OK;
 }
 
 int glora_cmd_info(int argc, char **argv) {
@@ -133,7 +135,11 @@ int glora_cmd_info(int argc, char **argv) {
     printf("architecture: ViT, %dx%dx%d images, patch %d (%d tokens), dim %d, depth %d, %d heads, MLP %d, "
            "%d classes\n", a->img_size, a->img_size, a->in_chans, a->patch, a->tokens, a->dim, a->depth,
            a->heads, a->mlp_hidden, a->num_classes);
-    print_preprocessing(path, a);
+    if (print_preprocessing(args.cfg, path, a)) {
+        glora_vit_free(m);
+        cli_args_free(&args);
+        return cli_fail();
+    }
     size_t by_role[8] = {0};
     for (int i = 0; i < m->n_params; i++) by_role[m->params[i].role] += m->params[i].numel;
     char b1[32], b2[32], b3[32];

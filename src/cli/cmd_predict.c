@@ -2,15 +2,14 @@
  * logits) of a model for each image of a list file, an image folder or the
  * image files given as arguments, as JSON lines. */
 #include "cli/cli.h"
+#include "cli/cli_infer.h"
 #include "cli/cli_model.h"
 #include "cli/commands.h"
 
 #include "glora/common.h"
 #include "util/fileio.h"
-#include "glora/image.h"
 #include "glora/pipeline.h"
 #include "util/comm.h"
-#include "util/strbuf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,8 +50,8 @@ static const cli_cmd_t cmd = {
                "the logits (docs/formats.md). Images come from --list, --folder or the JPEG/PNG\n"
                "files given as arguments, preprocessed as eval does (data.size, data.resize,\n"
                "data.interpolation, data.crop_pct, data.mean, data.std); lists and folders are\n"
-               "read in pieces of data.max_memory bytes. Under MPI every rank computes every image\n"
-               "and rank 0 writes. Example:\n"
+               "read in pieces of data.max_memory bytes. Under MPI the images are spread over the\n"
+               "ranks and rank 0 writes the lines in order (the bytes one process writes). Example:\n"
                "  glora predict --model runs/q/merged.safetensors --folder photos/ -o predictions.jsonl",
     .schema = &schema,
     .flags = flags,
@@ -61,49 +60,12 @@ static const cli_cmd_t cmd = {
     .positional_help = "IMAGE",
 };
 
-/* Output: standard output, or an atomic file; only the writer rank writes. */
-typedef struct {
-    glora_atomic_file_t *f;
-    int quiet;
-} out_t;
-
-static int emit(out_t *o, const sbuf_t *b) {
-    if (o->quiet) return 0;
-    if (o->f) return glora_atomic_write(o->f, b->buf, b->len);
-    if (fwrite(b->buf, 1, b->len, stdout) != b->len)
-        return glora_error(GLORA_EIO, "standard output: write failed");
+/* Output: standard output, or an atomic file (opened on the writer rank). */
+static int emit(void *ctx, const char *line, size_t len) {
+    glora_atomic_file_t *f = ctx;
+    if (f) return glora_atomic_write(f, line, len);
+    if (fwrite(line, 1, len, stdout) != len) return glora_error(GLORA_EIO, "standard output: write failed");
     return 0;
-}
-
-/* One image's JSON line into b. */
-static void line(sbuf_t *b, const char *path, const float *logits, int V, const char *name_of_class,
-                 int with_logits) {
-    int cls[5];
-    double p[5];
-    int k = glora_predict_topk(logits, V, 5, cls, p);
-    sb_puts(b, "{\"path\": ");
-    sb_jstr(b, path);
-    sb_printf(b, ", \"class\": %d", cls[0]);
-    if (name_of_class) {
-        sb_puts(b, ", \"name\": ");
-        sb_jstr(b, name_of_class);
-    }
-    sb_puts(b, ", \"top5\": [");
-    for (int j = 0; j < k; j++) {
-        sb_printf(b, "%s{\"class\": %d, \"p\": ", j ? ", " : "", cls[j]);
-        sb_double(b, p[j]);
-        sb_puts(b, "}");
-    }
-    sb_puts(b, "]");
-    if (with_logits) {
-        sb_puts(b, ", \"logits\": [");
-        for (int c = 0; c < V; c++) {
-            if (c) sb_puts(b, ", ");
-            sb_double(b, logits[c]);
-        }
-        sb_puts(b, "]");
-    }
-    sb_puts(b, "}\n");
 }
 
 int glora_cmd_predict(int argc, char **argv) {
@@ -112,19 +74,13 @@ int glora_cmd_predict(int argc, char **argv) {
     if (rc) return rc < 0 ? CLI_OK : rc;
     const glora_config_t *cfg = args.cfg;
     glora_vit_t *m = NULL;
-    glora_dataset_t ds = {0};
     glora_spec_t spec = {0};
-    glora_split_stream_t *stream = NULL;
-    glora_image_t img = {0};
+    glora_atomic_file_t *f = NULL;
     glora_split_t split;
-    float *logits = NULL;
-    sbuf_t b = {0};
-    out_t o = {0};
-    size_t total = 0;
     int have_spec = 0;
-    const int with_logits = cli_switch(&cmd, &args, "--logits");
+    size_t n;
     const char *output = glora_config_string(cfg, "output");
-    glora_split_from_config(&split, cfg, "data", "data.");
+    if (glora_split_from_config(&split, cfg, "data", "data.")) goto fail;
     const int files = args.n_positional > 0, listed = split.list || split.folder;
     if (files == listed || split.images) {
         rc = cli_usage_error(cmd.name, "%s", split.images ? "predict reads image files, not IDX data"
@@ -132,107 +88,20 @@ int glora_cmd_predict(int argc, char **argv) {
                                                      : "nothing to predict: give --list, --folder or image files");
         goto out;
     }
-    if (cli_load_model(cfg, &m) ||
-        cli_load_subnet(m, glora_config_string(cfg, "subnet"), glora_config_string(cfg, "model.adapter"),
-                        &spec, &have_spec)) {
-        rc = cli_fail();
-        goto out;
-    }
-    if (m->rank > 0 && !have_spec) {
-        glora_error(GLORA_EINVAL, "model '%s': has GLoRA tensors but no subnet spec says which to use",
-                    glora_config_string(cfg, "model.adapter"));
-        glora_error_hint("pass --subnet SPEC (a search's best.json, for example)");
-        rc = cli_fail();
-        goto out;
-    }
-    cli_set_precision(cfg, "eval.precision", m);
-    const int V = m->arch.num_classes;
-    const size_t batch = (size_t)glora_config_int(cfg, "eval.batch");
-    const glora_layer_cfg_t *lcfg = have_spec ? spec.cfg : NULL;
-    o.quiet = !glora_comm_writer();
-    if (listed && glora_split_stream_open(&stream, &split, &m->arch, &total)) {
-        rc = cli_fail();
-        goto out;
-    }
-    if (!o.quiet && output && glora_atomic_open(&o.f, output)) {
-        rc = cli_fail();
-        goto out;
-    }
-    /* Pieces of the list or folder (data.max_memory bytes each, all of it
-     * when 0), or the files one by one, each preprocessed as a split is. */
-    glora_image_prep_t prep = {
-        .channels = m->arch.in_chans,
-        .size = split.size ? split.size : m->arch.img_size,
-        .resize = (glora_resize_t)split.img_resize,
-        .interp = (glora_interp_t)split.interp,
-        .crop_pct = split.crop_pct,
+    if (cli_infer_load(cfg, &m, &spec, &have_spec)) goto fail;
+    if (glora_comm_writer() && output && glora_atomic_open(&f, output)) goto fail;
+    glora_predict_opts_t o = {
+        .model = m, .cfg = have_spec ? spec.cfg : NULL, .split = &split,
+        .files = (const char *const *)args.positional, .n_files = args.n_positional,
+        .batch = (size_t)glora_config_int(cfg, "eval.batch"), .with_logits = cli_switch(&cmd, &args, "--logits"),
+        .write = emit, .ctx = f,
     };
-    size_t done = 0;
-    for (int f = 0;; f++) {
-        if (stream) {
-            if (glora_split_stream_next(stream, &ds)) goto fail;
-        } else {
-            glora_dataset_free(&ds);
-            if (f == args.n_positional) break;
-            if (glora_image_load(&img, args.positional[f], &prep)) goto fail;
-            ds.n = 1;
-            ds.c = img.c;
-            ds.h = img.h;
-            ds.w = img.w;
-            ds.u8 = img.px;
-            img.px = NULL;
-            ds.num_classes = V;
-            if (!(ds.y = calloc(1, sizeof *ds.y))) {
-                glora_error(GLORA_ENOMEM, "predict: out of memory");
-                goto fail;
-            }
-            for (int c = 0; c < 3; c++) {
-                ds.cmean[c] = split.means[split.nnorm == 3 ? c : 0];
-                ds.cstd[c] = split.stds[split.nnorm == 3 ? c : 0];
-            }
-            ds.mean = ds.cmean[0];
-            ds.std = ds.cstd[0];
-            if (ds.c != m->arch.in_chans || ds.h != m->arch.img_size || ds.w != m->arch.img_size) {
-                glora_error(GLORA_EINVAL, "image '%s': %d x %d x %d after preprocessing, the model takes "
-                            "%d x %d x %d", args.positional[f], ds.c, ds.h, ds.w, m->arch.in_chans,
-                            m->arch.img_size, m->arch.img_size);
-                glora_error_hint("set data.size to the model's image size, or data.resize");
-                goto fail;
-            }
-        }
-        if (ds.n == 0) break;
-        float *nl = realloc(logits, ds.n * (size_t)V * sizeof(float));
-        if (!nl) {
-            glora_error(GLORA_ENOMEM, "predict: out of memory for %zu logits", ds.n * (size_t)V);
-            goto fail;
-        }
-        logits = nl;
-        if (glora_predict(m, lcfg, &ds, batch, logits)) goto fail;
-        for (size_t i = 0; i < ds.n; i++) {
-            const float *l = logits + i * (size_t)V;
-            int top;
-            double p;
-            glora_predict_topk(l, V, 1, &top, &p);
-            b.len = 0;
-            line(&b, stream ? glora_split_stream_path(stream, done + i) : args.positional[f], l, V,
-                 stream ? glora_split_stream_class_name(stream, top) : NULL, with_logits);
-            if (b.failed) {
-                glora_error(GLORA_ENOMEM, "predict: out of memory for an output line");
-                goto fail;
-            }
-            if (emit(&o, &b)) goto fail;
-        }
-        done += ds.n;
-    }
-    if (stream && done == 0) {
-        glora_error(GLORA_EINVAL, "data '%s': the split is empty", glora_split_source(&split));
-        goto fail;
-    }
-    if (o.f) {
-        glora_atomic_file_t *f = o.f;
-        o.f = NULL;
-        if (glora_atomic_commit(f)) goto fail;
-    } else if (!o.quiet && fflush(stdout) != 0) {
+    if (glora_predict_images(&o, &n)) goto fail;
+    if (f) {
+        glora_atomic_file_t *done = f;
+        f = NULL;
+        if (glora_atomic_commit(done)) goto fail;
+    } else if (glora_comm_writer() && fflush(stdout) != 0) {
         glora_error(GLORA_EIO, "standard output: write failed");
         goto fail;
     }
@@ -241,13 +110,8 @@ int glora_cmd_predict(int argc, char **argv) {
 fail:
     rc = cli_fail();
 out:
-    glora_atomic_abort(o.f);
-    free(b.buf);
-    free(logits);
-    free(img.px);
+    glora_atomic_abort(f);
     glora_spec_free(&spec);
-    glora_dataset_free(&ds);
-    glora_split_stream_close(stream);
     glora_vit_free(m);
     cli_args_free(&args);
     return rc;

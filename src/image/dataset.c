@@ -143,6 +143,8 @@ int glora_split_load_images(glora_dataset_t *ds, const glora_split_t *s,
     ds->u8 = split.px;
     ds->y = split.y;
     ds->num_classes = list.num_classes;
+    ds->class_names = list.class_names;   /* taken (folders; NULL for lists) */
+    list.class_names = NULL;
     for (int c = 0; c < 3; c++) {
         ds->cmean[c] = s->means[s->nnorm == 3 ? c : 0];
         ds->cstd[c] = s->stds[s->nnorm == 3 ? c : 0];

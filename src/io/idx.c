@@ -189,6 +189,9 @@ void glora_dataset_free(glora_dataset_t *ds) {
     free(ds->x);
     free(ds->u8);
     free(ds->y);
+    if (ds->class_names)
+        for (int c = 0; c < ds->num_classes; c++) free(ds->class_names[c]);
+    free(ds->class_names);
     memset(ds, 0, sizeof *ds);
 }
 

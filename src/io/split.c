@@ -4,6 +4,8 @@
 #include "glora/data.h"
 #include "glora/common.h"
 #include "glora/image.h"
+#include "glora/timm.h"
+#include "util/strbuf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +55,120 @@ static const char *key_of(const glora_config_t *cfg, char *buf, size_t size, con
     return glora_config_has(cfg, buf) ? buf : NULL;
 }
 
+/* One mean and std for every channel, or three of each: a single value
+ * given beside three is repeated. */
+static void norm_merge(glora_split_t *s) {
+    if (s->nstd > s->nnorm) {
+        s->means[1] = s->means[2] = s->means[0];
+        s->nnorm = s->nstd;
+    } else if (s->nstd < s->nnorm) {
+        s->stds[1] = s->stds[2] = s->stds[0];
+    }
+    s->nstd = s->nnorm;
+    s->mean = s->means[0];
+    s->std = s->stds[0];
+}
+
+/* The model file a config names: model.backbone, or a run's backbone,
+ * when the schema has the key and the config sets it; else NULL. */
+static const char *model_of(const glora_config_t *cfg) {
+    static const char *const names[] = {"model.backbone", "backbone"};
+    for (int i = 0; i < 2; i++) {
+        if (!glora_config_has(cfg, names[i]) || !glora_config_is_set(cfg, names[i])) continue;
+        const char *p = glora_config_string(cfg, names[i]);
+        if (p && p[0]) return p;
+    }
+    return NULL;
+}
+
+/* Non-zero when the config leaves key <norm><name> unset (or lacks it). */
+static int unset(const glora_config_t *cfg, const char *norm, const char *name) {
+    char k[160];
+    const char *key = key_of(cfg, k, sizeof k, norm, name);
+    return !key || !glora_config_is_set(cfg, key);
+}
+
+int glora_split_timm_defaults(glora_split_t *s, const glora_config_t *cfg, const char *norm,
+                              const char *model_path) {
+    static const double imagenet[2][3] = {{0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}};
+    glora_timm_config_t t = {.num_classes = -1};
+    char path[sizeof s->timm_config];
+    int found, rc = glora_timm_config_beside(model_path, &t, &found, path, sizeof path);
+    if (rc || !found) return rc;
+    snprintf(s->timm_config, sizeof s->timm_config, "%s", path);
+    if (unset(cfg, norm, "size") && t.input_size[1]) {
+        if (t.input_size[1] != t.input_size[2]) {
+            rc = glora_error(GLORA_EINVAL, "config '%s': pretrained_cfg.input_size is %d x %d; glora's "
+                             "images are square", path, t.input_size[1], t.input_size[2]);
+            glora_error_hint("set %ssize", norm);
+            return rc;
+        }
+        s->size = t.input_size[1];
+        s->from_timm |= GLORA_SPLIT_FROM_SIZE;
+    }
+    if (unset(cfg, norm, "interpolation") && t.interpolation[0]) {
+        int i = glora_image_interp_parse(t.interpolation);
+        if (i < 0) {
+            rc = glora_error(GLORA_EINVAL, "config '%s': pretrained_cfg.interpolation '%s' is not one glora "
+                             "has (bicubic, bilinear, nearest)", path, t.interpolation);
+            glora_error_hint("set %sinterpolation", norm);
+            return rc;
+        }
+        s->interp = i;
+        s->from_timm |= GLORA_SPLIT_FROM_INTERP;
+    }
+    if (unset(cfg, norm, "resize")) {
+        s->img_resize = GLORA_RESIZE_SHORTER;
+        s->resize = 0;
+        s->from_timm |= GLORA_SPLIT_FROM_RESIZE;
+    }
+    if (unset(cfg, norm, "crop_pct")) {
+        s->crop_pct = t.crop_pct > 0 ? t.crop_pct : 0.875;
+        s->from_timm |= GLORA_SPLIT_FROM_CROP;
+    }
+    for (int which = 0; which < 2; which++) {
+        if (!unset(cfg, norm, which ? "std" : "mean")) continue;
+        const int n = which ? t.n_std : t.n_mean;
+        const double *v = n ? (which ? t.std : t.mean) : imagenet[which];
+        float *dst = which ? s->stds : s->means;
+        for (int c = 0; c < 3; c++) dst[c] = (float)v[n == 1 ? 0 : c];
+        *(which ? &s->nstd : &s->nnorm) = n == 1 ? 1 : 3;
+        s->from_timm |= which ? GLORA_SPLIT_FROM_STD : GLORA_SPLIT_FROM_MEAN;
+    }
+    return GLORA_OK;
+}
+
+static void describe_values(char *buf, size_t cap, size_t *at, const float *v, int n) {
+    for (int c = 0; c < n && *at < cap; c++)
+        *at += (size_t)snprintf(buf + *at, cap - *at, " %g", (double)v[c]);
+}
+
+void glora_split_describe(const glora_split_t *s, int model_size, char *buf, size_t cap) {
+    static const char *const resize[] = {"squash", "shorter", "no"};
+    size_t at = 0;
+    if (!cap) return;
+    buf[0] = 0;
+#define PUT(...) (at < cap ? (void)(at += (size_t)snprintf(buf + at, cap - at, __VA_ARGS__)) : (void)0)
+    PUT("size %d, resize %s, interpolation %s", s->size ? s->size : model_size, resize[s->img_resize],
+        glora_image_interp_name((glora_interp_t)s->interp));
+    if (s->img_resize == GLORA_RESIZE_SHORTER) PUT(", crop_pct %g", s->crop_pct);
+    PUT(", mean");
+    if (at < cap) describe_values(buf, cap, &at, s->means, s->nnorm);
+    PUT(", std");
+    if (at < cap) describe_values(buf, cap, &at, s->stds, s->nnorm);
+    if (s->from_timm) {
+        static const char *const names[] = {"size", "resize", "interpolation", "crop_pct", "mean", "std"};
+        PUT(" (from %s:", s->timm_config);
+        for (int i = 0, first = 1; i < 6; i++)
+            if ((s->from_timm & (1u << i)) && (i != 3 || s->img_resize == GLORA_RESIZE_SHORTER)) {
+                PUT("%s %s", first ? "" : ",", names[i]);
+                first = 0;
+            }
+        PUT(")");
+    }
+#undef PUT
+}
+
 int glora_split_from_config(glora_split_t *s, const glora_config_t *cfg, const char *prefix,
                             const char *norm) {
     char k[160];
@@ -80,18 +196,10 @@ int glora_split_from_config(glora_split_t *s, const glora_config_t *cfg, const c
     if ((key = key_of(cfg, k, sizeof k, norm, "mean")) &&
         (rc = glora_split_parse_norm(cfg, key, glora_config_string(cfg, key), 0, s->means, &s->nnorm)))
         return rc;
-    int nstd = 1;
+    s->nstd = 1;
     if ((key = key_of(cfg, k, sizeof k, norm, "std")) &&
-        (rc = glora_split_parse_norm(cfg, key, glora_config_string(cfg, key), 1, s->stds, &nstd)))
+        (rc = glora_split_parse_norm(cfg, key, glora_config_string(cfg, key), 1, s->stds, &s->nstd)))
         return rc;
-    if (nstd > s->nnorm) {
-        s->means[1] = s->means[2] = s->means[0];
-        s->nnorm = nstd;
-    } else if (nstd < s->nnorm) {
-        s->stds[1] = s->stds[2] = s->stds[0];
-    }
-    s->mean = s->means[0];
-    s->std = s->stds[0];
     if ((key = key_of(cfg, k, sizeof k, norm, "resize"))) {
         const char *r = glora_config_string(cfg, key);
         s->resize = strcmp(r, "yes") == 0;
@@ -102,6 +210,9 @@ int glora_split_from_config(glora_split_t *s, const glora_config_t *cfg, const c
     if ((key = key_of(cfg, k, sizeof k, norm, "interpolation")))
         s->interp = glora_image_interp_parse(glora_config_string(cfg, key));
     if ((key = key_of(cfg, k, sizeof k, norm, "crop_pct"))) s->crop_pct = glora_config_number(cfg, key);
+    const char *model = model_of(cfg);
+    if (model && (rc = glora_split_timm_defaults(s, cfg, norm, model))) return rc;
+    norm_merge(s);
     if ((key = key_of(cfg, k, sizeof k, norm, "max_memory"))) s->max_memory = glora_config_size(cfg, key);
     if ((key = key_of(cfg, k, sizeof k, norm, "cache"))) s->cache = glora_config_string(cfg, key);
     int kinds = !!s->images + !!s->list + !!s->folder;
@@ -120,11 +231,32 @@ int glora_split_from_config(glora_split_t *s, const glora_config_t *cfg, const c
     return GLORA_OK;
 }
 
-/* Replaces *ds by out when rc is 0; frees *ds either way. */
+/* Replaces *ds by out when rc is 0 (the class names move to it); frees *ds
+ * either way. */
 static int replace(glora_dataset_t *ds, glora_dataset_t *out, int rc) {
+    if (rc == GLORA_OK && !out->class_names && out->num_classes == ds->num_classes) {
+        out->class_names = ds->class_names;
+        ds->class_names = NULL;
+    }
     glora_dataset_free(ds);
     if (rc == GLORA_OK) *ds = *out;
     return rc;
+}
+
+char *glora_dataset_class_names_json(const glora_dataset_t *ds) {
+    sbuf_t b = {0};
+    if (!ds->class_names) return NULL;
+    sb_puts(&b, "[");
+    for (int c = 0; c < ds->num_classes; c++) {
+        if (c) sb_puts(&b, ", ");
+        sb_jstr(&b, ds->class_names[c]);
+    }
+    sb_puts(&b, "]");
+    if (b.failed) {
+        free(b.buf);
+        return NULL;
+    }
+    return b.buf;
 }
 
 int glora_split_load(glora_dataset_t *ds, const glora_split_t *s, const glora_vit_arch_t *arch) {

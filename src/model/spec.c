@@ -26,6 +26,7 @@ static int *arch_field(glora_spec_t *s, int i) {
 void glora_spec_free(glora_spec_t *s) {
     if (!s) return;
     free(s->cfg);
+    free(s->class_names);
     memset(s, 0, sizeof *s);
 }
 
@@ -71,6 +72,23 @@ static int parse_model(const cJSON *root, glora_spec_t *s, const char *path) {
             FAIL("cannot read subnet spec '%s': key 'supernet_sha256' must be 64 hex digits or \"\"", path);
         snprintf(s->supernet_sha256, sizeof s->supernet_sha256, "%s", sha->valuestring);
     }
+    return GLORA_OK;
+}
+
+/* The optional class_names: model.num_classes non-empty strings. */
+static int parse_class_names(const cJSON *root, glora_spec_t *s, const char *path) {
+    const cJSON *names = cJSON_GetObjectItemCaseSensitive(root, "class_names");
+    if (!names) return GLORA_OK;
+    int ok = cJSON_IsArray(names) && cJSON_GetArraySize(names) == s->arch.num_classes;
+    for (int c = 0; ok && c < s->arch.num_classes; c++) {
+        const cJSON *v = cJSON_GetArrayItem(names, c);
+        ok = cJSON_IsString(v) && v->valuestring[0] && strlen(v->valuestring) <= 1024;
+    }
+    if (!ok)
+        FAIL("cannot read subnet spec '%s': key 'class_names' must be an array of model.num_classes (%d) "
+             "non-empty strings", path, s->arch.num_classes);
+    if (!(s->class_names = cJSON_PrintUnformatted(names)))
+        return glora_error(GLORA_ENOMEM, "cannot read subnet spec '%s': out of memory", path);
     return GLORA_OK;
 }
 
@@ -160,7 +178,7 @@ int glora_spec_parse(glora_spec_t *s, const char *json, const char *path) {
     }
     if (!cJSON_IsObject(root)) {
         rc = glora_error(GLORA_EFORMAT, "cannot read subnet spec '%s': not a JSON object", path);
-    } else if (!(rc = parse_model(root, s, path))) {
+    } else if (!(rc = parse_model(root, s, path)) && !(rc = parse_class_names(root, s, path))) {
         s->n_layers = GLORA_SITES * s->arch.depth;
         s->cfg = calloc((size_t)s->n_layers, sizeof *s->cfg);
         seen = calloc((size_t)s->n_layers, 1);
@@ -172,6 +190,7 @@ int glora_spec_parse(glora_spec_t *s, const char *json, const char *path) {
     cJSON_Delete(root);
     if (rc != GLORA_OK) {
         free(s->cfg);
+        free(s->class_names);
         memset(s, 0, sizeof *s);
     }
     return rc;
@@ -207,6 +226,11 @@ int glora_spec_to_json(const glora_spec_t *s, char **json) {
     if (s->has_val) {
         cJSON_AddNumberToObject(root, "val_accuracy", s->val_accuracy);
         cJSON_AddNumberToObject(root, "generation", s->generation);
+    }
+    if (s->class_names) {
+        cJSON *names = cJSON_Parse(s->class_names);
+        if (!names) goto oom;
+        cJSON_AddItemToObject(root, "class_names", names);
     }
     cJSON_AddItemToObject(root, "layers", layers);
     for (int l = 0; l < s->n_layers; l++) {
@@ -255,6 +279,14 @@ int glora_spec_from_model(glora_spec_t *s, const glora_vit_t *m, const glora_lay
     memcpy(s->cfg, cfg, (size_t)s->n_layers * sizeof *s->cfg);
     s->params = glora_vit_config_params(m, cfg);
     snprintf(s->supernet_sha256, sizeof s->supernet_sha256, "%s", supernet_sha256 ? supernet_sha256 : "");
+    /* The model's class names, when they are its head's (one per class). */
+    cJSON *names = m->class_names ? cJSON_Parse(m->class_names) : NULL;
+    if (names && cJSON_GetArraySize(names) == m->arch.num_classes && !(s->class_names = strdup(m->class_names))) {
+        cJSON_Delete(names);
+        glora_spec_free(s);
+        return glora_error(GLORA_ENOMEM, "subnet spec: out of memory");
+    }
+    cJSON_Delete(names);
     return GLORA_OK;
 }
 

@@ -235,6 +235,7 @@ void glora_vit_free(glora_vit_t *m) {
     free(m->params);
     free(m->w.blk);
     free(m->adapters);
+    free(m->class_names);
     free(m);
 }
 

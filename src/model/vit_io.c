@@ -9,6 +9,7 @@
 #include "glora/timm.h"
 #include "model-impl.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,20 @@ static const glora_st_tensor_t *need(const glora_st_t *st, const char *name, int
         t = NULL;
     }
     return t;
+}
+
+/* glora.class_names must be a JSON array of n strings (each 1..1024 bytes). */
+static int class_names_check(const char *json, int n, const char *path) {
+    cJSON *a = cJSON_Parse(json);
+    int k = a && cJSON_IsArray(a) ? cJSON_GetArraySize(a) : -1, ok = k == n;
+    for (int i = 0; ok && i < k; i++) {
+        const cJSON *s = cJSON_GetArrayItem(a, i);
+        ok = cJSON_IsString(s) && s->valuestring[0] && strlen(s->valuestring) <= 1024;
+    }
+    cJSON_Delete(a);
+    if (ok) return GLORA_OK;
+    return glora_error(GLORA_EFORMAT, "model '%s': metadata %s must be a JSON array of %d class names "
+                       "(non-empty strings), one per class of the head", path, GLORA_META_CLASS_NAMES, n);
 }
 
 static int parse_meta_int(const glora_st_t *st, const char *key, int *out) {
@@ -318,6 +333,14 @@ int glora_vit_load_ex(glora_vit_t **out, const char *backbone_path, const char *
         }
         if (!rc) memcpy(m->backbone_sha256, actual, sizeof actual);
     }
+    /* The class names of the file the head comes from. */
+    if (!rc) {
+        const glora_st_t *from = ad && glora_st_find(ad, "head.weight") ? ad : bb;
+        const char *names = from ? glora_st_meta(from, GLORA_META_CLASS_NAMES) : NULL;
+        if (names) rc = class_names_check(names, m->arch.num_classes, ad && from == ad ? adapter_path : backbone_path);
+        if (names && !rc && !(m->class_names = strdup(names)))
+            rc = glora_error(GLORA_ENOMEM, "model '%s': out of memory", backbone_path);
+    }
 out:
     free(loaded);
     glora_st_close(bb);
@@ -334,7 +357,7 @@ out:
 int glora_vit_save(const glora_vit_t *m, const char *path, int role_mask,
                    const char *const *meta, size_t n_meta) {
     glora_st_entry_t *e = calloc((size_t)m->n_params, sizeof *e);
-    const char **kv = calloc(2 * (n_meta + 2), sizeof *kv);
+    const char **kv = calloc(2 * (n_meta + 3), sizeof *kv);
     if (!e || !kv) {
         free(e);
         free(kv);
@@ -359,6 +382,10 @@ int glora_vit_save(const glora_vit_t *m, const char *path, int role_mask,
     if (m->rank > 0 && (role_mask & GLORA_ROLE_ADAPTER)) {
         kv[nk++] = "glora.rank";
         kv[nk++] = rank;
+    }
+    if (m->class_names && (role_mask & GLORA_ROLE_HEAD)) {
+        kv[nk++] = GLORA_META_CLASS_NAMES;
+        kv[nk++] = m->class_names;
     }
     for (size_t i = 0; i < 2 * n_meta; i++) kv[nk++] = meta[i];
     int rc = glora_st_write(path, e, n, kv, nk / 2);

@@ -43,6 +43,10 @@ int glora_merge(glora_vit_t **out, const glora_vit_t *m, const glora_spec_t *spe
     }
     memcpy(p->backbone_sha256, m->backbone_sha256, sizeof p->backbone_sha256);
     glora_vit_linears_free(lin);
+    if (m->class_names && !(p->class_names = strdup(m->class_names))) {
+        glora_vit_free(p);
+        return glora_error(GLORA_ENOMEM, "merge: out of memory");
+    }
     *out = p;
     return GLORA_OK;
 }

@@ -70,6 +70,13 @@ int glora_train_recipe(glora_vit_t *m, const glora_recipe_t *r, const glora_trai
     int rc = glora_recipe_mask(m, r, mask);
     if (!rc) rc = glora_train_run(m, mask, &opts, train, val, &out);
     free(mask);
+    /* The training split's class names (an image folder's) go with the head. */
+    if (!rc && train->class_names && train->num_classes == m->arch.num_classes) {
+        char *names = glora_dataset_class_names_json(train);
+        if (!names) rc = glora_error(GLORA_ENOMEM, "training: out of memory for the class names");
+        free(m->class_names);
+        m->class_names = names;
+    }
     if (!rc && output && out.start_epoch + out.epochs_run >= o->epochs) rc = save_output(m, r, output);
     if (res) *res = out;
     return rc;

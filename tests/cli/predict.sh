@@ -86,7 +86,97 @@ expect 0 "$GLORA" predict --model "$T/m7.safetensors" "$f0" "$f5" --logits
 cp "$T/out" "$T/seven.jsonl"
 check "$T/seven.jsonl" 2 7
 
-# 5. Errors: one line naming the file, exit 1, no output file left.
+# 4b. Class names travel with the model: trained on an image folder, the
+# model's metadata holds the class folders' names (glora.class_names), and
+# predict prints them for a list file too; a supernet keeps them as well.
+expect 0 "$GLORA" finetune --model "$T/m4.safetensors" --set data.train.folder="$T/f" --set data.size=32 \
+    --epochs 1 --batch 4 --threads 2 -o "$T/named.safetensors"
+expect 0 "$GLORA" info "$T/named.safetensors"
+has "$T/out" 'glora.class_names = \["class0", "class1", "class2", "class3"\]'
+expect 0 "$GLORA" predict --model "$T/named.safetensors" --list "$T/d/test.txt"
+jq -e -s 'length == 12 and all(.[]; .name == "class\(.class)")' "$T/out" >/dev/null ||
+    fail "a model trained on a folder predicts without its names: $(head -1 "$T/out")"
+expect 0 "$GLORA" supernet --model "$T/m4.safetensors" --set data.train.folder="$T/f" --set data.size=32 \
+    --epochs 1 --batch 4 --threads 2 -o "$T/sn.safetensors"
+expect 0 "$GLORA" info "$T/sn.safetensors"
+has "$T/out" 'glora.class_names = \["class0", "class1", "class2", "class3"\]'
+# ... into the search's specs, and through a retraining on a list (no names)
+# and the merge to the merged model's predictions.
+printf 'search: {population: 4, parents: 2, mutations: 2, crossovers: 2, generations: 1}\n' >"$T/s.yaml"
+expect 0 "$GLORA" search "$T/s.yaml" --model "$T/m4.safetensors" --supernet "$T/sn.safetensors" \
+    --set data.folder="$T/f" --output "$T/srch" --threads 2
+jq -e '.class_names == ["class0", "class1", "class2", "class3"]' "$T/srch/best.json" >/dev/null ||
+    fail "best.json lacks the class names"
+expect 0 "$GLORA" retrain --model "$T/m4.safetensors" --set model.adapter="$T/sn.safetensors" \
+    --set subnet="$T/srch/best.json" --set data.train.list="$T/d/test.txt" --set data.size=32 --epochs 1 \
+    --batch 4 --threads 2 -o "$T/ad.safetensors"
+expect 0 "$GLORA" merge --model "$T/m4.safetensors" --adapter "$T/ad.safetensors" -o "$T/merged.safetensors"
+expect 0 "$GLORA" predict --model "$T/merged.safetensors" "$f0"
+jq -e '.name == "class\(.class)"' "$T/out" >/dev/null || fail "the merged model lost the names: $(cat "$T/out")"
+jq '.class_names = ["a", "b"]' "$T/srch/best.json" >"$T/nz.json"
+expect 1 "$GLORA" eval --model "$T/m4.safetensors" --adapter "$T/sn.safetensors" --subnet "$T/nz.json" \
+    --list "$T/d/test.txt" --set data.size=32
+one_line; has "$T/err" "nz.json.*class_names"
+# Bad names in the metadata (same length, so the header stays valid).
+sed 's/\[\\"class0\\", /[\\"class0\\"; /' "$T/named.safetensors" >"$T/badnames.safetensors"
+cmp -s "$T/named.safetensors" "$T/badnames.safetensors" && fail "the sed did not change the names"
+expect 1 "$GLORA" predict --model "$T/badnames.safetensors" "$f0"
+one_line; has "$T/err" "badnames.safetensors.*glora.class_names"
+
+# 5. A timm config.json beside the model gives the data defaults (size 64,
+# resize shorter with crop_pct 0.9, bicubic, mean/std 0.5): the same logits
+# as the bare file with those keys set; keys the config sets override it.
+V="$top_srcdir/tests/fixtures/vit"
+mkdir -p "$T/hub" "$T/bare"
+cp "$V/model.safetensors" "$V/config.json" "$T/hub/" && cp "$V/model.safetensors" "$T/bare/" || fail "copying"
+expect 0 "$GLORA" predict --model "$T/hub/model.safetensors" --list "$T/d/test.txt" --logits
+cp "$T/out" "$T/hub.jsonl"
+check "$T/hub.jsonl" 12 10
+expect 0 "$GLORA" predict --model "$T/bare/model.safetensors" --heads 4 --list "$T/d/test.txt" --logits \
+    --set data.size=64 --set data.resize=shorter --set data.crop_pct=0.9 --set data.mean=0.5 --set data.std=0.5
+cmp -s "$T/out" "$T/hub.jsonl" || fail "config.json defaults differ from the same keys set"
+N="--set data.resize=squash --set data.mean=imagenet --set data.std=imagenet"
+expect 0 "$GLORA" predict --model "$T/hub/model.safetensors" --list "$T/d/test.txt" --logits $N
+cp "$T/out" "$T/hub2.jsonl"
+cmp -s "$T/hub2.jsonl" "$T/hub.jsonl" && fail "data.* keys did not override config.json"
+expect 0 "$GLORA" predict --model "$T/bare/model.safetensors" --heads 4 --list "$T/d/test.txt" --logits $N \
+    --set data.size=64
+cmp -s "$T/out" "$T/hub2.jsonl" || fail "config.json + overrides differ from the same keys set"
+expect 0 "$GLORA" info "$T/hub/model.safetensors" $N
+has "$T/out" 'size 64, resize squash, interpolation bicubic, mean 0.485 0.456 0.406, std 0.229 0.224 0.225 \(from .*hub/config.json: size, interpolation\)'
+sed 's/"bicubic"/"lanczos"/' "$V/config.json" >"$T/hub/config.json"
+expect 1 "$GLORA" predict --model "$T/hub/model.safetensors" --list "$T/d/test.txt"
+one_line; has "$T/err" "hub/config.json.*interpolation 'lanczos'"
+expect 0 "$GLORA" predict --model "$T/hub/model.safetensors" --list "$T/d/test.txt" --set data.interpolation=bicubic
+
+# 6. Under MPI (2 ranks): the images spread over the ranks in whole batches,
+# the lines gathered in order are the bytes of one process: a list in one
+# piece and in pieces of 5 images (batches of 2, so ranks get uneven shares),
+# a folder, single files; and an error on rank 1's image is one line.
+printf 'not an image at all' >"$T/bad.png"
+if [ -n "${MPIRUN:-}" ]; then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+    MPI2="$MPIRUN -q -np 2 --oversubscribe --bind-to none"
+    $MPI2 true >/dev/null 2>&1 || MPI2="$MPIRUN -np 2"
+fi
+if [ -n "${MPIRUN:-}" ] && $MPI2 true >/dev/null 2>&1; then
+    P="--model $T/ft.safetensors --threads 1 --logits"
+    for opts in "--batch 200" "--batch 2 --set data.max_memory=15360" "--batch 5"; do
+        expect 0 $MPI2 "$GLORA" predict $P --list "$T/d/test.txt" $opts -o "$T/mpi.jsonl"
+        cmp -s "$T/mpi.jsonl" "$T/list.jsonl" || fail "2 ranks ($opts) differ from one process"
+    done
+    expect 0 $MPI2 "$GLORA" predict $P --folder "$T/f" --batch 3
+    cmp -s "$T/out" "$T/folder.jsonl" || fail "2 ranks on a folder differ from one process"
+    expect 0 $MPI2 "$GLORA" predict $P "$f5" "$f0" --batch 1
+    "$GLORA" predict $P "$f5" "$f0" | cmp -s - "$T/out" || fail "2 ranks on files differ from one process"
+    expect 1 $MPI2 "$GLORA" predict $P "$f5" "$f0" "$f5" "$T/bad.png" --batch 2 -o "$T/fail.jsonl"
+    one_line; has "$T/err" 'bad\.png'
+    [ -e "$T/fail.jsonl" ] && fail "a failed predict under MPI left its -o file"
+else
+    echo "note: built without MPI (or mpirun cannot start 2 ranks): the MPI part is skipped"
+fi
+
+# 7. Errors: one line naming the file, exit 1, no output file left.
 expect 1 "$GLORA" predict $M "$T/nope.png"
 one_line; has "$T/err" 'nope\.png'
 printf 'not an image at all' >"$T/bad.png"

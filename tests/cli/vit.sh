@@ -30,7 +30,10 @@ cmp -s "$T/alone/model.npz.safetensors" "$T/alone/model_deflated.npz.safetensors
 # info reads the .npz directly, and the timm config.json beside a model.
 expect 0 "$GLORA" info "$V/model.npz"
 has "$T/out" 'NumPy .npz'; has "$T/out" '4 heads'
-has "$T/out" 'preprocessing from it: size 64, interpolation bicubic, crop_pct 0.9, mean 0.5 0.5 0.5, std 0.5 0.5 0.5'
+has "$T/out" 'preprocessing of image files: size 64, resize shorter, interpolation bicubic, crop_pct 0.9, mean 0.5 0.5 0.5, std 0.5 0.5 0.5 \(from .*config.json: size, resize, interpolation, crop_pct, mean, std\)'
+# The config's data.* keys override the config.json's values.
+expect 0 "$GLORA" info "$V/model.npz" --set data.mean=imagenet --set data.resize=squash --set data.size=32
+has "$T/out" 'size 32, resize squash, interpolation bicubic, mean 0.485 0.456 0.406, std 0.5 0.5 0.5 \(from .*config.json: interpolation, std\)'
 expect 0 "$GLORA" info "$V/nohead/model.safetensors"
 has "$T/out" 'dim 32, depth 2, 4 heads, MLP 128, 0 classes'
 has "$T/out" 'mean 0.485 0.456 0.406, std 0.229 0.224 0.225'
