@@ -505,6 +505,38 @@ static void test_identity_flag(void **state) {
     glora_config_free(b);
 }
 
+/* A key flagged GLORA_CFG_IDENTITY_IF_SET at its default leaves the hash
+ * what it was before the key existed (runs written then still resume); set
+ * to another value it changes it. */
+static void test_identity_if_set(void **state) {
+    (void)state;
+    static const glora_config_key_t old_keys[] = {
+        {"train.lr", GLORA_CFG_NUMBER, "1e-3", "lr", 0, 0, NULL},
+    };
+    static const char *const precisions[] = {"fp32", "bf16", NULL};
+    static const glora_config_key_t new_keys[] = {
+        {"train.lr", GLORA_CFG_NUMBER, "1e-3", "lr", 0, 0, NULL},
+        {"train.precision", GLORA_CFG_ENUM, "fp32", "precision", 0, 0, precisions, GLORA_CFG_IDENTITY_IF_SET},
+    };
+    static const glora_config_schema_t old_schema = GLORA_CONFIG_SCHEMA(old_keys);
+    static const glora_config_schema_t new_schema = GLORA_CONFIG_SCHEMA(new_keys);
+    glora_config_t *a, *b;
+    char ha[65], hb[65];
+    assert_int_equal(glora_config_load(&a, NULL, &old_schema), 0);
+    assert_int_equal(glora_config_load(&b, NULL, &new_schema), 0);
+    assert_int_equal(glora_config_hash(a, ha), 0);
+    assert_int_equal(glora_config_hash(b, hb), 0);
+    assert_string_equal(ha, hb);
+    assert_int_equal(glora_config_set(b, "train.precision=fp32"), 0);
+    assert_int_equal(glora_config_hash(b, hb), 0);
+    assert_string_equal(ha, hb);
+    assert_int_equal(glora_config_set(b, "train.precision=bf16"), 0);
+    assert_int_equal(glora_config_hash(b, hb), 0);
+    assert_string_not_equal(ha, hb);
+    glora_config_free(a);
+    glora_config_free(b);
+}
+
 static void test_hash_dump_diff(void **state) {
     (void)state;
     glora_config_t *a = load_ok("good/run.yaml");
@@ -805,6 +837,7 @@ int main(void) {
         cmocka_unit_test(test_getter_bugs_abort),
         cmocka_unit_test(test_help_iteration),
         cmocka_unit_test(test_identity_flag),
+        cmocka_unit_test(test_identity_if_set),
     };
     return cmocka_run_group_tests(tests, NULL, cleanup);
 }

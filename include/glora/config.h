@@ -79,7 +79,11 @@ typedef enum {
  * a key that says where files go or how often to report (output paths,
  * train.val_every, run.stop_after) rather than what the run computes: it is
  * left out of the run's identity (glora_config_hash, glora_config_diff), so
- * a --resume accepts a config that differs only there.  Write entries as
+ * a --resume accepts a config that differs only there.
+ * GLORA_CFG_IDENTITY_IF_SET for a key added after runs were written without
+ * it (train.precision, search.precision): at its default it is left out of
+ * the identity too, so such a run still resumes; any other value is part of
+ * it.  Write entries as
  * {key, type, default, .help = ..., .min = ..., ...}: naming the fields after
  * the default keeps -Wextra quiet about the ones left out. */
 typedef struct {
@@ -93,6 +97,7 @@ typedef struct {
 } glora_config_key_t;
 
 #define GLORA_CFG_NOT_IDENTITY 1u
+#define GLORA_CFG_IDENTITY_IF_SET 2u
 
 typedef struct {
     const glora_config_key_t *keys;

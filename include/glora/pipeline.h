@@ -84,7 +84,7 @@ typedef struct {
     {"train.batch", GLORA_CFG_INT, BATCH, "images per step (the last partial batch is dropped)", 1, 65536, NULL}, \
     {"train.lr", GLORA_CFG_NUMBER, LR, "peak learning rate", 0, 10, NULL},                         \
     {"train.shards", GLORA_CFG_INT, "2", "slices of each batch, up to --threads of them in flight (and in memory) at once, gradients summed in order (results depend on it, not on --threads)", 1, 64, NULL}, \
-    {"train.precision", GLORA_CFG_ENUM, "fp32", "arithmetic of the forward and input-gradient products through the linears' weights: fp32, or bf16 (AVX512_BF16, fp32 accumulation; gradients of what trains and AdamW stay fp32)", 0, 0, glora_precision_names}, \
+    {"train.precision", GLORA_CFG_ENUM, "fp32", "arithmetic of the forward and input-gradient products through the linears' weights: fp32, or bf16 (AVX512_BF16, fp32 accumulation; gradients of what trains and AdamW stay fp32)", 0, 0, glora_precision_names, GLORA_CFG_IDENTITY_IF_SET}, \
     {"train.warmup_epochs", GLORA_CFG_INT, "-1", "linear warm-up epochs (-1: round(epochs*10/500))", -1, 1e6, NULL}, \
     {"train.warmup_lr", GLORA_CFG_NUMBER, "1e-6", "learning rate at the start of the warm-up", 0, 10, NULL}, \
     {"train.min_lr", GLORA_CFG_NUMBER, "1e-5", "floor of the cosine schedule", 0, 10, NULL},       \
@@ -272,7 +272,7 @@ int glora_predict_topk(const float *logits, int n_classes, int k, int *cls, doub
     GLORA_SPLIT_FIT_KEYS("data.")
 extern const char *const glora_precisions[];
 #define GLORA_PRECISION_KEY(section)                                                       \
-    {section ".precision", GLORA_CFG_ENUM, "fp32", "arithmetic of the products with frozen or merged weights: fp32, or bf16 (AVX512_BF16; docs/PERFORMANCE.md)", 0, 0, glora_precisions}
+    {section ".precision", GLORA_CFG_ENUM, "fp32", "arithmetic of the products with frozen or merged weights: fp32, or bf16 (AVX512_BF16; docs/PERFORMANCE.md)", 0, 0, glora_precisions, GLORA_CFG_IDENTITY_IF_SET}
 
 /* The schemas of the stages (the sections of a `glora run` file). */
 extern const glora_config_schema_t glora_pretrain_schema, glora_finetune_schema, glora_supernet_schema,
@@ -401,6 +401,14 @@ typedef struct {
  * it (one process per run), removes temporaries a killed run left, copies
  * the config there and reads run.json. */
 int glora_run_open(glora_run_t **out, const char *config_path, const glora_config_t *cfg);
+/* One key of a stage's section set for this invocation: "STAGE.KEY=VALUE"
+ * with STAGE one of pretrain, finetune, supernet, search, retrain (glora run
+ * --set supernet.train.epochs=50). Applied after the section's own values,
+ * before the paths the run fixes (model.backbone, output, ...); the key is
+ * checked against the stage's keys here. Call before glora_run_stages. */
+int glora_run_override(glora_run_t *r, const char *assignment);
+/* Non-zero when assignment ("KEY=VALUE") names a stage's key (STAGE.KEY). */
+int glora_run_is_stage_key(const char *assignment);
 /* DIR/NAME. */
 const char *glora_run_dir(const glora_run_t *r);
 /* Every stage of run.stages but eval, in pipeline order, each the

@@ -9,6 +9,7 @@
 #include "glora/pipeline.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const cli_flag_t flags[] = {
@@ -27,8 +28,10 @@ static const cli_cmd_t cmd = {
         "interrupted run continues where it stopped (delete DIR/NAME to start over).\n"
         "Each stage's settings are the section of CONFIG named after it, read by that\n"
         "command (see 'glora supernet --help' etc.); only the run section's keys are\n"
-        "listed here. Example:\n"
-        "  glora run configs/quickstart.yaml",
+        "listed here. --set STAGE.KEY=VALUE sets a key of a stage's section\n"
+        "(pretrain, finetune, supernet, search, retrain). Examples:\n"
+        "  glora run configs/quickstart.yaml\n"
+        "  glora run configs/quickstart.yaml --set supernet.train.epochs=50",
     .schema = &glora_run_schema,
     .flags = flags,
     .n_flags = sizeof flags / sizeof flags[0],
@@ -100,9 +103,33 @@ static int run(glora_run_t *r, const glora_config_t *cfg, int *stopped) {
 }
 
 int glora_cmd_run(int argc, char **argv) {
+    /* --set STAGE.KEY=VALUE belongs to a stage (glora_run_override); the
+     * rest of the command line to the run section. */
+    char **av = malloc(((size_t)argc + 1) * sizeof *av);
+    const char **stage_sets = malloc(((size_t)argc + 1) * sizeof *stage_sets);
+    int ac = 0, ns = 0;
+    if (!av || !stage_sets) {
+        free(av), free(stage_sets);
+        fprintf(stderr, "glora: error: out of memory\n");
+        return CLI_FAIL;
+    }
+    for (int i = 0; i < argc; i++) {
+        int split = strcmp(argv[i], "--set") == 0 && i + 1 < argc; /* --set K=V, not --set=K=V */
+        const char *v = split ? argv[i + 1] : strncmp(argv[i], "--set=", 6) == 0 ? argv[i] + 6 : NULL;
+        if (v && glora_run_is_stage_key(v)) {
+            stage_sets[ns++] = v;
+            i += split;
+        } else {
+            av[ac++] = argv[i];
+        }
+    }
+    av[ac] = NULL;
     cli_args_t args;
-    int rc = cli_parse(&cmd, argc, argv, &args);
-    if (rc) return rc < 0 ? CLI_OK : rc;
+    int rc = cli_parse(&cmd, ac, av, &args);
+    if (rc) {
+        free(av), free(stage_sets);
+        return rc < 0 ? CLI_OK : rc;
+    }
     const glora_config_t *cfg = args.cfg;
     glora_run_t *r = NULL;
     if (!args.config_path) {
@@ -110,6 +137,10 @@ int glora_cmd_run(int argc, char **argv) {
     } else if (glora_run_open(&r, args.config_path, cfg)) {
         rc = cli_fail();
     } else {
+        for (int i = 0; i < ns && rc == CLI_OK; i++)
+            if (glora_run_override(r, stage_sets[i])) rc = cli_fail();
+    }
+    if (r && rc == CLI_OK) {
         size_t nst;
         const char *const *st = glora_config_strings(cfg, "stages", &nst);
         double t_all = glora_now();
@@ -122,5 +153,6 @@ int glora_cmd_run(int argc, char **argv) {
     }
     glora_run_close(r);
     cli_args_free(&args);
+    free(av), free(stage_sets);
     return rc;
 }

@@ -99,6 +99,14 @@ int glora_config_dump(const glora_config_t *c, char **yaml_out) {
     return 0;
 }
 
+/* Whether a key's value belongs to the run's identity (config.h: the flags). */
+static int in_identity(const glora_config_t *c, const cfg_pair_t *p) {
+    if (p->spec->flags & GLORA_CFG_NOT_IDENTITY) return 0;
+    if (!(p->spec->flags & GLORA_CFG_IDENTITY_IF_SET)) return 1;
+    size_t k = (size_t)(p->spec - c->schema->keys);
+    return !(c->has_default[k] && strcmp(p->canon, c->defaults[k].canon) == 0);
+}
+
 int glora_config_hash(const glora_config_t *c, char hex[65]) {
     GLORA_ASSERT(c != NULL);
     cfg_pair_t *p;
@@ -109,7 +117,7 @@ int glora_config_hash(const glora_config_t *c, char hex[65]) {
     glora_sha256_t s;
     glora_sha256_init(&s);
     for (size_t i = 0; i < n; i++) {
-        if (p[i].spec->flags & GLORA_CFG_NOT_IDENTITY) continue;
+        if (!in_identity(c, &p[i])) continue;
         glora_sha256_update(&s, p[i].key, strlen(p[i].key) + 1);
         glora_sha256_update(&s, p[i].canon, strlen(p[i].canon) + 1);
     }

@@ -33,6 +33,8 @@ struct glora_run {
     int want[GLORA_RUN_NSTAGES];  /* in run.stages */
     int running;                  /* stage of this invocation (-1: none) */
     double t0;                    /* when it started */
+    char **overrides;             /* glora_run_override: "STAGE.KEY=VALUE" */
+    size_t n_overrides;
 };
 
 static int exists(const char *path) { return access(path, F_OK) == 0; }
@@ -208,7 +210,47 @@ int glora_run_open(glora_run_t **out, const char *config_path, const glora_confi
 void glora_run_close(glora_run_t *r) {
     if (!r) return;
     glora_dir_unlock(r->lock);
+    for (size_t i = 0; i < r->n_overrides; i++) free(r->overrides[i]);
+    free(r->overrides);
     free(r);
+}
+
+static const glora_config_schema_t *const stage_schemas[] = {&glora_pretrain_schema, &glora_finetune_schema,
+    &glora_supernet_schema, &glora_search_schema, &glora_retrain_schema, &glora_merge_schema};
+
+/* The stage (PRETRAIN..RETRAIN) whose section an assignment names, else -1. */
+static int override_stage(const char *assignment) {
+    for (int si = PRETRAIN; si <= RETRAIN; si++) {
+        size_t n = strlen(glora_run_stage_names[si]);
+        if (strncmp(assignment, glora_run_stage_names[si], n) == 0 && assignment[n] == '.') return si;
+    }
+    return -1;
+}
+
+int glora_run_is_stage_key(const char *assignment) { return override_stage(assignment) >= 0; }
+
+int glora_run_override(glora_run_t *r, const char *assignment) {
+    int si = override_stage(assignment);
+    if (si < 0)
+        return glora_error(GLORA_EINVAL, "run: '%s' names no stage's key (pretrain., finetune., supernet., search. or retrain.)",
+                           assignment);
+    /* Checked now, on the stage's keys, so a typo fails before any stage runs. */
+    const char *key = assignment + strlen(glora_run_stage_names[si]) + 1;
+    glora_config_t *c = NULL;
+    int rc = glora_config_load(&c, NULL, stage_schemas[si]);
+    if (!rc) rc = glora_config_set(c, key);
+    glora_config_free(c);
+    if (rc) return rc;
+    char **grown = realloc(r->overrides, (r->n_overrides + 1) * sizeof *grown);
+    char *copy = strdup(assignment);
+    if (!grown || !copy) {
+        if (grown) r->overrides = grown;
+        free(copy);
+        return glora_error(GLORA_ENOMEM, "out of memory");
+    }
+    r->overrides = grown;
+    r->overrides[r->n_overrides++] = copy;
+    return GLORA_OK;
 }
 
 /* ---- the stages ------------------------------------------------------------ */
@@ -263,10 +305,14 @@ static int preset_subnet(const glora_run_t *r, const char *preset) {
 /* The config of stage si: its section of the run's file (the schema's
  * defaults when section is NULL) with the given string keys set (key, value,
  * ..., NULL), the run's seed under seed_key and run.arch as model.arch. */
-static int stage_config(const glora_run_t *r, const glora_config_schema_t *schema, const char *section,
-                        const char *seed_key, const char *const *set, glora_config_t **c) {
+static int stage_config(const glora_run_t *r, int si, const char *section, const char *seed_key,
+                        const char *const *set, glora_config_t **c) {
+    const glora_config_schema_t *schema = stage_schemas[si];
     const char *arch = glora_config_string(r->cfg, "arch");
     int rc = section ? glora_config_load_section(c, r->config, section, schema) : glora_config_load(c, NULL, schema);
+    for (size_t i = 0; !rc && i < r->n_overrides; i++)
+        if (override_stage(r->overrides[i]) == si)
+            rc = glora_config_set(*c, r->overrides[i] + strlen(glora_run_stage_names[si]) + 1);
     for (size_t i = 0; !rc && set[i]; i += 2) rc = glora_config_set_string(*c, set[i], set[i + 1]);
     if (!rc && arch) rc = glora_config_set_string(*c, "model.arch", arch);
     if (!rc && seed_key && r->seed >= 0) {
@@ -281,8 +327,6 @@ static int stage_config(const glora_run_t *r, const glora_config_schema_t *schem
 static int run_stage(glora_run_t *r, int si, const glora_stage_hooks_t *h, int *stopped) {
     static const glora_recipe_kind_t kinds[] = {GLORA_RECIPE_PRETRAIN, GLORA_RECIPE_FINETUNE, GLORA_RECIPE_SUPERNET,
                                                 0, GLORA_RECIPE_RETRAIN};
-    static const glora_config_schema_t *const schemas[] = {&glora_pretrain_schema, &glora_finetune_schema,
-        &glora_supernet_schema, &glora_search_schema, &glora_retrain_schema, &glora_merge_schema};
     static const char *const seed_keys[] = {NULL, "seed", "seed", "search.seed", "seed", NULL};
     const char *preset = glora_config_string(r->cfg, "subnet");
     const char *set[10] = {"model.backbone", r->backbone, "output", NULL};
@@ -303,7 +347,7 @@ static int run_stage(glora_run_t *r, int si, const glora_stage_hooks_t *h, int *
     }
     glora_config_t *c = NULL;
     glora_train_result_t res = {0};
-    if (!rc) rc = stage_config(r, schemas[si], si == MERGE ? NULL : glora_run_stage_names[si], seed_keys[si], set, &c);
+    if (!rc) rc = stage_config(r, si, si == MERGE ? NULL : glora_run_stage_names[si], seed_keys[si], set, &c);
     if (!rc && si == SEARCH) rc = pipeline_stage_search(c, 1, h, &saved);
     else if (!rc && si == MERGE) rc = glora_stage_merge(c, h);
     else if (!rc) rc = pipeline_stage_train(kinds[si], c, 1, h, &res, &saved);

@@ -139,6 +139,13 @@ epochs=$(sed -n 's/.*"seconds": \([0-9.]*\).*/\1/p' "$T/runs/twice/supernet.safe
 [ -n "$total" ] && [ -n "$epochs" ] || fail "no stage seconds ('$total') or not 4 epochs of metrics ('$epochs')"
 awk -v t="$total" -v a="$s1" -v e="$epochs" 'BEGIN { exit !(t + 0.05 >= a && t + 0.05 >= e && t > a) }' ||
     fail "summary says the supernet took ${total}s; the first invocation alone saved ${s1}s, the 4 epochs took ${epochs}s"
+# --set STAGE.KEY=VALUE reaches that stage's section (here 4 epochs -> 1);
+# a key the stage does not have is refused before any stage runs.
+sed 's/name: twice/name: once/; s/stop_after: 0/stop_after: 0/' "$T/twice.yaml" >"$T/once.yaml"
+expect 0 "$GLORA" run "$T/once.yaml" --threads 1 --set supernet.train.epochs=1 --set=search.search.seed=3
+[ "$(wc -l <"$T/runs/once/supernet.safetensors.metrics.jsonl")" -eq 1 ] ||
+    fail "--set supernet.train.epochs=1 did not reach the supernet: $(cat "$T/runs/once/supernet.safetensors.metrics.jsonl")"
+expect 1 "$GLORA" run "$T/once.yaml" --set supernet.train.epoch=1; one_line; has "$T/err" "train.epoch"
 # glora run reads its own section of one config: without a config it asks
 # for one; --section is refused.
 expect 2 "$GLORA" run; one_line; has "$T/err" 'which pipeline\? give a YAML config'
