@@ -170,6 +170,27 @@ static int png_chunks_fit(const uint8_t *b, size_t n) {
     return 1; /* no IEND: libpng reports the truncation */
 }
 
+/* Interleaved rows of ch channels of depth 8 or 16 bits -> img's first
+ * img->c planes of 8 bits (16-bit values rounded as PIL does). */
+static void png_rows_to_planes(glora_image_t *img, const uint8_t *buf, size_t rowbytes, int ch, int depth) {
+    const size_t w = (size_t)img->w, h = (size_t)img->h, plane = w * h;
+    for (size_t y = 0; y < h; y++) {
+        const uint8_t *src = buf + y * rowbytes;
+        for (int k = 0; k < img->c; k++) {
+            uint8_t *dst = img->px + (size_t)k * plane + y * w;
+            if (depth == 8) {
+                for (size_t x = 0; x < w; x++) dst[x] = src[x * (size_t)ch + (size_t)k];
+            } else {
+                for (size_t x = 0; x < w; x++) {
+                    const uint8_t *p = src + 2 * (x * (size_t)ch + (size_t)k);
+                    uint32_t v = (uint32_t)p[0] << 8 | p[1];   /* big-endian */
+                    dst[x] = (uint8_t)((v * 255u + 32767u) / 65535u);
+                }
+            }
+        }
+    }
+}
+
 static int decode_png(glora_image_t *img, const uint8_t *data, size_t n, const char *name) {
     png_structp png = NULL;
     png_infop info = NULL;
@@ -246,23 +267,7 @@ static int decode_png(glora_image_t *img, const uint8_t *data, size_t n, const c
 
     c = ch <= 2 ? 1 : 3;     /* alpha (2nd or 4th channel) dropped */
     rc = image_alloc(img, c, (long)h, (long)w, name);
-    if (rc) goto done;
-    size_t plane = (size_t)w * h;
-    for (size_t y = 0; y < h; y++) {
-        const uint8_t *src = buf + y * rowbytes;
-        for (int k = 0; k < c; k++) {
-            uint8_t *dst = img->px + (size_t)k * plane + y * w;
-            if (depth == 8) {
-                for (size_t x = 0; x < w; x++) dst[x] = src[x * (size_t)ch + (size_t)k];
-            } else {
-                for (size_t x = 0; x < w; x++) {
-                    const uint8_t *p = src + 2 * (x * (size_t)ch + (size_t)k);
-                    uint32_t v = (uint32_t)p[0] << 8 | p[1];   /* big-endian */
-                    dst[x] = (uint8_t)((v * 255u + 32767u) / 65535u);
-                }
-            }
-        }
-    }
+    if (!rc) png_rows_to_planes(img, buf, rowbytes, ch, depth);
 done:
     rows = vrows;
     buf = vbuf;
