@@ -28,7 +28,16 @@ static void write_options(sbuf_t *b, const glora_search_opts_t *o) {
                  "\"max_params\": %zu, \"seed\": \"%" PRIu64 "\", \"extra_budgets\": [",
               o->max_tries, o->generations, o->min_params, o->max_params, o->seed);
     for (int i = 0; i < o->n_budgets; i++) sb_printf(b, "%s%zu", i ? ", " : "", o->budgets[i]);
-    sb_puts(b, "]},\n");
+    sb_puts(b, "]");
+    /* Options added later: written only when not at the default, so that a
+     * default search writes the checkpoint it always did. */
+    if (o->fitness != GLORA_FITNESS_ACCURACY)
+        sb_printf(b, ", \"fitness\": \"%s\"", glora_search_fitness_names[o->fitness]);
+    if (o->fill_budget) {
+        sb_puts(b, ", \"fill_budget\": true, \"min_budget_fraction\": ");
+        sb_double(b, o->min_budget_fraction);
+    }
+    sb_puts(b, "},\n");
 }
 
 void search_gen_json(sbuf_t *b, const glora_search_gen_t *h) {
@@ -36,6 +45,10 @@ void search_gen_json(sbuf_t *b, const glora_search_gen_t *h) {
     sb_double(b, h->best_acc);
     sb_printf(b, ", \"best_params\": %zu, \"parents_mean_accuracy\": ", h->best_params);
     sb_double(b, h->parents_mean_acc);
+    if (isfinite(h->best_loss)) {
+        sb_puts(b, ", \"best_loss\": ");
+        sb_double(b, h->best_loss);
+    }
     sb_printf(b, ", \"evaluated\": %zu, \"evaluated_total\": %zu, \"seconds\": ", h->evaluated,
               h->evaluated_total);
     sb_double(b, h->seconds);
@@ -91,6 +104,10 @@ int search_checkpoint_write(const struct glora_search *s, const char *path) {
         sb_double(&b, s->c[i].acc);
         sb_puts(&b, ", ");
         sb_jstr(&b, s->c[i].enc);
+        if (SEARCH_NEEDS_LOSS(s)) { /* [generation, params, accuracy, "encoding", loss] */
+            sb_puts(&b, ", ");
+            sb_double(&b, s->c[i].loss);
+        }
         sb_puts(&b, i + 1 < s->n ? "],\n" : "]\n");
     }
     sb_puts(&b, "  ]\n}\n");
@@ -202,6 +219,27 @@ static int resume_identity(glora_search_t *s, rd_t *r) {
         if (!same) CHANGED("search.extra_budgets changed (%d budgets in the checkpoint, %d now, "
                            "or different values)", nb, o->n_budgets);
     }
+    {
+        /* Absent in checkpoints of searches without them: the defaults. */
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(opts, "fitness");
+        const cJSON *fb = cJSON_GetObjectItemCaseSensitive(opts, "fill_budget");
+        const cJSON *fr = cJSON_GetObjectItemCaseSensitive(opts, "min_budget_fraction");
+        const char *was = cJSON_IsString(f) ? f->valuestring : "accuracy";
+        if ((f && !cJSON_IsString(f)) || (fb && !cJSON_IsBool(fb)) || (fr && !cJSON_IsNumber(fr))) {
+            rc = glora_error(GLORA_EFORMAT, "checkpoint '%s': options.fitness, fill_budget or "
+                                            "min_budget_fraction has the wrong type", path);
+            goto done;
+        }
+        if (strcmp(was, glora_search_fitness_names[o->fitness]) != 0)
+            CHANGED("search.fitness changed (checkpoint %s, now %s)", was,
+                    glora_search_fitness_names[o->fitness]);
+        int was_fill = cJSON_IsTrue(fb);
+        if (was_fill != (o->fill_budget != 0) ||
+            (was_fill && (!fr || fr->valuedouble != o->min_budget_fraction)))
+            CHANGED("search.fill_budget or search.min_budget_fraction changed (checkpoint %s %.17g, now "
+                    "%s %.17g)", was_fill ? "true" : "false", fr ? fr->valuedouble : 0.0,
+                    o->fill_budget ? "true" : "false", o->fill_budget ? o->min_budget_fraction : 0.0);
+    }
     const cJSON *layers;
     if (!(layers = need(r, root, "layers", cJSON_Array, &rc))) goto done;
     if (cJSON_GetArraySize(layers) != s->p.n_layers)
@@ -273,10 +311,20 @@ static int resume_candidates(glora_search_t *s, rd_t *r, double gen) {
         goto done;
     }
     size_t i = 0;
+    const int want = SEARCH_NEEDS_LOSS(s) ? 5 : 4;
     for (const cJSON *e = cands->child; e; e = e->next, i++) {
         const cJSON *g = cJSON_GetArrayItem(e, 0), *p = cJSON_GetArrayItem(e, 1),
-                    *a = cJSON_GetArrayItem(e, 2), *en = cJSON_GetArrayItem(e, 3);
-        if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 4 || !cJSON_IsNumber(g) ||
+                    *a = cJSON_GetArrayItem(e, 2), *en = cJSON_GetArrayItem(e, 3),
+                    *ls = cJSON_GetArrayItem(e, 4);
+        if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != want) {
+            rc = glora_error(GLORA_EFORMAT, "checkpoint '%s': candidates[%zu] has %d entries; search.fitness "
+                                            "%s needs %s", path, i, cJSON_GetArraySize(e),
+                             glora_search_fitness_names[s->o.fitness],
+                             want == 5 ? "[generation, params, accuracy, \"encoding\", loss]"
+                                       : "[generation, params, accuracy, \"encoding\"]");
+            goto done;
+        }
+        if (!cJSON_IsNumber(g) ||
             !cJSON_IsNumber(p) || !cJSON_IsNumber(a) || !cJSON_IsString(en) ||
             g->valuedouble < 0 || g->valuedouble > gen || p->valuedouble < 0) {
             rc = glora_error(GLORA_EFORMAT, "checkpoint '%s': candidates[%zu] is not "
@@ -301,6 +349,7 @@ static int resume_candidates(glora_search_t *s, rd_t *r, double gen) {
             goto done;
         }
         s->c[s->n - 1].acc = a->valuedouble;
+        if (ls) s->c[s->n - 1].loss = ls->valuedouble;
     }
 done:
     free(cand);
@@ -378,8 +427,10 @@ static int resume_history(glora_search_t *s, rd_t *r, double gen) {
                                    path, s->n_hist, keys[k]);
             d[k] = x->valuedouble;
         }
-        *h = (glora_search_gen_t){(int)d[0], d[1], (size_t)d[2], d[3], (size_t)d[4],
+        *h = (glora_search_gen_t){(int)d[0], d[1], (size_t)d[2], d[3], NAN, (size_t)d[4],
                                   (size_t)d[5], d[6]};
+        const cJSON *bl = cJSON_GetObjectItemCaseSensitive(e, "best_loss");
+        if (cJSON_IsNumber(bl)) h->best_loss = bl->valuedouble;
         s->n_hist++;
     }
     return 0;

@@ -63,17 +63,24 @@ static int check_rng(const char *path, const cJSON *root) {
     return 0;
 }
 
-/* candidates: [generation, params, accuracy, "encoding"], generations in
- * order (the engine appends them generation by generation); *n counts them. */
+/* candidates: [generation, params, accuracy, "encoding"] or, with a fitness
+ * other than accuracy, [generation, params, accuracy, "encoding", loss], all
+ * of one form; generations in order (the engine appends them generation by
+ * generation); *n counts them. */
 static int check_candidates(const char *path, const cJSON *cands, double gen, size_t *n) {
     if (!cJSON_IsArray(cands)) return BAD("checkpoint '%s': key 'candidates' is not a list", path);
     double prev_gen = 0;
     *n = 0;
     for (const cJSON *e = cands->child; e; e = e->next, ++*n) {
-        if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 4)
+        int size = cJSON_IsArray(e) ? cJSON_GetArraySize(e) : 0;
+        if ((size != 4 && size != 5) || (*n > 0 && size != cJSON_GetArraySize(cands->child)))
             return BAD("checkpoint '%s': key 'candidates[%zu]' is not [generation, params, "
-                       "accuracy, \"encoding\"]", path, *n);
-        const cJSON *cg = e->child, *cp = cg->next, *ca = cp->next, *ce = ca->next;
+                       "accuracy, \"encoding\"] (or with a loss after the encoding, as every "
+                       "other candidate)", path, *n);
+        const cJSON *cg = e->child, *cp = cg->next, *ca = cp->next, *ce = ca->next, *cl = ce->next;
+        if (cl && !(cJSON_IsNumber(cl) && isfinite(cl->valuedouble) && cl->valuedouble >= 0))
+            return BAD("checkpoint '%s': key 'candidates[%zu][4]' (loss) is not a non-negative "
+                       "number", path, *n);
         if (!is_int_in(cg, prev_gen, gen))
             return BAD("checkpoint '%s': key 'candidates[%zu][0]' (generation) is not an "
                        "integer from %.0f (the previous candidate's) to %.0f ('generation')",
@@ -132,6 +139,9 @@ static int check_history_entry(const char *path, const cJSON *e, int i, size_t n
                        keys[k], want);
         }
     }
+    const cJSON *bl = cJSON_GetObjectItemCaseSensitive(e, "best_loss");
+    if (bl && !(cJSON_IsNumber(bl) && isfinite(bl->valuedouble) && bl->valuedouble >= 0))
+        return BAD("checkpoint '%s': key 'history[%d].best_loss' is not a non-negative number", path, i);
     size_t made = 0;
     for (; *c && (*c)->child->valuedouble == i; *c = (*c)->next) made++;
     *total += (double)made;
@@ -202,7 +212,7 @@ int search_checkpoint_check_state(const struct glora_search *s, const char *path
         const char *key = t ? "budget_parents" : "parents";
         for (int i = 0; i < s->n_parents[t]; i++) {
             size_t p = s->c[par[i]].params;
-            if (p < s->o.min_params || (s->tier_max[t] && p > s->tier_max[t]))
+            if (p < s->tier_min[t] || (s->tier_max[t] && p > s->tier_max[t]))
                 return BAD("checkpoint '%s': key '%s': candidate %zu (%zu parameters) is outside "
                            "the budget of tier %d", path, key, par[i], p, t);
             if (i > 0 && search_cand_cmp(s, par[i - 1], par[i]) >= 0)

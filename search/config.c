@@ -122,6 +122,50 @@ int glora_search_space_from_config(const glora_config_t *cfg, const glora_vit_t 
     return 0;
 }
 
+/* search.preset official: the official algorithm (glora/search.h, GLORA.md)
+ * whatever the defaults become. Each key it pins takes the preset's value; a
+ * key also set in the config must say the same. */
+static int apply_official(const glora_config_t *cfg, glora_search_opts_t *o) {
+    static const struct { const char *key; double value; } pins[] = {
+        {"search.population", 50}, {"search.parents", 10}, {"search.mutations", 25},
+        {"search.crossovers", 25}, {"search.mutation_prob", 0.2}, {"search.max_tries", 10},
+        {"search.generations", 20},
+    };
+    for (size_t i = 0; i < sizeof pins / sizeof *pins; i++) {
+        const char *key = pins[i].key;
+        double now = strcmp(key, "search.mutation_prob") == 0 ? glora_config_number(cfg, key)
+                                                              : (double)glora_config_int(cfg, key);
+        if (glora_config_is_set(cfg, key) && now != pins[i].value)
+            return glora_config_error(cfg, key, "is %g, but search.preset official fixes it to %g", now,
+                                      pins[i].value);
+    }
+    o->population = 50;
+    o->parents = 10;
+    o->mutations = 25;
+    o->crossovers = 25;
+    o->mutation_prob = 0.2;
+    o->max_tries = 10;
+    o->generations = 20;
+    if (glora_config_is_set(cfg, "search.fitness") && strcmp(glora_config_string(cfg, "search.fitness"), "accuracy"))
+        return glora_config_error(cfg, "search.fitness", "is %s, but search.preset official fixes it to accuracy",
+                                  glora_config_string(cfg, "search.fitness"));
+    if (glora_config_bool(cfg, "search.fill_budget"))
+        return glora_config_error(cfg, "search.fill_budget", "is true, but search.preset official fixes it to false");
+    o->fitness = GLORA_FITNESS_ACCURACY;
+    o->fill_budget = 0;
+    /* The official space at the supernet's rank. */
+    static const char *const space_keys[] = {"search.space.ranks", "search.space.A", "search.space.B",
+                                             "search.space.C", "search.space.D", "search.space.E"};
+    for (size_t i = 0; i < sizeof space_keys / sizeof *space_keys; i++)
+        if (glora_config_is_set(cfg, space_keys[i]))
+            return glora_config_error(cfg, space_keys[i], "is set, but search.preset official fixes the "
+                                      "official search space");
+    if (glora_config_map_key(cfg, "search.space.override", 0) != NULL)
+        return glora_config_error(cfg, "search.space.override", "is set, but search.preset official fixes "
+                                  "the official search space");
+    return 0;
+}
+
 int glora_search_opts_from_config(const glora_config_t *cfg, glora_search_opts_t *o) {
     glora_search_opts_default(o);
     o->population = (int)glora_config_int(cfg, "search.population");
@@ -141,6 +185,18 @@ int glora_search_opts_from_config(const glora_config_t *cfg, glora_search_opts_t
                                   GLORA_SEARCH_MAX_BUDGETS);
     for (size_t i = 0; i < nb; i++) o->budgets[i] = b[i];
     o->n_budgets = (int)nb;
-    return glora_search_opts_check(o);
+    const char *fit = glora_config_string(cfg, "search.fitness");
+    for (int i = 0; glora_search_fitness_names[i]; i++)
+        if (fit && strcmp(fit, glora_search_fitness_names[i]) == 0) o->fitness = (glora_search_fitness_t)i;
+    o->fill_budget = glora_config_bool(cfg, "search.fill_budget");
+    o->min_budget_fraction = glora_config_number(cfg, "search.min_budget_fraction");
+    if (o->fill_budget && !(o->min_budget_fraction > 0))
+        return glora_config_error(cfg, "search.min_budget_fraction", "is 0; with search.fill_budget it must "
+                                  "be in (0, 1]");
+    if (o->fill_budget && o->max_params == 0)
+        return glora_config_error(cfg, "search.fill_budget", "needs a budget: set search.max_params");
+    const char *preset = glora_config_string(cfg, "search.preset");
+    int rc = preset && strcmp(preset, "official") == 0 ? apply_official(cfg, o) : 0;
+    return rc ? rc : glora_search_opts_check(o);
 }
 

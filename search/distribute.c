@@ -4,7 +4,11 @@
  * generation it broadcasts the new candidates; every rank counts the correct
  * items of its static share of the (candidate, item) pairs; the counts are
  * summed (integers: exact in any order), so every accuracy is the same
- * correct / n_items as in one process. The other ranks serve these requests
+ * correct / n_items as in one process. With a fitness that needs losses,
+ * each rank also computes the per-item losses of its share; the shares are
+ * gathered in rank order (which is (candidate, item) order: no float is
+ * added across ranks) and every candidate's losses are then summed in item
+ * order, as in one process (search_mean_losses): the same bits. The other ranks serve these requests
  * until rank 0 sends the end of the search with its status. */
 #include "search/search-impl.h"
 
@@ -20,10 +24,8 @@ enum { REQ_EVAL = 1, REQ_END = 2 };
  * candidate-major: a contiguous range, so at most two candidates are cut
  * (one at each end) and the rest come whole. */
 static int count_share(const glora_search_problem_t *p, const glora_layer_cfg_t *genes, size_t n,
-                       uint64_t *correct) {
+                       size_t lo, size_t hi, uint64_t *correct, double *loss) {
     const size_t ni = p->n_items, nl = (size_t)p->n_layers;
-    size_t lo, hi;
-    glora_comm_span(n * ni, glora_comm_rank(), glora_comm_size(), &lo, &hi);
     const glora_layer_cfg_t **cands = malloc((n ? n : 1) * sizeof *cands);
     if (!cands) return glora_error(GLORA_ENOMEM, "search: out of memory");
     for (size_t i = 0; i < n; i++) cands[i] = genes + i * nl;
@@ -32,11 +34,13 @@ static int count_share(const glora_search_problem_t *p, const glora_layer_cfg_t 
         size_t c = lo / ni, i0 = lo % ni;
         if (i0 != 0 || hi - lo < ni) { /* one cut candidate */
             size_t i1 = hi - c * ni < ni ? hi - c * ni : ni;
-            rc = p->count(p->ctx, cands + c, 1, i0, i1, correct + c);
+            rc = loss ? p->score(p->ctx, cands + c, 1, i0, i1, correct + c, loss + c * ni)
+                      : p->count(p->ctx, cands + c, 1, i0, i1, correct + c);
             lo = c * ni + i1;
         } else { /* whole candidates */
             size_t k = (hi - lo) / ni;
-            rc = p->count(p->ctx, cands + c, k, 0, ni, correct + c);
+            rc = loss ? p->score(p->ctx, cands + c, k, 0, ni, correct + c, loss + c * ni)
+                      : p->count(p->ctx, cands + c, k, 0, ni, correct + c);
             lo += k * ni;
         }
     }
@@ -45,16 +49,34 @@ static int count_share(const glora_search_problem_t *p, const glora_layer_cfg_t 
 }
 
 /* Collective part of one evaluation, on every rank: genes of n candidates
- * (already broadcast) into correct[0..n) summed over ranks. */
+ * (already broadcast) into correct[0..n) summed over ranks and, when loss
+ * is not NULL, their mean losses into loss[0..n). */
 static int count_all(const glora_search_problem_t *p, const glora_layer_cfg_t *genes, size_t n,
-                     uint64_t *correct) {
+                     uint64_t *correct, double *loss) {
+    const size_t ni = p->n_items;
+    size_t lo, hi, bytes = 0;
+    glora_comm_span(n * ni, glora_comm_rank(), glora_comm_size(), &lo, &hi);
+    double *mine = NULL, *all = NULL;
+    if (loss) {
+        if (glora_size_mul(n, ni * sizeof(double), &bytes))
+            glora_comm_abort("search: a generation too large to score");
+        mine = malloc(bytes ? bytes : 1);
+        all = malloc(bytes ? bytes : 1);
+        if (!mine || !all) glora_comm_abort("search: out of memory for the losses of a generation");
+    }
     memset(correct, 0, n * sizeof *correct);
-    int rc = glora_comm_check(count_share(p, genes, n, correct));
+    int rc = glora_comm_check(count_share(p, genes, n, lo, hi, correct, mine));
     if (!rc) glora_comm_sum_u64(correct, n);
+    if (!rc && loss) {
+        glora_comm_allgatherv(mine + lo, (hi - lo) * sizeof *mine, all);
+        search_mean_losses(all, n, ni, loss);
+    }
+    free(mine);
+    free(all);
     return rc;
 }
 
-int search_eval_distributed(struct glora_search *s, size_t start, size_t n, double *acc) {
+int search_eval_distributed(struct glora_search *s, size_t start, size_t n, double *acc, double *loss) {
     size_t nl = (size_t)s->p.n_layers;
     uint64_t req[2] = {REQ_EVAL, n};
     glora_comm_bcast(req, sizeof req, 0);
@@ -63,7 +85,7 @@ int search_eval_distributed(struct glora_search *s, size_t start, size_t n, doub
     glora_comm_bcast(genes, n * nl * sizeof *genes, 0);
     uint64_t *correct = malloc((n ? n : 1) * sizeof *correct);
     if (!correct) glora_comm_abort("search: out of memory for the results of a generation");
-    int rc = count_all(&s->p, genes, n, correct);
+    int rc = count_all(&s->p, genes, n, correct, loss);
     for (size_t i = 0; !rc && i < n; i++) acc[i] = (double)correct[i] / (double)s->p.n_items;
     free(correct);
     return rc;
@@ -81,10 +103,13 @@ int search_serve(struct glora_search *s) {
             glora_comm_abort("search: a generation too large to receive");
         glora_layer_cfg_t *genes = malloc(bytes ? bytes : 1);
         uint64_t *correct = malloc((n ? n : 1) * sizeof *correct);
-        if (!genes || !correct) glora_comm_abort("search: out of memory for a generation");
+        double *loss = SEARCH_NEEDS_LOSS(s) ? malloc((n ? n : 1) * sizeof *loss) : NULL;
+        if (!genes || !correct || (SEARCH_NEEDS_LOSS(s) && !loss))
+            glora_comm_abort("search: out of memory for a generation");
         glora_comm_bcast(genes, bytes, 0);
         /* A failure here is agreed inside; rank 0 then ends the search. */
-        count_all(&s->p, genes, n, correct);
+        count_all(&s->p, genes, n, correct, loss);
+        free(loss);
         free(genes);
         free(correct);
     }

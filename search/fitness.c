@@ -4,19 +4,36 @@
 #include "util/parallel.h"
 #include "glora/search.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Top-1 correct of the images whose tokens (n, T, C) are given. */
+/* -log softmax(z)[y] of one row of V logits, in double (a function of the
+ * row alone). */
+static double row_loss(const float *z, int V, int y) {
+    if (y < 0 || y >= V) return INFINITY; /* the engine refuses it */
+    double mx = z[0], sum = 0;
+    for (int k = 1; k < V; k++)
+        if (z[k] > mx) mx = z[k];
+    for (int k = 0; k < V; k++) sum += exp((double)z[k] - mx);
+    return log(sum) - ((double)z[y] - mx);
+}
+
+/* Top-1 correct of the images whose tokens (n, T, C) are given; with loss,
+ * each image's loss into loss[0..n). */
 static size_t count_from_tokens(const glora_vit_t *m, const glora_vit_linears_t *lin,
-                                glora_vit_acts_t *ac, const float *tokens, const int *y, size_t n) {
+                                glora_vit_acts_t *ac, const float *tokens, const int *y, size_t n,
+                                double *loss) {
     const size_t per = (size_t)m->arch.tokens * (size_t)m->arch.dim;
+    const int V = m->arch.num_classes;
     size_t correct = 0;
     for (size_t start = 0; start < n; start += ac->max_batch) {
         size_t B = n - start < ac->max_batch ? n - start : ac->max_batch;
         glora_vit_forward_tokens(m, lin, ac, tokens + start * per, B);
         correct += glora_vit_count_top1(m, ac, y + start, B);
+        for (size_t b = 0; loss && b < B; b++)
+            loss[start + b] = row_loss(ac->logits + b * (size_t)V, V, y[start + b]);
     }
     return correct;
 }
@@ -57,6 +74,12 @@ int glora_search_fitness(const glora_vit_t *m, const glora_layer_cfg_t *const *c
 int glora_search_fitness_count(const glora_vit_t *m, const glora_layer_cfg_t *const *cands, size_t n,
                                const glora_dataset_t *ds, size_t lo, size_t hi, size_t batch,
                                uint64_t *correct) {
+    return glora_search_fitness_score(m, cands, n, ds, lo, hi, batch, correct, NULL);
+}
+
+int glora_search_fitness_score(const glora_vit_t *m, const glora_layer_cfg_t *const *cands, size_t n,
+                               const glora_dataset_t *ds, size_t lo, size_t hi, size_t batch,
+                               uint64_t *correct, double *loss) {
     GLORA_ASSERT(lo <= hi && hi <= ds->n);
     const size_t n_img = hi - lo;
     const int *y = ds->y + lo;
@@ -87,12 +110,14 @@ int glora_search_fitness_count(const glora_vit_t *m, const glora_layer_cfg_t *co
             for (size_t c = 0; c < n; c++) {
                 int t = glora_thread_id();
                 glora_vit_linears_set(lin[t], m, cands[c]);
-                correct[c] += count_from_tokens(m, lin[t], ws[t], tokens, y, n_img);
+                correct[c] += count_from_tokens(m, lin[t], ws[t], tokens, y, n_img,
+                                                loss ? loss + c * ds->n + lo : NULL);
             }
         } else {
             for (size_t c = 0; c < n; c++) {
                 glora_vit_linears_set(lin[0], m, cands[c]);
-                correct[c] += count_from_tokens(m, lin[0], ws[0], tokens, y, n_img);
+                correct[c] += count_from_tokens(m, lin[0], ws[0], tokens, y, n_img,
+                                                loss ? loss + c * ds->n + lo : NULL);
             }
         }
     }

@@ -15,6 +15,7 @@
 typedef struct {
     size_t params;
     double acc;
+    double loss;   /* mean loss (fitness other than accuracy), else NAN */
     int gen;   /* generation that produced it */
     char *enc; /* encoding, owned */
 } cand_t;
@@ -42,6 +43,7 @@ struct glora_search {
      * own parents. */
     int n_tiers;
     size_t tier_max[SEARCH_MAX_TIERS]; /* 0: unbounded */
+    size_t tier_min[SEARCH_MAX_TIERS]; /* min_params, raised by fill_budget */
     int tier_budget[SEARCH_MAX_TIERS]; /* index into o.budgets, -1 for tier 0 */
     size_t *parents;              /* tier t: parents[t * o.parents ...], best first */
     int n_parents[SEARCH_MAX_TIERS];
@@ -54,7 +56,9 @@ struct glora_search {
 /* The JSON writers use the library's one string builder. */
 #include "util/strbuf.h"
 
-/* Ranking order: accuracy desc, params asc, encoding asc. <0: a before b. */
+/* Ranking order (by the fitness): accuracy desc (accuracy, accuracy+loss),
+ * loss asc (loglik, accuracy+loss), then params asc, encoding asc. <0: a
+ * before b. */
 int search_cand_cmp(const struct glora_search *s, size_t a, size_t b);
 
 /* Appends a candidate (not yet evaluated) and indexes it. */
@@ -74,7 +78,13 @@ int search_outputs_write(const struct glora_search *s, const char *dir);
  * rank 0's requests until it ends the search; returns its final status.
  * search_end_serving (rank 0) ends the serving with rank 0's status rc and
  * returns the status all ranks agree on. */
-int search_eval_distributed(struct glora_search *s, size_t start, size_t n, double *acc);
+int search_eval_distributed(struct glora_search *s, size_t start, size_t n, double *acc,
+                            double *loss);
+/* Whether the search needs losses (a fitness other than accuracy). */
+#define SEARCH_NEEDS_LOSS(s) ((s)->o.fitness != GLORA_FITNESS_ACCURACY)
+/* Mean loss of each of n candidates from per-item losses loss[i * n_items
+ * + k], summed in item order in double. */
+void search_mean_losses(const double *item_loss, size_t n, size_t n_items, double *loss);
 int search_serve(struct glora_search *s);
 int search_end_serving(int rc);
 

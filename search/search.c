@@ -11,6 +11,9 @@
 #include "util/fileio.h"
 #include "util/comm.h"
 
+const char *const glora_search_fitness_names[] = {"accuracy", "loglik", "accuracy+loss", NULL};
+const char *const glora_search_presets[] = {"none", "official", NULL};
+
 void glora_search_opts_default(glora_search_opts_t *o) {
     memset(o, 0, sizeof *o);
     o->population = 50;
@@ -20,6 +23,7 @@ void glora_search_opts_default(glora_search_opts_t *o) {
     o->mutation_prob = 0.2;
     o->max_tries = 10;
     o->generations = 20;
+    o->min_budget_fraction = 0.9;
     o->stop_after = -1;
 }
 
@@ -54,6 +58,14 @@ int glora_search_opts_check(const glora_search_opts_t *o) {
         return glora_error(GLORA_EINVAL,
                            "option 'search.min_params': %zu is above search.max_params = %zu",
                            o->min_params, o->max_params);
+    if (o->fitness < GLORA_FITNESS_ACCURACY || o->fitness > GLORA_FITNESS_ACC_LOSS)
+        return glora_error(GLORA_EINVAL, "option 'search.fitness': %d is not a fitness", (int)o->fitness);
+    if (o->fill_budget && !(o->min_budget_fraction > 0.0 && o->min_budget_fraction <= 1.0))
+        return glora_error(GLORA_EINVAL, "option 'search.min_budget_fraction': %g is not in (0, 1]",
+                           o->min_budget_fraction);
+    if (o->fill_budget && o->max_params == 0)
+        return glora_error(GLORA_EINVAL, "option 'search.fill_budget': needs a budget "
+                                         "(search.max_params > 0)");
     if (o->n_budgets < 0 || o->n_budgets > GLORA_SEARCH_MAX_BUDGETS)
         return glora_error(GLORA_EINVAL,
                            "option 'search.extra_budgets': %d budgets, at most %d allowed",
@@ -152,7 +164,7 @@ int search_add(struct glora_search *s, const glora_layer_cfg_t *genes, size_t pa
         for (size_t i = 0; i < s->n; i++) table_insert(s, i);
     }
     memcpy(s->genes + s->n * nl, genes, nl * sizeof *genes);
-    s->c[s->n] = (cand_t){.params = params, .acc = NAN, .gen = gen, .enc = enc};
+    s->c[s->n] = (cand_t){.params = params, .acc = NAN, .loss = NAN, .gen = gen, .enc = enc};
     table_insert(s, s->n);
     s->n++;
     return 0;
@@ -160,7 +172,8 @@ int search_add(struct glora_search *s, const glora_layer_cfg_t *genes, size_t pa
 
 int search_cand_cmp(const struct glora_search *s, size_t a, size_t b) {
     const cand_t *x = &s->c[a], *y = &s->c[b];
-    if (x->acc != y->acc) return x->acc > y->acc ? -1 : 1;
+    if (s->o.fitness != GLORA_FITNESS_LOGLIK && x->acc != y->acc) return x->acc > y->acc ? -1 : 1;
+    if (s->o.fitness != GLORA_FITNESS_ACCURACY && x->loss != y->loss) return x->loss < y->loss ? -1 : 1;
     if (x->params != y->params) return x->params < y->params ? -1 : 1;
     return strcmp(x->enc, y->enc);
 }
@@ -175,6 +188,9 @@ int glora_search_create(glora_search_t **out, const glora_search_problem_t *p,
         return glora_error(GLORA_EINVAL, "search problem: needs layers and an evaluator");
     int rc = glora_search_opts_check(o);
     if (rc) return rc;
+    if (o->fitness != GLORA_FITNESS_ACCURACY && (!p->score || p->n_items == 0))
+        return glora_error(GLORA_EINVAL, "option 'search.fitness': %s needs an evaluator of losses",
+                           glora_search_fitness_names[o->fitness]);
     for (int l = 0; l < p->n_layers; l++) {
         const glora_search_layer_t *L = &p->layers[l];
         if (L->out < 1 || L->in < 1)
@@ -208,6 +224,14 @@ int glora_search_create(glora_search_t **out, const glora_search_problem_t *p,
             s->tier_max[s->n_tiers] = o->budgets[i];
             s->tier_budget[s->n_tiers++] = i;
         }
+    for (int t = 0; t < s->n_tiers; t++) {
+        s->tier_min[t] = o->min_params;
+        if (o->fill_budget) {
+            size_t lo = (size_t)ceil(o->min_budget_fraction * (double)s->tier_max[t]);
+            if (lo > s->tier_max[t]) lo = s->tier_max[t];
+            if (lo > s->tier_min[t]) s->tier_min[t] = lo;
+        }
+    }
     s->layers = malloc((size_t)p->n_layers * sizeof *s->layers);
     s->parents = malloc((size_t)s->n_tiers * (size_t)o->parents * sizeof *s->parents);
     s->hist = malloc(((size_t)o->generations + 1) * sizeof *s->hist);
@@ -266,6 +290,11 @@ const glora_layer_cfg_t *glora_search_candidate(const glora_search_t *s, size_t 
     return genes_of(s, i);
 }
 
+double glora_search_candidate_loss(const glora_search_t *s, size_t i) {
+    GLORA_ASSERT(i < s->n);
+    return s->c[i].loss;
+}
+
 const char *glora_search_encoding(const glora_search_t *s, size_t i) {
     GLORA_ASSERT(i < s->n);
     return s->c[i].enc;
@@ -285,7 +314,7 @@ long glora_search_best(const glora_search_t *s, size_t budget) {
 
 static int within(const struct glora_search *s, size_t params, int tier) {
     size_t max = s->tier_max[tier];
-    return params >= s->o.min_params && (max == 0 || params <= max);
+    return params >= s->tier_min[tier] && (max == 0 || params <= max);
 }
 
 /* Adds child to the generation if it is within the tier's budget and new.
@@ -359,6 +388,44 @@ static size_t shrink(struct glora_search *s, glora_layer_cfg_t *child, size_t pa
     return params;
 }
 
+/* fill_budget: brings a random candidate below the tier's lower bound up:
+ * a gene drawn uniformly among those with a costlier option that still
+ * fits under max is redrawn uniformly among those options, until the
+ * candidate reaches min. Returns the new parameter count (below min only
+ * when no gene can grow within max). */
+static size_t grow(struct glora_search *s, glora_layer_cfg_t *child, size_t params, size_t min,
+                   size_t max) {
+    int nl = s->p.n_layers;
+    while (params < min) {
+        uint64_t movable = 0;
+        for (int pass = 0; pass < 2; pass++) {
+            uint64_t pick = pass ? glora_rng_below(&s->rng, movable) : 0;
+            for (int l = 0; l < nl; l++)
+                for (int t = 0; t < GLORA_NTENSORS; t++) {
+                    size_t cur = option_cost(s, l, t, option_index(s, l, t, child[l].t[t]));
+                    int dearer[GLORA_SPACE_MAX], nd = 0;
+                    for (int k = 0; k < s->layers[l].space.n[t]; k++) {
+                        size_t c = option_cost(s, l, t, k);
+                        if (c > cur && params - cur + c <= max) dearer[nd++] = k;
+                    }
+                    if (nd == 0) continue;
+                    if (pass == 0) {
+                        movable++;
+                        continue;
+                    }
+                    if (pick-- > 0) continue;
+                    int k = dearer[glora_rng_below(&s->rng, (uint64_t)nd)];
+                    child[l].t[t] = s->layers[l].space.opt[t][k];
+                    params = params - cur + option_cost(s, l, t, k);
+                    goto next;
+                }
+            if (movable == 0) return params;
+        }
+    next:;
+    }
+    return params;
+}
+
 static void mutate(struct glora_search *s, glora_layer_cfg_t *child, const size_t *parents, int np) {
     size_t pi = parents[glora_rng_below(&s->rng, (uint64_t)np)];
     memcpy(child, genes_of(s, pi), (size_t)s->p.n_layers * sizeof *child);
@@ -404,6 +471,8 @@ static int breed(struct glora_search *s, int how, size_t want, int gen, int tier
             params = shrink(s, child, params, max);
         }
         over = 0;
+        if (how == MAKE_RANDOM && s->o.fill_budget && params < s->tier_min[tier])
+            params = grow(s, child, params, s->tier_min[tier], max);
         int rc = offer(s, child, params, gen, tier);
         if (rc < 0) return rc;
         *got += (size_t)rc;
@@ -438,6 +507,35 @@ static int rank_parents(struct glora_search *s, int tier) {
     return 0;
 }
 
+void search_mean_losses(const double *item_loss, size_t n, size_t n_items, double *loss) {
+    for (size_t i = 0; i < n; i++) {
+        double sum = 0;
+        for (size_t k = 0; k < n_items; k++) sum += item_loss[i * n_items + k];
+        loss[i] = sum / (double)n_items;
+    }
+}
+
+/* Accuracy and mean loss of n candidates in this process (the score
+ * callback over every item). */
+static int score_local(struct glora_search *s, const glora_layer_cfg_t **cands, size_t n, double *acc,
+                       double *loss) {
+    const size_t ni = s->p.n_items;
+    size_t bytes;
+    if (glora_size_mul(n, ni * sizeof(double), &bytes))
+        return glora_error(GLORA_ENOMEM, "search: a generation too large to score");
+    uint64_t *correct = calloc(n, sizeof *correct);
+    double *item = malloc(bytes ? bytes : 1);
+    int rc = correct && item ? s->p.score(s->p.ctx, cands, n, 0, ni, correct, item)
+                             : glora_error(GLORA_ENOMEM, "search: out of memory");
+    if (!rc) {
+        search_mean_losses(item, n, ni, loss);
+        for (size_t i = 0; i < n; i++) acc[i] = (double)correct[i] / (double)ni;
+    }
+    free(correct);
+    free(item);
+    return rc;
+}
+
 static int run_generation(struct glora_search *s, const glora_search_hooks_t *hooks) {
     double (*clock)(void) = s->o.clock ? s->o.clock : glora_now;
     double t0 = clock();
@@ -462,7 +560,7 @@ static int run_generation(struct glora_search *s, const glora_search_hooks_t *ho
          * may stay empty (then its best-under file is not written). */
         if (!rc && gen == 0 && tier == 0 && got == 0) {
             char lo[32], hi[32];
-            glora_search_budget_str(s->o.min_params, lo);
+            glora_search_budget_str(s->tier_min[0], lo);
             glora_search_budget_str(s->tier_max[0], hi);
             rc = glora_error(GLORA_EINVAL,
                              "option 'search.min_params'/'search.max_params': no candidate of the "
@@ -478,7 +576,7 @@ static int run_generation(struct glora_search *s, const glora_search_hooks_t *ho
     if (hooks && hooks->batch) hooks->batch(hooks->ctx, gen, n_new);
     if (n_new > 0) {
         const glora_layer_cfg_t **cands = malloc(n_new * sizeof *cands);
-        double *acc = malloc(n_new * sizeof *acc);
+        double *acc = malloc(2 * n_new * sizeof *acc), *loss = acc ? acc + n_new : NULL;
         if (!cands || !acc) {
             free(cands);
             free(acc);
@@ -486,10 +584,12 @@ static int run_generation(struct glora_search *s, const glora_search_hooks_t *ho
         }
         for (size_t i = 0; i < n_new; i++) {
             cands[i] = genes_of(s, start + i);
-            acc[i] = NAN;
+            acc[i] = loss[i] = NAN;
         }
-        if (glora_comm_size() > 1 && s->p.count)
-            rc = search_eval_distributed(s, start, n_new, acc);
+        if (glora_comm_size() > 1 && (SEARCH_NEEDS_LOSS(s) ? s->p.score != NULL : s->p.count != NULL))
+            rc = search_eval_distributed(s, start, n_new, acc, SEARCH_NEEDS_LOSS(s) ? loss : NULL);
+        else if (SEARCH_NEEDS_LOSS(s))
+            rc = score_local(s, cands, n_new, acc, loss);
         else
             rc = s->p.evaluate(s->p.ctx, cands, n_new, acc);
         for (size_t i = 0; !rc && i < n_new; i++) {
@@ -500,7 +600,11 @@ static int run_generation(struct glora_search *s, const glora_search_hooks_t *ho
                 rc = glora_error(GLORA_ESTATE, "search: evaluator returned accuracy %g, not in "
                                                "[0, 1], for candidate %zu of generation %d",
                                  acc[i], i, gen);
+            else if (SEARCH_NEEDS_LOSS(s) && !(loss[i] >= 0 && isfinite(loss[i])))
+                rc = glora_error(GLORA_ESTATE, "search: evaluator returned loss %g for candidate %zu "
+                                               "of generation %d", loss[i], i, gen);
             s->c[start + i].acc = acc[i];
+            s->c[start + i].loss = loss[i];
         }
         free(cands);
         free(acc);
@@ -521,6 +625,9 @@ static int run_generation(struct glora_search *s, const glora_search_hooks_t *ho
         h->best_acc = s->c[s->parents[0]].acc;
         h->best_params = s->c[s->parents[0]].params;
         h->parents_mean_acc = sum / s->n_parents[0];
+        h->best_loss = s->c[s->parents[0]].loss;
+    } else {
+        h->best_loss = NAN;
     }
     h->evaluated = n_new;
     h->evaluated_total = s->n;

@@ -51,6 +51,25 @@ int glora_search_vit_count(void *ctx, const glora_layer_cfg_t *const *cands, siz
     return glora_search_fitness_count(v->m, cands, n, v->data, lo, hi, v->batch, correct);
 }
 
+int glora_search_vit_score(void *ctx, const glora_layer_cfg_t *const *cands, size_t n, size_t lo,
+                           size_t hi, uint64_t *correct, double *loss) {
+    glora_search_vit_t *v = ctx;
+    const size_t ni = v->data->n;
+    /* With a counter (one process, every image): chunks as in evaluate. */
+    if (!v->tick || lo != 0 || hi != ni)
+        return glora_search_fitness_score(v->m, cands, n, v->data, lo, hi, v->batch, correct, loss);
+    size_t chunk = 2 * (size_t)glora_max_threads();
+    v->tick(v->tick_ctx, 0, n);
+    for (size_t i = 0; i < n; i += chunk) {
+        size_t k = n - i < chunk ? n - i : chunk;
+        int rc = glora_search_fitness_score(v->m, cands + i, k, v->data, lo, hi, v->batch, correct + i,
+                                            loss + i * ni);
+        if (rc) return rc;
+        v->tick(v->tick_ctx, i + k, n);
+    }
+    return 0;
+}
+
 int glora_search_vit_write_spec(void *ctx, const char *path, const glora_layer_cfg_t *cfg,
                                 size_t params, double acc, int generation) {
     glora_search_vit_t *v = ctx;

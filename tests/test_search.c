@@ -19,7 +19,9 @@
 
 #include "glora/common.h"
 #include "util/fileio.h"
+#include "glora/config.h"
 #include "glora/layer.h"
+#include "glora/pipeline.h"
 #include "glora/search.h"
 
 static const glora_choice_t NONE = {GLORA_NONE, 0}, SCAL = {GLORA_SCALAR, 0},
@@ -224,6 +226,7 @@ typedef struct {
     int coarse;    /* accuracies in few levels: many ties */
     int fail_at;   /* call number that fails (simulated kill mid-generation); -1 */
     size_t max_batch;
+    size_t n_items; /* items of fake_score */
 } fake_t;
 
 static uint64_t mix(uint64_t h) {
@@ -249,9 +252,18 @@ static double fake_acc(const fake_t *f, const glora_layer_cfg_t *c) {
     return 0.5 * (double)(h % 1000) / 1000.0 + 0.5 * lora_a / f->n_layers;
 }
 
+static void fake_check(fake_t *f, const glora_layer_cfg_t *const *cands, size_t n);
+
 static int fake_eval(void *ctx, const glora_layer_cfg_t *const *cands, size_t n, double *acc) {
     fake_t *f = ctx;
     if (f->calls++ == f->fail_at) return glora_error(GLORA_EIO, "fake evaluator: killed");
+    fake_check(f, cands, n);
+    for (size_t i = 0; i < n; i++) acc[i] = fake_acc(f, cands[i]);
+    return 0;
+}
+
+/* Legal, within the budget, never seen before. */
+static void fake_check(fake_t *f, const glora_layer_cfg_t *const *cands, size_t n) {
     if (n > f->max_batch) f->max_batch = n;
     glora_search_problem_t p = {.n_layers = f->n_layers, .layers = f->layers};
     for (size_t i = 0; i < n; i++) {
@@ -273,8 +285,32 @@ static int fake_eval(void *ctx, const glora_layer_cfg_t *const *cands, size_t n,
             f->seen = realloc(f->seen, f->cap * sizeof *f->seen);
         }
         f->seen[f->n_seen++] = e;
-        acc[i] = fake_acc(f, cands[i]);
     }
+}
+
+/* Loss of a candidate on item k of the fake problem: hash-like, in [0, 4). */
+static double fake_item_loss(const fake_t *f, const glora_layer_cfg_t *c, size_t k) {
+    char *e = glora_search_encode(c, f->n_layers);
+    uint64_t h = 1469598103934665603ull;
+    for (const char *q = e; *q; q++) h = (h ^ (uint8_t)*q) * 1099511628211ull;
+    free(e);
+    h = mix(h ^ (0x9e3779b97f4a7c15ull * (k + 1)));
+    return (double)(h % 100000) / 25000.0;
+}
+
+/* The score callback (fitness loglik, accuracy+loss): an item is right when
+ * its loss is below 1. */
+static int fake_score(void *ctx, const glora_layer_cfg_t *const *cands, size_t n, size_t lo, size_t hi,
+                      uint64_t *correct, double *loss) {
+    fake_t *f = ctx;
+    if (f->calls++ == f->fail_at) return glora_error(GLORA_EIO, "fake evaluator: killed");
+    fake_check(f, cands, n);
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = lo; k < hi; k++) {
+            double l = fake_item_loss(f, cands[i], k);
+            loss[i * f->n_items + k] = l;
+            correct[i] += l < 1.0;
+        }
     return 0;
 }
 
@@ -834,8 +870,278 @@ static void test_small_space_exhausted(void **state) {
     setup_free(&su);
 }
 
+/* ---- finer fitness, budget filling, the official preset ---- */
+
+/* Ranks by the mean loss (loglik) or accuracy then loss (accuracy+loss); the
+ * means are the item losses summed in order in double; the checkpoint holds
+ * them and resumes to the same files; a resume under another fitness is
+ * refused. */
+static void test_fitness_loss(void **state) {
+    (void)state;
+    for (int fit = GLORA_FITNESS_LOGLIK; fit <= GLORA_FITNESS_ACC_LOSS; fit++) {
+        setup_t su;
+        setup_init(&su, 21);
+        su.o.fitness = (glora_search_fitness_t)fit;
+        su.f.n_items = 7;
+        glora_search_problem_t p = setup_problem(&su);
+        p.score = fake_score;
+        p.n_items = 7;
+        char *ref = tmpdir();
+        glora_search_t *s;
+        assert_int_equal(glora_search_create(&s, &p, &su.o, "h", "sha"), 0);
+        assert_int_equal(glora_search_run(s, ref, NULL), 0);
+        size_t n = glora_search_n_evaluated(s), best = 0;
+        double bl = 0, ba = 0;
+        for (size_t i = 0; i < n; i++) {
+            size_t pi;
+            double ai, sum = 0;
+            uint64_t right = 0;
+            const glora_layer_cfg_t *c = glora_search_candidate(s, i, &pi, &ai, NULL);
+            for (size_t k = 0; k < 7; k++) {
+                double l = fake_item_loss(&su.f, c, k);
+                sum += l;
+                right += l < 1.0;
+            }
+            double li = sum / 7.0;
+            assert_true(ai == (double)right / 7.0);
+            assert_true(glora_search_candidate_loss(s, i) == li); /* the same bits */
+            size_t pb;
+            glora_search_candidate(s, best, &pb, NULL, NULL);
+            int better = fit == GLORA_FITNESS_LOGLIK
+                             ? li < bl || (li == bl && pi < pb)
+                             : ai > ba || (ai == ba && (li < bl || (li == bl && pi < pb)));
+            if (i == 0 || better) best = i, bl = li, ba = ai;
+        }
+        assert_int_equal(glora_search_best(s, 0), (long)best);
+        glora_search_free(s);
+        char *ck = slurp(ref, "checkpoint.json");
+        assert_non_null(strstr(ck, fit == GLORA_FITNESS_LOGLIK ? "\"fitness\": \"loglik\""
+                                                              : "\"fitness\": \"accuracy+loss\""));
+        cJSON *j = cJSON_Parse(ck);
+        assert_int_equal(cJSON_GetArraySize(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "candidates"), 0)), 5);
+        cJSON_Delete(j);
+        free(ck);
+        char *h = slurp(ref, "history.jsonl");
+        assert_non_null(strstr(h, "\"best_loss\": "));
+        free(h);
+        /* Stopped after generation 2, resumed: the same files. */
+        reset_fake(&su);
+        char *dir = tmpdir(), path[512];
+        glora_search_opts_t o = su.o;
+        o.stop_after = 2;
+        assert_int_equal(glora_search_create(&s, &p, &o, "h", "sha"), 0);
+        assert_int_equal(glora_search_run(s, dir, NULL), 0);
+        glora_search_free(s);
+        snprintf(path, sizeof path, "%s/checkpoint.json", dir);
+        assert_int_equal(glora_search_create(&s, &p, &su.o, "h", "sha"), 0);
+        assert_int_equal(glora_search_resume(s, path), 0);
+        assert_int_equal(glora_search_run(s, dir, NULL), 0);
+        glora_search_free(s);
+        assert_same_outputs(ref, dir);
+        /* Another fitness: refused, naming it. */
+        glora_search_opts_t other = su.o;
+        other.fitness = fit == GLORA_FITNESS_LOGLIK ? GLORA_FITNESS_ACC_LOSS : GLORA_FITNESS_ACCURACY;
+        assert_int_equal(glora_search_create(&s, &p, &other, "h", "sha"), 0);
+        assert_int_equal(glora_search_resume(s, path), GLORA_ESTATE);
+        assert_non_null(strstr(glora_errmsg(), "search.fitness"));
+        glora_search_free(s);
+        rm_rf(dir);
+        rm_rf(ref);
+        free(dir);
+        free(ref);
+        setup_free(&su);
+    }
+    /* A loss fitness without a score callback is refused. */
+    setup_t su;
+    setup_init(&su, 1);
+    su.o.fitness = GLORA_FITNESS_LOGLIK;
+    glora_search_problem_t p = setup_problem(&su);
+    glora_search_t *s;
+    assert_int_equal(glora_search_create(&s, &p, &su.o, "h", "sha"), GLORA_EINVAL);
+    assert_non_null(strstr(glora_errmsg(), "search.fitness"));
+    setup_free(&su);
+}
+
+/* The default search writes none of the new keys: its checkpoint is the one
+ * it always was (4 entries per candidate, no fitness / fill_budget). */
+static void test_default_checkpoint_unchanged(void **state) {
+    (void)state;
+    setup_t su;
+    setup_init(&su, 8);
+    su.o.generations = 1;
+    char *dir = tmpdir();
+    run_full(&su, dir);
+    char *ck = slurp(dir, "checkpoint.json"), *h = slurp(dir, "history.jsonl");
+    assert_null(strstr(ck, "fitness"));
+    assert_null(strstr(ck, "fill_budget"));
+    assert_null(strstr(ck, "best_loss"));
+    assert_null(strstr(h, "best_loss"));
+    cJSON *j = cJSON_Parse(ck);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "candidates"), 0)), 4);
+    cJSON_Delete(j);
+    free(ck);
+    free(h);
+    rm_rf(dir);
+    free(dir);
+    setup_free(&su);
+}
+
+/* fill_budget: every candidate uses at least 90% of its tier's budget (the
+ * tiers 2500, 1000 and 2000), each tier finds some, and the option is
+ * checked and compared on resume. */
+static void test_fill_budget(void **state) {
+    (void)state;
+    setup_t su;
+    setup_init(&su, 13);
+    su.o.min_params = 0;
+    su.f.min_params = 0;
+    su.o.fill_budget = 1;
+    su.o.min_budget_fraction = 0.9;
+    char *dir = tmpdir();
+    glora_search_problem_t p = setup_problem(&su);
+    glora_search_t *s;
+    assert_int_equal(glora_search_create(&s, &p, &su.o, "h", "sha"), 0);
+    assert_int_equal(glora_search_run(s, dir, NULL), 0);
+    size_t n = glora_search_n_evaluated(s), in[3] = {0, 0, 0};
+    for (size_t i = 0; i < n; i++) {
+        size_t pi;
+        glora_search_candidate(s, i, &pi, NULL, NULL);
+        int t = pi >= 2250 && pi <= 2500 ? 0 : pi >= 900 && pi <= 1000 ? 1 : pi >= 1800 && pi <= 2000 ? 2 : -1;
+        if (t < 0) fail_msg("candidate %zu has %zu parameters, under 90%% of every budget", i, pi);
+        in[t]++;
+    }
+    assert_true(in[0] >= (size_t)su.o.population && in[1] > 0 && in[2] > 0);
+    glora_search_free(s);
+    char ck[512];
+    snprintf(ck, sizeof ck, "%s/checkpoint.json", dir);
+    char *text = slurp(dir, "checkpoint.json");
+    assert_non_null(strstr(text, "\"fill_budget\": true, \"min_budget_fraction\": 0.9"));
+    free(text);
+    glora_search_opts_t o = su.o;
+    o.min_budget_fraction = 0.8;
+    assert_int_equal(glora_search_create(&s, &p, &o, "h", "sha"), 0);
+    assert_int_equal(glora_search_resume(s, ck), GLORA_ESTATE);
+    assert_non_null(strstr(glora_errmsg(), "search.fill_budget"));
+    glora_search_free(s);
+    o = su.o;
+    assert_int_equal(glora_search_create(&s, &p, &o, "h", "sha"), 0);
+    assert_int_equal(glora_search_resume(s, ck), 0);
+    glora_search_free(s);
+    /* Option checks. */
+    glora_search_opts_default(&o);
+    o.fill_budget = 1;
+    assert_int_equal(glora_search_opts_check(&o), GLORA_EINVAL); /* no max_params */
+    assert_non_null(strstr(glora_errmsg(), "search.fill_budget"));
+    o.max_params = 1000;
+    o.min_budget_fraction = 0;
+    assert_int_equal(glora_search_opts_check(&o), GLORA_EINVAL);
+    assert_non_null(strstr(glora_errmsg(), "search.min_budget_fraction"));
+    o.min_budget_fraction = 1;
+    assert_int_equal(glora_search_opts_check(&o), 0);
+    rm_rf(dir);
+    free(dir);
+    setup_free(&su);
+}
+
+static glora_config_t *search_cfg(const char *const *sets) {
+    glora_config_t *c = NULL;
+    assert_int_equal(glora_config_load(&c, NULL, &glora_search_schema), 0);
+    for (size_t i = 0; sets[i]; i++)
+        if (glora_config_set(c, sets[i])) fail_msg("--set %s: %s", sets[i], glora_errmsg());
+    return c;
+}
+
+/* search.preset official: the official options whatever the keys' defaults;
+ * a pinned key given with another value is an error naming it. The new
+ * options and the preset, at their defaults, leave the config hash as it was
+ * before they existed. */
+static void test_preset_and_new_options(void **state) {
+    (void)state;
+    glora_search_opts_t o, d;
+    glora_search_opts_default(&d);
+    const char *none[] = {NULL};
+    const char *off[] = {"search.preset=official", "search.population=50", "search.max_params=3K", NULL};
+    glora_config_t *c = search_cfg(off);
+    assert_int_equal(glora_search_opts_from_config(c, &o), 0);
+    assert_int_equal(o.population, 50);
+    assert_int_equal(o.parents, 10);
+    assert_int_equal(o.mutations, 25);
+    assert_int_equal(o.crossovers, 25);
+    assert_true(o.mutation_prob == 0.2);
+    assert_int_equal(o.max_tries, 10);
+    assert_int_equal(o.generations, 20);
+    assert_int_equal(o.fitness, GLORA_FITNESS_ACCURACY);
+    assert_int_equal(o.fill_budget, 0);
+    assert_int_equal(o.max_params, 3000);
+    glora_config_free(c);
+    struct { const char *set, *key; } bad[] = {
+        {"search.population=40", "search.population"}, {"search.generations=3", "search.generations"},
+        {"search.mutation_prob=0.3", "search.mutation_prob"}, {"search.fitness=loglik", "search.fitness"},
+        {"search.fill_budget=true", "search.fill_budget"}, {"search.space.A=[none, vector]", "search.space.A"},
+        {"search.space.ranks=[1]", "search.space.ranks"},
+        {"search.space.override.fc1.B=[none]", "search.space.override"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        const char *sets[] = {"search.preset=official", "search.max_params=3K", bad[i].set, NULL};
+        c = search_cfg(sets);
+        assert_int_equal(glora_search_opts_from_config(c, &o), GLORA_EINVAL);
+        if (!strstr(glora_errmsg(), bad[i].key) || !strstr(glora_errmsg(), "official"))
+            fail_msg("%s: message '%s' lacks '%s' or 'official'", bad[i].set, glora_errmsg(), bad[i].key);
+        glora_config_free(c);
+    }
+    /* Without a preset the keys read as given. */
+    const char *fit[] = {"search.fitness=accuracy+loss", "search.fill_budget=true", "search.max_params=4K",
+                         "search.min_budget_fraction=0.75", NULL};
+    c = search_cfg(fit);
+    assert_int_equal(glora_search_opts_from_config(c, &o), 0);
+    assert_int_equal(o.fitness, GLORA_FITNESS_ACC_LOSS);
+    assert_int_equal(o.fill_budget, 1);
+    assert_true(o.min_budget_fraction == 0.75);
+    glora_config_free(c);
+    const char *nobudget[] = {"search.fill_budget=true", NULL};
+    c = search_cfg(nobudget);
+    assert_int_equal(glora_search_opts_from_config(c, &o), GLORA_EINVAL);
+    assert_non_null(strstr(glora_errmsg(), "search.fill_budget"));
+    glora_config_free(c);
+    /* Defaults: the options of glora_search_opts_default. */
+    c = search_cfg(none);
+    assert_int_equal(glora_search_opts_from_config(c, &o), 0);
+    assert_int_equal(o.fitness, d.fitness);
+    assert_int_equal(o.fill_budget, d.fill_budget);
+    assert_true(o.min_budget_fraction == d.min_budget_fraction);
+    char h0[65], h1[65], h2[65], h3[65];
+    assert_int_equal(glora_config_hash(c, h0), 0);
+    glora_config_free(c);
+    /* The hash of the schema without the new keys: what glora computed
+     * before they existed. */
+    glora_config_key_t keys[256];
+    size_t nk = 0;
+    for (size_t i = 0; i < glora_search_schema.nkeys; i++)
+        if (!(glora_search_schema.keys[i].flags & GLORA_CFG_IDENTITY_IF_SET)) keys[nk++] = glora_search_schema.keys[i];
+    assert_true(nk < glora_search_schema.nkeys && nk < 256);
+    glora_config_schema_t old = {keys, nk};
+    assert_int_equal(glora_config_load(&c, NULL, &old), 0);
+    assert_int_equal(glora_config_hash(c, h1), 0);
+    glora_config_free(c);
+    assert_string_equal(h0, h1);
+    const char *explicit_default[] = {"search.fitness=accuracy", "search.preset=none", "search.fill_budget=false", NULL};
+    c = search_cfg(explicit_default);
+    assert_int_equal(glora_config_hash(c, h2), 0);
+    glora_config_free(c);
+    assert_string_equal(h0, h2);
+    const char *changed[] = {"search.fitness=loglik", NULL};
+    c = search_cfg(changed);
+    assert_int_equal(glora_config_hash(c, h3), 0);
+    glora_config_free(c);
+    assert_string_not_equal(h0, h3);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fitness_loss),
+        cmocka_unit_test(test_default_checkpoint_unchanged),
+        cmocka_unit_test(test_fill_budget),
+        cmocka_unit_test(test_preset_and_new_options),
         cmocka_unit_test(test_params_vit_b16),
         cmocka_unit_test(test_encoding),
         cmocka_unit_test(test_budget),

@@ -40,6 +40,14 @@
  *     parents are the best of everything evaluated within its budget. So one
  *     search costs (1 + tiers) x population evaluations per generation and
  *     best-under-<budget>.json is a real search result, not a by-product.
+ * Options that leave the official algorithm (off by default; search.preset
+ * official pins them off whatever the defaults become, docs/config.md):
+ *   - fitness loglik or accuracy+loss: the ranking uses each candidate's
+ *     mean validation loss (problem score callback) instead of, or after,
+ *     the accuracy;
+ *   - fill_budget: each tier accepts only candidates of at least
+ *     min_budget_fraction of its budget; random ones below are grown to it
+ *     (the mirror of the shrinking above; more draws from the stream).
  * All random draws come from one glora_rng_t on the calling thread, in a fixed
  * order; with an evaluator whose results do not depend on the thread count,
  * the whole search (and every checkpoint) is a function of the options, the
@@ -95,6 +103,16 @@ typedef int (*glora_search_eval_fn)(void *ctx, const glora_layer_cfg_t *const *c
  * glora_search_eval_fn returns. */
 typedef int (*glora_search_count_fn)(void *ctx, const glora_layer_cfg_t *const *cands, size_t n,
                                      size_t lo, size_t hi, uint64_t *correct);
+/* Scores for the finer fitnesses (search.fitness loglik, accuracy+loss):
+ * like count, adds to correct[i] the items in [lo, hi) candidate i gets
+ * right, and writes the loss of each of them (the negative log-likelihood
+ * of its true class, computed in double) to loss[i * n_items + k] for k in
+ * [lo, hi). Each loss must be a pure function of the candidate and the
+ * item (not of lo, hi, n or the threads): the engine sums them per
+ * candidate in item order, in double, so 1 process and any number of MPI
+ * ranks give the same bits. */
+typedef int (*glora_search_score_fn)(void *ctx, const glora_layer_cfg_t *const *cands, size_t n,
+                                     size_t lo, size_t hi, uint64_t *correct, double *loss);
 /* Writes a subnet spec of cfg to path (best.json, best-under-*.json). */
 typedef int (*glora_search_spec_fn)(void *ctx, const char *path, const glora_layer_cfg_t *cfg,
                                     size_t params, double acc, int generation);
@@ -109,11 +127,24 @@ typedef struct {
      * rank counts its share through `count`, and the counts are summed. */
     glora_search_count_fn count;
     size_t n_items;
+    /* Needed by the fitnesses other than accuracy (with n_items). */
+    glora_search_score_fn score;
     void *ctx;                          /* passed to both callbacks */
     /* Identity of what the evaluator scores on (e.g. the sha256 of the
      * validation images and labels), compared on resume; NULL = "". */
     const char *data_sha256;
 } glora_search_problem_t;
+
+/* What ranks the candidates (search.fitness). */
+typedef enum {
+    GLORA_FITNESS_ACCURACY = 0, /* top-1 accuracy, then fewer parameters (official) */
+    GLORA_FITNESS_LOGLIK,       /* mean log-likelihood of the true class (higher first),
+                                   then fewer parameters */
+    GLORA_FITNESS_ACC_LOSS      /* accuracy, then mean loss (lower first), then fewer
+                                   parameters */
+} glora_search_fitness_t;
+extern const char *const glora_search_fitness_names[]; /* "accuracy", "loglik", "accuracy+loss", NULL */
+extern const char *const glora_search_presets[];       /* "none", "official", NULL */
 
 typedef struct {
     int population;       /* 50 */
@@ -128,6 +159,14 @@ typedef struct {
     size_t budgets[GLORA_SEARCH_MAX_BUDGETS]; /* extra budgets (>= min_params): tiers
                                                  searched alongside, best-under-<b>.json */
     int n_budgets;
+    glora_search_fitness_t fitness; /* GLORA_FITNESS_ACCURACY */
+    /* Candidates that use the budget: with fill_budget, every tier accepts
+     * only candidates of at least ceil(min_budget_fraction x its budget)
+     * parameters (and min_params), and a random candidate below that is grown
+     * (a gene with a costlier option that still fits is redrawn among those
+     * options, until it reaches the bound). Needs max_params > 0. */
+    int fill_budget;                /* 0 */
+    double min_budget_fraction;     /* in (0, 1], 0.9 by default */
     /* Not part of the search's identity (not checkpointed or compared): */
     int stop_after;       /* >= 0: return after generation stop_after is
                              checkpointed, as if killed (tests); -1: never */
@@ -145,6 +184,7 @@ typedef struct {
     double best_acc;          /* best over everything evaluated so far */
     size_t best_params;
     double parents_mean_acc;  /* mean accuracy of the parents after ranking */
+    double best_loss;         /* mean loss of the best (NAN with fitness accuracy) */
     size_t evaluated;         /* new candidates of this generation */
     size_t evaluated_total;
     double seconds;           /* wall time of the generation */
@@ -195,6 +235,8 @@ size_t glora_search_n_evaluated(const glora_search_t *s);
  * generation. */
 const glora_layer_cfg_t *glora_search_candidate(const glora_search_t *s, size_t i,
                                                 size_t *params, double *acc, int *generation);
+/* Mean validation loss of candidate i (NAN with fitness accuracy). */
+double glora_search_candidate_loss(const glora_search_t *s, size_t i);
 /* Index of the best candidate overall (budget 0) or with params <= budget;
  * -1 when there is none. */
 long glora_search_best(const glora_search_t *s, size_t budget);
@@ -268,6 +310,10 @@ void glora_search_space_str(const glora_space_t *sp, char *buf, size_t size);
     {"search.min_params", GLORA_CFG_SIZE, "0", "fewest GLoRA parameters of a candidate (K/M suffix)", 0, 0, NULL}, \
     {"search.max_params", GLORA_CFG_SIZE, "0", "most GLoRA parameters of a candidate (0: no limit)", 0, 0, NULL}, \
     {"search.extra_budgets", GLORA_CFG_SIZES, "[]", "smaller budgets searched alongside (a population each), for best-under-<budget>.json", 0, 0, NULL}, \
+    {"search.preset", GLORA_CFG_ENUM, "none", "official: pin the official algorithm (population 50, parents 10, mutations 25, crossovers 25, mutation_prob 0.2, max_tries 10, generations 20, fitness accuracy, fill_budget false, the official space); a key set to another value is an error", 0, 0, glora_search_presets, GLORA_CFG_IDENTITY_IF_SET}, \
+    {"search.fitness", GLORA_CFG_ENUM, "accuracy", "what ranks candidates: accuracy (top-1, then fewer parameters), loglik (mean log-likelihood of the true class), accuracy+loss (accuracy, then mean loss, then fewer parameters)", 0, 0, glora_search_fitness_names, GLORA_CFG_IDENTITY_IF_SET}, \
+    {"search.fill_budget", GLORA_CFG_BOOL, "false", "accept only candidates using at least min_budget_fraction of their budget (max_params, each extra budget); random ones are grown to it", 0, 0, NULL, GLORA_CFG_IDENTITY_IF_SET}, \
+    {"search.min_budget_fraction", GLORA_CFG_NUMBER, "0.9", "with fill_budget: the fraction of the budget a candidate must use", 0, 1, NULL, GLORA_CFG_IDENTITY_IF_SET}, \
     {"search.batch", GLORA_CFG_INT, "32", "images per forward pass of one candidate (results do not depend on it)", 1, 65536, NULL, GLORA_CFG_NOT_IDENTITY}, \
     {"search.space.ranks", GLORA_CFG_INTS, "[]", "LoRA ranks of the default space (default: the supernet's)", 1, 64, NULL}, \
     GLORA_SEARCH_SPACE_KEYS("search.space", "[]", "for every layer (default: official)"), \
@@ -307,6 +353,13 @@ int glora_search_fitness_count(const glora_vit_t *m, const glora_layer_cfg_t *co
                                const glora_dataset_t *ds, size_t lo, size_t hi, size_t batch,
                                uint64_t *correct);
 
+/* The counts of glora_search_fitness_count and, for each image k in [lo,
+ * hi), the loss of candidate i on it, -log softmax(logits)[label] computed
+ * in double from the float logits, into loss[i * ds->n + k]. */
+int glora_search_fitness_score(const glora_vit_t *m, const glora_layer_cfg_t *const *cands, size_t n,
+                               const glora_dataset_t *ds, size_t lo, size_t hi, size_t batch,
+                               uint64_t *correct, double *loss);
+
 /* layers[0 .. 4*depth) with the model's names and shapes and the official
  * space at the model's rank. Caller frees *layers. */
 int glora_search_vit_layers(const glora_vit_t *m, glora_search_layer_t **layers);
@@ -331,6 +384,10 @@ int glora_search_vit_evaluate(void *ctx, const glora_layer_cfg_t *const *cands, 
  * ds->n): correct top-1 predictions on images [lo, hi) (glora_search_fitness_count). */
 int glora_search_vit_count(void *ctx, const glora_layer_cfg_t *const *cands, size_t n, size_t lo,
                            size_t hi, uint64_t *correct);
+/* The glora_search_score_fn for ctx = glora_search_vit_t* (n_items =
+ * ds->n): glora_search_fitness_score. */
+int glora_search_vit_score(void *ctx, const glora_layer_cfg_t *const *cands, size_t n, size_t lo,
+                           size_t hi, uint64_t *correct, double *loss);
 /* The glora_search_spec_fn for ctx = glora_search_vit_t*: glora_spec_write. */
 int glora_search_vit_write_spec(void *ctx, const char *path, const glora_layer_cfg_t *cfg,
                                 size_t params, double acc, int generation);

@@ -90,7 +90,8 @@ int glora_search_supernet(const glora_search_setup_t *st, glora_search_result_t 
     glora_search_problem_t p = {.n_layers = glora_vit_layers(st->supernet), .layers = st->layers ? st->layers : own,
                                 .evaluate = glora_search_vit_evaluate,
                                 .write_spec = glora_search_vit_write_spec, .ctx = &v, .data_sha256 = data_sha,
-                                .count = glora_search_vit_count, .n_items = st->val->n};
+                                .count = glora_search_vit_count, .n_items = st->val->n,
+                                .score = glora_search_vit_score};
     if ((rc = glora_search_create(&s, &p, &st->opts, st->identity, st->supernet_sha256))) goto done;
     if (have_ckpt) {
         if ((rc = glora_comm_check(glora_search_resume(s, path)))) goto done;
