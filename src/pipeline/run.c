@@ -337,7 +337,12 @@ static int run_stage(glora_run_t *r, int si, const glora_stage_hooks_t *h, int *
     case FINETUNE: set[3] = r->finetuned; break;
     case SUPERNET: set[3] = r->supernet; break;
     case SEARCH: set[2] = "model.adapter", set[3] = r->supernet, set[4] = "output.dir", set[5] = r->search_dir; break;
-    case MERGE: set[3] = r->merged, set[4] = "model.adapter", set[5] = r->adapter; break;
+    case MERGE:
+        set[3] = r->merged, set[4] = "model.adapter", set[5] = r->adapter;
+        /* Without retraining: the chosen subnet on the supernet's weights. */
+        if (!r->want[RETRAIN] && !exists(r->adapter) && exists(r->supernet))
+            set[5] = r->supernet, set[6] = "subnet", set[7] = r->subnet;
+        break;
     case RETRAIN:
         /* A preset subnet is written first; the supernet when there is one. */
         if (preset && strncmp(preset, "preset:", 7) == 0) rc = preset_subnet(r, preset);

@@ -52,11 +52,15 @@ typedef struct {
     const glora_stage_hooks_t *h;
     const pipeline_saved_t *saved;
     int metrics_failed;
+    pipeline_early_t *early;     /* retrain.early_stop */
+    int early_rc;                /* its first failure during training */
+    double early_acc, early_loss;
 } job_t;
 
 /* Closes the metrics (a failure there is reported), frees the rest. */
 static int job_free(job_t *j) {
     int rc = glora_lines_close(j->metrics);
+    pipeline_early_free(j->early);
     glora_dir_unlock(j->lock);
     free(j->lock_path);
     free(j->mask);
@@ -207,10 +211,16 @@ static void on_step(const glora_train_progress_t *p, void *ctx) {
 /* The user's hook, then the metrics line, then the run's seconds. */
 static void on_epoch(const glora_train_progress_t *p, void *ctx) {
     job_t *j = ctx;
+    /* Early stopping scores the epoch on the held-out slice first. */
+    if (j->early && !j->early_rc) /* every rank scores; rank 0 writes the state */
+        j->early_rc = glora_comm_check(pipeline_early_epoch(j->early, p->epoch + 1, &j->early_acc, &j->early_loss));
     if (j->h && j->h->train_epoch) j->h->train_epoch(p, j->h->ctx);
     if (j->metrics) {
-        char line[512], v[48] = "";
+        char line[600], v[128] = "";
         if (p->has_val) snprintf(v, sizeof v, "\"val_accuracy\": %.6f, ", p->val_accuracy);
+        if (j->early && !j->early_rc)
+            snprintf(v + strlen(v), sizeof v - strlen(v), "\"holdout_accuracy\": %.6f, \"holdout_loss\": %.9g, ",
+                     j->early_acc, j->early_loss);
         snprintf(line, sizeof line,
                  "{\"epoch\": %d, \"epochs\": %d, \"lr\": %.9g, \"loss\": %.9g, \"train_accuracy\": %.6f, "
                  "%s\"images_per_s\": %.1f, \"seconds\": %.3f, \"grad_norm\": %.6g}\n",
@@ -248,6 +258,15 @@ int pipeline_stage_train(glora_recipe_kind_t kind, const glora_config_t *cfg, in
         job_free(&j);
         return rc;
     }
+    if (kind == GLORA_RECIPE_RETRAIN && glora_config_bool(cfg, "retrain.early_stop")) {
+        /* The held-out slice leaves the training split before anything trains. */
+        rc = pipeline_early_open(&j.early, cfg, j.m, j.mask, j.spec.cfg, &j.train, output, j.ckpt,
+                                 o.resume && access(j.ckpt, F_OK) == 0);
+        if ((rc = glora_comm_check(rc))) {
+            job_free(&j);
+            return rc;
+        }
+    }
     info.n_train = j.train.n;
     info.n_val = j.val.n;
     for (int i = 0; i < j.m->n_params; i++) info.trainable += j.mask[i] ? j.m->params[i].numel : 0;
@@ -260,7 +279,20 @@ int pipeline_stage_train(glora_recipe_kind_t kind, const glora_config_t *cfg, in
     o.on_step = on_step;
     o.on_epoch = on_epoch;
     o.cb_ctx = &j;
-    rc = glora_train_recipe(j.m, &recipe, &o, &j.train, j.val.n ? &j.val : NULL, output, &out);
+    rc = glora_train_recipe(j.m, &recipe, &o, &j.train, j.val.n ? &j.val : NULL, j.early ? NULL : output, &out);
+    if (!rc) rc = j.early_rc;
+    if (!rc && j.early && out.start_epoch + out.epochs_run >= o.epochs) { /* the best epoch's weights */
+        int best;
+        double acc, loss;
+        pipeline_early_finish(j.early, &best, &acc, &loss);
+        if (h && h->note) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "early stop: kept epoch %d of %d (held-out %zu images: accuracy %.4f, loss %.4f)",
+                     best, o.epochs, pipeline_early_holdout(j.early), acc, loss);
+            h->note(h->ctx, msg);
+        }
+        rc = pipeline_recipe_save(j.m, &recipe, output);
+    }
     if (!rc && h && h->train_done) h->train_done(h->ctx, &info, &out);
     if (res) *res = out;
     if (job_free(&j) && !rc) rc = GLORA_EIO;

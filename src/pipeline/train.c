@@ -2,6 +2,7 @@
  * retrain, told apart by a recipe (see glora/pipeline.h). */
 #include "glora/pipeline.h"
 #include "glora/common.h"
+#include "pipeline/pipeline-impl.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,7 @@ int glora_recipe_mask(const glora_vit_t *m, const glora_recipe_t *r, unsigned ch
 }
 
 /* The output file of a finished run, as the recipe says. */
-static int save_output(const glora_vit_t *m, const glora_recipe_t *r, const char *path) {
+int pipeline_recipe_save(const glora_vit_t *m, const glora_recipe_t *r, const char *path) {
     const char *sha = r->backbone_sha256 ? r->backbone_sha256 : "";
     switch (r->kind) {
     case GLORA_RECIPE_SUPERNET: {
@@ -77,7 +78,7 @@ int glora_train_recipe(glora_vit_t *m, const glora_recipe_t *r, const glora_trai
         free(m->class_names);
         m->class_names = names;
     }
-    if (!rc && output && out.start_epoch + out.epochs_run >= o->epochs) rc = save_output(m, r, output);
+    if (!rc && output && out.start_epoch + out.epochs_run >= o->epochs) rc = pipeline_recipe_save(m, r, output);
     if (res) *res = out;
     return rc;
 }

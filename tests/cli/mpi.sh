@@ -67,6 +67,15 @@ expect 0 "$GLORA" search "$T/search.yaml" --set search.population=1 --set search
 expect 0 $MPI2 "$GLORA" search "$T/search.yaml" --set search.population=1 --set search.parents=1 \
     --set search.mutations=1 --set search.crossovers=0 --output "$T/p2"
 same "$T/p1" "$T/p2" "search with population 1: 2 ranks differ from 1 process"
+# The finer fitnesses: each rank's per-image losses are gathered and summed
+# in image order, so the ranking and every loss in the checkpoint are the
+# same bits as in one process.
+for fit in loglik accuracy+loss; do
+    expect 0 "$GLORA" search "$T/search.yaml" --threads 1 --set search.fitness=$fit --output "$T/fit1-$fit"
+    expect 0 $MPI2 "$GLORA" search "$T/search.yaml" --threads 1 --set search.fitness=$fit --output "$T/fit2-$fit"
+    same "$T/fit1-$fit" "$T/fit2-$fit" "search with fitness $fit: 2 ranks differ from 1 process"
+    grep -q '"best_loss"' "$T/fit2-$fit/history.jsonl" || fail "search with fitness $fit: no losses"
+done
 
 # A rank killed: the job ends (no hang); resumed under MPI, then in one
 # process, it ends with the uninterrupted result.
