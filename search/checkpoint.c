@@ -170,6 +170,34 @@ static int cmp_int_opt(const char *path, const cJSON *opts, const char *key, dou
     return 0;
 }
 
+/* The options added after format 1 (fitness, fill_budget), written only
+ * when not at their defaults. */
+static int resume_new_options(const glora_search_t *s, const char *path, const cJSON *opts) {
+    const glora_search_opts_t *o = &s->o;
+    int rc = 0;
+    /* Absent in checkpoints of searches without them: the defaults. */
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(opts, "fitness");
+    const cJSON *fb = cJSON_GetObjectItemCaseSensitive(opts, "fill_budget");
+    const cJSON *fr = cJSON_GetObjectItemCaseSensitive(opts, "min_budget_fraction");
+    const char *was = cJSON_IsString(f) ? f->valuestring : "accuracy";
+    if ((f && !cJSON_IsString(f)) || (fb && !cJSON_IsBool(fb)) || (fr && !cJSON_IsNumber(fr))) {
+        rc = glora_error(GLORA_EFORMAT, "checkpoint '%s': options.fitness, fill_budget or "
+                                        "min_budget_fraction has the wrong type", path);
+        goto done;
+    }
+    if (strcmp(was, glora_search_fitness_names[o->fitness]) != 0)
+        CHANGED("search.fitness changed (checkpoint %s, now %s)", was,
+                glora_search_fitness_names[o->fitness]);
+    int was_fill = cJSON_IsTrue(fb);
+    if (was_fill != (o->fill_budget != 0) ||
+        (was_fill && (!fr || fr->valuedouble != o->min_budget_fraction)))
+        CHANGED("search.fill_budget or search.min_budget_fraction changed (checkpoint %s %.17g, now "
+                "%s %.17g)", was_fill ? "true" : "false", fr ? fr->valuedouble : 0.0,
+                o->fill_budget ? "true" : "false", o->fill_budget ? o->min_budget_fraction : 0.0);
+done:
+    return rc;
+}
+
 /* What identifies the run: the supernet, the options, the layers and their
  * spaces, then the config hash (which covers everything else: data, ...). */
 static int resume_identity(glora_search_t *s, rd_t *r) {
@@ -219,27 +247,7 @@ static int resume_identity(glora_search_t *s, rd_t *r) {
         if (!same) CHANGED("search.extra_budgets changed (%d budgets in the checkpoint, %d now, "
                            "or different values)", nb, o->n_budgets);
     }
-    {
-        /* Absent in checkpoints of searches without them: the defaults. */
-        const cJSON *f = cJSON_GetObjectItemCaseSensitive(opts, "fitness");
-        const cJSON *fb = cJSON_GetObjectItemCaseSensitive(opts, "fill_budget");
-        const cJSON *fr = cJSON_GetObjectItemCaseSensitive(opts, "min_budget_fraction");
-        const char *was = cJSON_IsString(f) ? f->valuestring : "accuracy";
-        if ((f && !cJSON_IsString(f)) || (fb && !cJSON_IsBool(fb)) || (fr && !cJSON_IsNumber(fr))) {
-            rc = glora_error(GLORA_EFORMAT, "checkpoint '%s': options.fitness, fill_budget or "
-                                            "min_budget_fraction has the wrong type", path);
-            goto done;
-        }
-        if (strcmp(was, glora_search_fitness_names[o->fitness]) != 0)
-            CHANGED("search.fitness changed (checkpoint %s, now %s)", was,
-                    glora_search_fitness_names[o->fitness]);
-        int was_fill = cJSON_IsTrue(fb);
-        if (was_fill != (o->fill_budget != 0) ||
-            (was_fill && (!fr || fr->valuedouble != o->min_budget_fraction)))
-            CHANGED("search.fill_budget or search.min_budget_fraction changed (checkpoint %s %.17g, now "
-                    "%s %.17g)", was_fill ? "true" : "false", fr ? fr->valuedouble : 0.0,
-                    o->fill_budget ? "true" : "false", o->fill_budget ? o->min_budget_fraction : 0.0);
-    }
+    if ((rc = resume_new_options(s, path, opts))) goto done;
     const cJSON *layers;
     if (!(layers = need(r, root, "layers", cJSON_Array, &rc))) goto done;
     if (cJSON_GetArraySize(layers) != s->p.n_layers)

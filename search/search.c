@@ -536,6 +536,47 @@ static int score_local(struct glora_search *s, const glora_layer_cfg_t **cands, 
     return rc;
 }
 
+/* Accuracy (and, for the loss fitnesses, mean loss) of the n new
+ * candidates from start: distributed over the MPI ranks when there are
+ * several and the problem can share the work, else in this process. */
+static int evaluate_new(struct glora_search *s, size_t start, size_t n_new, int gen) {
+    int rc = 0;
+    const glora_layer_cfg_t **cands = malloc(n_new * sizeof *cands);
+    double *acc = malloc(2 * n_new * sizeof *acc), *loss = acc ? acc + n_new : NULL;
+    if (!cands || !acc) {
+        free(cands);
+        free(acc);
+        return glora_error(GLORA_ENOMEM, "search: out of memory");
+    }
+    for (size_t i = 0; i < n_new; i++) {
+        cands[i] = genes_of(s, start + i);
+        acc[i] = loss[i] = NAN;
+    }
+    if (glora_comm_size() > 1 && (SEARCH_NEEDS_LOSS(s) ? s->p.score != NULL : s->p.count != NULL))
+        rc = search_eval_distributed(s, start, n_new, acc, SEARCH_NEEDS_LOSS(s) ? loss : NULL);
+    else if (SEARCH_NEEDS_LOSS(s))
+        rc = score_local(s, cands, n_new, acc, loss);
+    else
+        rc = s->p.evaluate(s->p.ctx, cands, n_new, acc);
+    for (size_t i = 0; !rc && i < n_new; i++) {
+        if (!isfinite(acc[i]))
+            rc = glora_error(GLORA_ESTATE, "search: evaluator returned no accuracy for "
+                                           "candidate %zu of generation %d", i, gen);
+        else if (acc[i] < 0 || acc[i] > 1) /* checkpoints hold fractions */
+            rc = glora_error(GLORA_ESTATE, "search: evaluator returned accuracy %g, not in "
+                                           "[0, 1], for candidate %zu of generation %d",
+                             acc[i], i, gen);
+        else if (SEARCH_NEEDS_LOSS(s) && !(loss[i] >= 0 && isfinite(loss[i])))
+            rc = glora_error(GLORA_ESTATE, "search: evaluator returned loss %g for candidate %zu "
+                                           "of generation %d", loss[i], i, gen);
+        s->c[start + i].acc = acc[i];
+        s->c[start + i].loss = loss[i];
+    }
+    free(cands);
+    free(acc);
+    return rc;
+}
+
 static int run_generation(struct glora_search *s, const glora_search_hooks_t *hooks) {
     double (*clock)(void) = s->o.clock ? s->o.clock : glora_now;
     double t0 = clock();
@@ -574,42 +615,7 @@ static int run_generation(struct glora_search *s, const glora_search_hooks_t *ho
     size_t n_new = s->n - start;
 
     if (hooks && hooks->batch) hooks->batch(hooks->ctx, gen, n_new);
-    if (n_new > 0) {
-        const glora_layer_cfg_t **cands = malloc(n_new * sizeof *cands);
-        double *acc = malloc(2 * n_new * sizeof *acc), *loss = acc ? acc + n_new : NULL;
-        if (!cands || !acc) {
-            free(cands);
-            free(acc);
-            return glora_error(GLORA_ENOMEM, "search: out of memory");
-        }
-        for (size_t i = 0; i < n_new; i++) {
-            cands[i] = genes_of(s, start + i);
-            acc[i] = loss[i] = NAN;
-        }
-        if (glora_comm_size() > 1 && (SEARCH_NEEDS_LOSS(s) ? s->p.score != NULL : s->p.count != NULL))
-            rc = search_eval_distributed(s, start, n_new, acc, SEARCH_NEEDS_LOSS(s) ? loss : NULL);
-        else if (SEARCH_NEEDS_LOSS(s))
-            rc = score_local(s, cands, n_new, acc, loss);
-        else
-            rc = s->p.evaluate(s->p.ctx, cands, n_new, acc);
-        for (size_t i = 0; !rc && i < n_new; i++) {
-            if (!isfinite(acc[i]))
-                rc = glora_error(GLORA_ESTATE, "search: evaluator returned no accuracy for "
-                                               "candidate %zu of generation %d", i, gen);
-            else if (acc[i] < 0 || acc[i] > 1) /* checkpoints hold fractions */
-                rc = glora_error(GLORA_ESTATE, "search: evaluator returned accuracy %g, not in "
-                                               "[0, 1], for candidate %zu of generation %d",
-                                 acc[i], i, gen);
-            else if (SEARCH_NEEDS_LOSS(s) && !(loss[i] >= 0 && isfinite(loss[i])))
-                rc = glora_error(GLORA_ESTATE, "search: evaluator returned loss %g for candidate %zu "
-                                               "of generation %d", loss[i], i, gen);
-            s->c[start + i].acc = acc[i];
-            s->c[start + i].loss = loss[i];
-        }
-        free(cands);
-        free(acc);
-        if (rc) return rc;
-    }
+    if (n_new > 0 && (rc = evaluate_new(s, start, n_new, gen))) return rc;
     s->pop_start = start;
     s->pop_n = n_new;
     for (int tier = 0; tier < s->n_tiers && !rc; tier++) rc = rank_parents(s, tier);
