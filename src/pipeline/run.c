@@ -584,6 +584,10 @@ int glora_run_evaluate(glora_run_t *r, glora_run_summary_t *sum) {
     sum->adapter_row = -1;
     for (int i = 0; i < sum->nrows; i++)
         if (strcmp(sum->rows[i].method, "GLoRA subnet, retrained") == 0) sum->adapter_row = i;
-    if (lab && sum->nrows > 0) sum->rows[sum->adapter_row >= 0 ? sum->adapter_row : 0].method = sum->label;
+    /* Without retraining (run.stages without retrain) the supernet's row
+     * keeps its own name: tables look it up by that name. */
+    int named = sum->adapter_row >= 0 ? sum->adapter_row : 0;
+    if (lab && sum->nrows > 0 && (sum->adapter_row >= 0 || strcmp(sum->rows[0].method, "GLoRA subnet, supernet weights") != 0))
+        sum->rows[named].method = sum->label;
     return write_summary(r, sum);
 }
