@@ -126,26 +126,23 @@ int glora_search_space_from_config(const glora_config_t *cfg, const glora_vit_t 
  * whatever the defaults become. Each key it pins takes the preset's value; a
  * key also set in the config must say the same. */
 static int apply_official(const glora_config_t *cfg, glora_search_opts_t *o) {
-    static const struct { const char *key; double value; } pins[] = {
-        {"search.population", 50}, {"search.parents", 10}, {"search.mutations", 25},
-        {"search.crossovers", 25}, {"search.mutation_prob", 0.2}, {"search.max_tries", 10},
-        {"search.generations", 20},
+    /* Each pinned key, its value and the option it sets (an int, or the one
+     * double, mutation_prob). */
+    const struct { const char *key; double value; int *i; double *d; } pins[] = {
+        {"search.population", 50, &o->population, NULL}, {"search.parents", 10, &o->parents, NULL},
+        {"search.mutations", 25, &o->mutations, NULL}, {"search.crossovers", 25, &o->crossovers, NULL},
+        {"search.mutation_prob", 0.2, NULL, &o->mutation_prob}, {"search.max_tries", 10, &o->max_tries, NULL},
+        {"search.generations", 20, &o->generations, NULL},
     };
     for (size_t i = 0; i < sizeof pins / sizeof *pins; i++) {
         const char *key = pins[i].key;
-        double now = strcmp(key, "search.mutation_prob") == 0 ? glora_config_number(cfg, key)
-                                                              : (double)glora_config_int(cfg, key);
+        double now = pins[i].d ? glora_config_number(cfg, key) : (double)glora_config_int(cfg, key);
         if (glora_config_is_set(cfg, key) && now != pins[i].value)
             return glora_config_error(cfg, key, "is %g, but search.preset official fixes it to %g", now,
                                       pins[i].value);
+        if (pins[i].d) *pins[i].d = pins[i].value;
+        else *pins[i].i = (int)pins[i].value;
     }
-    o->population = 50;
-    o->parents = 10;
-    o->mutations = 25;
-    o->crossovers = 25;
-    o->mutation_prob = 0.2;
-    o->max_tries = 10;
-    o->generations = 20;
     if (glora_config_is_set(cfg, "search.fitness") && strcmp(glora_config_string(cfg, "search.fitness"), "accuracy"))
         return glora_config_error(cfg, "search.fitness", "is %s, but search.preset official fixes it to accuracy",
                                   glora_config_string(cfg, "search.fitness"));

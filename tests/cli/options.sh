@@ -10,9 +10,7 @@
 # without retraining whose merge folds the supernet's subnet.
 . "$top_srcdir/tests/cli/common.sh"
 
-MK="$top_builddir/tests/test_search_mkfixture"
-[ -x "$MK" ] || { echo "no $MK"; exit 1; }
-"$MK" "$T/fx" || exit 1
+search_fixture "$T/fx"
 
 cat >"$T/search.yaml" <<EOF
 model:
