@@ -161,13 +161,17 @@ static void png_on_read(png_structp png, png_bytep out, size_t len) {
  * a warning (a 57-byte file declared a 1.4 GB tEXt chunk): glora, which has
  * the whole file, checks first. */
 static int png_chunks_fit(const uint8_t *b, size_t n) {
-    for (size_t pos = 8; n - pos >= 12;) {
+    size_t pos = 8;
+    while (n - pos >= 12) {
         size_t len = (size_t)b[pos] << 24 | (size_t)b[pos + 1] << 16 | (size_t)b[pos + 2] << 8 | b[pos + 3];
         if (len > n - pos - 12) return 0;
         if (memcmp(b + pos + 4, "IEND", 4) == 0) return 1;
         pos += 12 + len;
     }
-    return 1; /* no IEND: libpng reports the truncation */
+    /* No IEND. Bytes left over that cannot hold a whole chunk are a
+     * truncated one, whose header libpng would still read and allocate for
+     * (a 44-byte file ending in 11 bytes of a 1.7 GB tEXt). */
+    return pos == n; /* nothing left: libpng reports the missing IEND */
 }
 
 /* Interleaved rows of ch channels of depth 8 or 16 bits -> img's first
