@@ -6,6 +6,7 @@
 #include "util/parallel.h"
 #include "util/comm.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,6 +205,26 @@ int cli_run_stage(const cli_stage_t *stage, int argc, char **argv) {
 const char *cli_peer_env(void) {
     return getenv("GLORA_SET_GOMP_SPINCOUNT") ? "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE -u GOMP_SPINCOUNT"
                                                 : "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE";
+}
+
+int cli_find_bench_script(const char *rel, char *out, size_t size) {
+    if (access(rel, R_OK) == 0) {
+        int n = snprintf(out, size, "%s", rel);
+        return n > 0 && (size_t)n < size;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return 0;
+    exe[n] = 0;
+    /* build/glora, build/.libs/glora (libtool) or a VPATH build beside src */
+    for (int up = 0; up < 3; up++) {
+        char *slash = strrchr(exe, '/');
+        if (!slash) return 0;
+        *slash = 0;
+        int k = snprintf(out, size, "%s/%s", exe, rel);
+        if (k > 0 && (size_t)k < size && access(out, R_OK) == 0) return 1;
+    }
+    return 0;
 }
 
 int cli_cmp_double(const void *x, const void *y) {

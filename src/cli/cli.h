@@ -95,6 +95,12 @@ void cli_progress_hooks(cli_progress_t *pg, glora_stage_hooks_t *h);
  * OpenMP spin count as the user had it (glora sets a short one for itself). */
 const char *cli_peer_env(void);
 
+/* A benchmark peer script of the source tree (rel, e.g.
+ * "bench/bench_train.py"): under the working directory, or up to three
+ * directories above the running binary (build/, build/.libs/). 1 and its
+ * path in out when found. */
+int cli_find_bench_script(const char *rel, char *out, size_t size);
+
 /* Non-zero when stderr is a terminal (live progress lines). */
 int cli_is_tty(void);
 

@@ -113,27 +113,6 @@ static double cli_peak_rss_mb(void) {
 
 static int file_exists(const char *p) { return access(p, R_OK) == 0; }
 
-/* bench/bench_search.py of the source tree: under the working directory, or
- * next to the build directory the binary lives in. */
-static int find_peer(char *out, size_t size) {
-    if (file_exists("bench/bench_search.py")) {
-        snprintf(out, size, "bench/bench_search.py");
-        return 1;
-    }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) return 0;
-    exe[n] = 0;
-    for (int up = 0; up < 3; up++) {
-        char *slash = strrchr(exe, '/');
-        if (!slash) return 0;
-        *slash = 0;
-        int n = snprintf(out, size, "%s/bench/bench_search.py", exe);
-        if (n > 0 && (size_t)n < size && file_exists(out)) return 1;
-    }
-    return 0;
-}
-
 static int find_data(const char *dir, char img[PATH_MAX], char lab[PATH_MAX]) {
     const char *dirs[] = {dir, "data/fashion-mnist", "/usr/share/datasets/fashion-mnist"};
     for (size_t d = dir ? 0 : 1; d < sizeof dirs / sizeof *dirs; d++) {
@@ -378,7 +357,7 @@ static void peer_runs(const opts_t *o, const images_t *im, peer_line_t *pl, int 
     char found[PATH_MAX];
     const char *script = o->script;
     *npl = 0;
-    if (o->peer && !script && find_peer(found, sizeof found)) script = found;
+    if (o->peer && !script && cli_find_bench_script("bench/bench_search.py", found, sizeof found)) script = found;
     if (o->peer && !script) {
         fprintf(stderr, "glora bench search: bench/bench_search.py not found (run from the source "
                         "tree or pass --peer-script); glora only\n");

@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -55,7 +56,8 @@ static const cli_cmd_t cmd = {
                "runs ViT-B/16 (224x224x3, random weights and images; give a small --steps and\n"
                "--repeat). --precision bf16 trains glora in bf16 (train.precision) and runs\n"
                "the peer's torch.autocast bf16 steps beside its fp32 ones.\n"
-               "Run from the source tree:\n"
+               "The default peer is the source tree's, found from the working directory or\n"
+               "beside the build directory the binary lives in:\n"
                "  glora bench train",
     .schema = &schema,
     .flags = flags,
@@ -79,10 +81,14 @@ static int run_peer(const char *python, const char *script, int threads, int bat
                     int repeat, const char *arch, int bf16, double ips[2], double rss_mb[2],
                     char *why, size_t why_n) {
     if (access(script, R_OK) != 0) {
-        snprintf(why, why_n, "'%s' not found (run from the source tree, or --peer PATH)", script);
+        snprintf(why, why_n, "'%.400s' not found (run from the source tree, or --peer PATH)", script);
         return -1;
     }
-    char cmdline[2048];
+    char cmdline[2 * PATH_MAX + 512];
+    if (strlen(python) + strlen(script) > 2 * PATH_MAX) {
+        snprintf(why, why_n, "peer command too long");
+        return -1;
+    }
     snprintf(cmdline, sizeof cmdline,
              "%s '%s' '%s' --threads %d --batch %d --steps %d "
              "--repeat %d --arch %s --classes 10 --warmup %d%s 2>&1",
@@ -110,7 +116,7 @@ static int run_peer(const char *python, const char *script, int threads, int bat
     }
     int st = pclose(p);
     const int found = got == (bf16 ? 3 : 1) ? 0 : -1;
-    if (found != 0) snprintf(why, why_n, "'%s %s' printed no result (exit status %d)", python, script, st);
+    if (found != 0) snprintf(why, why_n, "'%.200s %.300s' printed no result (exit status %d)", python, script, st);
     return found;
 }
 
@@ -281,6 +287,11 @@ int glora_cmd_bench_train(int argc, char **argv) {
                     .prec = prec, .ips = ips, .peak_mb = peak_mb, .need_mb = need_mb};
     char why[600] = "";
     const char *peer = glora_config_string(cfg, "bench.peer");
+    char found[PATH_MAX];
+    /* The default peer is found from anywhere, as bench search finds its own. */
+    if (peer && strcmp(peer, "bench/bench_train.py") == 0 &&
+        cli_find_bench_script(peer, found, sizeof found))
+        peer = found;
     rep.have_peer = peer && peer[0] && strcmp(peer, "none") != 0 &&
                     run_peer(glora_config_string(cfg, "bench.python"), peer, threads, batch, steps, repeat,
                              arch, prec == GLORA_BF16, rep.peer_ips, rep.peer_rss, why, sizeof why) == 0;
