@@ -89,7 +89,9 @@ int glora_cmd_predict(int argc, char **argv) {
         goto out;
     }
     if (cli_infer_load(cfg, &m, &spec, &have_spec)) goto fail;
-    if (glora_comm_writer() && output && glora_atomic_open(&f, output)) goto fail;
+    /* One writer of OUTPUT at a time, as for merge and init. */
+    if (glora_comm_writer() && output && (glora_output_lock(output) || glora_atomic_open(&f, output)))
+        goto fail;
     glora_predict_opts_t o = {
         .model = m, .cfg = have_spec ? spec.cfg : NULL, .split = &split,
         .files = (const char *const *)args.positional, .n_files = args.n_positional,

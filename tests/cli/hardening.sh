@@ -177,6 +177,8 @@ locked "$T/o/merged.safetensors" "$T/o/merged.safetensors.lock" "$GLORA" merge -
     --adapter "$FIX/supernet.safetensors" --subnet "$FIX/spec_sub_rank.json" -o "$T/o/merged.safetensors"
 locked "$T/o/conv.safetensors" "$T/o/conv.safetensors.lock" "$GLORA" convert "$V/model.npz" -o "$T/o/conv.safetensors"
 locked "$T/o/report.svg" "$T/o/report.svg.lock" "$GLORA" report "$T" --search "$T/s" -o "$T/o/report.svg"
+locked "$T/o/pred.jsonl" "$T/o/pred.jsonl.lock" "$GLORA" predict --model "$FIX/backbone.safetensors" \
+    "$top_srcdir/tests/fixtures/image/grey_37x23.png" --set data.resize=squash -o "$T/o/pred.jsonl"
 # make-task: the lock is the output directory's; without source images it
 # then fails (after the lock), leaving no lock behind.
 mkdir -p "$T/suite"
