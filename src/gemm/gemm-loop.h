@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 
+#include "util/bigmem.h"
 #include "util/parallel.h"
 
 /* Below this many multiply-adds per thread, starting a team costs more than
@@ -41,7 +42,7 @@ typedef struct {
 /* 64-byte aligned, at least `bytes`; NULL when out of memory. */
 static inline void *gemm_keep_get(gemm_keep_t *k, size_t bytes) {
     if (bytes <= k->bytes) return k->buf;
-    void *buf = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    void *buf = glora_big_alloc(bytes, 1);
     if (!buf || bytes > GEMM_KEEP_BYTES_MAX) return buf;
     free(k->buf);
     k->buf = buf;

@@ -3,6 +3,7 @@
 #include "glora/model.h"
 #include "glora/common.h"
 #include "glora/nn.h"
+#include "util/bigmem.h"
 #include "util/parallel.h"
 
 #include <math.h>
@@ -263,8 +264,8 @@ int glora_vit_linears_create(glora_vit_linears_t **out, const glora_vit_t *m) {
     }
     lin->w = calloc((size_t)lin->n, sizeof *lin->w);
     lin->b = calloc((size_t)lin->n, sizeof *lin->b);
-    lin->mem = m->rank > 0 ? malloc(total * sizeof(float)) : NULL;
-    lin->scratch = m->rank > 0 ? malloc(largest * sizeof(float)) : NULL;
+    lin->mem = m->rank > 0 ? glora_big_alloc(total, sizeof(float)) : NULL;
+    lin->scratch = m->rank > 0 ? glora_big_alloc(largest, sizeof(float)) : NULL;
     if (!lin->w || !lin->b || (m->rank > 0 && (!lin->mem || !lin->scratch))) {
         glora_vit_linears_free(lin);
         return glora_error(GLORA_ENOMEM, "model 'vit': out of memory for merged weights");
@@ -351,7 +352,7 @@ int glora_vit_acts_create(glora_vit_acts_t **out, const glora_vit_t *m, size_t m
     if (!ac) return glora_error(GLORA_ENOMEM, "model 'vit': out of memory");
     ac->max_batch = B;
     ac->keep_all = keep_all;
-    ac->mem = malloc(total * sizeof(float));
+    ac->mem = glora_big_alloc(total, sizeof(float));
     ac->blk = calloc((size_t)a->depth, sizeof *ac->blk);
     if (!ac->mem || !ac->blk) {
         glora_vit_acts_free(ac);

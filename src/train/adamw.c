@@ -2,6 +2,7 @@
  * torch.optim.AdamW (see glora/train.h for the update). */
 #include "glora/train.h"
 #include "glora/common.h"
+#include "util/bigmem.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -15,7 +16,7 @@ int glora_adamw_create(glora_adamw_t **out, const glora_grads_t *g) {
         return glora_error(GLORA_ENOMEM, "optimizer 'adamw': out of memory");
     }
     opt->n_floats = g->n_floats;
-    opt->m = calloc(n2, sizeof(float));
+    opt->m = glora_big_zalloc(n2, sizeof(float));
     if (!opt->m) {
         free(opt);
         return glora_error(GLORA_ENOMEM, "optimizer 'adamw': out of memory for %zu floats", n2);

@@ -1,6 +1,7 @@
 /* Which tensors train, and their gradient buffers (see glora/train.h). */
 #include "glora/train.h"
 #include "glora/common.h"
+#include "util/bigmem.h"
 
 #include <fnmatch.h>
 #include <math.h>
@@ -82,7 +83,7 @@ int glora_grads_create(glora_grads_t **out, const glora_vit_t *m, const unsigned
         total += m->params[i].numel;
     }
     g->n_floats = total;
-    g->mem = calloc(total ? total : 1, sizeof(float));
+    g->mem = glora_big_zalloc(total ? total : 1, sizeof(float));
     if (!g->mem) {
         glora_grads_free(g);
         return glora_error(GLORA_ENOMEM, "gradients 'model': out of memory for %zu floats", total);

@@ -7,6 +7,7 @@
 #include "glora/nn.h"
 #include "util/parallel.h"
 #include "glora/pipeline.h"
+#include "util/bigmem.h"
 #include "util/comm.h"
 
 #include <errno.h>
@@ -185,7 +186,7 @@ static int run_alloc(run_t *r, const glora_vit_t *m, const unsigned char *traina
                     (rc = glora_vit_acts_create(&r->eval_acts, m, B < val->n ? B : val->n, 0))))
         return rc;
     const size_t V = (size_t)r->V, L = (size_t)r->L;
-    r->xb = malloc(B * r->img * sizeof(float));
+    r->xb = glora_big_alloc(B * r->img, sizeof(float));
     r->losses = malloc(B * sizeof(float));
     r->losses_all = malloc(B * sizeof(float));
     r->ok = malloc(B);

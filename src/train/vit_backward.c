@@ -20,6 +20,7 @@
 #include "glora/common.h"
 #include "glora/gemm.h"
 #include "glora/nn.h"
+#include "util/bigmem.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -133,7 +134,7 @@ int glora_vit_tape_create(glora_vit_tape_t **out, const glora_vit_t *m, size_t m
     glora_vit_tape_t *t = calloc(1, sizeof *t);
     if (!t) return glora_error(GLORA_ENOMEM, "tape 'vit': out of memory");
     t->max_batch = B;
-    t->mem = malloc(total * sizeof(float));
+    t->mem = glora_big_alloc(total, sizeof(float));
     t->blk = calloc(depth, sizeof *t->blk);
     t->bias = calloc(L, sizeof *t->bias);
     if (!t->mem || !t->blk || !t->bias) {
@@ -203,7 +204,7 @@ int glora_vit_bwd_create(glora_vit_bwd_t **out, const glora_vit_t *m, size_t max
     glora_vit_bwd_t *ws = calloc(1, sizeof *ws);
     if (!ws) return glora_error(GLORA_ENOMEM, "backward 'vit': out of memory");
     ws->max_batch = B;
-    ws->mem = malloc(total * sizeof(float));
+    ws->mem = glora_big_alloc(total, sizeof(float));
     if (!ws->mem) {
         free(ws);
         return glora_error(GLORA_ENOMEM, "backward 'vit': out of memory for batch %zu", B);
