@@ -104,7 +104,10 @@ MODELS = {
         batch=64, shards=64,
         t_img_train=2.5 * TINY_FWD,
         grad_floats=135_000,      # measured: the fold moved 540 KB per step
-        t_serial_train=1.7 * TINY_FWD + 0.2e-3,  # the step's merge + clip + AdamW (replicated)
+        # the step's replicated work, measured in training (CPU time per step,
+        # docs "Where the 2-rank training step lost time"): merge of the
+        # sampled LoRA layers 0.3 ms + clip 0.1 + AdamW 0.75 + batch 0.1
+        t_serial_train=1.25e-3,
     ),
     "ViT-B/16": dict(
         cands=100, images=200, layers=48,
