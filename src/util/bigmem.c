@@ -9,7 +9,7 @@
 #endif
 
 #define HUGE_PAGE ((size_t)2 << 20)
-/* Below this, a huge page would mostly hold nothing: plain malloc. */
+/* Below this, a huge page would mostly hold nothing: cache-line aligned only. */
 #define HUGE_MIN ((size_t)256 << 10)
 #define CACHE_LINE ((size_t)64)
 
