@@ -55,13 +55,13 @@ for model in ${MODELS:-tiny b16}; do
         TR="--set data.train.count=48 --batch 16"; SR="--set search.population=8 --set data.count=16"
         IMG="$T/b16-images"; LAB="$T/b16-labels"
     fi
-    # Training: two epochs of supernet training, 2 shards per batch.
+    # Training: two epochs of supernet training, SHARDS (default 2) shards per batch.
     for mode in 1x1 1x2 2x1; do
         best1= best2=
         for i in $(seq "$REPEAT"); do
             rm -f "$T/sn-$model.safetensors"*
             run $mode "$G" supernet --model "$T/$model.safetensors" --train-images "$IMG" --train-labels "$LAB" \
-                $TR --set train.shards=2 --epochs 2 --rank 4 -o "$T/sn-$model.safetensors" \
+                $TR --set train.shards=${SHARDS:-2} --epochs 2 --rank 4 -o "$T/sn-$model.safetensors" \
                 >"$T/out" 2>"$T/err" || { cat "$T/err"; exit 1; }
             best1=$(min $best1 "$(epoch_seconds "$T/sn-$model.safetensors.metrics.jsonl" 1)")
             best2=$(min $best2 "$(epoch_seconds "$T/sn-$model.safetensors.metrics.jsonl" 2)")
