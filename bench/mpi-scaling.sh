@@ -10,7 +10,7 @@
 # ("train2") is the steady state a long run sees. With GLORA_COMM_STATS=1
 # the 2-rank runs also report their communication. About 3 minutes at
 # REPEAT=2 on an idle 2-core machine.
-#   bench/mpi-scaling.sh [REPEAT]       (from a build with --with-mpi)
+#   [MODELS="tiny b16"] [SHARDS=2] bench/mpi-scaling.sh [REPEAT]   (from a build with --with-mpi)
 set -eu
 cd "$(dirname "$0")/.."
 G=${GLORA:-$PWD/build/glora}
