@@ -81,6 +81,11 @@ awk -F' *[|] *' '/^[|] (top|par|rand)[0-9]/ { n++; if ($4 != $5) { print "FAIL: 
 n=$(wc -l <"$T/leak/scores.tsv")
 expect 0 L --out "$T/leak" --top 2 --pareto 1 --random 2 --fresh-start 200 --fresh-count 50
 [ "$(wc -l <"$T/leak/scores.tsv")" -eq "$n" ] || fail "leak-analysis: a rerun scored again"
+# Random draws only (nothing chosen before them), select part only: no retraining.
+expect 0 L --out "$T/leak3" --only select --top 0 --pareto 0 --random 2 --fresh-start 200 --fresh-count 50
+[ "$(cut -f1 "$T/leak3/chosen.tsv" | tr '\n' ' ')" = "rand01 rand02 " ] || fail "leak-analysis --top 0 --pareto 0: $(cut -f1 "$T/leak3/chosen.tsv")"
+has "$T/leak3/tables.md" '^\| mean of the 2 random \| '
+[ ! -e "$T/leak3/adapters/"*.safetensors ] || fail "leak-analysis --only select retrained"
 # The fresh split must not share examples with val or train.
 expect 1 L --out "$T/leak2" --fresh-start 150 --fresh-count 100
 has "$T/err" 'fresh split \(150\+100\) overlaps val \(100\+100\)'
