@@ -38,24 +38,90 @@ static size_t count_from_tokens(const glora_vit_t *m, const glora_vit_linears_t 
     return correct;
 }
 
-/* The tokens of images [lo, lo + n_img), which no candidate changes, into *out. */
-static int embed_all(const glora_vit_t *m, const glora_dataset_t *ds, size_t lo, size_t n_img,
-                     size_t batch, glora_vit_acts_t *ws, float **out) {
-    const size_t per = (size_t)m->arch.tokens * (size_t)m->arch.dim;
-    float *tokens = NULL, *x = NULL;
-    if (per > SIZE_MAX / sizeof(float) / n_img || !(tokens = malloc(n_img * per * sizeof(float))) ||
-        !(x = malloc(batch * glora_dataset_example_size(ds) * sizeof(float)))) {
-        free(tokens);
-        return glora_error(GLORA_ENOMEM, "evaluation 'candidates': out of memory for %zu images", n_img);
+/* Buffers of the fitness kept between calls (glora/search.h): each thread's
+ * merged weights and activations, the images' tokens. A ViT-B/16's merged
+ * and packed weights are hundreds of MB a thread; fresh pages for them on
+ * every call cost more than the forward passes of a few images. */
+struct glora_search_ws {
+    const glora_vit_t *m;     /* what lin and acts were made for */
+    int cap;                  /* entries of lin and acts */
+    glora_vit_linears_t **lin;
+    glora_vit_acts_t **acts;
+    float *tokens, *x;
+    size_t tokens_cap, x_cap; /* floats */
+};
+
+glora_search_ws_t *glora_search_ws_new(void) { return calloc(1, sizeof(glora_search_ws_t)); }
+
+void glora_search_ws_free(glora_search_ws_t *ws) {
+    if (!ws) return;
+    for (int t = 0; t < ws->cap; t++) {
+        glora_vit_linears_free(ws->lin[t]);
+        glora_vit_acts_free(ws->acts[t]);
     }
+    free(ws->lin);
+    free(ws->acts);
+    free(ws->tokens);
+    free(ws->x);
+    free(ws);
+}
+
+/* A buffer of at least n floats at *p (capacity *cap), kept when it is. */
+static int ws_floats(float **p, size_t *cap, size_t n) {
+    if (n <= *cap) return GLORA_OK;
+    free(*p);
+    *cap = 0;
+    if (n > SIZE_MAX / sizeof(float) || !(*p = malloc(n * sizeof(float)))) return GLORA_ENOMEM;
+    *cap = n;
+    return GLORA_OK;
+}
+
+/* Makes lin[0 .. nws) and acts[0 .. nws) fit model m (its precision) and
+ * batch, keeping what already does; with pack, the weights are packed. */
+static int ws_fit(glora_search_ws_t *ws, const glora_vit_t *m, int nws, size_t batch, int pack) {
+    if (nws > ws->cap) {
+        glora_vit_linears_t **lin = realloc(ws->lin, (size_t)nws * sizeof *lin);
+        if (lin) ws->lin = lin;
+        glora_vit_acts_t **acts = lin ? realloc(ws->acts, (size_t)nws * sizeof *acts) : NULL;
+        if (acts) ws->acts = acts;
+        if (!lin || !acts) return glora_error(GLORA_ENOMEM, "evaluation 'candidates': out of memory");
+        for (int t = ws->cap; t < nws; t++) ws->lin[t] = NULL, ws->acts[t] = NULL;
+        ws->cap = nws;
+    }
+    int rc = GLORA_OK;
+    for (int t = 0; t < ws->cap && rc == GLORA_OK; t++) {
+        if (ws->lin[t] && (ws->m != m || ws->lin[t]->precision != m->precision)) {
+            glora_vit_linears_free(ws->lin[t]);
+            ws->lin[t] = NULL;
+        }
+        if (ws->acts[t] && (ws->m != m || ws->acts[t]->max_batch != batch)) {
+            glora_vit_acts_free(ws->acts[t]);
+            ws->acts[t] = NULL;
+        }
+        if (t >= nws) continue;
+        if (!ws->lin[t]) rc = glora_vit_linears_create(&ws->lin[t], m);
+        /* Each candidate's weights serve several forward passes. */
+        if (rc == GLORA_OK && pack) rc = glora_vit_linears_pack(ws->lin[t]);
+        if (rc == GLORA_OK && !ws->acts[t]) rc = glora_vit_acts_create(&ws->acts[t], m, batch, 0);
+    }
+    ws->m = m;
+    return rc;
+}
+
+/* The tokens of images [lo, lo + n_img), which no candidate changes, into
+ * ws->tokens, batch images at a time through acts. */
+static int embed_all(const glora_vit_t *m, const glora_dataset_t *ds, size_t lo, size_t n_img,
+                     size_t batch, glora_vit_acts_t *acts, glora_search_ws_t *ws) {
+    const size_t per = (size_t)m->arch.tokens * (size_t)m->arch.dim;
+    if (per > SIZE_MAX / sizeof(float) / n_img || ws_floats(&ws->tokens, &ws->tokens_cap, n_img * per) ||
+        ws_floats(&ws->x, &ws->x_cap, batch * glora_dataset_example_size(ds)))
+        return glora_error(GLORA_ENOMEM, "evaluation 'candidates': out of memory for %zu images", n_img);
     for (size_t start = 0; start < n_img; start += batch) {
         size_t B = n_img - start < batch ? n_img - start : batch;
-        glora_dataset_slice(ds, lo + start, B, x);
-        glora_vit_embed(m, ws, x, B);
-        memcpy(tokens + start * per, ws->x0, B * per * sizeof(float));
+        glora_dataset_slice(ds, lo + start, B, ws->x);
+        glora_vit_embed(m, acts, ws->x, B);
+        memcpy(ws->tokens + start * per, acts->x0, B * per * sizeof(float));
     }
-    free(x);
-    *out = tokens;
     return GLORA_OK;
 }
 
@@ -80,6 +146,17 @@ int glora_search_fitness_count(const glora_vit_t *m, const glora_layer_cfg_t *co
 int glora_search_fitness_score(const glora_vit_t *m, const glora_layer_cfg_t *const *cands, size_t n,
                                const glora_dataset_t *ds, size_t lo, size_t hi, size_t batch,
                                uint64_t *correct, double *loss) {
+    glora_search_ws_t *ws = glora_search_ws_new();
+    int rc = ws ? glora_search_fitness_score_ws(ws, m, cands, n, ds, lo, hi, batch, correct, loss)
+                : glora_error(GLORA_ENOMEM, "evaluation 'candidates': out of memory");
+    glora_search_ws_free(ws);
+    return rc;
+}
+
+int glora_search_fitness_score_ws(glora_search_ws_t *ws, const glora_vit_t *m,
+                                  const glora_layer_cfg_t *const *cands, size_t n,
+                                  const glora_dataset_t *ds, size_t lo, size_t hi, size_t batch,
+                                  uint64_t *correct, double *loss) {
     GLORA_ASSERT(lo <= hi && hi <= ds->n);
     const size_t n_img = hi - lo;
     const int *y = ds->y + lo;
@@ -93,40 +170,24 @@ int glora_search_fitness_score(const glora_vit_t *m, const glora_layer_cfg_t *co
     int nthreads = glora_max_threads();
     int outer = n >= (size_t)nthreads && nthreads > 1;
     int nws = outer ? nthreads : 1;
-    glora_vit_linears_t **lin = calloc((size_t)nws, sizeof *lin);
-    glora_vit_acts_t **ws = calloc((size_t)nws, sizeof *ws);
-    int rc = (lin && ws) ? GLORA_OK : glora_error(GLORA_ENOMEM, "evaluation 'candidates': out of memory");
-    for (int t = 0; t < nws && rc == GLORA_OK; t++) {
-        rc = glora_vit_linears_create(&lin[t], m);
-        /* Each candidate's weights serve n_img / batch forward passes. */
-        if (rc == GLORA_OK && n_img > batch) rc = glora_vit_linears_pack(lin[t]);
-        if (rc == GLORA_OK) rc = glora_vit_acts_create(&ws[t], m, batch, 0);
-    }
-    float *tokens = NULL;
-    if (rc == GLORA_OK) rc = embed_all(m, ds, lo, n_img, batch, ws[0], &tokens);
-    if (rc == GLORA_OK) {
-        if (outer) {
-            #pragma omp parallel for schedule(dynamic, 1) num_threads(nws)
-            for (size_t c = 0; c < n; c++) {
-                int t = glora_thread_id();
-                glora_vit_linears_set(lin[t], m, cands[c]);
-                correct[c] += count_from_tokens(m, lin[t], ws[t], tokens, y, n_img,
-                                                loss ? loss + c * ds->n + lo : NULL);
-            }
-        } else {
-            for (size_t c = 0; c < n; c++) {
-                glora_vit_linears_set(lin[0], m, cands[c]);
-                correct[c] += count_from_tokens(m, lin[0], ws[0], tokens, y, n_img,
-                                                loss ? loss + c * ds->n + lo : NULL);
-            }
+    int rc = ws_fit(ws, m, nws, batch, n_img > batch);
+    if (rc == GLORA_OK) rc = embed_all(m, ds, lo, n_img, batch, ws->acts[0], ws);
+    if (rc != GLORA_OK) return rc;
+    const float *tokens = ws->tokens;
+    if (outer) {
+        #pragma omp parallel for schedule(dynamic, 1) num_threads(nws)
+        for (size_t c = 0; c < n; c++) {
+            int t = glora_thread_id();
+            glora_vit_linears_set(ws->lin[t], m, cands[c]);
+            correct[c] += count_from_tokens(m, ws->lin[t], ws->acts[t], tokens, y, n_img,
+                                            loss ? loss + c * ds->n + lo : NULL);
+        }
+    } else {
+        for (size_t c = 0; c < n; c++) {
+            glora_vit_linears_set(ws->lin[0], m, cands[c]);
+            correct[c] += count_from_tokens(m, ws->lin[0], ws->acts[0], tokens, y, n_img,
+                                            loss ? loss + c * ds->n + lo : NULL);
         }
     }
-    free(tokens);
-    for (int t = 0; t < nws && lin && ws; t++) {
-        glora_vit_linears_free(lin[t]);
-        glora_vit_acts_free(ws[t]);
-    }
-    free(lin);
-    free(ws);
-    return rc;
+    return GLORA_OK;
 }

@@ -9,6 +9,15 @@
 #include "glora/search.h"
 #include "glora/spec.h"
 
+/* glora_search_fitness_score on v's buffers, or fresh ones. */
+static int score(glora_search_vit_t *v, const glora_layer_cfg_t *const *cands, size_t n, size_t lo,
+                 size_t hi, uint64_t *correct, double *loss) {
+    if (!v->ws)
+        return glora_search_fitness_score(v->m, cands, n, v->data, lo, hi, v->batch, correct, loss);
+    return glora_search_fitness_score_ws(v->ws, v->m, cands, n, v->data, lo, hi, v->batch, correct,
+                                         loss);
+}
+
 int glora_search_vit_layers(const glora_vit_t *m, glora_search_layer_t **layers) {
     *layers = NULL;
     if (m->rank < 1)
@@ -27,18 +36,30 @@ int glora_search_vit_layers(const glora_vit_t *m, glora_search_layer_t **layers)
     return 0;
 }
 
+/* glora_search_fitness on v's buffers. */
+static int evaluate_chunk(glora_search_vit_t *v, const glora_layer_cfg_t *const *cands, size_t n,
+                          double *acc) {
+    const size_t ni = v->data->n;
+    uint64_t *correct = calloc(n, sizeof *correct);
+    if (!correct) return glora_error(GLORA_ENOMEM, "evaluation 'candidates': out of memory");
+    int rc = ni ? score(v, cands, n, 0, ni, correct, NULL)
+                : glora_error(GLORA_EINVAL, "evaluation 'candidates': no images");
+    for (size_t c = 0; !rc && c < n; c++) acc[c] = (double)correct[c] / (double)ni;
+    free(correct);
+    return rc;
+}
+
 int glora_search_vit_evaluate(void *ctx, const glora_layer_cfg_t *const *cands, size_t n,
                               double *acc) {
     glora_search_vit_t *v = ctx;
-    if (!v->tick)
-        return glora_search_fitness(v->m, cands, n, v->data, v->batch, acc);
+    if (!v->tick) return evaluate_chunk(v, cands, n, acc);
     /* Chunks of two candidates per thread, so the counter moves; each
      * candidate's accuracy does not depend on which chunk it is in. */
     size_t chunk = 2 * (size_t)glora_max_threads();
     v->tick(v->tick_ctx, 0, n);
     for (size_t i = 0; i < n; i += chunk) {
         size_t k = n - i < chunk ? n - i : chunk;
-        int rc = glora_search_fitness(v->m, cands + i, k, v->data, v->batch, acc + i);
+        int rc = evaluate_chunk(v, cands + i, k, acc + i);
         if (rc) return rc;
         v->tick(v->tick_ctx, i + k, n);
     }
@@ -48,7 +69,7 @@ int glora_search_vit_evaluate(void *ctx, const glora_layer_cfg_t *const *cands, 
 int glora_search_vit_count(void *ctx, const glora_layer_cfg_t *const *cands, size_t n, size_t lo,
                            size_t hi, uint64_t *correct) {
     glora_search_vit_t *v = ctx;
-    return glora_search_fitness_count(v->m, cands, n, v->data, lo, hi, v->batch, correct);
+    return score(v, cands, n, lo, hi, correct, NULL);
 }
 
 int glora_search_vit_score(void *ctx, const glora_layer_cfg_t *const *cands, size_t n, size_t lo,
@@ -57,13 +78,12 @@ int glora_search_vit_score(void *ctx, const glora_layer_cfg_t *const *cands, siz
     const size_t ni = v->data->n;
     /* With a counter (one process, every image): chunks as in evaluate. */
     if (!v->tick || lo != 0 || hi != ni)
-        return glora_search_fitness_score(v->m, cands, n, v->data, lo, hi, v->batch, correct, loss);
+        return score(v, cands, n, lo, hi, correct, loss);
     size_t chunk = 2 * (size_t)glora_max_threads();
     v->tick(v->tick_ctx, 0, n);
     for (size_t i = 0; i < n; i += chunk) {
         size_t k = n - i < chunk ? n - i : chunk;
-        int rc = glora_search_fitness_score(v->m, cands + i, k, v->data, lo, hi, v->batch, correct + i,
-                                            loss + i * ni);
+        int rc = score(v, cands + i, k, lo, hi, correct + i, loss + i * ni);
         if (rc) return rc;
         v->tick(v->tick_ctx, i + k, n);
     }

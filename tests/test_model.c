@@ -894,9 +894,60 @@ static void test_search_fitness_thread_independent(void **state) {
     glora_vit_free(m);
 }
 
+/* A workspace kept across calls that change the thread count, the batch,
+ * the image range and the precision gives what fresh buffers give: the
+ * same counts and the same per-image losses, bit for bit. */
+static void test_search_fitness_ws_reuse(void **state) {
+    (void)state;
+    glora_vit_t *m;
+    assert_int_equal(glora_vit_load(&m, FIX "backbone.safetensors", FIX "supernet.safetensors", 0), GLORA_OK);
+    glora_rng_t rng;
+    glora_rng_seed(&rng, 9);
+    enum { NIMG = 23, NC = 5 };
+    float *x = malloc(sizeof(float) * NIMG * 192);
+    int y[NIMG];
+    fill_random(x, NIMG * 192, &rng, 1.0f);
+    for (int i = 0; i < NIMG; i++) y[i] = (int)glora_rng_below(&rng, 5);
+    glora_layer_cfg_t cfg[NC][8];
+    const glora_layer_cfg_t *cands[NC];
+    glora_space_t space;
+    glora_space_official(&space, 4);
+    for (int c = 0; c < NC; c++) {
+        for (int l = 0; l < 8; l++) glora_space_config(&space, glora_rng_below(&rng, 432), &cfg[c][l]);
+        cands[c] = cfg[c];
+    }
+    glora_dataset_t ds = {.n = NIMG, .c = m->arch.in_chans, .h = m->arch.img_size, .w = m->arch.img_size,
+                          .x = x, .y = y, .num_classes = 5};
+    const struct { int threads; size_t batch, lo, hi, n; glora_precision_t prec; } steps[] = {
+        {1, 10, 0, NIMG, NC, GLORA_FP32}, {2, 10, 0, NIMG, NC, GLORA_FP32}, {3, 4, 3, 19, 2, GLORA_FP32},
+        {2, 23, 0, NIMG, NC, GLORA_BF16}, {2, 7, 5, NIMG, 1, GLORA_BF16},  {1, 10, 0, NIMG, NC, GLORA_FP32}};
+    glora_search_ws_t *ws = glora_search_ws_new();
+    assert_non_null(ws);
+    int saved = glora_max_threads();
+    for (size_t k = 0; k < sizeof steps / sizeof *steps; k++) {
+        uint64_t c1[NC] = {0}, c2[NC] = {0};
+        double l1[NC * NIMG] = {0}, l2[NC * NIMG] = {0};
+        glora_set_threads(steps[k].threads);
+        m->precision = steps[k].prec;
+        assert_int_equal(glora_search_fitness_score(m, cands, steps[k].n, &ds, steps[k].lo, steps[k].hi,
+                                                    steps[k].batch, c1, l1), GLORA_OK);
+        assert_int_equal(glora_search_fitness_score_ws(ws, m, cands, steps[k].n, &ds, steps[k].lo,
+                                                       steps[k].hi, steps[k].batch, c2, l2), GLORA_OK);
+        assert_memory_equal(c1, c2, sizeof c1);
+        assert_memory_equal(l1, l2, sizeof l1);
+    }
+    glora_set_threads(saved);
+    m->precision = GLORA_FP32;
+    glora_search_ws_free(ws);
+    glora_search_ws_free(NULL);
+    free(x);
+    glora_vit_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_choice_parse),
+        cmocka_unit_test(test_search_fitness_ws_reuse),
         cmocka_unit_test(test_param_counts),
         cmocka_unit_test(test_merge_all_432),
         cmocka_unit_test(test_adapter_backward_fd),

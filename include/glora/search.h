@@ -360,6 +360,21 @@ int glora_search_fitness_score(const glora_vit_t *m, const glora_layer_cfg_t *co
                                const glora_dataset_t *ds, size_t lo, size_t hi, size_t batch,
                                uint64_t *correct, double *loss);
 
+/* Buffers of the fitness kept from one call to the next (each thread's
+ * merged and packed weights and activations, the tokens): fresh pages for
+ * a ViT-B/16's weights cost more than scoring a few images. NULL when out
+ * of memory; glora_search_ws_free(NULL) is a no-op. A workspace serves one
+ * caller at a time, any model, batch and thread count (it is remade to
+ * fit), with the same results as a fresh one. */
+typedef struct glora_search_ws glora_search_ws_t;
+glora_search_ws_t *glora_search_ws_new(void);
+void glora_search_ws_free(glora_search_ws_t *ws);
+/* glora_search_fitness_score on the buffers of ws. */
+int glora_search_fitness_score_ws(glora_search_ws_t *ws, const glora_vit_t *m,
+                                  const glora_layer_cfg_t *const *cands, size_t n,
+                                  const glora_dataset_t *ds, size_t lo, size_t hi, size_t batch,
+                                  uint64_t *correct, double *loss);
+
 /* layers[0 .. 4*depth) with the model's names and shapes and the official
  * space at the model's rank. Caller frees *layers. */
 int glora_search_vit_layers(const glora_vit_t *m, glora_search_layer_t **layers);
@@ -374,6 +389,9 @@ typedef struct {
      * batch with the candidates done so far (may be NULL). */
     void (*tick)(void *ctx, size_t done, size_t total);
     void *tick_ctx;
+    /* Buffers kept between evaluations (the caller's), or NULL for fresh
+     * ones on every call. */
+    glora_search_ws_t *ws;
 } glora_search_vit_t;
 
 /* The glora_search_eval_fn for ctx = glora_search_vit_t*: top-1 accuracy on

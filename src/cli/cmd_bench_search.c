@@ -1,6 +1,7 @@
 /* glora bench search: candidate evaluations per second of the search's
- * fitness (glora_search_fitness: each candidate merged once, one GEMM
- * per adapted layer, one candidate per thread), beside the PyTorch peer
+ * fitness (glora_search_fitness_score_ws: each candidate merged once, one
+ * GEMM per adapted layer, one candidate per thread, buffers kept between
+ * runs as the search keeps them between generations), beside the PyTorch peer
  * bench/bench_search.py (the official evaluation loop and a careful one)
  * run in the same invocation. */
 #include "cli/cli.h"
@@ -33,6 +34,9 @@ static void usage(FILE *out) {
             "Times the search's fitness: top-1 accuracy of random candidates from the official\n"
             "space on 200 images (Fashion-MNIST val200 = train examples 800..999 when found,\n"
             "else random images), as images/s and candidates/s, the median of --repeat runs.\n"
+            "Each run embeds the images and merges every candidate; glora's buffers (merged\n"
+            "weights, activations) are kept from run to run, as glora search keeps them from\n"
+            "one generation to the next.\n"
             "Without model files the model is --arch (vit-tiny-28, or vit-b16: ViT-B/16 at\n"
             "224x224x3 on random images) with random weights and rank-4 GLoRA tensors.\n"
             "--precision bf16 runs glora's products with AVX512_BF16 and the peer's bf16\n"
@@ -43,7 +47,9 @@ static void usage(FILE *out) {
             "\n"
             "  --threads N        threads for glora and torch (default 2)\n"
             "  --candidates N     timed candidates per run (default 40)\n"
-            "  --warmup N         untimed candidates first (default 4)\n"
+            "  --warmup N         untimed candidates first (default 4; glora's at least one per\n"
+            "                     thread, so that each thread's buffers exist before the timing,\n"
+            "                     as they do after a search's first candidates)\n"
             "  --repeat N         timed runs; the median is reported (default 3)\n"
             "  --batch N          glora's images per forward pass (search.batch; default 32)\n"
             "  --arch A           vit-tiny-28 (default) or vit-b16, random weights\n"
@@ -171,6 +177,7 @@ static int run_peer(const char *script, int threads, int candidates, int warmup,
 
 typedef struct {
     int threads, candidates, warmup, repeat, peer, json, batch, n_img;
+    int warm; /* glora's warm-up candidates: --warmup, at least one per thread */
     const char *backbone, *supernet, *datadir, *script, *arch;
     glora_precision_t prec;
     double peak;
@@ -229,6 +236,7 @@ static int parse_args(int argc, char **argv, opts_t *o) {
         }
     }
     if (!o->backbone != !o->supernet) return usage_error("%s", "--backbone and --supernet go together");
+    o->warm = o->warmup > 0 && o->warmup < o->threads ? o->threads : o->warmup;
     return -1;
 }
 
@@ -340,12 +348,23 @@ static void report(const opts_t *o, const glora_vit_t *m, const char *data_desc,
            peak > 0 ? 100 * g * flops_executed(A) * 1e-9 / peak : 0, cli_peak_rss_mb());
 }
 
+/* The fitness of candidates [c0, c0 + n) on ws, the search's buffers kept
+ * from one generation to the next as glora search keeps them. */
+static int fitness(const opts_t *o, glora_search_ws_t *ws, const glora_vit_t *m,
+                   const glora_layer_cfg_t **cands, size_t c0, size_t n,
+                   const glora_dataset_t *data, uint64_t *correct) {
+    memset(correct, 0, n * sizeof *correct);
+    return glora_search_fitness_score_ws(ws, m, cands + c0, n, data, 0, data->n, (size_t)o->batch,
+                                         correct, NULL);
+}
+
 /* Times runs [k0, k1) of the fitness of the candidates after the warm-up. */
-static int time_runs(const opts_t *o, const glora_vit_t *m, const glora_layer_cfg_t **cands,
-                     const glora_dataset_t *data, double *acc, double *runs, int k0, int k1) {
+static int time_runs(const opts_t *o, glora_search_ws_t *ws, const glora_vit_t *m,
+                     const glora_layer_cfg_t **cands, const glora_dataset_t *data,
+                     uint64_t *correct, double *runs, int k0, int k1) {
     for (int k = k0; k < k1; k++) {
         double t0 = glora_now();
-        if (glora_search_fitness(m, cands + o->warmup, (size_t)o->candidates, data, (size_t)o->batch, acc))
+        if (fitness(o, ws, m, cands, (size_t)o->warm, (size_t)o->candidates, data, correct))
             return GLORA_EINVAL;
         runs[k] = glora_now() - t0;
     }
@@ -378,7 +397,9 @@ int glora_cmd_bench_search(int argc, char **argv) {
     images_t im = {0};
     glora_layer_cfg_t *cfg = NULL;
     const glora_layer_cfg_t **cands = NULL;
-    double *acc = NULL, *runs = NULL, *sorted = NULL;
+    double *runs = NULL, *sorted = NULL;
+    uint64_t *correct = NULL;
+    glora_search_ws_t *ws = glora_search_ws_new();
     peer_line_t pl[8];
     int npl = 0;
     glora_rng_t r;
@@ -397,15 +418,15 @@ int glora_cmd_bench_search(int argc, char **argv) {
     if (make_images(&o, A, &r, &im)) goto out_fail;
 
     /* Random candidates of the official space, gene by gene. */
-    int L = glora_vit_layers(m), total = o.warmup + o.candidates;
+    int L = glora_vit_layers(m), total = o.warm + o.candidates;
     glora_space_t space;
     glora_space_official(&space, m->rank);
     cfg = malloc((size_t)total * (size_t)L * sizeof *cfg);
     cands = malloc((size_t)total * sizeof *cands);
-    acc = malloc((size_t)total * sizeof *acc);
+    correct = malloc((size_t)total * sizeof *correct);
     runs = malloc((size_t)o.repeat * sizeof *runs);
     sorted = malloc((size_t)o.repeat * sizeof *sorted);
-    if (!cfg || !cands || !acc || !runs || !sorted) goto out_oom;
+    if (!cfg || !cands || !correct || !runs || !sorted || !ws) goto out_oom;
     for (int c = 0; c < total; c++) {
         for (int l = 0; l < L; l++)
             for (int t = 0; t < GLORA_NTENSORS; t++)
@@ -420,14 +441,13 @@ int glora_cmd_bench_search(int argc, char **argv) {
                o.repeat, o.threads, glora_precision_name(o.prec),
                o.prec == GLORA_BF16 ? glora_bgemm_ukernel() : glora_gemm_ukernel());
     fflush(stdout);
-    if (o.warmup && glora_search_fitness(m, cands, (size_t)o.warmup, im.data, (size_t)o.batch, acc))
-        goto out_fail;
+    if (o.warm && fitness(&o, ws, m, cands, 0, (size_t)o.warm, im.data, correct)) goto out_fail;
     /* glora's runs before and after the peer's, so that a burst of load on
      * the shared machine does not fall on one side only. */
     int before = (o.repeat + 1) / 2;
-    if (time_runs(&o, m, cands, im.data, acc, runs, 0, before)) goto out_fail;
+    if (time_runs(&o, ws, m, cands, im.data, correct, runs, 0, before)) goto out_fail;
     peer_runs(&o, &im, pl, &npl);
-    if (time_runs(&o, m, cands, im.data, acc, runs, before, o.repeat)) goto out_fail;
+    if (time_runs(&o, ws, m, cands, im.data, correct, runs, before, o.repeat)) goto out_fail;
     /* runs[] become images/s in run order (printed), sorted[] gives the median */
     for (int k = 0; k < o.repeat; k++) runs[k] = (double)o.candidates * o.n_img / runs[k];
     memcpy(sorted, runs, (size_t)o.repeat * sizeof *sorted);
@@ -441,7 +461,8 @@ out_fail:
 out:
     free(cfg);
     free(cands);
-    free(acc);
+    free(correct);
+    glora_search_ws_free(ws);
     free(runs);
     free(sorted);
     free(im.xr);

@@ -71,6 +71,7 @@ static void fill_result(const glora_search_t *s, const glora_search_opts_t *o, g
 int glora_search_supernet(const glora_search_setup_t *st, glora_search_result_t *res) {
     glora_search_layer_t *own = NULL;
     glora_search_t *s = NULL;
+    glora_search_ws_t *ws = NULL;
     glora_dir_lock_t *lock = NULL;
     char data_sha[65], *path = NULL;
     int have_ckpt = 0, rc;
@@ -84,8 +85,13 @@ int glora_search_supernet(const glora_search_setup_t *st, glora_search_result_t 
     /* Under MPI rank 0 prepares the directory; every rank learns the outcome. */
     if ((rc = glora_comm_check(rc))) goto done;
     if (!st->layers && (rc = glora_search_vit_layers(st->supernet, &own))) goto done;
+    /* One set of buffers for every generation's candidates. */
+    if (!(ws = glora_search_ws_new())) {
+        rc = glora_error(GLORA_ENOMEM, "search: out of memory");
+        goto done;
+    }
     glora_search_vit_t v = {.m = st->supernet, .data = st->val, .batch = st->batch ? st->batch : 32,
-                            .tick = st->tick, .tick_ctx = st->tick_ctx};
+                            .tick = st->tick, .tick_ctx = st->tick_ctx, .ws = ws};
     snprintf(v.supernet_sha256, sizeof v.supernet_sha256, "%s", st->supernet_sha256 ? st->supernet_sha256 : "");
     glora_search_problem_t p = {.n_layers = glora_vit_layers(st->supernet), .layers = st->layers ? st->layers : own,
                                 .evaluate = glora_search_vit_evaluate,
@@ -103,6 +109,7 @@ int glora_search_supernet(const glora_search_setup_t *st, glora_search_result_t 
     fill_result(s, &st->opts, res);
 done:
     glora_search_free(s);
+    glora_search_ws_free(ws);
     glora_dir_unlock(lock);
     free(own);
     free(path);
