@@ -43,7 +43,9 @@ static size_t count_from_tokens(const glora_vit_t *m, const glora_vit_linears_t 
  * and packed weights are hundreds of MB a thread; fresh pages for them on
  * every call cost more than the forward passes of a few images. */
 struct glora_search_ws {
-    const glora_vit_t *m;     /* what lin and acts were made for */
+    const glora_vit_t *m;     /* what lin and acts were made for: the model, */
+    glora_vit_arch_t arch;    /* its shape (a model freed and another made at */
+    int rank;                 /* the same address must not pass for it) */
     int cap;                  /* entries of lin and acts */
     glora_vit_linears_t **lin;
     glora_vit_acts_t **acts;
@@ -89,12 +91,13 @@ static int ws_fit(glora_search_ws_t *ws, const glora_vit_t *m, int nws, size_t b
         ws->cap = nws;
     }
     int rc = GLORA_OK;
+    const int same = ws->m == m && ws->rank == m->rank && !memcmp(&ws->arch, &m->arch, sizeof m->arch);
     for (int t = 0; t < ws->cap && rc == GLORA_OK; t++) {
-        if (ws->lin[t] && (ws->m != m || ws->lin[t]->precision != m->precision)) {
+        if (ws->lin[t] && (!same || ws->lin[t]->precision != m->precision)) {
             glora_vit_linears_free(ws->lin[t]);
             ws->lin[t] = NULL;
         }
-        if (ws->acts[t] && (ws->m != m || ws->acts[t]->max_batch != batch)) {
+        if (ws->acts[t] && (!same || ws->acts[t]->max_batch != batch)) {
             glora_vit_acts_free(ws->acts[t]);
             ws->acts[t] = NULL;
         }
@@ -105,6 +108,8 @@ static int ws_fit(glora_search_ws_t *ws, const glora_vit_t *m, int nws, size_t b
         if (rc == GLORA_OK && !ws->acts[t]) rc = glora_vit_acts_create(&ws->acts[t], m, batch, 0);
     }
     ws->m = m;
+    ws->arch = m->arch;
+    ws->rank = m->rank;
     return rc;
 }
 
