@@ -845,6 +845,20 @@ static void test_load_errors(void **state) {
     glora_vit_free(sn);
 }
 
+/* Random images (192 values each) and labels in [0, 5), and nc random
+ * candidates of the official space for the fixture's 8 layers. */
+static void fitness_inputs(glora_rng_t *rng, float *x, int *y, int nimg, glora_layer_cfg_t (*cfg)[8],
+                           const glora_layer_cfg_t **cands, int nc) {
+    fill_random(x, (size_t)nimg * 192, rng, 1.0f);
+    for (int i = 0; i < nimg; i++) y[i] = (int)glora_rng_below(rng, 5);
+    glora_space_t space;
+    glora_space_official(&space, 4);
+    for (int c = 0; c < nc; c++) {
+        for (int l = 0; l < 8; l++) glora_space_config(&space, glora_rng_below(rng, 432), &cfg[c][l]);
+        cands[c] = cfg[c];
+    }
+}
+
 static void test_search_fitness_thread_independent(void **state) {
     (void)state;
     glora_vit_t *m;
@@ -854,16 +868,9 @@ static void test_search_fitness_thread_independent(void **state) {
     enum { NIMG = 37, NC = 7 };
     float *x = malloc(sizeof(float) * NIMG * 192);
     int y[NIMG];
-    fill_random(x, NIMG * 192, &rng, 1.0f);
-    for (int i = 0; i < NIMG; i++) y[i] = (int)glora_rng_below(&rng, 5);
     glora_layer_cfg_t cfg[NC][8];
     const glora_layer_cfg_t *cands[NC];
-    glora_space_t space;
-    glora_space_official(&space, 4);
-    for (int c = 0; c < NC; c++) {
-        for (int l = 0; l < 8; l++) glora_space_config(&space, glora_rng_below(&rng, 432), &cfg[c][l]);
-        cands[c] = cfg[c];
-    }
+    fitness_inputs(&rng, x, y, NIMG, cfg, cands, NC);
     glora_dataset_t ds = {.n = NIMG, .c = m->arch.in_chans, .h = m->arch.img_size, .w = m->arch.img_size,
                           .x = x, .y = y, .num_classes = 5};
     assert_int_equal(glora_dataset_example_size(&ds), 192);
@@ -906,16 +913,9 @@ static void test_search_fitness_ws_reuse(void **state) {
     enum { NIMG = 23, NC = 5 };
     float *x = malloc(sizeof(float) * NIMG * 192);
     int y[NIMG];
-    fill_random(x, NIMG * 192, &rng, 1.0f);
-    for (int i = 0; i < NIMG; i++) y[i] = (int)glora_rng_below(&rng, 5);
     glora_layer_cfg_t cfg[NC][8];
     const glora_layer_cfg_t *cands[NC];
-    glora_space_t space;
-    glora_space_official(&space, 4);
-    for (int c = 0; c < NC; c++) {
-        for (int l = 0; l < 8; l++) glora_space_config(&space, glora_rng_below(&rng, 432), &cfg[c][l]);
-        cands[c] = cfg[c];
-    }
+    fitness_inputs(&rng, x, y, NIMG, cfg, cands, NC);
     glora_dataset_t ds = {.n = NIMG, .c = m->arch.in_chans, .h = m->arch.img_size, .w = m->arch.img_size,
                           .x = x, .y = y, .num_classes = 5};
     const struct { int threads; size_t batch, lo, hi, n; glora_precision_t prec; } steps[] = {
