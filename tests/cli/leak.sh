@@ -93,4 +93,34 @@ expect 1 L --out "$T/leak2" --fresh-start 50 --fresh-count 20
 has "$T/err" 'overlaps train \(0\+100\)'
 expect 1 L --out "$T/leak2" --only tau,speed
 has "$T/err" "--only 'speed'"
+# scripts/suite-compare: a variant's runs against the default's, rows only
+# where every directory finished, means by hand: (70+72)/2 = 71.00 etc.
+CMP="$top_srcdir/scripts/suite-compare"
+summary() { # DIR RUN ROWS...: a summary.json with these "method|params|test" rows
+    local d="$1/$2"; shift 2; mkdir -p "$d"
+    { echo '{ "rows": ['; for r in "$@"; do
+        IFS='|' read -r m p a <<EOR
+$r
+EOR
+        echo "    {\"method\": \"$m\", \"params\": $p, \"val_accuracy\": 0.5, \"test_accuracy\": $a},"
+      done; echo '] }'; } >"$d/summary.json"
+}
+for t in fashion-1k mnist-1k; do
+    summary "$T/base" "suite-$t-lora4-s42" "LoRA r=4|49152|0.700000"
+    summary "$T/base" "suite-$t-full-s42" "full fine-tuning|1198592|0.720000"
+done
+summary "$T/base" suite-fashion-1k-glora-s42 "GLoRA subnet, supernet weights|20000|0.700000" "GLoRA searched, budget 49K|20000|0.690000"
+summary "$T/base" suite-mnist-1k-glora-s42 "GLoRA subnet, supernet weights|30000|0.720000" "GLoRA searched, budget 49K|30000|0.710000"
+summary "$T/var" suite-fashion-1k-glora-s42 "GLoRA subnet, supernet weights|40000|0.740000" "GLoRA searched, budget 49K|40000|0.750000"
+expect 0 "$CMP" "$T/base" "$T/var"
+has "$T/out" '^\| fashion-1k \| 42 \| 70\.00 \| 72\.00 \| 70\.00 \| 69\.00 \| 20000 \| 74\.00 \| 75\.00 \| 40000 \|$'
+grep -q 'mnist-1k' "$T/out" && fail "suite-compare: a row that the variant did not finish"
+has "$T/out" '^\| mean of 1 \| \| 70\.00 \| 72\.00 \| 70\.00 \| 69\.00 \| 20000 \| 74\.00 \| 75\.00 \| 40000 \|$'
+summary "$T/var" suite-mnist-1k-glora-s42 "GLoRA subnet, supernet weights|30000|0.760000" "GLoRA searched, budget 49K|30000|0.770000"
+expect 0 "$CMP" "$T/base" "$T/var"
+has "$T/out" '^\| mean of 2 \| \| 70\.00 \| 72\.00 \| 71\.00 \| 70\.00 \| 25000 \| 75\.00 \| 76\.00 \| 35000 \|$'
+expect 1 "$CMP" "$T/base" "$T/nope"
+has "$T/err" "suite-compare: error: '$T/nope': no such directory"
+expect 0 "$CMP" --help
+has "$T/out" 'scripts/suite-compare BASE VARIANT'
 finish
