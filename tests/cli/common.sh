@@ -34,4 +34,20 @@ search_fixture() {
     [ -x "$MK" ] || { echo "no $MK (make check builds it)"; exit 1; }
     "$MK" "$@" >/dev/null || { echo "$MK $* failed"; exit 1; }
 }
+# wait_until COND [PID] [SECONDS]: polls the shell condition COND every 10 ms
+# until it holds, the process PID (when given) has exited, or SECONDS
+# (default 10) have passed; "true" returns at once.
+wait_until() {
+    local n=0 max=$((${3:-10} * 100))
+    until eval "$1"; do
+        [ -z "${2:-}" ] || kill -0 "$2" 2>/dev/null || return 0
+        [ $n -lt $max ] || return 0
+        sleep 0.01
+        n=$((n + 1))
+    done
+}
+# kill_now PID: SIGKILL and reap the background process PID.
+kill_now() { kill -9 "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
+# lines FILE: its number of lines, 0 while it does not exist.
+lines() { cat "$1" 2>/dev/null | wc -l; }
 finish() { [ "$failures" -eq 0 ] && echo "all checks passed" && exit 0; exit 1; }

@@ -65,15 +65,8 @@ grep -q missing "$T/ref.sums" && fail "the reference run is incomplete: $(grep m
 kill_when() {
     "$GLORA" run "$T/run.yaml" --threads 2 --name "$1" >/dev/null 2>&1 &
     pid=$!
-    n=0
-    while [ $n -lt 3000 ]; do
-        eval "$2" && break
-        kill -0 $pid 2>/dev/null || break
-        sleep 0.01
-        n=$((n + 1))
-    done
-    kill -9 $pid 2>/dev/null
-    wait $pid 2>/dev/null
+    wait_until "$2" $pid 30
+    kill_now $pid
     kills=$((kills + 1))
 }
 R=$T/runs/k

@@ -125,22 +125,20 @@ one_line; has "$T/err" "nodir/m.jsonl.*No such file or directory"
 # Two writers of one output: the second is refused at once, naming the first.
 "$GLORA" supernet "$T/train.yaml" --threads 1 --set train.epochs=400 >/dev/null 2>&1 &
 pid=$!
-n=0
-while [ ! -e "$T/tr/sn.safetensors.lock" ] && [ $n -lt 1000 ]; do sleep 0.01; n=$((n + 1)); done
+wait_until '[ -e "$T/tr/sn.safetensors.lock" ]'
 expect 1 "$GLORA" supernet "$T/train.yaml" --threads 1
 one_line; has "$T/err" "sn.safetensors' is in use by another glora \(pid $pid\)"
-kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+kill_now $pid
 # The kernel released the dead holder's lock: the output is free again.
 expect 0 "$GLORA" supernet "$T/train.yaml" --threads 1
 
 # Two searches in one directory.
 "$GLORA" search "$T/search.yaml" --threads 1 --output "$T/s2" --set search.generations=300 >/dev/null 2>&1 &
 pid=$!
-n=0
-while [ ! -e "$T/s2/.glora.lock" ] && [ $n -lt 1000 ]; do sleep 0.01; n=$((n + 1)); done
+wait_until '[ -e "$T/s2/.glora.lock" ]'
 expect 1 "$GLORA" search "$T/search.yaml" --threads 1 --output "$T/s2" --resume --set search.generations=300
 one_line; has "$T/err" "s2' is in use by another glora \(pid $pid\)"
-kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+kill_now $pid
 
 # ---- one writer per output: merge, init, convert, make-task, report ----
 # hold LOCKFILE: another process (its pid in $holder) holds the flock, as a
@@ -148,8 +146,7 @@ kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
 hold() {
     sh -c 'echo $$ >"$1"; exec flock "$1" sleep 60' _ "$1" &
     holder=$!
-    n=0
-    while flock -n "$1" true 2>/dev/null && [ $n -lt 1000 ]; do sleep 0.01; n=$((n + 1)); done
+    wait_until "! flock -n '$1' true 2>/dev/null"
 }
 release() { kill $holder 2>/dev/null; wait $holder 2>/dev/null; rm -f "$1"; }
 V="$top_srcdir/tests/fixtures/vit"

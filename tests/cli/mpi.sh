@@ -82,14 +82,7 @@ done
 kill_rank() { # kill_rank DIR HISTORY_LINES: start/resume 2 ranks, SIGKILL rank 1 after LINES generations
     $MPI2 "$GLORA" search "$T/search.yaml" --resume --output "$1" >/dev/null 2>&1 &
     mp=$!
-    n=0
-    while [ "$n" -lt 1000 ]; do
-        l=$(cat "$1/history.jsonl" 2>/dev/null | wc -l)
-        [ "$l" -ge "$2" ] && break
-        kill -0 $mp 2>/dev/null || break
-        sleep 0.01
-        n=$((n + 1))
-    done
+    wait_until "[ \$(lines '$1/history.jsonl') -ge $2 ]" $mp 10
     for p in $(pgrep -P $mp); do
         [ "$(tr '\0' ' ' </proc/$p/cmdline 2>/dev/null | cut -d' ' -f2)" = search ] || continue
         kill -9 "$p" 2>/dev/null

@@ -60,15 +60,8 @@ cmp -s "$T/acc/best.json" "$T/f1-loglik/best.json" && cmp -s "$T/acc/best.json" 
 # Killed and resumed under loglik: the same files.
 "$GLORA" search "$T/search.yaml" --threads 2 --set search.fitness=loglik --output "$T/k" >/dev/null 2>&1 &
 pid=$!
-n=0
-while [ "$n" -lt 400 ]; do
-    [ "$(cat "$T/k/history.jsonl" 2>/dev/null | wc -l)" -ge 2 ] && break
-    kill -0 $pid 2>/dev/null || break
-    sleep 0.01
-    n=$((n + 1))
-done
-kill -9 $pid 2>/dev/null
-wait $pid 2>/dev/null
+wait_until '[ "$(lines "$T/k/history.jsonl")" -ge 2 ]' $pid 4
+kill_now $pid
 expect 0 "$GLORA" search "$T/search.yaml" --resume --threads 1 --set search.fitness=loglik --output "$T/k"
 norm "$T/k" >"$T/k.txt"
 norm "$T/f1-loglik" >"$T/a.txt"

@@ -84,16 +84,8 @@ one_line; has "$T/err" 'already holds a search'
 kill_when() { # kill_when LINES: start/resume, SIGKILL once history.jsonl has LINES lines (or at once)
     "$GLORA" search "$T/search.yaml" --resume --threads 2 --output "$T/k" >/dev/null 2>&1 &
     pid=$!
-    n=0
-    while [ "$n" -lt 400 ]; do
-        l=$(cat "$T/k/history.jsonl" 2>/dev/null | wc -l)
-        [ "$l" -ge "$1" ] && break
-        kill -0 $pid 2>/dev/null || break
-        sleep 0.01
-        n=$((n + 1))
-    done
-    kill -9 $pid 2>/dev/null
-    wait $pid 2>/dev/null
+    wait_until "[ \$(lines \"\$T/k/history.jsonl\") -ge $1 ]" $pid 4
+    kill_now $pid
 }
 kill_when 0
 kill_when 1

@@ -40,10 +40,8 @@ K="--model $T/init.safetensors $DATA --batch 32 --epochs 6 --lr 3e-3"
 expect 0 "$GLORA" pretrain $K -o "$T/k1.safetensors"
 "$GLORA" pretrain $K -o "$T/k2.safetensors" >/dev/null 2>&1 &
 pid=$!
-i=0
-while [ ! -f "$T/k2.safetensors.ckpt" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i + 1)); done
-kill -9 $pid 2>/dev/null
-wait $pid 2>/dev/null
+wait_until '[ -f "$T/k2.safetensors.ckpt" ]' $pid 60
+kill_now $pid
 expect 0 "$GLORA" pretrain $K --resume -o "$T/k2.safetensors"
 has "$T/err" "resumed after epoch"
 cmp -s "$T/k1.safetensors" "$T/k2.safetensors" || fail "pretrain: killed and resumed run differs"
