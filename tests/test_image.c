@@ -158,6 +158,28 @@ static void test_bad_files(void **state) {
         free(data);
     }
 
+    /* JPEGs whose frame header is patched to 16000 x 16000 pixels: their few
+     * hundred bytes cannot hold a bit for each of the 4 million blocks, so
+     * they are refused before libjpeg or glora allocates for them. */
+    const char *jpegs[] = {"rgb_37x23.jpg", "rgb_37x23_prog.jpg", "grey_37x23.jpg"};
+    for (int f = 0; f < 3; f++) {
+        assert_int_equal(glora_read_file(fix(jpegs[f]), 1 << 20, &data, &n), 0);
+        size_t at = 0;
+        for (size_t k = 2; k + 9 < n; k++)
+            if ((uint8_t)data[k] == 0xff && ((uint8_t)data[k + 1] == 0xc0 || (uint8_t)data[k + 1] == 0xc2)) {
+                at = k;
+                break;
+            }
+        assert_true(at > 0);
+        /* FF Cn, length (2), precision (1), height (2), width (2) */
+        data[at + 5] = data[at + 7] = (char)(16000 >> 8);
+        data[at + 6] = data[at + 8] = (char)(16000 & 0xff);
+        expect_error(glora_image_decode_mem(&img, data, n, jpegs[f]), jpegs[f],
+                     "16000 x 16000 pixels cannot come out of a");
+        assert_null(img.px);
+        free(data);
+    }
+
     /* A PNG header announcing 100000 x 100000 pixels: refused before any
      * allocation of that size. */
     uint8_t png[8 + 25 + 12];

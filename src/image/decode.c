@@ -97,6 +97,24 @@ static int decode_jpeg(glora_image_t *img, const uint8_t *data, size_t n, const 
         cinfo.out_color_space = JCS_RGB;
         c = 3;
     }
+    /* A Huffman-coded scan spends at least one bit on every block of its
+     * components (a DC code, or a DC and an end-of-block code), so dimensions
+     * whose blocks the n bytes cannot hold are a lie: refused before libjpeg
+     * (whole-image coefficient buffers for progressive files) or we allocate
+     * for them. An arithmetic-coded file can legitimately hold far more
+     * blocks a byte and is bounded by GLORA_IMAGE_MAX_PIXELS alone. */
+    if (!cinfo.arith_code) {
+        double blocks = 0;
+        for (int ci = 0; ci < cinfo.num_components; ci++)
+            blocks += (double)cinfo.comp_info[ci].width_in_blocks *
+                      (double)cinfo.comp_info[ci].height_in_blocks;
+        if (blocks > 8.0 * (double)n) {
+            rc = glora_error(GLORA_EFORMAT, "image '%s': %lu x %lu pixels cannot come out of a "
+                             "%zu-byte JPEG (truncated or corrupt)", name,
+                             (unsigned long)cinfo.image_width, (unsigned long)cinfo.image_height, n);
+            goto done;
+        }
+    }
     /* libjpeg's defaults are PIL's: JDCT_ISLOW, fancy upsampling, no scaling. */
     rc = image_alloc(img, c, (long)cinfo.image_height, (long)cinfo.image_width, name);
     if (rc) goto done;
