@@ -225,7 +225,21 @@ static void test_take_and_kshot(void **state) {
     assert_true(out.x[0] == 14.0f && out.x[4] == 2.0f && out.x[8] == 2.0f && out.x[12] == 0.0f);
     assert_int_equal(out.y[0], 2);
     assert_int_equal(out.num_classes, 3);
+    assert_null(out.class_names);
     glora_dataset_free(&out);
+    /* An image folder's class names travel with the subset, as copies. */
+    src.class_names = calloc(3, sizeof *src.class_names);
+    assert_non_null(src.class_names);
+    src.class_names[0] = strdup("cat");
+    src.class_names[2] = strdup("dog");   /* [1] stays NULL */
+    assert_int_equal(glora_dataset_take(&src, idx, 4, &out), GLORA_OK);
+    assert_non_null(out.class_names);
+    assert_true(out.class_names != src.class_names && out.class_names[0] != src.class_names[0]);
+    assert_string_equal(out.class_names[0], "cat");
+    assert_null(out.class_names[1]);
+    assert_string_equal(out.class_names[2], "dog");
+    glora_dataset_free(&out);
+    assert_string_equal(src.class_names[2], "dog");
     const uint32_t bad[1] = {15};
     assert_int_equal(glora_dataset_take(&src, bad, 1, &out), GLORA_EINVAL);
     assert_non_null(strstr(glora_errmsg(), "index 15"));

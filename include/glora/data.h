@@ -237,7 +237,7 @@ void glora_dataset_free(glora_dataset_t *ds);
 
 /* Copies examples src[idx[0]], ..., src[idx[n-1]] (in that order; repeats
  * allowed) into *out, which the caller later frees. Same c, h, w,
- * num_classes and normalisation as src. */
+ * num_classes, class names (copied) and normalisation as src. */
 int glora_dataset_take(const glora_dataset_t *src, const uint32_t *idx, size_t n,
                        glora_dataset_t *out);
 

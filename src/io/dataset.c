@@ -38,6 +38,17 @@ int glora_dataset_take(const glora_dataset_t *src, const uint32_t *idx, size_t n
         else memcpy(out->x + i * per, src->x + (size_t)idx[i] * per, per * sizeof(float));
         out->y[i] = src->y[idx[i]];
     }
+    if (src->class_names) {
+        out->class_names = calloc((size_t)src->num_classes, sizeof *out->class_names);
+        int ok = out->class_names != NULL;
+        for (int c = 0; ok && c < src->num_classes; c++)
+            if (src->class_names[c]) ok = (out->class_names[c] = strdup(src->class_names[c])) != NULL;
+        out->num_classes = src->num_classes;   /* what glora_dataset_free walks */
+        if (!ok) {
+            glora_dataset_free(out);
+            return glora_error(GLORA_ENOMEM, "dataset subset: out of memory");
+        }
+    }
     memcpy(out->cmean, src->cmean, sizeof out->cmean);
     memcpy(out->cstd, src->cstd, sizeof out->cstd);
     out->n = n;
