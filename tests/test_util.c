@@ -259,6 +259,23 @@ static void test_clean_temps(void **state) {
     /* A directory that does not exist has nothing to clean. */
     assert_int_equal(glora_clean_temps("/nonexistent-dir/x", 1, &removed), GLORA_OK);
     assert_int_equal(removed, 0);
+    /* Only one output's own temporaries, in its directory only. */
+    touch(dir, "out.bin.tmp.a1B2c3");
+    touch(dir, "out.bin2.tmp.a1B2c3");
+    touch(dir, "out.bin.tmp.a1B2c");
+    touch(dir, "zout.bin.tmp.a1B2c3");
+    touch(sub, "out.bin.tmp.a1B2c3");
+    touch(dir, "other.tmp.a1B2c3");
+    assert_int_equal(glora_clean_temps_of(path, &removed), GLORA_OK);
+    assert_int_equal(removed, 1);
+    assert_false(exists(dir, "out.bin.tmp.a1B2c3"));
+    assert_true(exists(dir, "out.bin2.tmp.a1B2c3"));
+    assert_true(exists(dir, "out.bin.tmp.a1B2c"));
+    assert_true(exists(dir, "zout.bin.tmp.a1B2c3"));
+    assert_true(exists(sub, "out.bin.tmp.a1B2c3"));
+    assert_true(exists(dir, "other.tmp.a1B2c3"));
+    assert_int_equal(glora_clean_temps_of("/nonexistent-dir/out.bin", &removed), GLORA_OK);
+    assert_int_equal(removed, 0);
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);

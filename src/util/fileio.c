@@ -364,16 +364,23 @@ static int is_temp_name(const char *name) {
     return 1;
 }
 
-static int clean_dir(const char *dir, int depth, int *removed) {
+/* Removes the leftover temporaries in dir, and in its subdirectories down to
+ * depth more levels; with base, only base's own ("<base>.tmp.XXXXXX"), and a
+ * directory that cannot be listed is then nothing to clean. */
+static int clean_dir(const char *dir, int depth, const char *base, int *removed) {
     DIR *d = opendir(dir);
     if (!d) {
-        if (errno == ENOENT || errno == ENOTDIR) return GLORA_OK;
+        if (base || errno == ENOENT || errno == ENOTDIR) return GLORA_OK;
         return glora_error(GLORA_EIO, "cannot list '%s': %s", dir, strerror(errno));
     }
+    size_t blen = base ? strlen(base) : 0;
     int rc = GLORA_OK;
     struct dirent *e;
     while (rc == GLORA_OK && (e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+            continue;
+        if (base && (strlen(e->d_name) != blen + 11 || strncmp(e->d_name, base, blen) != 0 ||
+                     !is_temp_name(e->d_name)))
             continue;
         size_t n = strlen(dir) + strlen(e->d_name) + 2;
         char *p = malloc(n);
@@ -390,7 +397,7 @@ static int clean_dir(const char *dir, int depth, int *removed) {
                     rc = glora_error(GLORA_EIO, "cannot remove the leftover temporary '%s': %s",
                                      p, strerror(errno));
             } else if (S_ISDIR(st.st_mode) && depth > 0) {
-                rc = clean_dir(p, depth - 1, removed);
+                rc = clean_dir(p, depth - 1, base, removed);
             }
         }
         free(p);
@@ -401,7 +408,7 @@ static int clean_dir(const char *dir, int depth, int *removed) {
 
 int glora_clean_temps(const char *dir, int depth, int *removed) {
     int n = 0;
-    int rc = clean_dir(dir, depth, &n);
+    int rc = clean_dir(dir, depth, NULL, &n);
     if (removed) *removed = n;
     return rc;
 }
@@ -410,39 +417,9 @@ int glora_clean_temps_of(const char *path, int *removed) {
     int n = 0;
     if (removed) *removed = 0;
     char *dir = dir_of(path);
-    const char *slash = strrchr(path, '/');
-    const char *base = slash ? slash + 1 : path;
     if (!dir) return glora_error(GLORA_ENOMEM, "cannot clean '%s': out of memory", path);
-    DIR *d = opendir(dir);
-    if (!d) {
-        free(dir);
-        return GLORA_OK; /* nothing there to clean */
-    }
-    size_t blen = strlen(base);
-    int rc = GLORA_OK;
-    struct dirent *e;
-    while (rc == GLORA_OK && (e = readdir(d)) != NULL) {
-        /* exactly "<base>.tmp.XXXXXX" */
-        if (strlen(e->d_name) != blen + 11 || strncmp(e->d_name, base, blen) != 0 ||
-            !is_temp_name(e->d_name))
-            continue;
-        size_t n2 = strlen(dir) + strlen(e->d_name) + 2;
-        char *p = malloc(n2);
-        if (!p) {
-            rc = glora_error(GLORA_ENOMEM, "cannot clean '%s': out of memory", path);
-            break;
-        }
-        snprintf(p, n2, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISREG(st.st_mode)) {
-            if (unlink(p) == 0) n++;
-            else if (errno != ENOENT)
-                rc = glora_error(GLORA_EIO, "cannot remove the leftover temporary '%s': %s", p,
-                                 strerror(errno));
-        }
-        free(p);
-    }
-    closedir(d);
+    const char *slash = strrchr(path, '/');
+    int rc = clean_dir(dir, 0, slash ? slash + 1 : path, &n);
     free(dir);
     if (removed) *removed = n;
     return rc;
