@@ -410,11 +410,29 @@ static void test_adamw_formula(void **state) {
     double *p = malloc(n * sizeof *p), *mm = calloc(n, sizeof *mm), *vv = calloc(n, sizeof *vv);
     float *head = m->w.head_w; /* head.weight then head.bias, contiguous in both layouts */
     for (size_t k = 0; k < n; k++) p[k] = head[k] = (float)glora_rng_normal(&rng);
+    /* The same update in float, one operation at a time: the library (its
+     * AVX-512 loop, a masked tail here, or the scalar one with GLORA_NN=plain)
+     * must give exactly these bits. */
+    float *pf = malloc(n * sizeof *pf), *mf = calloc(n, sizeof *mf), *vf = calloc(n, sizeof *vf);
+    for (size_t k = 0; k < n; k++) pf[k] = head[k];
     glora_adamw_cfg_t c = {0.9, 0.999, 1e-8, 0.05};
     for (int t = 1; t <= 5; t++) {
         double lr = 1e-2 / t;
         for (size_t k = 0; k < n; k++) g->mem[k] = (float)glora_rng_normal(&rng) * (k % 5 == 0 ? 0.0f : 1.0f);
         glora_adamw_step(opt, m, g, &c, lr);
+        const float b1 = (float)c.beta1, b2 = (float)c.beta2, eps = (float)c.eps;
+        const float decay = (float)(1.0 - lr * c.weight_decay), step = (float)(lr / (1.0 - pow(c.beta1, t)));
+        const float isb = (float)(1.0 / sqrt(1.0 - pow(c.beta2, t)));
+        for (size_t k = 0; k < n; k++) {
+            const float gk = g->mem[k];
+            mf[k] = b1 * mf[k] + (1.0f - b1) * gk;
+            vf[k] = b2 * vf[k] + (1.0f - b2) * gk * gk;
+            const float denom = sqrtf(vf[k]) * isb + eps;
+            pf[k] = pf[k] * decay - step * mf[k] / denom;
+        }
+        assert_memory_equal(head, pf, n * sizeof *pf);
+        assert_memory_equal(opt->m, mf, n * sizeof *mf);
+        assert_memory_equal(opt->v, vf, n * sizeof *vf);
         for (size_t k = 0; k < n; k++) {
             p[k] *= 1 - lr * c.weight_decay;
             mm[k] = c.beta1 * mm[k] + (1 - c.beta1) * g->mem[k];
@@ -424,6 +442,7 @@ static void test_adamw_formula(void **state) {
         }
     }
     assert_int_equal(opt->t, 5);
+    free(pf); free(mf); free(vf);
     free(p); free(mm); free(vv); free(mask);
     glora_adamw_free(opt);
     glora_grads_free(g);
