@@ -9,11 +9,17 @@
 #include "glora/pipeline.h"
 #include "util/bigmem.h"
 #include "util/comm.h"
+#include "util/strbuf.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #define VAL_SUBNETS 4
@@ -96,6 +102,151 @@ static int check_opts(const glora_vit_t *m, const glora_train_opts_t *o,
             return glora_error(GLORA_EINVAL, "training 'labels': example %zu has label %d, the head has %d classes",
                                i, train->y[i], m->arch.num_classes);
     return GLORA_OK;
+}
+
+/* ---- GLORA_STEP_STATS=<prefix>: where each rank's step goes ----
+ * A diagnostic for docs/PERFORMANCE.md ("MPI"): per step, each phase's
+ * wall time (CLOCK_MONOTONIC) beside the CPU time of the thread that ran it
+ * (CLOCK_THREAD_CPUTIME_ID), the step's minor faults and context switches
+ * (getrusage RUSAGE_THREAD), the time the guest kernel kept the main thread
+ * runnable but not running (/proc/thread-self/schedstat) and the vCPU it
+ * started and ended on. Rank r writes <prefix>.<r> (tab-separated, one
+ * header line) when training ends; nothing is written during the steps.
+ * Off (no clock read at all) when the variable is unset. */
+enum { PH_BATCH, PH_MERGE, PH_SHARDS, PH_FOLD, PH_GATHER, PH_OPT, PH_N };
+static const char *const ph_names[PH_N] = {"batch", "merge", "shards", "fold", "gather", "opt"};
+#define PROBE_SLOTS 2
+
+typedef struct {
+    double wall, cpu;
+} stamp_t;
+
+typedef struct {
+    int on;
+    int sched_fd;                     /* /proc/thread-self/schedstat of the main thread */
+    stamp_t t;                        /* start of the current phase (main thread) */
+    double wall[PH_N], cpu[PH_N];     /* this step's phases (main thread) */
+    double fwd_w[PROBE_SLOTS], fwd_c[PROBE_SLOTS], bwd_w[PROBE_SLOTS], bwd_c[PROBE_SLOTS];
+    stamp_t step0;                    /* start of the step */
+    double prev_end;                  /* wall time the previous step ended */
+    struct rusage ru0;
+    double run0, wait0;               /* schedstat at the step's start (ms) */
+    int cpu_start;
+    double fold0, bcast0;             /* comm stats at the step's start */
+    sbuf_t out;
+    int epoch, step;
+} probe_t;
+
+static probe_t g_probe = {.sched_fd = -1};
+
+static stamp_t stamp(void) {
+    struct timespec w, c;
+    clock_gettime(CLOCK_MONOTONIC, &w);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c);
+    return (stamp_t){1e3 * (double)w.tv_sec + 1e-6 * (double)w.tv_nsec,
+                     1e3 * (double)c.tv_sec + 1e-6 * (double)c.tv_nsec};
+}
+
+static void sched_read(double *run, double *wait) {
+    char buf[128];
+    *run = *wait = 0;
+    if (g_probe.sched_fd < 0) return;
+    ssize_t n = pread(g_probe.sched_fd, buf, sizeof buf - 1, 0);
+    if (n <= 0) return;
+    buf[n] = 0;
+    unsigned long long r = 0, w = 0;
+    if (sscanf(buf, "%llu %llu", &r, &w) == 2) {
+        *run = 1e-6 * (double)r;
+        *wait = 1e-6 * (double)w;
+    }
+}
+
+static void probe_start(void) {
+    const char *e = getenv("GLORA_STEP_STATS");
+    memset(&g_probe, 0, sizeof g_probe);
+    g_probe.sched_fd = -1;
+    if (!e || !e[0]) return;
+    g_probe.on = 1;
+    g_probe.sched_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+    g_probe.prev_end = -1;
+    sb_puts(&g_probe.out, "rank\tepoch\tstep\tcpu_start\tcpu_end\tstep_wall\tstep_cpu\tbetween");
+    for (int p = 0; p < PH_N; p++) sb_printf(&g_probe.out, "\t%s_wall\t%s_cpu", ph_names[p], ph_names[p]);
+    for (int k = 0; k < PROBE_SLOTS; k++)
+        sb_printf(&g_probe.out, "\tfwd%d_wall\tfwd%d_cpu\tbwd%d_wall\tbwd%d_cpu", k, k, k, k);
+    sb_puts(&g_probe.out, "\tfold_chain\tfold_bcast\tminflt\tmajflt\tnvcsw\tnivcsw\tsched_run\tsched_wait\n");
+}
+
+static void probe_step_begin(int epoch, int step) {
+    if (!g_probe.on) return;
+    g_probe.epoch = epoch;
+    g_probe.step = step;
+    memset(g_probe.wall, 0, sizeof g_probe.wall);
+    memset(g_probe.cpu, 0, sizeof g_probe.cpu);
+    memset(g_probe.fwd_w, 0, sizeof g_probe.fwd_w);
+    memset(g_probe.fwd_c, 0, sizeof g_probe.fwd_c);
+    memset(g_probe.bwd_w, 0, sizeof g_probe.bwd_w);
+    memset(g_probe.bwd_c, 0, sizeof g_probe.bwd_c);
+    getrusage(RUSAGE_THREAD, &g_probe.ru0);
+    sched_read(&g_probe.run0, &g_probe.wait0);
+    g_probe.cpu_start = sched_getcpu();
+    glora_comm_stats(GLORA_COMM_FOLD, &g_probe.fold0, NULL, NULL);
+    glora_comm_stats(GLORA_COMM_BCAST, &g_probe.bcast0, NULL, NULL);
+    g_probe.step0 = g_probe.t = stamp();
+}
+
+/* Ends the main thread's current phase as phase p. */
+static void probe_phase(int p) {
+    if (!g_probe.on) return;
+    stamp_t t = stamp();
+    g_probe.wall[p] += t.wall - g_probe.t.wall;
+    g_probe.cpu[p] += t.cpu - g_probe.t.cpu;
+    g_probe.t = t;
+}
+
+static void probe_step_end(void) {
+    if (!g_probe.on) return;
+    stamp_t t = stamp();
+    struct rusage ru;
+    getrusage(RUSAGE_THREAD, &ru);
+    double run, wait, fold, bcast;
+    sched_read(&run, &wait);
+    glora_comm_stats(GLORA_COMM_FOLD, &fold, NULL, NULL);
+    glora_comm_stats(GLORA_COMM_BCAST, &bcast, NULL, NULL);
+    sbuf_t *b = &g_probe.out;
+    sb_printf(b, "%d\t%d\t%d\t%d\t%d\t%.3f\t%.3f\t%.3f", glora_comm_rank(), g_probe.epoch, g_probe.step,
+              g_probe.cpu_start, sched_getcpu(), t.wall - g_probe.step0.wall, t.cpu - g_probe.step0.cpu,
+              g_probe.prev_end < 0 ? 0.0 : g_probe.step0.wall - g_probe.prev_end);
+    for (int p = 0; p < PH_N; p++) sb_printf(b, "\t%.3f\t%.3f", g_probe.wall[p], g_probe.cpu[p]);
+    for (int k = 0; k < PROBE_SLOTS; k++)
+        sb_printf(b, "\t%.3f\t%.3f\t%.3f\t%.3f", g_probe.fwd_w[k], g_probe.fwd_c[k], g_probe.bwd_w[k],
+                  g_probe.bwd_c[k]);
+    sb_printf(b, "\t%.3f\t%.3f\t%ld\t%ld\t%ld\t%ld\t%.3f\t%.3f\n", 1e3 * (fold - g_probe.fold0),
+              1e3 * (bcast - g_probe.bcast0), ru.ru_minflt - g_probe.ru0.ru_minflt,
+              ru.ru_majflt - g_probe.ru0.ru_majflt, ru.ru_nvcsw - g_probe.ru0.ru_nvcsw,
+              ru.ru_nivcsw - g_probe.ru0.ru_nivcsw, run - g_probe.run0, wait - g_probe.wait0);
+    g_probe.prev_end = t.wall;
+}
+
+/* Writes <prefix>.<rank> (a diagnostic: no temporary, no fsync). */
+static void probe_finish(void) {
+    if (!g_probe.on) return;
+    const char *e = getenv("GLORA_STEP_STATS");
+    char path[4096];
+    snprintf(path, sizeof path, "%s.%d", e, glora_comm_rank());
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0 && g_probe.out.buf) {
+        size_t off = 0;
+        while (off < g_probe.out.len) {
+            ssize_t w = write(fd, g_probe.out.buf + off, g_probe.out.len - off);
+            if (w <= 0) break;
+            off += (size_t)w;
+        }
+    }
+    if (fd >= 0) close(fd);
+    if (g_probe.sched_fd >= 0) close(g_probe.sched_fd);
+    free(g_probe.out.buf);
+    memset(&g_probe, 0, sizeof g_probe);
+    g_probe.sched_fd = -1;
 }
 
 static int argmax(const float *v, int n) {
@@ -213,7 +364,10 @@ static void shard_pass(const glora_vit_t *m, const glora_train_opts_t *o, run_t 
     glora_grads_zero(r->gs[sh]);
     if (nb == 0) return;
     glora_vit_tape_t *tp = r->tape[k];
+    const int pk = k < PROBE_SLOTS ? k : PROBE_SLOTS - 1;
+    stamp_t t0 = g_probe.on ? stamp() : (stamp_t){0, 0};
     glora_vit_train_forward(m, r->lin, cfg, tp, r->xb + off * r->img, nb);
+    stamp_t t1 = g_probe.on ? stamp() : (stamp_t){0, 0};
     float *lg = r->logits + off * V;
     memcpy(lg, glora_vit_tape_logits(tp), nb * V * sizeof(float));
     glora_xent_forward(r->losses + off, r->probs + off * V, lg, r->yb + off, nb, (int)V,
@@ -224,6 +378,13 @@ static void shard_pass(const glora_vit_t *m, const glora_train_opts_t *o, run_t 
                         1.0f / (float)B);
     glora_vit_backward(m, r->lin, cfg, tp, dl, nb, r->gs[sh], r->bwd[k]);
     for (size_t b = 0; b < nb; b++) r->ok[off + b] = argmax(lg + b * V, (int)V) == r->yb[off + b];
+    if (g_probe.on) {
+        stamp_t t2 = stamp();
+        g_probe.fwd_w[pk] += t1.wall - t0.wall;
+        g_probe.fwd_c[pk] += t1.cpu - t0.cpu;
+        g_probe.bwd_w[pk] += t2.wall - t1.wall;
+        g_probe.bwd_c[pk] += t2.cpu - t1.cpu;
+    }
 }
 
 /* One optimiser step on the batch perm[idx ...]: this rank's shards in
@@ -245,22 +406,28 @@ static double train_step(glora_vit_t *m, const glora_train_opts_t *o, run_t *r,
             glora_space_config(o->space, (size_t)glora_rng_below(rng, space_size), &r->cfg[l]);
         cfg = r->cfg;
     }
+    probe_phase(PH_BATCH);
     /* Merged weights follow the adapters as they train; with no
      * configuration the linears point at W0 itself. */
     glora_vit_train_linears_set(r->lin, m, cfg);
+    probe_phase(PH_MERGE);
     const int nt = r->live;
     for (int wave = r->sh_lo; wave < r->sh_hi; wave += nt) {
 #pragma omp parallel for schedule(static, 1) num_threads(nt) if (nt > 1)
         for (int k = 0; k < nt; k++)
             if (wave + k < r->sh_hi) shard_pass(m, o, r, cfg, wave + k, k);
     }
+    probe_phase(PH_SHARDS); /* forward and backward apart: per slot, in shard_pass */
     /* Shard order, element by element: the same sums for any team and any
      * number of ranks. */
     glora_comm_fold(r->g->mem, r->g->n_floats, (size_t)r->shards, add_shards, r);
+    probe_phase(PH_FOLD);
     glora_comm_allgatherv(r->losses + b_lo, (b_hi - b_lo) * sizeof(float), r->losses_all);
     glora_comm_allgatherv(r->ok + b_lo, b_hi - b_lo, r->ok_all);
+    probe_phase(PH_GATHER);
     const double gnorm = glora_grads_clip(r->g, o->clip_norm);
     glora_adamw_step(r->opt, m, r->g, &o->adamw, lr);
+    probe_phase(PH_OPT);
     return gnorm;
 }
 
@@ -300,7 +467,9 @@ static int run_epoch(glora_vit_t *m, const glora_train_opts_t *o, run_t *r,
     double loss_sum = 0, gnorm = 0;
     size_t correct = 0;
     for (size_t s = 0; s < steps; s++) {
+        probe_step_begin(pr->epoch + 1, (int)s + 1);
         gnorm = train_step(m, o, r, train, r->perm + s * B, rng, space_size, pr->lr);
+        probe_step_end();
         for (size_t b = 0; b < B; b++) {
             loss_sum += r->losses_all[b];
             correct += r->ok_all[b];
@@ -337,6 +506,7 @@ int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
     glora_train_result_t out = {0};
     glora_rng_t rng;
     int start = 0;
+    probe_start();
     if ((rc = run_alloc(&r, m, trainable, o, train, has_val, val)) ||
         (rc = run_start(m, o, &r, &rng, &start)))
         goto done;
@@ -380,6 +550,7 @@ int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
     }
     if (res) *res = out;
 done:
+    probe_finish();
     run_free(&r);
     m->precision = prec0;
     return rc;
