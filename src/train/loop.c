@@ -113,8 +113,8 @@ static int check_opts(const glora_vit_t *m, const glora_train_opts_t *o,
  * started and ended on. Rank r writes <prefix>.<r> (tab-separated, one
  * header line) when training ends; nothing is written during the steps.
  * Off (no clock read at all) when the variable is unset. */
-enum { PH_BATCH, PH_MERGE, PH_SHARDS, PH_FOLD, PH_GATHER, PH_OPT, PH_N };
-static const char *const ph_names[PH_N] = {"batch", "merge", "shards", "fold", "gather", "opt"};
+enum { PH_DATA, PH_SUBNET, PH_MERGE, PH_SHARDS, PH_FOLD, PH_GATHER, PH_OPT, PH_N };
+static const char *const ph_names[PH_N] = {"data", "subnet", "merge", "shards", "fold", "gather", "opt"};
 #define PROBE_SLOTS 2
 
 typedef struct {
@@ -400,13 +400,14 @@ static double train_step(glora_vit_t *m, const glora_train_opts_t *o, run_t *r,
     const size_t b_hi = (size_t)r->sh_hi * r->per < B ? (size_t)r->sh_hi * r->per : B;
     glora_dataset_batch(train, idx + b_lo, b_hi - b_lo, r->xb + b_lo * r->img);
     for (size_t b = b_lo; b < b_hi; b++) r->yb[b] = train->y[idx[b]];
+    probe_phase(PH_DATA);
     const glora_layer_cfg_t *cfg = o->fixed_cfg;
     if (o->space) {
         for (int l = 0; l < r->L; l++)
             glora_space_config(o->space, (size_t)glora_rng_below(rng, space_size), &r->cfg[l]);
         cfg = r->cfg;
     }
-    probe_phase(PH_BATCH);
+    probe_phase(PH_SUBNET);
     /* Merged weights follow the adapters as they train; with no
      * configuration the linears point at W0 itself. */
     glora_vit_train_linears_set(r->lin, m, cfg);
