@@ -42,6 +42,10 @@ typedef struct {
     float *xb, *losses, *probs, *dlogits, *logits;
     float *losses_all;               /* every rank's losses, in batch order */
     uint8_t *ok, *ok_all;            /* per example: top-1 right */
+    /* One gather per step of every rank's losses and hits: rank k sends
+     * ex_n[k] losses then ex_n[k] hit flags (for examples from ex_lo[k]). */
+    unsigned char *gsend, *grecv;
+    size_t *ex_lo, *ex_n, *gbytes;
     int *yb;
     uint32_t *perm;
     glora_layer_cfg_t *cfg;      /* per step (supernet) */
@@ -63,6 +67,9 @@ static void run_free(run_t *r) {
     free(r->losses_all);
     free(r->ok);
     free(r->ok_all);
+    free(r->gsend);
+    free(r->grecv);
+    free(r->ex_lo);
     free(r->probs);
     free(r->dlogits);
     free(r->logits);
@@ -349,9 +356,23 @@ static int run_alloc(run_t *r, const glora_vit_t *m, const unsigned char *traina
     r->perm = malloc(train->n * sizeof(uint32_t));
     r->cfg = calloc(L, sizeof *r->cfg);
     r->val_cfg = calloc(L * VAL_SUBNETS, sizeof *r->val_cfg);
+    const size_t nr = (size_t)glora_comm_size(), per_ex = sizeof(float) + 1;
+    r->gsend = malloc(B * per_ex);
+    r->grecv = malloc(B * per_ex);
+    r->ex_lo = malloc(3 * nr * sizeof *r->ex_lo);
     if (!r->xb || !r->losses || !r->losses_all || !r->ok || !r->ok_all || !r->probs || !r->dlogits ||
-        !r->logits || !r->yb || !r->perm || !r->cfg || !r->val_cfg)
+        !r->logits || !r->yb || !r->perm || !r->cfg || !r->val_cfg || !r->gsend || !r->grecv || !r->ex_lo)
         return glora_error(GLORA_ENOMEM, "training 'run': out of memory for batch %zu", B);
+    r->ex_n = r->ex_lo + nr;
+    r->gbytes = r->ex_n + nr;
+    for (size_t k = 0; k < nr; k++) {
+        size_t slo, shi;
+        glora_comm_span((size_t)r->shards, (int)k, (int)nr, &slo, &shi);
+        const size_t e_lo = slo * r->per < B ? slo * r->per : B, e_hi = shi * r->per < B ? shi * r->per : B;
+        r->ex_lo[k] = e_lo;
+        r->ex_n[k] = e_hi - e_lo;
+        r->gbytes[k] = r->ex_n[k] * per_ex;
+    }
     return GLORA_OK;
 }
 
@@ -423,8 +444,15 @@ static double train_step(glora_vit_t *m, const glora_train_opts_t *o, run_t *r,
      * number of ranks. */
     glora_comm_fold(r->g->mem, r->g->n_floats, (size_t)r->shards, add_shards, r);
     probe_phase(PH_FOLD);
-    glora_comm_allgatherv(r->losses + b_lo, (b_hi - b_lo) * sizeof(float), r->losses_all);
-    glora_comm_allgatherv(r->ok + b_lo, b_hi - b_lo, r->ok_all);
+    /* Every rank's losses and hits, in one exchange. */
+    const size_t nb = b_hi - b_lo;
+    memcpy(r->gsend, r->losses + b_lo, nb * sizeof(float));
+    memcpy(r->gsend + nb * sizeof(float), r->ok + b_lo, nb);
+    glora_comm_allgatherv_sized(r->gsend, r->gbytes, r->grecv);
+    for (int k = 0, off = 0; k < glora_comm_size(); off += (int)r->gbytes[k], k++) {
+        memcpy(r->losses_all + r->ex_lo[k], r->grecv + off, r->ex_n[k] * sizeof(float));
+        memcpy(r->ok_all + r->ex_lo[k], r->grecv + off + r->ex_n[k] * sizeof(float), r->ex_n[k]);
+    }
     probe_phase(PH_GATHER);
     const double gnorm = glora_grads_clip(r->g, o->clip_norm);
     glora_adamw_step(r->opt, m, r->g, &o->adamw, lr);

@@ -242,6 +242,28 @@ void glora_comm_allgatherv(const void *send, size_t bytes, void *recv) {
     account(GLORA_COMM_GATHER, t0, total);
 }
 
+void glora_comm_allgatherv_sized(const void *send, const size_t *bytes, void *recv) {
+    if (!g_mpi || g_size == 1) {
+        if (bytes[0]) memcpy(recv, send, bytes[0]);
+        return;
+    }
+    double t0 = glora_now();
+    int *counts = malloc(2 * (size_t)g_size * sizeof *counts);
+    if (!counts) glora_comm_abort("MPI gather: out of memory");
+    int *displs = counts + g_size;
+    size_t total = 0;
+    for (int r = 0; r < g_size; r++) {
+        GLORA_ASSERT(bytes[r] <= INT_MAX && total <= INT_MAX);
+        counts[r] = (int)bytes[r];
+        displs[r] = (int)total;
+        total += bytes[r];
+    }
+    GLORA_ASSERT(total <= INT_MAX);
+    MPI_Allgatherv(send, counts[g_rank], MPI_BYTE, recv, counts, displs, MPI_BYTE, g_work);
+    free(counts);
+    account(GLORA_COMM_GATHER, t0, total);
+}
+
 /* Floats per message of the fold: about n / (ranks in the chain), so that
  * the chain is a pipeline of as many steps as ranks (time ~ 2n/bandwidth +
  * 2 * ranks * latency rather than ranks * n / bandwidth), within [2^12,
@@ -328,6 +350,10 @@ void glora_comm_sum_u64(uint64_t *v, size_t n) {
 
 void glora_comm_allgatherv(const void *send, size_t bytes, void *recv) {
     if (bytes) memcpy(recv, send, bytes);
+}
+
+void glora_comm_allgatherv_sized(const void *send, const size_t *bytes, void *recv) {
+    if (bytes[0]) memcpy(recv, send, bytes[0]);
 }
 
 void glora_comm_fold(float *acc, size_t n, size_t n_items,

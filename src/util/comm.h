@@ -75,6 +75,11 @@ void glora_comm_sum_u64(uint64_t *v, size_t n);
  * alias send. */
 void glora_comm_allgatherv(const void *send, size_t bytes, void *recv);
 
+/* Collective: as glora_comm_allgatherv when every rank already knows what
+ * each sends: bytes[r] (glora_comm_size() entries, the same on every rank)
+ * from rank r; one exchange instead of two. */
+void glora_comm_allgatherv_sized(const void *send, const size_t *bytes, void *recv);
+
 /* The static split of n items over the ranks: rank r owns
  * [ceil(r*n/size), ceil((r+1)*n/size)), contiguous, in rank order; rank 0
  * owns item 0 whenever n > 0. */
