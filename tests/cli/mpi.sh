@@ -115,9 +115,14 @@ if [ -f "$F/train-images-idx3-ubyte.gz" ]; then
     mkdir -p "$T/t"
     expect 0 "$GLORA" supernet --model "$T/init.safetensors" $TR -o "$T/t/sn.safetensors"
     mv "$T/t" "$T/t1" && mkdir -p "$T/t"
-    expect 0 $MPI2 "$GLORA" supernet --model "$T/init.safetensors" $TR -o "$T/t/sn.safetensors"
+    # (with the per-step timing on, which must not change a bit)
+    expect 0 env GLORA_STEP_STATS="$T/st" $MPI2 "$GLORA" supernet --model "$T/init.safetensors" $TR -o "$T/t/sn.safetensors"
     mv "$T/t" "$T/t2" && mkdir -p "$T/t"
     same "$T/t1" "$T/t2" "supernet training: 2 ranks differ from 1 process"
+    for r in 0 1; do # a header, then 3 epochs of 6 steps
+        [ "$(grep -c "^$r	" "$T/st.$r" 2>/dev/null)" = 18 ] && head -1 "$T/st.$r" | grep -q '^rank	epoch	step' ||
+            fail "GLORA_STEP_STATS: rank $r's file $T/st.$r is not 18 steps under a header"
+    done
     # Stopped by 2 ranks after an epoch, resumed by one process.
     expect 0 $MPI2 "$GLORA" supernet --model "$T/init.safetensors" $TR --stop-after 1 -o "$T/t/sn.safetensors"
     expect 0 "$GLORA" supernet --model "$T/init.safetensors" $TR --resume -o "$T/t/sn.safetensors"
