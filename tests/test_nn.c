@@ -20,6 +20,7 @@
 #include "glora/nn.h"
 #include "util/parallel.h"
 #include "util/rng.h"
+#include "nn/nn-impl.h"
 #include "nn/nn-math.h"
 
 /* ---------------------------------------------------------------- helpers */
@@ -478,6 +479,90 @@ static void test_attention(void **state) {
     check_close("attention vs torch", out, want, 12, 1e-6, 1e-5);
 }
 
+/* The attention backward in double precision from the same float inputs
+ * (qkv, the saved probabilities att, dout); adds to dqkv, like the kernel.
+ * dp_ij = g_i . v_j, ds_ij = a_ij (dp_ij - sum_k a_ik dp_ik) / sqrt(hd),
+ * dq_i = sum_j ds_ij k_j, dk_j = sum_i ds_ij q_i, dv_j = sum_i a_ij g_i. */
+static void ref_attention_backward(double *dqkv, const float *dout, const float *qkv,
+                                   const float *att, size_t B, int T, int C, int NH) {
+    const int hd = C / NH;
+    double *dp = dzeros((size_t)T);
+    for (size_t b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            const float *a = att + (b * NH + h) * (size_t)T * T;
+#define QKV(t, which, d) qkv[((b * T + (t)) * 3 + (which)) * C + h * hd + (d)]
+#define DQKV(t, which, d) dqkv[((b * T + (t)) * 3 + (which)) * C + h * hd + (d)]
+#define G(t, d) dout[(b * T + (t)) * C + h * hd + (d)]
+            for (int i = 0; i < T; i++) {
+                double s = 0;
+                for (int j = 0; j < T; j++) {
+                    dp[j] = 0;
+                    for (int d = 0; d < hd; d++) dp[j] += (double)G(i, d) * QKV(j, 2, d);
+                    s += a[i * T + j] * dp[j];
+                }
+                for (int j = 0; j < T; j++) {
+                    const double ds = a[i * T + j] * (dp[j] - s) / sqrt((double)hd);
+                    for (int d = 0; d < hd; d++) {
+                        DQKV(i, 0, d) += ds * QKV(j, 1, d);
+                        DQKV(j, 1, d) += ds * QKV(i, 0, d);
+                        DQKV(j, 2, d) += (double)a[i * T + j] * G(i, d);
+                    }
+                }
+            }
+#undef G
+#undef DQKV
+#undef QKV
+        }
+    free(dp);
+}
+
+/* The AVX-512 attention backward against the plain loops (bit for bit: the
+ * same operations in the same order per element, datt included) and both
+ * against the double-precision backward, on a dqkv that already holds
+ * values (the kernels accumulate). Where the CPU lacks AVX-512 (or
+ * GLORA_NN=plain) only the plain loops are checked. */
+static void run_attention_backward_case(size_t B, int T, int C, int NH) {
+    const size_t nq = B * T * 3 * C, no = B * T * C, na = B * NH * T * T;
+    float *qkv = frand(nq, -1.5f, 1.5f), *att = fzeros(na), *out = fzeros(no);
+    glora_attention_forward(out, att, qkv, B, T, C, NH);
+    float *g = frand(no, -1, 1), *init = frand(nq, -0.5f, 0.5f);
+    /* A few exact zeros in dout, as a ReLU-free net still can have. */
+    for (size_t i = 0; i < no; i += 97) g[i] = 0.0f;
+    float *plain = fzeros(nq), *fast = fzeros(nq), *da_plain = fzeros(na), *da_fast = fzeros(na);
+    memcpy(plain, init, nq * sizeof *plain);
+    memcpy(fast, init, nq * sizeof *fast);
+    nn_attention_backward_with(0, plain, da_plain, g, qkv, att, B, T, C, NH);
+    if (nn_use_avx512()) {
+        nn_attention_backward_with(1, fast, da_fast, g, qkv, att, B, T, C, NH);
+        assert_bits_equal("attention backward: AVX-512 dqkv vs plain", fast, plain, nq);
+        assert_bits_equal("attention backward: AVX-512 ds vs plain", da_fast, da_plain, na);
+    }
+    /* The public entry runs one of the two. */
+    float *pub = fzeros(nq);
+    memcpy(pub, init, nq * sizeof *pub);
+    glora_attention_backward(pub, da_fast, g, qkv, att, B, T, C, NH);
+    assert_bits_equal("attention backward: public vs plain", pub, plain, nq);
+
+    double *want = to_double(init, nq);
+    ref_attention_backward(want, g, qkv, att, B, T, C, NH);
+    double mx = 0;
+    for (size_t i = 0; i < nq; i++) mx = fmax(mx, fabs(want[i]));
+    check_close("attention backward vs double", plain, want, nq, 1e-5 * mx, 1e-4);
+    free(qkv); free(att); free(out); free(g); free(init); free(plain); free(fast);
+    free(da_plain); free(da_fast); free(pub); free(want);
+}
+
+static void test_attention_backward_kernels(void **state) {
+    (void)state;
+    run_attention_backward_case(1, 197, 128, 2); /* ViT-B/16: 197 tokens, hd 64 */
+    run_attention_backward_case(2, 17, 128, 4);  /* vit-tiny-28: hd 32 */
+    run_attention_backward_case(1, 7, 48, 1);    /* hd 48, fewer keys than a block */
+    run_attention_backward_case(3, 29, 32, 2);   /* hd 16, 29 tokens */
+    run_attention_backward_case(1, 32, 64, 1);   /* whole blocks only */
+    run_attention_backward_case(1, 1, 64, 1);    /* one token */
+    run_attention_backward_case(2, 11, 40, 2);   /* hd 20: the plain loops on every CPU */
+}
+
 static void test_gelu(void **state) {
     (void)state;
     const size_t n = 67;
@@ -743,6 +828,7 @@ int main(void) {
         cmocka_unit_test(test_im2col),    cmocka_unit_test(test_tokens),
         cmocka_unit_test(test_cls),       cmocka_unit_test(test_linear),
         cmocka_unit_test(test_layernorm), cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_attention_backward_kernels),
         cmocka_unit_test(test_gelu),      cmocka_unit_test(test_vector_math),
         cmocka_unit_test(test_add),
         cmocka_unit_test(test_xent),      cmocka_unit_test(test_threads_bit_identical),

@@ -125,9 +125,8 @@ NN_CLONES static void attn_bwd_pair(float *dbase, float *da, const float *g0, co
     }
 }
 
-void glora_attention_backward(float *dqkv, float *datt, const float *dout,
-                              const float *qkv, const float *att,
-                              size_t B, int T, int C, int NH) {
+void nn_attention_backward_with(int avx512, float *dqkv, float *datt, const float *dout,
+                                const float *qkv, const float *att, size_t B, int T, int C, int NH) {
     /* dout is (B, T, C); qkv is (B, T, 3C); att and datt are (B, NH, T, T);
      * dqkv (B, T, 3C) accumulates */
     if (!dqkv) return;
@@ -135,10 +134,22 @@ void glora_attention_backward(float *dqkv, float *datt, const float *dout,
     const size_t Ts = (size_t)T, Cs = (size_t)C, C3 = 3 * Cs, hd = Cs / (size_t)NH;
     const float scale = 1.0f / sqrtf((float)hd);
     const size_t pairs = B * (size_t)NH;
+    const int fast = avx512 && nn_attn_avx512_fits(hd);
 #pragma omp parallel for schedule(static) if (nn_parallel(pairs * Ts * (Ts + hd)))
     for (size_t bh = 0; bh < pairs; bh++) {
         const size_t b = bh / (size_t)NH, h = bh % (size_t)NH;
-        attn_bwd_pair(dqkv + b * Ts * C3 + h * hd, datt + bh * Ts * Ts, dout + b * Ts * Cs + h * hd,
-                      qkv + b * Ts * C3 + h * hd, att + bh * Ts * Ts, Ts, Cs, hd, scale);
+        float *dbase = dqkv + b * Ts * C3 + h * hd, *da = datt + bh * Ts * Ts;
+        const float *g0 = dout + b * Ts * Cs + h * hd, *base = qkv + b * Ts * C3 + h * hd,
+                    *a = att + bh * Ts * Ts;
+        if (fast)
+            nn_attn_bwd_pair_avx512(dbase, da, g0, base, a, Ts, Cs, hd, scale);
+        else
+            attn_bwd_pair(dbase, da, g0, base, a, Ts, Cs, hd, scale);
     }
+}
+
+void glora_attention_backward(float *dqkv, float *datt, const float *dout,
+                              const float *qkv, const float *att,
+                              size_t B, int T, int C, int NH) {
+    nn_attention_backward_with(nn_use_avx512(), dqkv, datt, dout, qkv, att, B, T, C, NH);
 }

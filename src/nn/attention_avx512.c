@@ -197,3 +197,198 @@ void nn_attn_fwd_pair_avx512(float *o0, float *a, const float *base, size_t T, s
         av_group(o0 + i * Cs, Cs, a + i * T, T, v0, C3, T, (int)rows, nv);
     }
 }
+
+/* ------------------------------------------------------------ backward
+ *
+ * The backward of one pair in AVX-512 registers, giving the same bits as
+ * attention.c's plain loops (attn_bwd_pair, whose avx512f clone is what an
+ * AVX-512 CPU runs otherwise): every element of dq, dk, dv and ds goes
+ * through the same operations in the same order; only the loops around them
+ * are blocked. The build is ISO C (-std=c11, so -ffp-contract=off): the
+ * plain loops multiply and add separately, and so does this code (no FMA).
+ * What the plain loops compile to, and so what this code repeats:
+ *
+ *  - dp_ij = dot(g_i, v_j): an "omp simd" reduction over hd in 16 lanes:
+ *    lane l sums g[16c+l] v[16c+l] over c in order (from 0), then the 16
+ *    lanes are summed one after another from 0 (no tree).
+ *  - s_i = sum_j a_ij dp_ij: the same over T: lane l sums the j = l mod 16
+ *    of the whole vectors, the last T mod 16 terms go one by one into
+ *    lane 0, then the lanes are summed in order from 0.
+ *  - ds_ij = a_ij (dp_ij - s_i) scale, as written.
+ *  - dv_j += a_ij g_i and dk_j += ds_ij q_i for i = 0, 1, ... in turn;
+ *    dq_i += ds_ij k_j for j = 0, 1, ... in turn (each a product, rounded,
+ *    then a sum, rounded).
+ *
+ * Blocking: dp for a block of 16 keys is one vector per query (the keys'
+ * V rows transposed once, as the forward's scores); the three accumulations
+ * keep a block of output rows in registers while they stream the rows they
+ * add (as the forward's weighted sum of V). */
+
+/* dp for `rows` queries against one transposed block of 16 values
+ * (vt[d][key]): lane j of the result is dot(g_i, v_j) in the plain loop's
+ * order (lane partials over c, then lanes 0..15 summed from 0). */
+static inline __attribute__((always_inline)) void
+dp_tile(float *dp, size_t ldp, __mmask16 m, const float *g, size_t ldg, const float *vt,
+        const int rows, const int nv) {
+    __m512 f[QG];
+#pragma GCC unroll 12
+    for (int i = 0; i < rows; i++) f[i] = _mm512_setzero_ps();
+    for (int l = 0; l < 16; l++) {
+        __m512 vd[MAX_NV];
+#pragma GCC unroll 4
+        for (int c = 0; c < nv; c++) vd[c] = _mm512_load_ps(vt + (size_t)(16 * c + l) * 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < rows; i++) {
+            const float *gi = g + (size_t)i * ldg + l;
+            /* Lane l's partial: its first product alone (the plain loop
+             * starts from 0: only the sign of an all-zero partial differs,
+             * and the lane sum below, from +0, cannot see it). */
+            __m512 p = _mm512_mul_ps(_mm512_set1_ps(gi[0]), vd[0]);
+#pragma GCC unroll 4
+            for (int c = 1; c < nv; c++)
+                p = _mm512_add_ps(p, _mm512_mul_ps(_mm512_set1_ps(gi[16 * c]), vd[c]));
+            f[i] = _mm512_add_ps(f[i], p);
+        }
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < rows; i++) _mm512_mask_storeu_ps(dp + (size_t)i * ldp, m, f[i]);
+}
+
+static void dp_group(float *dp, size_t ldp, __mmask16 m, const float *g, size_t ldg,
+                     const float *vt, int rows, int nv) {
+#define CASE(R, NV) case R: dp_tile(dp, ldp, m, g, ldg, vt, R, NV); break;
+#define ROWS(NV) switch (rows) { CASE(1, NV) CASE(2, NV) CASE(3, NV) CASE(4, NV) CASE(5, NV) \
+    CASE(6, NV) CASE(7, NV) CASE(8, NV) CASE(9, NV) CASE(10, NV) CASE(11, NV) CASE(12, NV) default: break; }
+    switch (nv) {
+    case 1: ROWS(1) break;
+    case 2: ROWS(2) break;
+    case 3: ROWS(3) break;
+    default: ROWS(4) break;
+    }
+#undef ROWS
+#undef CASE
+}
+
+/* y_r += sum over t = 0..n-1, in order, of w[r*ldr + t*ldt] x_t, for
+ * `rows` rows y_r (at y + r*ldy, NV vectors of 16), each term a product
+ * then a sum; x_t at x + t*ldx. */
+static inline __attribute__((always_inline)) void
+acc_tile(float *y, size_t ldy, const float *w, size_t ldr, size_t ldt, const float *x, size_t ldx,
+         size_t n, const int rows, const int NV) {
+    __m512 acc[QG][MAX_NV];
+#pragma GCC unroll 12
+    for (int r = 0; r < rows; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < NV; c++) acc[r][c] = _mm512_loadu_ps(y + (size_t)r * ldy + (size_t)c * 16);
+    for (size_t t = 0; t < n; t++) {
+        __m512 xt[MAX_NV];
+#pragma GCC unroll 4
+        for (int c = 0; c < NV; c++) xt[c] = _mm512_loadu_ps(x + t * ldx + (size_t)c * 16);
+        const float *wt = w + t * ldt;
+#pragma GCC unroll 12
+        for (int r = 0; r < rows; r++) {
+            const __m512 s = _mm512_set1_ps(wt[(size_t)r * ldr]);
+#pragma GCC unroll 4
+            for (int c = 0; c < NV; c++) acc[r][c] = _mm512_add_ps(acc[r][c], _mm512_mul_ps(s, xt[c]));
+        }
+    }
+#pragma GCC unroll 12
+    for (int r = 0; r < rows; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < NV; c++) _mm512_storeu_ps(y + (size_t)r * ldy + (size_t)c * 16, acc[r][c]);
+}
+
+static void acc_group(float *y, size_t ldy, const float *w, size_t ldr, size_t ldt, const float *x,
+                      size_t ldx, size_t n, int rows, int nv) {
+#define CASE(R, NV) case R: acc_tile(y, ldy, w, ldr, ldt, x, ldx, n, R, NV); break;
+#define ROWS12(NV) switch (rows) { CASE(1, NV) CASE(2, NV) CASE(3, NV) CASE(4, NV) CASE(5, NV) \
+    CASE(6, NV) CASE(7, NV) CASE(8, NV) CASE(9, NV) CASE(10, NV) CASE(11, NV) CASE(12, NV) default: break; }
+#define ROWS8(NV) switch (rows) { CASE(1, NV) CASE(2, NV) CASE(3, NV) CASE(4, NV) CASE(5, NV) \
+    CASE(6, NV) CASE(7, NV) CASE(8, NV) default: break; }
+#define ROWS6(NV) switch (rows) { CASE(1, NV) CASE(2, NV) CASE(3, NV) CASE(4, NV) CASE(5, NV) \
+    CASE(6, NV) default: break; }
+    switch (nv) {
+    case 1: ROWS12(1) break;
+    case 2: ROWS12(2) break;
+    case 3: ROWS8(3) break;
+    default: ROWS6(4) break;
+    }
+#undef ROWS6
+#undef ROWS8
+#undef ROWS12
+#undef CASE
+}
+
+/* y rows 0..m-1 (ldy apart) += the weighted rows of x, in groups that fit
+ * the registers; row r's weight for term t is w[r*ldr + t*ldt]. */
+static void acc_rows(float *y, size_t ldy, size_t m, const float *w, size_t ldr, size_t ldt,
+                     const float *x, size_t ldx, size_t n, int nv) {
+    const size_t rg = group_rows(m, (size_t)av_rows_max(nv));
+    for (size_t r = 0; r < m; r += rg) {
+        const size_t rows = m - r < rg ? m - r : rg;
+        acc_group(y + r * ldy, ldy, w + r * ldr, ldr, ldt, x, ldx, n, (int)rows, nv);
+    }
+}
+
+/* ds = a (dp - s) scale in place over one row of T, s = sum_j a_j dp_j in
+ * the plain loop's order (see above). */
+static void softmax_bwd_row(float *d, const float *a, size_t T, float scale) {
+    float lane[16] __attribute__((aligned(64)));
+    const size_t full = T / 16 * 16;
+    const __mmask16 tm = (__mmask16)((1u << (T % 16)) - 1u);
+    __m512 acc = _mm512_setzero_ps();
+    for (size_t j = 0; j < full; j += 16)
+        acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_loadu_ps(a + j), _mm512_loadu_ps(d + j)));
+    _mm512_store_ps(lane, acc);
+    for (size_t j = full; j < T; j++) lane[0] = lane[0] + a[j] * d[j];
+    float s = 0.0f;
+    for (int l = 0; l < 16; l++) s = s + lane[l];
+    const __m512 vs = _mm512_set1_ps(s), vscale = _mm512_set1_ps(scale);
+    for (size_t j = 0; j < full; j += 16) {
+        const __m512 t = _mm512_mul_ps(_mm512_loadu_ps(a + j), _mm512_sub_ps(_mm512_loadu_ps(d + j), vs));
+        _mm512_storeu_ps(d + j, _mm512_mul_ps(t, vscale));
+    }
+    if (tm) {
+        const __m512 t = _mm512_mul_ps(_mm512_maskz_loadu_ps(tm, a + full),
+                                       _mm512_sub_ps(_mm512_maskz_loadu_ps(tm, d + full), vs));
+        _mm512_mask_storeu_ps(d + full, tm, _mm512_mul_ps(t, vscale));
+    }
+}
+
+/* Backward of one pair: dbase is dq of token 0 (dq, dk, dv of a token are
+ * Cs apart, tokens 3*Cs apart; accumulated into), da the pair's (T, T)
+ * scratch (left holding ds), g0 dout of token 0 (rows Cs apart), base q of
+ * token 0, a the pair's probabilities. */
+void nn_attn_bwd_pair_avx512(float *dbase, float *da, const float *g0, const float *base,
+                             const float *a, size_t T, size_t Cs, size_t hd, float scale) {
+    const size_t C3 = 3 * Cs, nblk = (T + 15) / 16;
+    const int nv = (int)(hd / 16);
+    float vt[MAX_NV * 16 * 16] __attribute__((aligned(64)));
+    const float *v0 = base + 2 * Cs;
+    const size_t qg = group_rows(T, QG);
+
+    /* dp = dO V^T, 16 keys at a time; the last block's missing keys are
+     * zero rows whose lanes are not stored. */
+    for (size_t jb = 0; jb < nblk; jb++) {
+        const size_t j0 = jb * 16, nk = T - j0 < 16 ? T - j0 : 16;
+        const __mmask16 m = nk == 16 ? (__mmask16)0xffff : (__mmask16)((1u << nk) - 1u);
+        for (int c = 0; c < nv; c++) {
+            __m512 r[16];
+            for (size_t j = 0; j < 16; j++)
+                r[j] = j < nk ? _mm512_loadu_ps(v0 + (j0 + j) * C3 + (size_t)c * 16) : _mm512_setzero_ps();
+            glora_transpose16_avx512(r);
+            for (int d = 0; d < 16; d++) _mm512_store_ps(vt + ((size_t)c * 16 + d) * 16, r[d]);
+        }
+        for (size_t i = 0; i < T; i += qg) {
+            const size_t rows = T - i < qg ? T - i : qg;
+            dp_group(da + i * T + j0, T, m, g0 + i * Cs, Cs, vt, (int)rows, nv);
+        }
+    }
+    /* Through the softmax. */
+    for (size_t i = 0; i < T; i++) softmax_bwd_row(da + i * T, a + i * T, T, scale);
+    /* dv_j += sum_i a_ij g_i; dk_j += sum_i ds_ij q_i (i in order). */
+    acc_rows(dbase + 2 * Cs, C3, T, a, 1, T, g0, Cs, T, nv);
+    acc_rows(dbase + Cs, C3, T, da, 1, T, base, C3, T, nv);
+    /* dq_i += sum_j ds_ij k_j (j in order). */
+    acc_rows(dbase, C3, T, da, T, 1, base + Cs, C3, T, nv);
+}

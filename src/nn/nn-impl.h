@@ -37,11 +37,20 @@ static inline int nn_parallel(size_t work) {
  * instructions and GLORA_NN is not "plain". Decided once per process. */
 int nn_use_avx512(void);
 
-/* The AVX-512 attention pair kernel (attention_avx512.c): whether it takes
- * head width hd, and the first nq queries of one (batch, head) pair. */
+/* The AVX-512 attention pair kernels (attention_avx512.c): whether they
+ * take head width hd, the first nq queries of one (batch, head) pair, and
+ * the backward of one pair (the same bits as attention.c's plain loops). */
 int nn_attn_avx512_fits(size_t hd);
 void nn_attn_fwd_pair_avx512(float *o0, float *a, const float *base, size_t T, size_t Cs,
                              size_t hd, float scale, size_t nq);
+void nn_attn_bwd_pair_avx512(float *dbase, float *da, const float *g0, const float *base,
+                             const float *a, size_t T, size_t Cs, size_t hd, float scale);
+
+/* glora_attention_backward with the build chosen: the AVX-512 pair kernel
+ * where avx512 is set and it fits (the caller checked nn_use_avx512), else
+ * the plain loops. For the tests, which compare the two bit for bit. */
+void nn_attention_backward_with(int avx512, float *dqkv, float *datt, const float *dout,
+                                const float *qkv, const float *att, size_t B, int T, int C, int NH);
 
 /* Row kernels in AVX-512 + FMA (rows_avx512.c): GELU forward and backward
  * on n values, and LayerNorm of one row of Cs channels (mean and rstd may
