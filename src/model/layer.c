@@ -3,6 +3,7 @@
 #include "glora/layer.h"
 #include "glora/common.h"
 #include "glora/gemm.h"
+#include "nn/nn-impl.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,6 +200,21 @@ void glora_adapter_merge(float *w, float *b, const float *w0, const float *b0,
     glora_adapter_bias(b, w0, b0, ad, cfg);
 }
 
+/* dc (in) = W0^T db, each dc[i] summed in double over o = 0, 1, ... from
+ * 0. W0 is read row by row: walking its columns (stride in) missed the
+ * cache on every element at ViT-B/16. The order per element is that of the
+ * column walk, and a product of two floats is exact in double, so vector
+ * width and contraction change nothing: the same bits on every clone. */
+NN_CLONES static void w0t_db(double *dc, const float *w0, const float *db, int out, int in) {
+    for (int i = 0; i < in; i++) dc[i] = 0.0;
+    for (int o = 0; o < out; o++) {
+        const float *row = w0 + (size_t)o * in;
+        const double d = db[o];
+#pragma omp simd
+        for (int i = 0; i < in; i++) dc[i] += (double)row[i] * d;
+    }
+}
+
 /* The gradients of C, D, E from db = dL/db' (out). */
 static void bias_backward(glora_adapter_t *grad, const float *db, const float *w0, const float *b0,
                           const glora_adapter_t *ad, const glora_layer_cfg_t *cfg) {
@@ -224,10 +240,12 @@ static void bias_backward(glora_adapter_t *grad, const float *db, const float *w
         }
     }
     if (C.kind != GLORA_NONE && grad->Cd) {
+        double dc_stack[1024];
+        double *dcs = in <= 1024 ? dc_stack : malloc((size_t)in * sizeof *dcs);
+        GLORA_ASSERT(dcs);
+        w0t_db(dcs, w0, db, out, in);
         for (int i = 0; i < in; i++) {
-            double s = 0.0;
-            for (int o = 0; o < out; o++) s += (double)w0[(size_t)o * in + i] * db[o];
-            float dc = (float)s;
+            float dc = (float)dcs[i];
             float *gcd = grad->Cd + (size_t)i * R;
             const float *cd = ad->Cd + (size_t)i * R;
             if (C.kind == GLORA_LORA) {
@@ -240,6 +258,7 @@ static void bias_backward(glora_adapter_t *grad, const float *db, const float *w
                 gcd[0] += dc;
             }
         }
+        if (dcs != dc_stack) free(dcs);
     }
 }
 
