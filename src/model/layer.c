@@ -320,32 +320,47 @@ void glora_adapter_backward(glora_adapter_t *grad, const float *dw, const float 
 #define COL_BLOCK 256
 
 size_t glora_adapter_rows_scratch(size_t N, int out, int R) {
-    /* Gs (N, out), P and Q (N, R) each, s, G 1 and t (N) each, g (out) */
-    return N * (size_t)out + 2 * N * (size_t)R + 3 * N + (size_t)out;
+    /* Gs (N, out), P and Q (N, R) each, s, G 1 and t (N) each, g, ga and
+     * gb (out) each */
+    return N * (size_t)out + 2 * N * (size_t)R + 3 * N + 3 * (size_t)out;
 }
 
-/* acc[o] (+)= sum_n u[n, o] * (v ? v[n, o] : w[n]) for o < out: columns in
- * blocks, rows in order inside each (the same sums for any thread count). */
-static void col_dots(float *acc, const float *u, const float *v, const float *w, size_t N,
-                     size_t out) {
+/* The column reductions of G (N, out) that the gradients need, in one pass
+ * over G (at ViT-B/16 it is megabytes per layer, read from memory):
+ * ga[o] += sum_n G[n, o] Y0[n, o], gb[o] += sum_n G[n, o] s[n], gc[o] +=
+ * sum_n G[n, o], each skipped when its output is NULL. Columns in blocks,
+ * rows in order inside each: every column's sum has one order for any
+ * thread count, the same as three separate passes (a product rounded, then
+ * a sum; G times 1 is G), and the same on every clone. */
+NN_CLONES static void col_dots(float *ga, const float *y0, float *gb, const float *s, float *gc,
+                               const float *g, size_t N, size_t out) {
     const size_t nblk = (out + COL_BLOCK - 1) / COL_BLOCK;
 #pragma omp parallel for schedule(static) if (N * out >= (1u << 18) && nblk > 1)
     for (size_t blk = 0; blk < nblk; blk++) {
         const size_t j0 = blk * COL_BLOCK, nj = out - j0 < COL_BLOCK ? out - j0 : COL_BLOCK;
-        float a[COL_BLOCK] = {0};
+        float a[COL_BLOCK] = {0}, b[COL_BLOCK] = {0}, c[COL_BLOCK] = {0};
         for (size_t n = 0; n < N; n++) {
-            const float *un = u + n * out + j0;
-            if (v) {
-                const float *vn = v + n * out + j0;
+            const float *gn = g + n * out + j0;
+            if (ga) {
+                const float *yn = y0 + n * out + j0;
 #pragma omp simd
-                for (size_t j = 0; j < nj; j++) a[j] += un[j] * vn[j];
-            } else {
-                const float wn = w ? w[n] : 1.0f;
+                for (size_t j = 0; j < nj; j++) a[j] += gn[j] * yn[j];
+            }
+            if (gb) {
+                const float sn = s[n];
 #pragma omp simd
-                for (size_t j = 0; j < nj; j++) a[j] += un[j] * wn;
+                for (size_t j = 0; j < nj; j++) b[j] += gn[j] * sn;
+            }
+            if (gc) {
+#pragma omp simd
+                for (size_t j = 0; j < nj; j++) c[j] += gn[j];
             }
         }
-        for (size_t j = 0; j < nj; j++) acc[j0 + j] += a[j];
+        for (size_t j = 0; j < nj; j++) {
+            if (ga) ga[j0 + j] += a[j];
+            if (gb) gb[j0 + j] += b[j];
+            if (gc) gc[j0 + j] += c[j];
+        }
     }
 }
 
@@ -439,27 +454,27 @@ void glora_adapter_forward_rows(float *y, float *y0, const float *x, size_t N, c
 
 /* The row form's scratch, laid out by glora_adapter_rows_scratch. */
 typedef struct {
-    float *Gs, *P, *Q, *s, *g1, *t, *g;
+    float *Gs, *P, *Q, *s, *g1, *t, *g, *ga, *gb;
     int have_q, have_g1; /* Q = G Bd_r, g1 = G 1 hold for this call */
 } rows_ws_t;
 
-/* A vector / scalar: dAd[o] += sum_n G[n, o] Y0[n, o] (summed over o for scalar). */
-static void rows_grad_a(glora_adapter_t *grad, const float *dy, const float *y0, size_t N,
-                        size_t out, size_t R, glora_choice_t A, rows_ws_t *w) {
-    GLORA_ASSERT(y0);
-    memset(w->g, 0, out * sizeof *w->g);
-    col_dots(w->g, dy, y0, NULL, N, out);
+/* A vector / scalar, from ga[o] = sum_n G[n, o] Y0[n, o]: dAd[o] += ga[o]
+ * (summed over o for scalar). */
+static void rows_grad_a(glora_adapter_t *grad, const float *ga, size_t out, size_t R,
+                        glora_choice_t A) {
     if (A.kind == GLORA_VECTOR) {
-        for (size_t o = 0; o < out; o++) grad->Ad[o * R] += w->g[o];
+        for (size_t o = 0; o < out; o++) grad->Ad[o * R] += ga[o];
     } else {
         double tot = 0.0;
-        for (size_t o = 0; o < out; o++) tot += w->g[o];
+        for (size_t o = 0; o < out; o++) tot += ga[o];
         grad->Ad[0] += (float)tot;
     }
 }
 
 /* B: thin products (lora) or row sums of X (vector, scalar); with a LoRA
- * B, Q = G Bd_r is formed too when dX needs it (need_q). grad may be NULL. */
+ * B, Q = G Bd_r is formed too when dX needs it (need_q). grad may be NULL.
+ * A vector B's column sums gb[o] = sum_n G[n, o] s_n are formed by the
+ * caller (with s = X 1 in w->s). */
 static void rows_grad_b(glora_adapter_t *grad, const float *dy, const float *x, size_t N,
                         const glora_adapter_t *ad, glora_choice_t B, int need_q, rows_ws_t *w) {
     const size_t out = (size_t)ad->out, in = (size_t)ad->in, R = (size_t)ad->rank;
@@ -480,21 +495,17 @@ static void rows_grad_b(glora_adapter_t *grad, const float *dy, const float *x, 
                 glora_sgemm(GLORA_TRANS, GLORA_NOTRANS, B.rank, in, N, 1.0f, w->Q, B.rank, x, in,
                             1.0f, grad->Bu, in);
         }
-    } else if ((B.kind == GLORA_VECTOR || B.kind == GLORA_SCALAR) && grad) {
+    } else if (B.kind == GLORA_VECTOR && grad) {
+        /* dBd[o, 0] += sum_n G[n, o] s_n */
+        for (size_t o = 0; o < out; o++) grad->Bd[o * R] += w->gb[o];
+    } else if (B.kind == GLORA_SCALAR && grad) {
+        /* dBd[0, 0] += sum_n s_n (G 1)_n */
         row_sums(w->s, x, NULL, N, in);
-        if (B.kind == GLORA_VECTOR) {
-            /* dBd[o, 0] += sum_n G[n, o] s_n */
-            memset(w->g, 0, out * sizeof *w->g);
-            col_dots(w->g, dy, NULL, w->s, N, out);
-            for (size_t o = 0; o < out; o++) grad->Bd[o * R] += w->g[o];
-        } else {
-            /* dBd[0, 0] += sum_n s_n (G 1)_n */
-            row_sums(w->g1, dy, NULL, N, out);
-            w->have_g1 = 1;
-            double tot = 0.0;
-            for (size_t n = 0; n < N; n++) tot += (double)w->s[n] * w->g1[n];
-            grad->Bd[0] += (float)tot;
-        }
+        row_sums(w->g1, dy, NULL, N, out);
+        w->have_g1 = 1;
+        double tot = 0.0;
+        for (size_t n = 0; n < N; n++) tot += (double)w->s[n] * w->g1[n];
+        grad->Bd[0] += (float)tot;
     }
 }
 
@@ -556,17 +567,29 @@ void glora_adapter_backward_rows(glora_adapter_t *grad, float *dx, const float *
     w.g1 = w.s + N;
     w.t = w.g1 + N;
     w.g = w.t + N;
+    w.ga = w.g + out;
+    w.gb = w.ga + out;
     if (grad && !(grad->Ad || grad->Bd || grad->Cd || grad->D || grad->E)) grad = NULL;
 
-    if (grad && grad->Ad && glora_adapter_needs_y0(cfg))
-        rows_grad_a(grad, dy, y0, N, out, R, cfg->t[GLORA_A], &w);
-    rows_grad_b(grad && grad->Bd ? grad : NULL, dy, x, N, ad, cfg->t[GLORA_B], dx != NULL, &w);
-    /* C, D, E from g = dL/db' = column sums of G. */
-    if (grad && (grad->Cd || grad->D || grad->E)) {
-        memset(w.g, 0, out * sizeof *w.g);
-        col_dots(w.g, dy, NULL, NULL, N, out);
-        bias_backward(grad, w.g, w0, b0, ad, cfg);
+    /* The column sums of G the gradients need, in one pass: A's (with Y0),
+     * a vector B's (with s = X 1), and g = dL/db' for C, D, E. */
+    const glora_choice_t B = cfg->t[GLORA_B];
+    const int need_a = grad && grad->Ad && glora_adapter_needs_y0(cfg);
+    const int need_b = grad && grad->Bd && B.kind == GLORA_VECTOR;
+    const int need_g = grad && (grad->Cd || grad->D || grad->E);
+    if (need_b) row_sums(w.s, x, NULL, N, (size_t)ad->in);
+    if (need_a || need_b || need_g) {
+        GLORA_ASSERT(!need_a || y0);
+        if (need_a) memset(w.ga, 0, out * sizeof *w.ga);
+        if (need_b) memset(w.gb, 0, out * sizeof *w.gb);
+        if (need_g) memset(w.g, 0, out * sizeof *w.g);
+        col_dots(need_a ? w.ga : NULL, y0, need_b ? w.gb : NULL, w.s, need_g ? w.g : NULL, dy, N,
+                 out);
     }
+    if (need_a) rows_grad_a(grad, w.ga, out, R, cfg->t[GLORA_A]);
+    rows_grad_b(grad && grad->Bd ? grad : NULL, dy, x, N, ad, B, dx != NULL, &w);
+    /* C, D, E from g = dL/db' = column sums of G. */
+    if (need_g) bias_backward(grad, w.g, w0, b0, ad, cfg);
     if (dx) rows_dx(dx, dy, N, w0, ad, cfg, prec, &w);
 }
 
