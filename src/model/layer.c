@@ -274,6 +274,9 @@ void glora_adapter_backward(glora_adapter_t *grad, const float *dw, const float 
         GLORA_ASSERT(dw);
         if (A.kind == GLORA_LORA) {
             GLORA_ASSERT(scratch);
+            /* Elementwise (vectorised: -O2 left it scalar, the arrays
+             * might alias), 1% of a ViT-B/16 training step. */
+#pragma omp simd
             for (size_t k = 0; k < n; k++) scratch[k] = dw[k] * w0[k];
             /* dAd[:, :r] += dA Au[:r, :]^T ; dAu[:r, :] += Ad[:, :r]^T dA */
             glora_sgemm(GLORA_NOTRANS, GLORA_TRANS, (size_t)out, A.rank, (size_t)in, 1.0f,
@@ -396,6 +399,12 @@ static void b_term_forward(float *y, const float *x, size_t N, const glora_adapt
         /* y[n, o] += s_n beta_o */
         float *s = scratch;
         row_sums(s, x, NULL, N, in);
+        /* beta_o = Bd[o, 0], copied out of its stride R so the rows'
+         * loop vectorises (the same products and sums). */
+        float beta_stack[1024];
+        float *beta = out <= 1024 ? beta_stack : malloc(out * sizeof *beta);
+        GLORA_ASSERT(beta);
+        for (size_t o = 0; o < out; o++) beta[o] = ad->Bd[o * R];
 #pragma omp parallel for schedule(static) if (N * out >= (1u << 18))
         for (size_t n = 0; n < N; n++) {
             float *yn = y + n * out;
@@ -405,9 +414,11 @@ static void b_term_forward(float *y, const float *x, size_t N, const glora_adapt
 #pragma omp simd
                 for (size_t o = 0; o < out; o++) yn[o] += v;
             } else {
-                for (size_t o = 0; o < out; o++) yn[o] += sn * ad->Bd[o * R];
+#pragma omp simd
+                for (size_t o = 0; o < out; o++) yn[o] += sn * beta[o];
             }
         }
+        if (beta != beta_stack) free(beta);
     }
 }
 
