@@ -526,8 +526,11 @@ static void run_attention_backward_case(size_t B, int T, int C, int NH) {
     float *qkv = frand(nq, -1.5f, 1.5f), *att = fzeros(na), *out = fzeros(no);
     glora_attention_forward(out, att, qkv, B, T, C, NH);
     float *g = frand(no, -1, 1), *init = frand(nq, -0.5f, 0.5f);
-    /* A few exact zeros in dout, as a ReLU-free net still can have. */
+    /* A few exact zeros in dout, and token 0's whole row: its dot
+     * products are sums of signed zeros (the kernel starts each lane from
+     * its first product, the plain loop from +0). */
     for (size_t i = 0; i < no; i += 97) g[i] = 0.0f;
+    for (int i = 0; i < C; i++) g[i] = 0.0f;
     float *plain = fzeros(nq), *fast = fzeros(nq), *da_plain = fzeros(na), *da_fast = fzeros(na);
     memcpy(plain, init, nq * sizeof *plain);
     memcpy(fast, init, nq * sizeof *fast);
