@@ -564,6 +564,11 @@ static void test_attention_backward_kernels(void **state) {
     run_attention_backward_case(1, 32, 64, 1);   /* whole blocks only */
     run_attention_backward_case(1, 1, 64, 1);    /* one token */
     run_attention_backward_case(2, 11, 40, 2);   /* hd 20: the plain loops on every CPU */
+    /* No tokens: nothing to do, on either build. */
+    float dq = 1.0f, da = 1.0f, none = 0.0f;
+    nn_attention_backward_with(0, &dq, &da, &none, &none, &none, 2, 0, 64, 1);
+    if (nn_use_avx512()) nn_attention_backward_with(1, &dq, &da, &none, &none, &none, 2, 0, 64, 1);
+    assert_true(dq == 1.0f && da == 1.0f);
 }
 
 static void test_gelu(void **state) {

@@ -361,6 +361,7 @@ static void softmax_bwd_row(float *d, const float *a, size_t T, float scale) {
  * token 0, a the pair's probabilities. */
 void nn_attn_bwd_pair_avx512(float *dbase, float *da, const float *g0, const float *base,
                              const float *a, size_t T, size_t Cs, size_t hd, float scale) {
+    if (T == 0) return; /* nothing to do (and no groups of rows to size) */
     const size_t C3 = 3 * Cs, nblk = (T + 15) / 16;
     const int nv = (int)(hd / 16);
     float vt[MAX_NV * 16 * 16] __attribute__((aligned(64)));
