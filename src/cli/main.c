@@ -68,10 +68,16 @@ static void usage(FILE *out) {
  * and keeps the speed on a loaded one, where OMP_WAIT_POLICY=passive costs
  * 25% when idle (docs/PERFORMANCE.md). libgomp reads this once, before main,
  * so glora re-executes itself once with GOMP_SPINCOUNT=10000 unless the user
- * set GOMP_SPINCOUNT or OMP_WAIT_POLICY. */
+ * set GOMP_SPINCOUNT or OMP_WAIT_POLICY. Not when the user binds threads
+ * (OMP_PROC_BIND, OMP_PLACES, GOMP_CPU_AFFINITY): libgomp has then already
+ * bound this first thread to the first place, the re-executed process would
+ * inherit that one CPU as its whole affinity and run every thread on it
+ * (measured: 2 threads at the speed of 1); bound threads do not share
+ * cores, which is where the short spin matters. */
 static void prefer_short_spins(char **argv) {
 #ifdef _OPENMP
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+    if (getenv("OMP_PROC_BIND") || getenv("OMP_PLACES") || getenv("GOMP_CPU_AFFINITY")) return;
     if (setenv("GOMP_SPINCOUNT", "10000", 1) != 0) return;
     /* Remembered so that peers the benchmarks start run as the user would. */
     setenv("GLORA_SET_GOMP_SPINCOUNT", "1", 1);

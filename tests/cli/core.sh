@@ -13,6 +13,15 @@ expect 0 "$GLORA" eval --help;            has "$T/out" 'data.images'
 expect 2 "$GLORA" eval --frob;            one_line; has "$T/err" "unknown option '--frob'"
 expect 2 "$GLORA" eval --threads 0;       one_line
 
+# glora re-executes itself once with GOMP_SPINCOUNT (libgomp prints its
+# settings at each start), but not when the user binds threads: the new
+# process would inherit the one CPU libgomp bound the first thread to.
+E="env -u GOMP_SPINCOUNT -u OMP_WAIT_POLICY -u OMP_PROC_BIND -u OMP_PLACES -u GOMP_CPU_AFFINITY OMP_DISPLAY_ENV=true"
+expect 0 $E "$GLORA" --version
+[ "$(grep -c 'OPENMP DISPLAY ENVIRONMENT BEGIN' "$T/err")" -eq 2 ] || fail "glora did not re-execute itself once: $(grep -c BEGIN "$T/err") starts"
+expect 0 $E OMP_PROC_BIND=close OMP_PLACES=cores "$GLORA" --version
+[ "$(grep -c 'OPENMP DISPLAY ENVIRONMENT BEGIN' "$T/err")" -eq 1 ] || fail "glora re-executed itself with OMP_PROC_BIND set"
+
 # init + info: vit-tiny-28 and ViT-B/16 shapes.
 expect 0 "$GLORA" init -o "$T/tiny.safetensors" --seed 1
 expect 0 "$GLORA" info "$T/tiny.safetensors"
