@@ -328,6 +328,90 @@ static void test_packed(void **state) {
     glora_sgemm_b_free(&pb);
 }
 
+/* A non-idempotent elementwise epilogue: applied twice or skipped, it shows. */
+static void ep_affine(float *out, const float *in, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = 3.0f * in[i] + 1.0f;
+}
+
+/* glora_sgemm_packed_ep, fp32 and bf16: its epilogue runs exactly once on
+ * every element, whatever the tiles, column chunks (n > nc), k blocks,
+ * threads and column offset, the same bits as the product followed by the
+ * epilogue; the bf16 one within the double-precision bound of the
+ * bf16-rounded operands (3 times the product's, plus one rounding). Then
+ * glora_gemm_b_panels_only: true on the panels of the kernel in use at a
+ * panel boundary, where a product with b let go (NULL) gives the same
+ * bits; false off a boundary and once a kernel without panels is chosen. */
+static void test_packed_epilogue(void **state) {
+    (void)state;
+    static const size_t shapes[][3] = {{300, 600, 900}, {17, 97, 33}, {40, 1000, 1601}};
+    glora_rng_t rng;
+    glora_rng_seed(&rng, 37);
+    glora_sgemm_b_t pb = {0};
+    for (int prec = 0; prec < 2; prec++)
+        for (size_t s = 0; s < 3; s++) {
+            size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+            float *a = random_matrix(&rng, m * k), *b = random_matrix(&rng, k * n);
+            float *bias = random_matrix(&rng, n);
+            float *c1 = malloc(m * n * sizeof *c1), *c2 = malloc(m * n * sizeof *c2);
+            assert_true(c1 && c2);
+            const glora_precision_t p = prec ? GLORA_BF16 : GLORA_FP32;
+            assert_int_equal(glora_gemm_b_pack(&pb, p, GLORA_TRANS, k, n, b, k), GLORA_OK);
+            glora_sgemm_packed(GLORA_NOTRANS, m, 0, n, 1.0f, a, k, &pb, 0.0f, bias, c1, n);
+            for (size_t i = 0; i < m; i++) ep_affine(c1 + i * n, c1 + i * n, n);
+            for (int t = 1; t <= 3; t++) {
+                glora_set_threads(t);
+                for (size_t i = 0; i < m * n; i++) c2[i] = NAN;
+                glora_sgemm_packed_ep(GLORA_NOTRANS, m, 0, n, 1.0f, a, k, &pb, 0.0f, bias, ep_affine,
+                                      c2, n);
+                assert_memory_equal(c1, c2, m * n * sizeof *c1);
+            }
+            glora_set_threads(2);
+            if (prec) { /* against double on the rounded operands */
+                for (size_t i = 0; i < m; i += 7)
+                    for (size_t j = 0; j < n; j += 5) {
+                        double sum = 0, mag = 0;
+                        for (size_t q = 0; q < k; q++) {
+                            double v = (double)glora_bf16_round(a[i * k + q]) *
+                                       glora_bf16_round(b[j * k + q]);
+                            sum += v;
+                            mag += fabs(v);
+                        }
+                        double want = 3.0 * (sum + bias[j]) + 1.0;
+                        double tol = 3.0 * (double)(k + k / 768 + 6) * FLT_EPSILON * (mag + fabs(bias[j])) +
+                                     FLT_EPSILON * fabs(want) + 1e-30;
+                        if (!(fabs(c2[i * n + j] - want) <= tol))
+                            fail_msg("bf16 epilogue m=%zu n=%zu k=%zu: C(%zu,%zu) = %.9g, want %.9g",
+                                     m, n, k, i, j, c2[i * n + j], want);
+                    }
+            }
+            /* Columns from 32 on (a panel boundary), b let go. */
+            if (glora_gemm_b_panels_only(&pb, 0)) {
+                assert_true(glora_gemm_b_panels_only(&pb, 32));
+                assert_false(glora_gemm_b_panels_only(&pb, 5));
+                pb.b = NULL;
+                size_t nj = n - 32;
+                float *c3 = malloc(m * nj * sizeof *c3);
+                assert_non_null(c3);
+                glora_sgemm_packed_ep(GLORA_NOTRANS, m, 32, nj, 1.0f, a, k, &pb, 0.0f, bias + 32,
+                                      ep_affine, c3, nj);
+                for (size_t i = 0; i < m; i++)
+                    assert_memory_equal(c3 + i * nj, c1 + i * n + 32, nj * sizeof *c3);
+                free(c3);
+                pb.b = b;
+            }
+            /* A kernel without panels: b itself, the epilogue after. */
+            if (prec) glora_bgemm_set_kernel("ref");
+            else assert_int_equal(glora_gemm_set_kernel("ref"), GLORA_OK);
+            assert_false(glora_gemm_b_panels_only(&pb, 0));
+            glora_sgemm_packed_ep(GLORA_NOTRANS, m, 0, n, 1.0f, a, k, &pb, 0.0f, bias, ep_affine, c2, n);
+            glora_bgemm_set_kernel("auto");
+            glora_gemm_set_kernel("auto");
+            if (prec) assert_memory_equal(c1, c2, m * n * sizeof *c1); /* ref: the same bits */
+            free(a); free(b); free(bias); free(c1); free(c2);
+        }
+    glora_sgemm_b_free(&pb);
+}
+
 static void test_names(void **state) {
     (void)state;
     assert_int_equal(glora_bgemm_set_kernel("bogus"), GLORA_EINVAL);
@@ -354,6 +438,7 @@ int main(void) {
         cmocka_unit_test(test_emulation_bits),
         cmocka_unit_test(test_threads_bit_identical),
         cmocka_unit_test(test_packed),
+        cmocka_unit_test(test_packed_epilogue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -79,6 +79,14 @@ void glora_sgemm_b_free(glora_sgemm_b_t *pb);
  * same bits as glora_bgemm_bias's). */
 int glora_gemm_b_pack(glora_sgemm_b_t *pb, glora_precision_t prec, glora_trans_t tb, size_t k,
                       size_t n, const float *b, size_t ldb);
+/* Non-zero when glora_sgemm_packed with pb from column j0 multiplies by the
+ * packed panels alone, never reading b: they were packed by the kernel in
+ * use (of pb's precision) and j0 is on a panel boundary. A kernel without
+ * panels ("ref", "cblas"), a failed allocation or another kernel chosen
+ * since packing give 0. While it holds for j0 = 0, the caller may let b go
+ * and set pb->b to NULL: products then read the panels alone (one whose A
+ * buffer cannot be allocated stops on an assertion instead of reading b). */
+int glora_gemm_b_panels_only(const glora_sgemm_b_t *pb, size_t j0);
 /* C (m x n) = alpha * op(A) * op(B)[:, j0 .. j0+n) + beta * C with op(B) as
  * packed in pb, then, when bias is not NULL, C[i][j] += bias[j] on every row
  * (the bias of a linear layer, added while the tile is still in L1; the same
@@ -87,6 +95,16 @@ int glora_gemm_b_pack(glora_sgemm_b_t *pb, glora_precision_t prec, glora_trans_t
 void glora_sgemm_packed(glora_trans_t ta, size_t m, size_t j0, size_t n, float alpha,
                         const float *a, size_t lda, const glora_sgemm_b_t *pb, float beta,
                         const float *bias, float *c, size_t ldc);
+/* An elementwise function of finished rows of C, out[i] = f(in[i]) for i
+ * in [0, n) (out == in), e.g. glora_gelu_forward. */
+typedef void (*glora_gemm_rows_fn)(float *out, const float *in, size_t n);
+/* glora_sgemm_packed, then C = ep(C): ep runs on each block of a tile's
+ * rows as soon as the block's last k block is done, while it is still in
+ * cache, rather than in a pass of its own over C afterwards; for an
+ * elementwise ep, the same bits. ep NULL: glora_sgemm_packed. */
+void glora_sgemm_packed_ep(glora_trans_t ta, size_t m, size_t j0, size_t n, float alpha,
+                           const float *a, size_t lda, const glora_sgemm_b_t *pb, float beta,
+                           const float *bias, glora_gemm_rows_fn ep, float *c, size_t ldc);
 
 /* glora_sgemm, then C[i][j] += bias[j] on every row (bias n floats, or NULL),
  * the bias added while each tile is still in registers: the same bits as

@@ -181,8 +181,8 @@ void glora_bgemm_bias(glora_trans_t ta, glora_trans_t tb, size_t m, size_t n, si
     GLORA_ASSERT(a && lda >= (ta ? m : k));
     GLORA_ASSERT(b && ldb >= (tb ? k : n));
     const bgemm_kernel_t *kern = bgemm_current();
-    if (kern && bgemm_blocked(kern, ta, tb, m, n, k, alpha, a, lda, b, ldb, NULL, beta, bias, c,
-                              ldc) == 0)
+    if (kern && bgemm_blocked(kern, ta, tb, m, n, k, alpha, a, lda, b, ldb, NULL, beta, bias, NULL,
+                              c, ldc) == 0)
         return;
     glora_bgemm_ref(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, bias, c, ldc);
 }
@@ -227,8 +227,8 @@ int bgemm_b_pack(glora_sgemm_b_t *pb) {
 
 /* glora_sgemm_packed for a bf16 pb. */
 void bgemm_packed(glora_trans_t ta, size_t m, size_t j0, size_t n, float alpha, const float *a,
-                  size_t lda, const glora_sgemm_b_t *pb, float beta, const float *bias, float *c,
-                  size_t ldc) {
+                  size_t lda, const glora_sgemm_b_t *pb, float beta, const float *bias,
+                  glora_gemm_rows_fn ep, float *c, size_t ldc) {
     const size_t k = pb->k;
     const int id = pb->kernel;
     if (k > 0 && alpha != 0.0f && id >= 0 && id < NKERNELS && id == current_id() &&
@@ -236,9 +236,20 @@ void bgemm_packed(glora_trans_t ta, size_t m, size_t j0, size_t n, float alpha, 
         GLORA_ASSERT(c && ldc >= n && a && lda >= (ta ? m : k));
         const uint32_t *panels = (const uint32_t *)(const void *)pb->panels + j0 * ((k + 1) / 2);
         if (bgemm_blocked(&kernels[id], ta, GLORA_NOTRANS, m, n, k, alpha, a, lda, NULL, 0,
-                          panels, beta, bias, c, ldc) == 0)
+                          panels, beta, bias, ep, c, ldc) == 0)
             return;
     }
-    const float *b = pb->tb ? pb->b + j0 * pb->ldb : pb->b + j0;
+    /* The product from b itself (a b let go after glora_gemm_b_panels_only
+     * gets here only out of memory). */
+    GLORA_ASSERT(pb->b || k == 0 || alpha == 0.0f);
+    const float *b = !pb->b ? NULL : pb->tb ? pb->b + j0 * pb->ldb : pb->b + j0;
     glora_bgemm_bias(ta, pb->tb, m, n, k, alpha, a, lda, b, pb->ldb, beta, bias, c, ldc);
+    for (size_t i = 0; ep && i < m; i++) ep(c + i * ldc, c + i * ldc, n);
+}
+
+/* glora_gemm_b_panels_only for a bf16 pb. */
+int bgemm_panels_only(const glora_sgemm_b_t *pb, size_t j0) {
+    const int id = pb->kernel;
+    return id >= 0 && id < NKERNELS && id == current_id() && pb->panels &&
+           j0 % kernels[id].nr == 0;
 }

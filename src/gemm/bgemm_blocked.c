@@ -25,6 +25,7 @@ typedef struct {
     size_t m, n, k, kp;  /* kp: pairs along k */
     float alpha, beta;
     const float *a, *b, *bias;
+    glora_gemm_rows_fn ep; /* on each finished block of rows, or NULL */
     size_t lda, ldb, ldc;
     float *c;
     size_t kcp;          /* pairs in every k block but the last */
@@ -80,16 +81,21 @@ static void compute_tile(const void *plan, size_t u, int tid) {
                                   bias ? bias + j0 : NULL);
                 }
             }
+            if (p->ep && pc + kcp == p->kp) {
+                size_t j0 = jb * nr, j1 = gemm_min_size(jb1 * nr, p->n);
+                for (size_t i = i0; i < i1; i++)
+                    p->ep(p->c + i * p->ldc + j0, p->c + i * p->ldc + j0, j1 - j0);
+            }
         }
     }
 }
 
 int bgemm_blocked(const bgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb, size_t m,
                   size_t n, size_t k, float alpha, const float *a, size_t lda, const float *b,
-                  size_t ldb, const uint32_t *bpanels, float beta, const float *bias, float *c,
-                  size_t ldc) {
+                  size_t ldb, const uint32_t *bpanels, float beta, const float *bias,
+                  glora_gemm_rows_fn ep, float *c, size_t ldc) {
     plan_t p = {.kern = kern, .ta = ta, .tb = tb, .m = m, .n = n, .k = k, .kp = (k + 1) / 2,
-                .alpha = alpha, .beta = beta, .a = a, .b = b, .bias = bias, .lda = lda,
+                .alpha = alpha, .beta = beta, .a = a, .b = b, .bias = bias, .ep = ep, .lda = lda,
                 .ldb = ldb, .ldc = ldc, .c = c};
     p.kcp = bgemm_block_pairs(k);
     int threads = gemm_choose_threads(m, n, k);

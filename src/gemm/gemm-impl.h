@@ -90,11 +90,12 @@ int sgemm_blocked(const sgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb
                   float *c, size_t ldc);
 /* The same with op(B) already packed by sgemm_pack_b_whole (bpanels: its
  * first panel used), and bias (n, or NULL) added to every row of C after the
- * last k block. */
+ * last k block; then ep (or NULL) on each finished block of a tile's rows
+ * (glora_sgemm_packed_ep). */
 int sgemm_blocked_packed(const sgemm_kernel_t *kern, glora_trans_t ta, size_t m, size_t n,
                          size_t k, float alpha, const float *a, size_t lda,
-                         const float *bpanels, float beta, const float *bias, float *c,
-                         size_t ldc);
+                         const float *bpanels, float beta, const float *bias,
+                         glora_gemm_rows_fn ep, float *c, size_t ldc);
 /* Floats of op(B) (k x n) packed whole: ceil(n / nr) panels of k x nr. */
 size_t sgemm_packed_b_floats(const sgemm_kernel_t *kern, size_t k, size_t n);
 void sgemm_pack_b_whole(const sgemm_kernel_t *kern, glora_trans_t tb, size_t k, size_t n,
@@ -202,18 +203,21 @@ typedef struct {
 } bgemm_kernel_t;
 
 /* The loop nest (bgemm_blocked.c): bpanels is op(B) packed whole by
- * kern->pack_b, or NULL to pack it here. 0, or -1 when buffers cannot be
- * allocated (C untouched). m, n, k > 0. */
+ * kern->pack_b, or NULL to pack it here; ep (or NULL) as in
+ * glora_sgemm_packed_ep. 0, or -1 when buffers cannot be allocated (C
+ * untouched). m, n, k > 0. */
 int bgemm_blocked(const bgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb, size_t m,
                   size_t n, size_t k, float alpha, const float *a, size_t lda, const float *b,
-                  size_t ldb, const uint32_t *bpanels, float beta, const float *bias, float *c,
-                  size_t ldc);
+                  size_t ldb, const uint32_t *bpanels, float beta, const float *bias,
+                  glora_gemm_rows_fn ep, float *c, size_t ldc);
 /* glora_gemm_b_pack and glora_sgemm_packed for bf16 (bgemm.c); pb's
  * fields b, ldb, tb, k, n are set. */
 int bgemm_b_pack(glora_sgemm_b_t *pb);
 void bgemm_packed(glora_trans_t ta, size_t m, size_t j0, size_t n, float alpha, const float *a,
-                  size_t lda, const glora_sgemm_b_t *pb, float beta, const float *bias, float *c,
-                  size_t ldc);
+                  size_t lda, const glora_sgemm_b_t *pb, float beta, const float *bias,
+                  glora_gemm_rows_fn ep, float *c, size_t ldc);
+/* glora_gemm_b_panels_only for a bf16 pb (bgemm.c). */
+int bgemm_panels_only(const glora_sgemm_b_t *pb, size_t j0);
 /* Frees the calling thread's kept bf16 packing buffer. */
 void bgemm_release(void);
 /* The bf16 kernel in use (bgemm.c), or NULL for the reference. */

@@ -214,22 +214,38 @@ void glora_sgemm_b_free(glora_sgemm_b_t *pb) {
 void glora_sgemm_packed(glora_trans_t ta, size_t m, size_t j0, size_t n, float alpha,
                         const float *a, size_t lda, const glora_sgemm_b_t *pb, float beta,
                         const float *bias, float *c, size_t ldc) {
+    glora_sgemm_packed_ep(ta, m, j0, n, alpha, a, lda, pb, beta, bias, NULL, c, ldc);
+}
+
+void glora_sgemm_packed_ep(glora_trans_t ta, size_t m, size_t j0, size_t n, float alpha,
+                           const float *a, size_t lda, const glora_sgemm_b_t *pb, float beta,
+                           const float *bias, glora_gemm_rows_fn ep, float *c, size_t ldc) {
     const size_t k = pb->k;
     GLORA_ASSERT(j0 <= pb->n && n <= pb->n - j0);
     if (m == 0 || n == 0) return;
     if (pb->precision == GLORA_BF16) {
-        bgemm_packed(ta, m, j0, n, alpha, a, lda, pb, beta, bias, c, ldc);
+        bgemm_packed(ta, m, j0, n, alpha, a, lda, pb, beta, bias, ep, c, ldc);
         return;
     }
     const int id = pb->kernel;
     if (k > 0 && alpha != 0.0f && id >= 0 && id == current_kernel() && j0 % kernels[id].nr == 0) {
         GLORA_ASSERT(c && ldc >= n && a && lda >= (ta ? m : k));
         const float *panels = pb->panels + j0 / kernels[id].nr * k * kernels[id].nr;
-        if (sgemm_blocked_packed(&kernels[id], ta, m, n, k, alpha, a, lda, panels, beta, bias, c,
-                                 ldc) == 0)
+        if (sgemm_blocked_packed(&kernels[id], ta, m, n, k, alpha, a, lda, panels, beta, bias, ep,
+                                 c, ldc) == 0)
             return;
     }
-    /* No usable panels (or no buffer for A): the product from b itself. */
-    const float *b = pb->tb ? pb->b + j0 * pb->ldb : pb->b + j0;
+    /* No usable panels (or no buffer for A): the product from b itself (a
+     * b let go after glora_gemm_b_panels_only gets here only out of memory). */
+    GLORA_ASSERT(pb->b || k == 0 || alpha == 0.0f);
+    const float *b = !pb->b ? NULL : pb->tb ? pb->b + j0 * pb->ldb : pb->b + j0;
     glora_sgemm_bias(ta, pb->tb, m, n, k, alpha, a, lda, b, pb->ldb, beta, bias, c, ldc);
+    for (size_t i = 0; ep && i < m; i++) ep(c + i * ldc, c + i * ldc, n);
+}
+
+int glora_gemm_b_panels_only(const glora_sgemm_b_t *pb, size_t j0) {
+    if (pb->precision == GLORA_BF16) return bgemm_panels_only(pb, j0);
+    const int id = pb->kernel;
+    return id >= 0 && id < NKERNELS && id == current_kernel() && pb->panels &&
+           j0 % kernels[id].nr == 0;
 }

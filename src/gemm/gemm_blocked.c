@@ -54,6 +54,7 @@ typedef struct {
     float *bpack;    /* pn panels of k x nr */
     float *apack;    /* per thread: a tile's rows for one k block */
     const float *bias; /* n, added after the last k block, or NULL */
+    glora_gemm_rows_fn ep; /* on each finished block of rows, or NULL */
     size_t a_floats; /* floats of one thread's A buffer */
 } plan_t;
 
@@ -103,6 +104,8 @@ static void compute_tile(const void *plan, size_t u, int tid) {
                         pc == 0 ? p->beta : 1.0f,
                         p->bias && pc + kc == k ? p->bias + j0 : NULL,
                         p->c + i0 * p->ldc + j0, p->ldc);
+            if (p->ep && pc + kc == k)
+                for (size_t i = i0; i < i1; i++) p->ep(p->c + i * p->ldc + j0, p->c + i * p->ldc + j0, j1 - j0);
         }
     }
 }
@@ -111,11 +114,11 @@ static void compute_tile(const void *plan, size_t u, int tid) {
  * read it in place). */
 static int blocked(const sgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb, size_t m,
                    size_t n, size_t k, float alpha, const float *a, size_t lda, const float *b,
-                   size_t ldb, const float *bpanels, float beta, const float *bias, float *c,
-                   size_t ldc) {
+                   size_t ldb, const float *bpanels, float beta, const float *bias,
+                   glora_gemm_rows_fn ep, float *c, size_t ldc) {
     plan_t p = {.kern = kern, .ta = ta, .tb = tb, .m = m, .n = n, .k = k,
                 .alpha = alpha, .beta = beta, .a = a, .b = b, .lda = lda,
-                .ldb = ldb, .ldc = ldc, .c = c, .bias = bias};
+                .ldb = ldb, .ldc = ldc, .c = c, .bias = bias, .ep = ep};
     /* Equal k blocks no deeper than kc, rather than full ones and a sliver;
      * they depend on k alone, never on the team. */
     p.kc_max = gemm_ceil_div(k, gemm_ceil_div(k, kern->kc));
@@ -154,13 +157,13 @@ int sgemm_blocked(const sgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb
                   size_t m, size_t n, size_t k, float alpha, const float *a,
                   size_t lda, const float *b, size_t ldb, float beta, const float *bias,
                   float *c, size_t ldc) {
-    return blocked(kern, ta, tb, m, n, k, alpha, a, lda, b, ldb, NULL, beta, bias, c, ldc);
+    return blocked(kern, ta, tb, m, n, k, alpha, a, lda, b, ldb, NULL, beta, bias, NULL, c, ldc);
 }
 
 int sgemm_blocked_packed(const sgemm_kernel_t *kern, glora_trans_t ta, size_t m, size_t n,
                          size_t k, float alpha, const float *a, size_t lda,
-                         const float *bpanels, float beta, const float *bias, float *c,
-                         size_t ldc) {
+                         const float *bpanels, float beta, const float *bias,
+                         glora_gemm_rows_fn ep, float *c, size_t ldc) {
     return blocked(kern, ta, GLORA_NOTRANS, m, n, k, alpha, a, lda, NULL, 0, bpanels, beta, bias,
-                   c, ldc);
+                   ep, c, ldc);
 }
