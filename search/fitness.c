@@ -39,8 +39,8 @@ static size_t count_from_tokens(const glora_vit_t *m, const glora_vit_linears_t 
 }
 
 /* Buffers of the fitness kept between calls (glora/search.h): each thread's
- * merged weights and activations, the images' tokens. A ViT-B/16's merged
- * and packed weights are hundreds of MB a thread; fresh pages for them on
+ * merged (packed) weights and activations, the images' tokens. A ViT-B/16's
+ * packed weights are 170 (bf16) to 340 MB (fp32) a thread; fresh pages for them on
  * every call cost more than the forward passes of a few images. */
 struct glora_search_ws {
     const glora_vit_t *m;     /* what lin and acts were made for: the model, */
@@ -79,8 +79,13 @@ static int ws_floats(float **p, size_t *cap, size_t n) {
 }
 
 /* Makes lin[0 .. nws) and acts[0 .. nws) fit model m (its precision) and
- * batch, keeping what already does; with pack, the weights are packed. */
-static int ws_fit(glora_search_ws_t *ws, const glora_vit_t *m, int nws, size_t batch, int pack) {
+ * batch, keeping what already does. The weights are kept packed only
+ * (glora_vit_linears_pack_only): each layer merged into one layer-sized
+ * buffer and packed from there, so a thread holds no merged fp32 copy of
+ * the model beside the packed one (ViT-B/16: 340 MB a thread). Packing a
+ * candidate's weights costs what the products would spend packing them
+ * on the first batch anyway, and the later batches reuse them. */
+static int ws_fit(glora_search_ws_t *ws, const glora_vit_t *m, int nws, size_t batch) {
     if (nws > ws->cap) {
         glora_vit_linears_t **lin = realloc(ws->lin, (size_t)nws * sizeof *lin);
         if (lin) ws->lin = lin;
@@ -93,7 +98,10 @@ static int ws_fit(glora_search_ws_t *ws, const glora_vit_t *m, int nws, size_t b
     int rc = GLORA_OK;
     const int same = ws->m == m && ws->rank == m->rank && !memcmp(&ws->arch, &m->arch, sizeof m->arch);
     for (int t = 0; t < ws->cap && rc == GLORA_OK; t++) {
-        if (ws->lin[t] && (!same || ws->lin[t]->precision != m->precision)) {
+        /* A GEMM kernel chosen since it was packed only may need the
+         * merged weights: made again (as packed only if it can be). */
+        if (ws->lin[t] && (!same || ws->lin[t]->precision != m->precision ||
+                           (ws->lin[t]->merge_w && !glora_vit_linears_packed_only(ws->lin[t])))) {
             glora_vit_linears_free(ws->lin[t]);
             ws->lin[t] = NULL;
         }
@@ -102,9 +110,10 @@ static int ws_fit(glora_search_ws_t *ws, const glora_vit_t *m, int nws, size_t b
             ws->acts[t] = NULL;
         }
         if (t >= nws) continue;
-        if (!ws->lin[t]) rc = glora_vit_linears_create(&ws->lin[t], m);
-        /* Each candidate's weights serve several forward passes. */
-        if (rc == GLORA_OK && pack) rc = glora_vit_linears_pack(ws->lin[t]);
+        if (!ws->lin[t]) {
+            rc = glora_vit_linears_create(&ws->lin[t], m);
+            if (rc == GLORA_OK) rc = glora_vit_linears_pack_only(ws->lin[t], m);
+        }
         if (rc == GLORA_OK && !ws->acts[t]) rc = glora_vit_acts_create(&ws->acts[t], m, batch, 0);
     }
     ws->m = m;
@@ -175,7 +184,7 @@ int glora_search_fitness_score_ws(glora_search_ws_t *ws, const glora_vit_t *m,
     int nthreads = glora_max_threads();
     int outer = n >= (size_t)nthreads && nthreads > 1;
     int nws = outer ? nthreads : 1;
-    int rc = ws_fit(ws, m, nws, batch, n_img > batch);
+    int rc = ws_fit(ws, m, nws, batch);
     if (rc == GLORA_OK) rc = embed_all(m, ds, lo, n_img, batch, ws->acts[0], ws);
     if (rc != GLORA_OK) return rc;
     const float *tokens = ws->tokens;

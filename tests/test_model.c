@@ -669,6 +669,118 @@ static void test_whole_model_merged_vs_unmerged(void **state) {
     glora_vit_free(m);
 }
 
+/* -log softmax(z)[y] in double, as the fitness computes it. */
+static double ref_row_loss(const float *z, int V, int y) {
+    double mx = z[0], sum = 0;
+    for (int k = 1; k < V; k++)
+        if (z[k] > mx) mx = z[k];
+    for (int k = 0; k < V; k++) sum += exp((double)z[k] - mx);
+    return log(sum) - ((double)z[y] - mx);
+}
+
+/* Merged weights kept packed only (no merged copy of the model) give the
+ * logits of plain merged weights bit for bit, in fp32 and bf16, at a width
+ * whose key columns start off a panel boundary (dim 12) and on one (dim
+ * 64), after a change of bf16 kernel, and under a kernel without panels
+ * (which keeps the merged weights); and so do the search's fitness counts
+ * and per-image losses, with one batch per candidate and with several. */
+static void test_linears_packed_only(void **state) {
+    (void)state;
+    const glora_vit_arch_t arches[2] = {
+        {.img_size = 8, .in_chans = 2, .patch = 4, .dim = 12, .depth = 2, .heads = 2,
+         .mlp_hidden = 20, .num_classes = 4},
+        {.img_size = 8, .in_chans = 3, .patch = 4, .dim = 64, .depth = 3, .heads = 2,
+         .mlp_hidden = 96, .num_classes = 5}};
+    enum { NIMG = 9, NC = 4 };
+    for (int ai = 0; ai < 2; ai++) {
+        glora_vit_t *m;
+        assert_int_equal(glora_vit_create(&m, &arches[ai], 4), GLORA_OK);
+        glora_rng_t rng;
+        glora_rng_seed(&rng, 11 + ai);
+        fill_random(m->mem, m->n_floats, &rng, 0.2f);
+        glora_space_t space;
+        glora_space_official(&space, 4);
+        const int L = glora_vit_layers(m), V = m->arch.num_classes;
+        const size_t per = (size_t)m->arch.in_chans * m->arch.img_size * m->arch.img_size;
+        glora_layer_cfg_t cfg[NC][12];
+        const glora_layer_cfg_t *cands[NC];
+        for (int c = 0; c < NC; c++) {
+            for (int l = 0; l < L; l++) glora_space_config(&space, glora_rng_below(&rng, 432), &cfg[c][l]);
+            cands[c] = cfg[c];
+        }
+        /* Candidate 0 leaves layer 1 unadapted (W0, packed from the model). */
+        memset(&cfg[0][1], 0, sizeof cfg[0][1]);
+        float *x = malloc(sizeof(float) * NIMG * per);
+        int y[NIMG];
+        fill_random(x, NIMG * per, &rng, 1.0f);
+        for (int i = 0; i < NIMG; i++) y[i] = (int)glora_rng_below(&rng, (uint64_t)V);
+        glora_dataset_t ds = {.n = NIMG, .c = m->arch.in_chans, .h = m->arch.img_size,
+                              .w = m->arch.img_size, .x = x, .y = y, .num_classes = V};
+        for (int prec = 0; prec < 2; prec++) {
+            m->precision = prec ? GLORA_BF16 : GLORA_FP32;
+            glora_vit_linears_t *plain, *po;
+            glora_vit_acts_t *acts;
+            assert_int_equal(glora_vit_linears_create(&plain, m), GLORA_OK);
+            assert_int_equal(glora_vit_linears_create(&po, m), GLORA_OK);
+            assert_int_equal(glora_vit_linears_pack_only(po, m), GLORA_OK);
+            assert_true(glora_vit_linears_packed_only(po));
+            assert_int_equal(glora_vit_acts_create(&acts, m, NIMG, 0), GLORA_OK);
+            float want[NIMG * 5], got[NIMG * 5];
+            double loss_want[NC * NIMG];
+            for (int c = 0; c < NC; c++) {
+                glora_vit_linears_set(plain, m, cands[c]);
+                glora_vit_forward(m, plain, acts, x, NIMG);
+                memcpy(want, acts->logits, sizeof(float) * NIMG * V);
+                for (int i = 0; i < NIMG; i++)
+                    loss_want[c * NIMG + i] = ref_row_loss(want + i * V, V, y[i]);
+                /* bf16: also after the emulation is chosen (packed again). */
+                for (int v = 0; v < 1 + prec; v++) {
+                    if (v == 1) assert_int_equal(glora_bgemm_set_kernel("emulated"), GLORA_OK);
+                    glora_vit_linears_set(po, m, cands[c]);
+                    for (int l = 0; l < L; l++) assert_true((po->w[l] == NULL) == (c != 0 || l != 1));
+                    glora_vit_forward(m, po, acts, x, NIMG);
+                    memcpy(got, acts->logits, sizeof(float) * NIMG * V);
+                    assert_memory_equal(got, want, sizeof(float) * NIMG * V);
+                    glora_bgemm_set_kernel("auto");
+                }
+            }
+            /* A kernel without panels: the merged weights stay. */
+            glora_vit_linears_t *kept;
+            if (prec) assert_int_equal(glora_bgemm_set_kernel("ref"), GLORA_OK);
+            else assert_int_equal(glora_gemm_set_kernel("ref"), GLORA_OK);
+            assert_int_equal(glora_vit_linears_create(&kept, m), GLORA_OK);
+            assert_int_equal(glora_vit_linears_pack_only(kept, m), GLORA_OK);
+            assert_false(glora_vit_linears_packed_only(kept));
+            glora_vit_linears_set(kept, m, cands[1]);
+            glora_vit_linears_set(plain, m, cands[1]);
+            glora_vit_forward(m, plain, acts, x, NIMG);
+            memcpy(want, acts->logits, sizeof(float) * NIMG * V);
+            glora_vit_forward(m, kept, acts, x, NIMG);
+            assert_memory_equal(acts->logits, want, sizeof(float) * NIMG * V);
+            glora_vit_linears_free(kept);
+            glora_bgemm_set_kernel("auto");
+            glora_gemm_set_kernel("auto");
+            /* The fitness, one batch of all images and batches of 4. */
+            for (size_t batch = NIMG; batch >= 4; batch = batch == NIMG ? 4 : 0) {
+                uint64_t correct[NC] = {0};
+                double loss[NC * NIMG];
+                assert_int_equal(glora_search_fitness_score(m, cands, NC, &ds, 0, NIMG, batch, correct,
+                                                            loss), GLORA_OK);
+                assert_memory_equal(loss, loss_want, sizeof loss);
+                for (int c = 0; c < NC; c++) {
+                    glora_vit_linears_set(plain, m, cands[c]);
+                    assert_int_equal(correct[c], glora_vit_count_correct(m, plain, acts, x, y, NIMG));
+                }
+            }
+            glora_vit_linears_free(plain);
+            glora_vit_linears_free(po);
+            glora_vit_acts_free(acts);
+        }
+        free(x);
+        glora_vit_free(m);
+    }
+}
+
 static void test_param_counts(void **state) {
     (void)state;
     /* ViT-B/16 stack: dim 768, mlp 3072, depth 12 -> 48 layers. */
@@ -956,6 +1068,7 @@ int main(void) {
         cmocka_unit_test(test_bf16_logits),
         cmocka_unit_test(test_adapter_rows_bf16),
         cmocka_unit_test(test_whole_model_merged_vs_unmerged),
+        cmocka_unit_test(test_linears_packed_only),
         cmocka_unit_test(test_spec_roundtrip_and_errors),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_search_fitness_thread_independent),

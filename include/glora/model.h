@@ -175,12 +175,13 @@ size_t glora_vit_config_params(const glora_vit_t *m, const glora_layer_cfg_t *cf
  * this object's own memory. */
 typedef struct {
     int n;             /* 4 * depth */
-    const float **w;   /* n pointers */
+    const float **w;   /* n pointers; NULL for a merged layer kept packed only */
     const float **b;
-    float *mem;        /* storage of merged layers */
+    float *mem;        /* storage of merged layers (packed only: their biases) */
     float *scratch;    /* out*in floats for merging */
     glora_sgemm_b_t *packed; /* n packed weights, or NULL (glora_vit_linears_pack) */
     glora_precision_t precision; /* the model's when created */
+    float *merge_w;    /* packed only: one layer's merged weight, before packing */
 } glora_vit_linears_t;
 
 int glora_vit_linears_create(glora_vit_linears_t **out, const glora_vit_t *m);
@@ -190,6 +191,20 @@ void glora_vit_linears_free(glora_vit_linears_t *lin);
  * serves several forward passes (the search's batches of one candidate).
  * GLORA_OK or GLORA_ENOMEM. */
 int glora_vit_linears_pack(glora_vit_linears_t *lin);
+/* glora_vit_linears_pack, and a merged layer's weight is then kept packed
+ * only: merged into one layer-sized buffer and packed from there, so that
+ * no merged copy of the whole model is kept (ViT-B/16: 340 MB less; the
+ * same bits). w[l] is then NULL for a merged layer. Only when the GEMM
+ * kernel of lin's precision packs panels (glora_gemm_b_panels_only);
+ * otherwise lin just keeps its merged weights beside the packed ones. The
+ * kernel must not change while lin is in use (an assertion fails in
+ * glora_vit_linears_set otherwise); glora_vit_linears_packed_only says
+ * whether lin is packed only for the kernel in use. GLORA_OK or
+ * GLORA_ENOMEM. */
+int glora_vit_linears_pack_only(glora_vit_linears_t *lin, const glora_vit_t *m);
+/* Non-zero when lin keeps its merged weights packed only, for the kernel
+ * in use. */
+int glora_vit_linears_packed_only(const glora_vit_linears_t *lin);
 /* Points every layer at W0/b0 (cfg NULL) or merges the configuration
  * cfg[0 .. 4*depth). Runs on the calling thread. */
 void glora_vit_linears_set(glora_vit_linears_t *lin, const glora_vit_t *m,

@@ -81,6 +81,10 @@ void glora_attention_backward(float *dqkv, float *datt, const float *dout,
  * (the erf form, not tanh; accurate to a few float ulps, relative, also for
  * large negative x). */
 void glora_gelu_forward(float *out, const float *inp, size_t n);
+/* The same bits on the calling thread alone, with no OpenMP construct: for
+ * short runs inside another kernel's threads (a GEMM's epilogue, per block
+ * of rows), where even an inactive parallel region costs more than GELU. */
+void glora_gelu_forward_serial(float *out, const float *inp, size_t n);
 void glora_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 
 /* out = a + b elementwise (residual connections); out may alias a or b. */

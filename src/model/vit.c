@@ -304,6 +304,36 @@ int glora_vit_linears_pack(glora_vit_linears_t *lin) {
     return GLORA_OK;
 }
 
+int glora_vit_linears_pack_only(glora_vit_linears_t *lin, const glora_vit_t *m) {
+    if (lin->merge_w) return GLORA_OK;
+    int rc = glora_vit_linears_pack(lin);
+    if (rc != GLORA_OK || m->rank == 0) return rc; /* nothing is ever merged */
+    /* W0 packed: every layer's panels allocated, as big as any merge needs. */
+    glora_vit_linears_set(lin, m, NULL);
+    size_t biases = 0, largest = 0;
+    for (int l = 0; l < lin->n; l++) {
+        if (!glora_gemm_b_panels_only(&lin->packed[l], 0))
+            return GLORA_OK; /* products would read the merged weight */
+        const float *w0, *b0;
+        int o, i;
+        glora_vit_layer(m, l, &w0, &b0, &o, &i);
+        biases += (size_t)o;
+        if ((size_t)o * i > largest) largest = (size_t)o * i;
+    }
+    /* Biases first, then the one layer's weight (2 MB aligned). */
+    size_t wstart = (biases + 15) & ~(size_t)15;
+    float *mem = glora_big_alloc(wstart + largest, sizeof(float));
+    if (!mem) return glora_error(GLORA_ENOMEM, "model 'vit': out of memory for merged weights");
+    free(lin->mem);
+    lin->mem = mem;
+    lin->merge_w = mem + wstart;
+    return GLORA_OK;
+}
+
+int glora_vit_linears_packed_only(const glora_vit_linears_t *lin) {
+    return lin->merge_w && glora_gemm_b_panels_only(&lin->packed[0], 0);
+}
+
 static int cfg_is_none(const glora_layer_cfg_t *c) {
     for (int t = 0; t < GLORA_NTENSORS; t++)
         if (c->t[t].kind != GLORA_NONE) return 0;
@@ -320,16 +350,31 @@ void glora_vit_linears_set(glora_vit_linears_t *lin, const glora_vit_t *m,
         if (!cfg || cfg_is_none(&cfg[l])) {
             lin->w[l] = w0;
             lin->b[l] = b0;
+            if (lin->packed) pack_layer(lin, m, l);
+        } else if (lin->merge_w) {
+            /* Packed only: merged into the one layer-sized buffer (in cache
+             * while it is packed), which the next layer's merge reuses. */
+            GLORA_ASSERT(glora_layer_max_rank(&cfg[l]) <= m->rank);
+            float *b = lin->mem + off;
+            glora_adapter_merge(lin->merge_w, b, w0, b0, &m->adapters[l], &cfg[l], lin->scratch);
+            lin->w[l] = lin->merge_w;
+            lin->b[l] = b;
+            pack_layer(lin, m, l);
+            /* The kernel in use packed it at create time, into panels as
+             * big: the same kernel packs it again without allocating. */
+            GLORA_ASSERT(glora_gemm_b_panels_only(&lin->packed[l], 0));
+            lin->packed[l].b = NULL;
+            lin->w[l] = NULL;
         } else {
             GLORA_ASSERT(m->rank > 0 && glora_layer_max_rank(&cfg[l]) <= m->rank);
             float *w = lin->mem + off, *b = w + (size_t)o * i;
             glora_adapter_merge(w, b, w0, b0, &m->adapters[l], &cfg[l], lin->scratch);
             lin->w[l] = w;
             lin->b[l] = b;
+            /* Packed right after its merge, while the merged weight is in cache. */
+            if (lin->packed) pack_layer(lin, m, l);
         }
-        /* Packed right after its merge, while the merged weight is in cache. */
-        if (lin->packed) pack_layer(lin, m, l);
-        off += (size_t)o * i + (size_t)o;
+        off += (lin->merge_w ? 0 : (size_t)o * i) + (size_t)o;
     }
 }
 
@@ -406,6 +451,23 @@ static void adapted_forward(const glora_vit_linears_t *lin, int l, float *out, c
         glora_linear_forward(out, inp, lin->w[l], lin->b[l], N, IC, OC);
 }
 
+/* fc1 and GELU on N rows into gelu: with packed weights and no need for
+ * the pre-activation (inference), GELU runs on each block of the product's
+ * rows as soon as it is done, while still in cache (the same bits: GELU is
+ * elementwise, and glora_gelu_forward_serial is glora_gelu_forward's
+ * kernel); otherwise the product into fc1, then a GELU pass. */
+static void fc1_gelu_forward(const glora_vit_linears_t *lin, int l, float *fc1, float *gelu,
+                             const float *inp, size_t N, int IC, int OC, int keep_fc1) {
+    if (lin->packed && !keep_fc1) {
+        GLORA_ASSERT(lin->packed[l].k == (size_t)IC && lin->packed[l].n == (size_t)OC);
+        glora_sgemm_packed_ep(GLORA_NOTRANS, N, 0, (size_t)OC, 1.0f, inp, (size_t)IC, &lin->packed[l],
+                              0.0f, lin->b[l], glora_gelu_forward_serial, gelu, (size_t)OC);
+        return;
+    }
+    adapted_forward(lin, l, fc1, inp, N, IC, OC);
+    glora_gelu_forward(gelu, fc1, N * (size_t)OC);
+}
+
 void glora_vit_embed(const glora_vit_t *m, glora_vit_acts_t *ac, const float *x, size_t B) {
     const glora_vit_arch_t *a = &m->arch;
     const int C = a->dim, NP = a->num_patches, kk = a->in_chans * a->patch * a->patch;
@@ -453,8 +515,7 @@ void glora_vit_forward_tokens(const glora_vit_t *m, const glora_vit_linears_t *l
         adapted_forward(lin, l + GLORA_SITE_PROJ, b->res1, b->attn, N, C, C);
         glora_add(b->res1, b->res1, xin, N * (size_t)C);
         glora_layernorm_forward(b->ln2, b->ln2_mean, b->ln2_rstd, b->res1, w->ln2_w, w->ln2_b, N, C, LN_EPS);
-        adapted_forward(lin, l + GLORA_SITE_FC1, b->fc1, b->ln2, N, C, H);
-        glora_gelu_forward(b->gelu, b->fc1, N * (size_t)H);
+        fc1_gelu_forward(lin, l + GLORA_SITE_FC1, b->fc1, b->gelu, b->ln2, N, C, H, ac->keep_all);
         adapted_forward(lin, l + GLORA_SITE_FC2, b->res2, b->gelu, N, H, C);
         glora_add(b->res2, b->res2, b->res1, N * (size_t)C);
         xin = b->res2;
@@ -482,10 +543,13 @@ static void last_block_cls(const glora_vit_t *m, const glora_vit_linears_t *lin,
     const glora_vit_block_t *w = &m->w.blk[i];
     glora_vit_block_acts_t *b = &ac->blk[i];
     glora_layernorm_forward(b->ln1, b->ln1_mean, b->ln1_rstd, xin, w->ln1_w, w->ln1_b, N, C, LN_EPS);
-    if (lin->packed) {
+    const glora_sgemm_b_t *wq = lin->packed ? &lin->packed[l + GLORA_SITE_QKV] : NULL;
+    if (wq && (lin->w[l + GLORA_SITE_QKV] || glora_gemm_b_panels_only(wq, Cs))) {
         /* Keys and values of every token, the query of the cls token only
-         * (its rows are T*C apart in ln1 and T*3C in qkv). */
-        const glora_sgemm_b_t *wq = &lin->packed[l + GLORA_SITE_QKV];
+         * (its rows are T*C apart in ln1 and T*3C in qkv); from the panels
+         * when the key columns start on a panel's boundary, otherwise from
+         * the weight itself. Packed only, at other widths, every column of
+         * every token instead. */
         const float *bq = lin->b[l + GLORA_SITE_QKV];
         glora_sgemm_packed(GLORA_NOTRANS, N, Cs, 2 * Cs, 1.0f, b->ln1, Cs, wq, 0.0f, bq + Cs,
                            b->qkv + Cs, 3 * Cs);
@@ -499,8 +563,7 @@ static void last_block_cls(const glora_vit_t *m, const glora_vit_linears_t *lin,
     for (size_t k = 0; k < B; k++)
         glora_add(b->res1 + k * Cs, b->res1 + k * Cs, xin + k * (size_t)T * Cs, Cs);
     glora_layernorm_forward(b->ln2, b->ln2_mean, b->ln2_rstd, b->res1, w->ln2_w, w->ln2_b, B, C, LN_EPS);
-    adapted_forward(lin, l + GLORA_SITE_FC1, b->fc1, b->ln2, B, C, H);
-    glora_gelu_forward(b->gelu, b->fc1, B * (size_t)H);
+    fc1_gelu_forward(lin, l + GLORA_SITE_FC1, b->fc1, b->gelu, b->ln2, B, C, H, 0);
     adapted_forward(lin, l + GLORA_SITE_FC2, b->res2, b->gelu, B, H, C);
     glora_add(b->res2, b->res2, b->res1, B * Cs);
     glora_layernorm_forward(ac->cls, ac->lnf_mean, ac->lnf_rstd, b->res2, m->w.norm_w, m->w.norm_b,

@@ -35,6 +35,14 @@ void glora_gelu_forward(float *out, const float *inp, size_t n) {
     }
 }
 
+void glora_gelu_forward_serial(float *out, const float *inp, size_t n) {
+    /* inp and out are (n); the chunk kernel of glora_gelu_forward, elementwise */
+    if (nn_use_avx512())
+        nn_gelu_fwd_avx512(out, inp, n);
+    else
+        gelu_fwd_plain(out, inp, n);
+}
+
 void glora_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
     /* inp, dout, dinp are (n); d gelu/dx = Phi(x) + x phi(x) */
     if (!dinp) return;
