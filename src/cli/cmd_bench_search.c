@@ -33,10 +33,11 @@ static void usage(FILE *out) {
             "\n"
             "Times the search's fitness: top-1 accuracy of random candidates from the official\n"
             "space on 200 images (Fashion-MNIST val200 = train examples 800..999 when found,\n"
-            "else random images), as images/s and candidates/s, the median of --repeat runs.\n"
-            "Each run embeds the images and merges every candidate; glora's buffers (merged\n"
-            "weights, activations) are kept from run to run, as glora search keeps them from\n"
-            "one generation to the next.\n"
+            "else random images), as images/s and candidates/s, the median of --repeat runs,\n"
+            "and glora's CPU seconds per image over them (its process, all threads: on a\n"
+            "loaded machine, the figure to compare). Each run embeds the images and merges\n"
+            "every candidate; glora's buffers (merged weights, kept packed, activations) are\n"
+            "kept from run to run, as glora search keeps them from one generation to the next.\n"
             "Without model files the model is --arch (vit-tiny-28, or vit-b16: ViT-B/16 at\n"
             "224x224x3 on random images) with random weights and rank-4 GLoRA tensors.\n"
             "--precision bf16 runs glora's products with AVX512_BF16 and the peer's bf16\n"
@@ -309,9 +310,10 @@ static int make_images(opts_t *o, const glora_vit_arch_t *A, glora_rng_t *r, ima
     return GLORA_OK;
 }
 
-/* The result: runs[] (images/s in run order), their median g, the peers'. */
+/* The result: runs[] (images/s in run order), their median g, CPU seconds
+ * per image, the peers'. */
 static void report(const opts_t *o, const glora_vit_t *m, const char *data_desc, const double *runs, double g,
-                   const peer_line_t *pl, int npl) {
+                   double cpu, const peer_line_t *pl, int npl) {
     const glora_vit_arch_t *A = &m->arch;
     const int N_IMG = o->n_img, repeat = o->repeat;
     const double peak = o->peak, fpi = flops_per_image(A), gflops = g * fpi * 1e-9;
@@ -323,9 +325,10 @@ static void report(const opts_t *o, const glora_vit_t *m, const char *data_desc,
         printf("], \"threads\": %d, \"images\": %d, \"candidates\": %d, \"rank\": %d, "
                "\"mflop_per_image\": %.1f, \"gflop_per_s\": %.1f, \"data\": \"%s\", "
                "\"precision\": \"%s\", \"executed_gflop_per_s\": %.1f, \"peak_gflop_per_s\": %.1f, "
-               "\"peak_rss_mb\": %.1f",
+               "\"peak_rss_mb\": %.1f, \"cpu_s_per_image\": %.4g",
                o->threads, N_IMG, o->candidates, m->rank, fpi * 1e-6, gflops, data_desc,
-               glora_precision_name(o->prec), g * flops_executed(A) * 1e-9, peak, cli_peak_rss_mb());
+               glora_precision_name(o->prec), g * flops_executed(A) * 1e-9, peak, cli_peak_rss_mb(),
+               cpu);
         for (int i = 0; i < npl; i++)
             printf(", \"speedup_vs_%s\": %.2f", pl[i].impl, pl[i].images_per_s > 0 ? g / pl[i].images_per_s : 0);
         printf("}\n");
@@ -334,6 +337,9 @@ static void report(const opts_t *o, const glora_vit_t *m, const char *data_desc,
     printf("  %-18s %8.4g images/s  %7.3g candidates/s  (runs:", "glora", g, g / N_IMG);
     for (int k = 0; k < repeat; k++) printf(" %.4g", runs[k]);
     printf(")\n");
+    printf("  %-18s %8.4g CPU s per image (glora's process, all threads, over the timed runs:\n"
+           "  %-18s %8s on a loaded machine, compare this rather than images/s)\n",
+           "CPU time", cpu, "", "");
     for (int i = 0; i < npl; i++)
         printf("  %-21s %8.4g images/s  glora is %.2fx\n", pl[i].impl, pl[i].images_per_s,
                pl[i].images_per_s > 0 ? g / pl[i].images_per_s : 0);
@@ -358,15 +364,26 @@ static int fitness(const opts_t *o, glora_search_ws_t *ws, const glora_vit_t *m,
                                          correct, NULL);
 }
 
-/* Times runs [k0, k1) of the fitness of the candidates after the warm-up. */
+/* User + system CPU seconds of this process (all its threads, not the
+ * peer's), so far. */
+static double process_cpu_seconds(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0.0;
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+}
+
+/* Times runs [k0, k1) of the fitness of the candidates after the warm-up;
+ * their CPU time is added to *cpu. */
 static int time_runs(const opts_t *o, glora_search_ws_t *ws, const glora_vit_t *m,
                      const glora_layer_cfg_t **cands, const glora_dataset_t *data,
-                     uint64_t *correct, double *runs, int k0, int k1) {
+                     uint64_t *correct, double *runs, int k0, int k1, double *cpu) {
     for (int k = k0; k < k1; k++) {
-        double t0 = glora_now();
+        double t0 = glora_now(), c0 = process_cpu_seconds();
         if (fitness(o, ws, m, cands, (size_t)o->warm, (size_t)o->candidates, data, correct))
             return GLORA_EINVAL;
         runs[k] = glora_now() - t0;
+        *cpu += process_cpu_seconds() - c0;
     }
     return GLORA_OK;
 }
@@ -445,13 +462,16 @@ int glora_cmd_bench_search(int argc, char **argv) {
     /* glora's runs before and after the peer's, so that a burst of load on
      * the shared machine does not fall on one side only. */
     int before = (o.repeat + 1) / 2;
-    if (time_runs(&o, ws, m, cands, im.data, correct, runs, 0, before)) goto out_fail;
+    double cpu = 0.0;
+    if (time_runs(&o, ws, m, cands, im.data, correct, runs, 0, before, &cpu)) goto out_fail;
     peer_runs(&o, &im, pl, &npl);
-    if (time_runs(&o, ws, m, cands, im.data, correct, runs, before, o.repeat)) goto out_fail;
+    if (time_runs(&o, ws, m, cands, im.data, correct, runs, before, o.repeat, &cpu)) goto out_fail;
+    /* CPU seconds per image over all timed runs */
+    cpu /= (double)o.repeat * o.candidates * o.n_img;
     /* runs[] become images/s in run order (printed), sorted[] gives the median */
     for (int k = 0; k < o.repeat; k++) runs[k] = (double)o.candidates * o.n_img / runs[k];
     memcpy(sorted, runs, (size_t)o.repeat * sizeof *sorted);
-    report(&o, m, im.desc, runs, cli_median(sorted, o.repeat), pl, npl);
+    report(&o, m, im.desc, runs, cli_median(sorted, o.repeat), cpu, pl, npl);
     rc = 0;
     goto out;
 out_oom:
