@@ -320,7 +320,7 @@ int glora_vit_linears_pack_only(glora_vit_linears_t *lin, const glora_vit_t *m) 
         biases += (size_t)o;
         if ((size_t)o * i > largest) largest = (size_t)o * i;
     }
-    /* Biases first, then the one layer's weight (2 MB aligned). */
+    /* Biases first, then the one layer's weight (64-byte aligned). */
     size_t wstart = (biases + 15) & ~(size_t)15;
     float *mem = glora_big_alloc(wstart + largest, sizeof(float));
     if (!mem) return glora_error(GLORA_ENOMEM, "model 'vit': out of memory for merged weights");
@@ -360,8 +360,8 @@ void glora_vit_linears_set(glora_vit_linears_t *lin, const glora_vit_t *m,
             lin->w[l] = lin->merge_w;
             lin->b[l] = b;
             pack_layer(lin, m, l);
-            /* The kernel in use packed it at create time, into panels as
-             * big: the same kernel packs it again without allocating. */
+            /* The kernel in use packed W0 here before (pack_only), into
+             * panels as big: packing again allocates nothing, cannot fail. */
             GLORA_ASSERT(glora_gemm_b_panels_only(&lin->packed[l], 0));
             lin->packed[l].b = NULL;
             lin->w[l] = NULL;
