@@ -79,13 +79,12 @@ static int ws_floats(float **p, size_t *cap, size_t n) {
 }
 
 /* Makes lin[0 .. nws) and acts[0 .. nws) fit model m (its precision) and
- * batch, keeping what already does. The weights are kept packed only
- * (glora_vit_linears_pack_only): each layer merged into one layer-sized
- * buffer and packed from there, so a thread holds no merged fp32 copy of
- * the model beside the packed one (ViT-B/16: 340 MB a thread). Packing a
- * candidate's weights costs what the products would spend packing them
- * on the first batch anyway, and the later batches reuse them. */
-static int ws_fit(glora_search_ws_t *ws, const glora_vit_t *m, int nws, size_t batch) {
+ * batch, keeping what already does. With pack, the weights are kept packed
+ * only (glora_vit_linears_pack_only): each layer merged into one
+ * layer-sized buffer and packed from there, so a thread holds no merged
+ * fp32 copy of the model beside the packed one (ViT-B/16: 340 MB a
+ * thread). */
+static int ws_fit(glora_search_ws_t *ws, const glora_vit_t *m, int nws, size_t batch, int pack) {
     if (nws > ws->cap) {
         glora_vit_linears_t **lin = realloc(ws->lin, (size_t)nws * sizeof *lin);
         if (lin) ws->lin = lin;
@@ -110,10 +109,8 @@ static int ws_fit(glora_search_ws_t *ws, const glora_vit_t *m, int nws, size_t b
             ws->acts[t] = NULL;
         }
         if (t >= nws) continue;
-        if (!ws->lin[t]) {
-            rc = glora_vit_linears_create(&ws->lin[t], m);
-            if (rc == GLORA_OK) rc = glora_vit_linears_pack_only(ws->lin[t], m);
-        }
+        if (!ws->lin[t]) rc = glora_vit_linears_create(&ws->lin[t], m);
+        if (rc == GLORA_OK && pack) rc = glora_vit_linears_pack_only(ws->lin[t], m);
         if (rc == GLORA_OK && !ws->acts[t]) rc = glora_vit_acts_create(&ws->acts[t], m, batch, 0);
     }
     ws->m = m;
@@ -184,7 +181,12 @@ int glora_search_fitness_score_ws(glora_search_ws_t *ws, const glora_vit_t *m,
     int nthreads = glora_max_threads();
     int outer = n >= (size_t)nthreads && nthreads > 1;
     int nws = outer ? nthreads : 1;
-    int rc = ws_fit(ws, m, nws, batch);
+    /* Packed when a candidate's weights serve several batches, and in bf16
+     * always: bf16 panels are half the size of the merged fp32 weights,
+     * and packing them up front is the work the products would do on the
+     * one batch. fp32 with one batch a candidate keeps the merged weights
+     * unpacked (its panels would be as big). */
+    int rc = ws_fit(ws, m, nws, batch, n_img > batch || m->precision == GLORA_BF16);
     if (rc == GLORA_OK) rc = embed_all(m, ds, lo, n_img, batch, ws->acts[0], ws);
     if (rc != GLORA_OK) return rc;
     const float *tokens = ws->tokens;

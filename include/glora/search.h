@@ -361,7 +361,8 @@ int glora_search_fitness_score(const glora_vit_t *m, const glora_layer_cfg_t *co
                                uint64_t *correct, double *loss);
 
 /* Buffers of the fitness kept from one call to the next (each thread's
- * merged weights, kept packed only, and activations, the tokens): fresh pages for
+ * merged weights, packed only in bf16 or when a candidate sees several
+ * batches, and activations, the tokens): fresh pages for
  * a ViT-B/16's weights cost more than scoring a few images. NULL when out
  * of memory; glora_search_ws_free(NULL) is a no-op. A workspace serves one
  * caller at a time, any model, batch and thread count (it is remade to
