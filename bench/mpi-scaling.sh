@@ -24,8 +24,10 @@
 #       from run to run, so the best of a few runs is a lucky one: use this
 #       mode for the speed-up. About 1 minute per round at EPOCHS=4 (tiny).
 # Either way:
-#   BIND=core         binds each rank to a core (mpirun --bind-to core) and
-#                     1x2's threads (OMP_PROC_BIND=close); default: unbound
+#   BIND=core         (the default) binds each rank to a core (mpirun
+#                     --bind-to core, Open MPI's own default for 1-2 ranks)
+#                     and 1x2's threads (OMP_PROC_BIND=close); BIND=none
+#                     leaves them to the scheduler
 #   STEP_STATS=DIR    each training run also writes GLORA_STEP_STATS files
 #                     DIR/<model>-<layout>-<run>.<rank>, summarised at the
 #                     end by bench/mpi-steps.py (per-step phase times)
@@ -38,7 +40,7 @@ F=/usr/share/datasets/fashion-mnist
 T=$(mktemp -d "${TMPDIR:-/tmp}/glora-mpi.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-BIND=${BIND:-none}
+BIND=${BIND:-core}
 MPI2="$MPIRUN -q -np 2 --oversubscribe --bind-to $BIND -x GLORA_COMM_STATS=1"
 [ -n "${STEP_STATS:-}" ] && mkdir -p "$STEP_STATS" && MPI2="$MPI2 -x GLORA_STEP_STATS"
 IMG="$F/train-images-idx3-ubyte.gz"
