@@ -82,24 +82,24 @@ av_tile(float *o, size_t ldo, const float *a, size_t lda, const float *v, size_t
  * the 32 registers. */
 static int av_rows_max(int nv) { return nv == 1 ? 12 : nv == 2 ? 12 : nv == 3 ? 8 : 6; }
 
+/* Calls a tile function's instance for (rows, nv), both known at compile
+ * time inside it: CASE(R, NV) is the caller's "case R: call; break;", and
+ * the row counts per nv are av_rows_max's. */
+#define TILE_ROWS6(C, NV) C(1, NV) C(2, NV) C(3, NV) C(4, NV) C(5, NV) C(6, NV)
+#define TILE_ROWS8(C, NV) TILE_ROWS6(C, NV) C(7, NV) C(8, NV)
+#define TILE_ROWS12(C, NV) TILE_ROWS8(C, NV) C(9, NV) C(10, NV) C(11, NV) C(12, NV)
+#define TILE_DISPATCH(C)                                                             \
+    switch (nv) {                                                                    \
+    case 1: switch (rows) { TILE_ROWS12(C, 1) default: break; } break;               \
+    case 2: switch (rows) { TILE_ROWS12(C, 2) default: break; } break;               \
+    case 3: switch (rows) { TILE_ROWS8(C, 3) default: break; } break;                \
+    default: switch (rows) { TILE_ROWS6(C, 4) default: break; } break;               \
+    }
+
 static void av_group(float *o, size_t ldo, const float *a, size_t lda, const float *v, size_t ldv,
                      size_t T, int rows, int nv) {
 #define CASE(R, NV) case R: av_tile(o, ldo, a, lda, v, ldv, T, R, NV); break;
-#define ROWS12(NV) switch (rows) { CASE(1, NV) CASE(2, NV) CASE(3, NV) CASE(4, NV) CASE(5, NV) \
-    CASE(6, NV) CASE(7, NV) CASE(8, NV) CASE(9, NV) CASE(10, NV) CASE(11, NV) CASE(12, NV) default: break; }
-#define ROWS8(NV) switch (rows) { CASE(1, NV) CASE(2, NV) CASE(3, NV) CASE(4, NV) CASE(5, NV) \
-    CASE(6, NV) CASE(7, NV) CASE(8, NV) default: break; }
-#define ROWS6(NV) switch (rows) { CASE(1, NV) CASE(2, NV) CASE(3, NV) CASE(4, NV) CASE(5, NV) \
-    CASE(6, NV) default: break; }
-    switch (nv) {
-    case 1: ROWS12(1) break;
-    case 2: ROWS12(2) break;
-    case 3: ROWS8(3) break;
-    default: ROWS6(4) break;
-    }
-#undef ROWS6
-#undef ROWS8
-#undef ROWS12
+    TILE_DISPATCH(CASE)
 #undef CASE
 }
 
@@ -301,21 +301,7 @@ acc_tile(float *y, size_t ldy, const float *w, size_t ldr, size_t ldt, const flo
 static void acc_group(float *y, size_t ldy, const float *w, size_t ldr, size_t ldt, const float *x,
                       size_t ldx, size_t n, int rows, int nv) {
 #define CASE(R, NV) case R: acc_tile(y, ldy, w, ldr, ldt, x, ldx, n, R, NV); break;
-#define ROWS12(NV) switch (rows) { CASE(1, NV) CASE(2, NV) CASE(3, NV) CASE(4, NV) CASE(5, NV) \
-    CASE(6, NV) CASE(7, NV) CASE(8, NV) CASE(9, NV) CASE(10, NV) CASE(11, NV) CASE(12, NV) default: break; }
-#define ROWS8(NV) switch (rows) { CASE(1, NV) CASE(2, NV) CASE(3, NV) CASE(4, NV) CASE(5, NV) \
-    CASE(6, NV) CASE(7, NV) CASE(8, NV) default: break; }
-#define ROWS6(NV) switch (rows) { CASE(1, NV) CASE(2, NV) CASE(3, NV) CASE(4, NV) CASE(5, NV) \
-    CASE(6, NV) default: break; }
-    switch (nv) {
-    case 1: ROWS12(1) break;
-    case 2: ROWS12(2) break;
-    case 3: ROWS8(3) break;
-    default: ROWS6(4) break;
-    }
-#undef ROWS6
-#undef ROWS8
-#undef ROWS12
+    TILE_DISPATCH(CASE)
 #undef CASE
 }
 
