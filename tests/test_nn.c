@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "glora/common.h"
+#include "glora/gemm.h"
 #include "glora/nn.h"
 #include "util/parallel.h"
 #include "util/rng.h"
@@ -571,6 +572,107 @@ static void test_attention_backward_kernels(void **state) {
     assert_true(dq == 1.0f && da == 1.0f);
 }
 
+/* ------------------------------------------------- bf16 attention forward
+ *
+ * Against double precision on the bf16-rounded operands: the scores and
+ * probabilities from q and k rounded once, and the output from v and the
+ * kernel's own probabilities rounded once (the only roundings besides the
+ * fp32 accumulation). Then the hardware kernel against the emulation bit
+ * for bit (where the CPU has AVX512_BF16), the public entry, the cls-only
+ * entry, and 1 against 2 threads. */
+static double bf(float x) { return (double)glora_bf16_round(x); }
+
+static void run_attention_bf16_case(size_t B, int T, int C, int NH, float range) {
+    const size_t nq = B * T * 3 * C, no = B * T * C, na = B * NH * T * T;
+    const int hd = C / NH;
+    float *qkv = frand(nq, -range, range), *out = fzeros(no), *att = fzeros(na);
+    nn_attention_forward_bf16_with(0, out, att, qkv, B, T, C, NH, (size_t)T);
+    const double u = ldexp(1.0, -24), scale = 1.0 / sqrt((double)hd);
+    double *s = dzeros((size_t)T);
+    for (size_t b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+#define QKV(t, which, d) qkv[((b * T + (t)) * 3 + (which)) * C + h * hd + (d)]
+            const float *a = att + (b * NH + h) * (size_t)T * T;
+            for (int i = 0; i < T; i++) {
+                double mx = -INFINITY, sum = 0, dsb = 0;
+                for (int j = 0; j < T; j++) {
+                    double dot = 0, mag = 0;
+                    for (int d = 0; d < hd; d++) {
+                        dot += bf(QKV(i, 0, d)) * bf(QKV(j, 1, d));
+                        mag += fabs(bf(QKV(i, 0, d)) * bf(QKV(j, 1, d)));
+                    }
+                    s[j] = dot * scale;
+                    dsb = fmax(dsb, ((hd + 1) / 2 + 2) * u * mag * scale + 2 * u * fabs(s[j]));
+                    mx = fmax(mx, s[j]);
+                }
+                for (int j = 0; j < T; j++) sum += exp(s[j] - mx);
+                for (int j = 0; j < T; j++) {
+                    /* Each score off by dsb moves a probability by at most
+                     * 2 dsb relative, plus exp's and the division's error. */
+                    const double want = exp(s[j] - mx) / sum, got = a[i * T + j];
+                    if (fabs(got - want) > want * (2.2 * dsb + 1e-6) + 1e-30) {
+                        fail_msg("bf16 attention probability (b %zu h %d i %d j %d): %.9g, want %.9g",
+                                 b, h, i, j, got, want);
+                    }
+                }
+                for (int d = 0; d < hd; d++) {
+                    double want = 0, mag = 0, full = 0;
+                    for (int j = 0; j < T; j++) {
+                        want += bf(a[i * T + j]) * bf(QKV(j, 2, d));
+                        mag += fabs(bf(a[i * T + j]) * bf(QKV(j, 2, d)));
+                        full += (double)a[i * T + j] * bf(QKV(j, 2, d));
+                    }
+                    const double got = out[(b * T + i) * C + h * hd + d];
+                    if (fabs(got - want) > ((T + 1) / 2 + 2) * u * mag) {
+                        fail_msg("bf16 attention output (b %zu h %d i %d d %d): %.9g, want %.9g",
+                                 b, h, i, d, got, want);
+                    }
+                    /* P's rounding is the only other error: 2^-8 relative. */
+                    assert_true(fabs(got - full) <= 1.01 * ldexp(1.0, -8) * mag + ((T + 1) / 2 + 2) * u * mag);
+                }
+            }
+#undef QKV
+        }
+    if (nn_use_avx512() && !glora_bgemm_emulated() && nn_attn_bf16_avx512_fits((size_t)hd)) {
+        float *o2 = fzeros(no), *a2 = fzeros(na);
+        nn_attention_forward_bf16_with(1, o2, a2, qkv, B, T, C, NH, (size_t)T);
+        assert_bits_equal("bf16 attention: AVX512_BF16 output vs emulation", o2, out, no);
+        assert_bits_equal("bf16 attention: AVX512_BF16 probabilities vs emulation", a2, att, na);
+        free(o2); free(a2);
+    }
+    const int saved = glora_max_threads();
+    for (int th = 1; th <= 2; th++) {
+        glora_set_threads(th);
+        float *o2 = fzeros(no), *a2 = fzeros(na), *o1 = fzeros(B * C), *a1 = fzeros(B * NH * T);
+        glora_attention_forward_bf16(o2, a2, qkv, B, T, C, NH);
+        assert_bits_equal("bf16 attention: public entry vs emulation", o2, out, no);
+        assert_bits_equal("bf16 attention: public probabilities vs emulation", a2, att, na);
+        glora_attention_forward_first_bf16(o1, a1, qkv, B, T, C, NH);
+        for (size_t b = 0; b < B; b++) {
+            assert_bits_equal("bf16 attention: cls output", o1 + b * C, out + b * T * C, (size_t)C);
+            for (int h = 0; h < NH; h++)
+                assert_bits_equal("bf16 attention: cls probabilities", a1 + (b * NH + h) * T,
+                                  att + (b * NH + h) * (size_t)T * T, (size_t)T);
+        }
+        free(o2); free(a2); free(o1); free(a1);
+    }
+    glora_set_threads(saved);
+    free(qkv); free(out); free(att); free(s);
+}
+
+static void test_attention_bf16(void **state) {
+    (void)state;
+    run_attention_bf16_case(1, 197, 128, 2, 2.0f); /* ViT-B/16: 197 tokens, hd 64 */
+    run_attention_bf16_case(2, 17, 128, 4, 2.0f);  /* vit-tiny-28: hd 32 */
+    run_attention_bf16_case(1, 37, 192, 2, 1.5f);  /* hd 96: output columns split */
+    run_attention_bf16_case(1, 33, 256, 2, 1.0f);  /* hd 128 */
+    run_attention_bf16_case(1, 32, 64, 2, 3.0f);   /* whole blocks of keys only */
+    run_attention_bf16_case(3, 1, 64, 1, 2.0f);    /* one token */
+    run_attention_bf16_case(2, 16, 64, 1, 8.0f);   /* one block; peaked softmax */
+    run_attention_bf16_case(2, 7, 10, 2, 2.0f);    /* hd 5 (odd): emulation on every CPU */
+    run_attention_bf16_case(1, 9, 48, 3, 2.0f);    /* hd 16: emulation on every CPU */
+}
+
 static void test_gelu(void **state) {
     (void)state;
     const size_t n = 67;
@@ -837,6 +939,7 @@ int main(void) {
         cmocka_unit_test(test_cls),       cmocka_unit_test(test_linear),
         cmocka_unit_test(test_layernorm), cmocka_unit_test(test_attention),
         cmocka_unit_test(test_attention_backward_kernels),
+        cmocka_unit_test(test_attention_bf16),
         cmocka_unit_test(test_gelu),      cmocka_unit_test(test_vector_math),
         cmocka_unit_test(test_add),
         cmocka_unit_test(test_xent),      cmocka_unit_test(test_threads_bit_identical),

@@ -72,6 +72,16 @@ void glora_attention_forward(float *out, float *att, const float *qkv,
  * value equals the corresponding one of glora_attention_forward bit for bit. */
 void glora_attention_forward_first(float *out, float *att, const float *qkv,
                                    size_t B, int T, int C, int NH);
+/* The two above in bf16, for inference under `precision: bf16` (no
+ * backward): q k^T and p v as bf16 products with fp32 accumulation (q, k,
+ * v and the probabilities rounded to bf16 once), the softmax in fp32; att
+ * gets the fp32 probabilities. Deterministic, the same for any thread
+ * count, and the same bits on a CPU without AVX512_BF16 (exact emulation).
+ * The definition: src/nn/attention_bf16.c. */
+void glora_attention_forward_bf16(float *out, float *att, const float *qkv,
+                                  size_t B, int T, int C, int NH);
+void glora_attention_forward_first_bf16(float *out, float *att, const float *qkv,
+                                        size_t B, int T, int C, int NH);
 /* datt is scratch of the size of att (contents on return unspecified). */
 void glora_attention_backward(float *dqkv, float *datt, const float *dout,
                               const float *qkv, const float *att,

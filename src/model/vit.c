@@ -439,6 +439,14 @@ void glora_vit_acts_free(glora_vit_acts_t *a) {
 static void last_block_cls(const glora_vit_t *m, const glora_vit_linears_t *lin,
                            glora_vit_acts_t *ac, const float *xin, size_t B);
 
+/* Attention in bf16 (glora_attention_forward_bf16): in inference (a
+ * workspace that keeps one block's activations: search, eval, predict,
+ * training's validation) under precision bf16. Training's forward keeps
+ * fp32 attention, whose probabilities its backward needs. */
+static int attn_bf16(const glora_vit_t *m, const glora_vit_acts_t *ac) {
+    return m->precision == GLORA_BF16 && !ac->keep_all;
+}
+
 /* Adapted layer l on N rows, through its packed weight when there is one. */
 static void adapted_forward(const glora_vit_linears_t *lin, int l, float *out, const float *inp,
                             size_t N, int IC, int OC) {
@@ -511,7 +519,10 @@ void glora_vit_forward_tokens(const glora_vit_t *m, const glora_vit_linears_t *l
         }
         glora_layernorm_forward(b->ln1, b->ln1_mean, b->ln1_rstd, xin, w->ln1_w, w->ln1_b, N, C, LN_EPS);
         adapted_forward(lin, l + GLORA_SITE_QKV, b->qkv, b->ln1, N, C, 3 * C);
-        glora_attention_forward(b->attn, b->att, b->qkv, B, T, C, NH);
+        if (attn_bf16(m, ac))
+            glora_attention_forward_bf16(b->attn, b->att, b->qkv, B, T, C, NH);
+        else
+            glora_attention_forward(b->attn, b->att, b->qkv, B, T, C, NH);
         adapted_forward(lin, l + GLORA_SITE_PROJ, b->res1, b->attn, N, C, C);
         glora_add(b->res1, b->res1, xin, N * (size_t)C);
         glora_layernorm_forward(b->ln2, b->ln2_mean, b->ln2_rstd, b->res1, w->ln2_w, w->ln2_b, N, C, LN_EPS);
@@ -558,7 +569,10 @@ static void last_block_cls(const glora_vit_t *m, const glora_vit_linears_t *lin,
     } else {
         adapted_forward(lin, l + GLORA_SITE_QKV, b->qkv, b->ln1, N, C, 3 * C);
     }
-    glora_attention_forward_first(b->attn, b->att, b->qkv, B, T, C, a->heads);
+    if (attn_bf16(m, ac))
+        glora_attention_forward_first_bf16(b->attn, b->att, b->qkv, B, T, C, a->heads);
+    else
+        glora_attention_forward_first(b->attn, b->att, b->qkv, B, T, C, a->heads);
     adapted_forward(lin, l + GLORA_SITE_PROJ, b->res1, b->attn, B, C, C);
     for (size_t k = 0; k < B; k++)
         glora_add(b->res1 + k * Cs, b->res1 + k * Cs, xin + k * (size_t)T * Cs, Cs);

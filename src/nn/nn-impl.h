@@ -52,6 +52,20 @@ void nn_attn_bwd_pair_avx512(float *dbase, float *da, const float *g0, const flo
 void nn_attention_backward_with(int avx512, float *dqkv, float *datt, const float *dout,
                                 const float *qkv, const float *att, size_t B, int T, int C, int NH);
 
+/* The bf16 attention forward (attention_bf16.c defines it; the AVX512_BF16
+ * pair kernel in attention_bf16_avx512.c gives the same bits): whether the
+ * kernel takes head width hd; one pair's first nq queries (0, or -1 when
+ * its buffers cannot be allocated: nothing written); the same in exact
+ * portable C; the first Tq queries of every pair with the kernel where hw
+ * is set (the tests compare the two bit for bit). */
+int nn_attn_bf16_avx512_fits(size_t hd);
+int nn_attn_bf16_pair_avx512(float *o0, float *a, const float *base, size_t T, size_t Cs,
+                             size_t hd, float scale, size_t nq);
+void nn_attn_bf16_pair_emulated(float *o0, float *a, const float *base, size_t T, size_t Cs,
+                                size_t hd, float scale, size_t nq);
+void nn_attention_forward_bf16_with(int hw, float *out, float *att, const float *qkv, size_t B,
+                                    int T, int C, int NH, size_t Tq);
+
 /* Row kernels in AVX-512 + FMA (rows_avx512.c): GELU forward and backward
  * on n values, and LayerNorm of one row of Cs channels (mean and rstd may
  * be NULL). */

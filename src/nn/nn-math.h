@@ -35,10 +35,15 @@ static inline float nn_u2f(uint32_t u) {
  * stop the loop from vectorising. */
 #define NN_INLINE static inline __attribute__((always_inline))
 
+/* A file may define NN_MADD itself before including this header
+ * (attention_bf16.c: fused everywhere, to give the bits of the AVX-512
+ * file on any CPU). */
+#ifndef NN_MADD
 #ifdef __FMA__
 #define NN_MADD(a, b, c) __builtin_fmaf((a), (b), (c))
 #else
 #define NN_MADD(a, b, c) ((a) * (b) + (c))
+#endif
 #endif
 
 /* exp(a + b) for a + b in [-87, 0], with a + b carried as two floats so
