@@ -15,7 +15,8 @@
  *  - softmax in fp32: mx = max_j s_ij; e_j = nn_exp_neg(s_ij - mx) with
  *    fused multiply-adds (NN_MADD below); the sum as 16 lane partials,
  *    lane l adding e_j for j = l, l + 16, ... in order from +0, then
- *    lanes 0..15 added one after another; p_ij = e_j * (1 / sum). att
+ *    the lanes as a tree (lane l += lane l + w for w = 8, 4, 2, 1; the sum
+ *    is lane 0); p_ij = e_j * (1 / sum). att
  *    holds these fp32 p_ij.
  *  - p_ij rounded to bf16 once, pairs along the keys (word m: keys 2m and
  *    2m + 1, zero past an odd T), v likewise (word m of dimension d: v_2m,d
@@ -54,8 +55,9 @@ static void softmax_row_def(float *a, size_t T) {
         a[j] = nn_exp_neg(a[j] - mx);
         lane[j % 16] = lane[j % 16] + a[j];
     }
-    float sum = lane[0];
-    for (int l = 1; l < 16; l++) sum = sum + lane[l];
+    for (int w = 8; w >= 1; w /= 2)
+        for (int l = 0; l < w; l++) lane[l] = lane[l] + lane[l + w];
+    const float sum = lane[0];
     const float inv = 1.0f / sum;
     for (size_t j = 0; j < T; j++) a[j] = a[j] * inv;
 }

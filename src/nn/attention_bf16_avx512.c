@@ -144,6 +144,11 @@ static void av_group(float *o, size_t ldo, const uint32_t *pw, size_t ldp, const
 #undef CASE
 }
 
+/* The cache lines of one row of n floats, into L1. */
+static inline void prefetch_row(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i += 16) _mm_prefetch((const char *)(x + i), _MM_HINT_T0);
+}
+
 /* Groups of at most `max` rows, as even as possible (17 = 9 + 8). */
 static size_t group_rows(size_t n, size_t max) {
     size_t groups = (n + max - 1) / max;
@@ -159,30 +164,53 @@ static inline __m512i words32(const float *x, size_t n) {
 }
 
 /* The softmax of one row in place (the definition's order), then its
- * probabilities as bf16 words over pairs of keys into pw. */
+ * probabilities as bf16 words over pairs of keys into pw. The exponentials
+ * run on an aligned copy of the row padded to whole vectors (no scalar
+ * peel or tail; the padding's lanes are dropped), up to SM_PIECE at a
+ * time. */
+#define SM_PIECE 256
+
 static void softmax_row(float *a, size_t T, uint32_t *pw) {
+    float buf[SM_PIECE] __attribute__((aligned(64)));
     const size_t full = T / 16 * 16;
     const __mmask16 tm = (__mmask16)((1u << (T % 16)) - 1u);
     __m512 vmx = _mm512_set1_ps(-INFINITY);
     for (size_t j = 0; j < full; j += 16) vmx = _mm512_max_ps(vmx, _mm512_loadu_ps(a + j));
     if (tm) vmx = _mm512_mask_max_ps(vmx, tm, vmx, _mm512_maskz_loadu_ps(tm, a + full));
-    const float mx = _mm512_reduce_max_ps(vmx);
-#pragma omp simd
-    for (size_t j = 0; j < T; j++) a[j] = nn_exp_neg(a[j] - mx);
+    vmx = _mm512_set1_ps(_mm512_reduce_max_ps(vmx));
     __m512 vs = _mm512_setzero_ps();
-    for (size_t j = 0; j < full; j += 16) vs = _mm512_add_ps(vs, _mm512_loadu_ps(a + j));
-    if (tm) vs = _mm512_add_ps(vs, _mm512_maskz_loadu_ps(tm, a + full));
-    float lane[16] __attribute__((aligned(64)));
-    _mm512_store_ps(lane, vs);
-    float sum = lane[0];
-    for (int l = 1; l < 16; l++) sum = sum + lane[l];
+    for (size_t p0 = 0; p0 < T; p0 += SM_PIECE) {
+        const size_t len = T - p0 < SM_PIECE ? T - p0 : SM_PIECE, padded = (len + 15) / 16 * 16;
+        for (size_t j = 0; j < padded; j += 16) {
+            const __mmask16 m = j + 16 <= len ? (__mmask16)0xffff : tm;
+            _mm512_store_ps(buf + j, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + p0 + j), vmx));
+        }
+#pragma omp simd aligned(buf : 64)
+        for (size_t j = 0; j < padded; j++) buf[j] = nn_exp_neg(buf[j]);
+        for (size_t j = 0; j < padded; j += 16) {
+            const __mmask16 m = j + 16 <= len ? (__mmask16)0xffff : tm;
+            const __m512 e = _mm512_maskz_mov_ps(m, _mm512_load_ps(buf + j));
+            vs = _mm512_add_ps(vs, e);
+            _mm512_mask_storeu_ps(a + p0 + j, m, e);
+        }
+    }
+    /* The lanes' tree: l + (l + 8), then + 4, + 2, + 1. */
+    const __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(vs), _mm512_extractf32x8_ps(vs, 1));
+    const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    const float sum = _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
     const __m512 inv = _mm512_set1_ps(1.0f / sum);
-    for (size_t j = 0; j < full; j += 16)
-        _mm512_storeu_ps(a + j, _mm512_mul_ps(_mm512_loadu_ps(a + j), inv));
-    if (tm)
-        _mm512_mask_storeu_ps(a + full, tm, _mm512_mul_ps(_mm512_maskz_loadu_ps(tm, a + full), inv));
-    for (size_t j = 0; j < T; j += 32)
-        _mm512_storeu_si512(pw + j / 2, words32(a + j, T - j < 32 ? T - j : 32));
+    /* p = e * inv, and the words of each 32 of them. */
+    for (size_t j = 0; j < T; j += 32) {
+        const size_t n = T - j < 32 ? T - j : 32;
+        const __mmask16 m0 = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1u);
+        const __mmask16 m1 = n >= 32 ? (__mmask16)0xffff : n <= 16 ? 0 : (__mmask16)((1u << (n - 16)) - 1u);
+        const __m512 lo = _mm512_mul_ps(_mm512_maskz_loadu_ps(m0, a + j), inv);
+        const __m512 hi = _mm512_mul_ps(_mm512_maskz_loadu_ps(m1, a + j + 16), inv);
+        _mm512_mask_storeu_ps(a + j, m0, lo);
+        _mm512_mask_storeu_ps(a + j + 16, m1, hi);
+        _mm512_storeu_si512(pw + j / 2, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
 }
 
 int nn_attn_bf16_pair_avx512(float *o0, float *a, const float *base, size_t T, size_t Cs,
@@ -198,9 +226,14 @@ int nn_attn_bf16_pair_avx512(float *o0, float *a, const float *base, size_t T, s
     uint32_t *kt = buf, *vw = kt + nblk * kstride, *qw = vw + mp * hd, *pw = qw + nq * hp;
     const float *k0 = base + Cs, *v0 = base + 2 * Cs;
 
-    /* Keys: per block of 16, the words of each key (rows) transposed. */
+    /* Keys: per block of 16, the words of each key (rows) transposed. The
+     * rows are 3 Cs apart (9 KB at ViT-B/16), which the hardware does not
+     * prefetch: the next block's, and the values' first rows, are asked
+     * for here. */
     for (size_t jb = 0; jb < nblk; jb++) {
         const size_t j0 = jb * 16, nk = T - j0 < 16 ? T - j0 : 16;
+        for (size_t j = j0 + 16; j < j0 + 32; j++)
+            prefetch_row(j < T ? k0 + j * C3 : v0 + (j - T) % T * C3, hd);
         for (size_t c = 0; c < hp / 16; c++) {
             __m512 r[16];
             for (size_t j = 0; j < 16; j++)
@@ -212,6 +245,8 @@ int nn_attn_bf16_pair_avx512(float *o0, float *a, const float *base, size_t T, s
     /* Values: word m of dimension d pairs keys 2m and 2m + 1. */
     for (size_t m = 0; m < mp; m++) {
         const float *va = v0 + 2 * m * C3, *vb = va + C3;
+        if (2 * m + 16 < T) prefetch_row(v0 + (2 * m + 16) * C3, hd);
+        if (2 * m + 17 < T) prefetch_row(v0 + (2 * m + 17) * C3, hd);
         const int odd = 2 * m + 1 >= T;
         for (int c = 0; c < nv; c++) {
             const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(va + c * 16)));
@@ -221,9 +256,11 @@ int nn_attn_bf16_pair_avx512(float *o0, float *a, const float *base, size_t T, s
         }
     }
     /* Queries. */
-    for (size_t i = 0; i < nq; i++)
+    for (size_t i = 0; i < nq; i++) {
+        if (i + 8 < nq) prefetch_row(base + (i + 8) * C3, hd);
         for (size_t c = 0; c < hp / 16; c++)
             _mm512_storeu_si512(qw + i * hp + c * 16, words32(base + i * C3 + c * 32, 32));
+    }
 
     /* Scores, 12 queries x 2 blocks of keys a tile. */
     const __m512 vscale = _mm512_set1_ps(scale);
