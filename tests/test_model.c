@@ -173,7 +173,11 @@ static void test_bf16_logits(void **state) {
     assert_int_equal(glora_vit_linears_create(&lin_packed, m), GLORA_OK);
     assert_int_equal(glora_vit_linears_pack(lin_packed), GLORA_OK);
     assert_int_equal(glora_vit_acts_create(&acts, m, 4, 0), GLORA_OK);
-    double worst = 0;
+    /* A training workspace (keep_all) runs attention in fp32: against it,
+     * what bf16 attention alone changes. */
+    glora_vit_acts_t *acts_all;
+    assert_int_equal(glora_vit_acts_create(&acts_all, m, 4, 1), GLORA_OK);
+    double worst = 0, worst_attn = 0, worst_f32attn = 0;
     for (int k = 0; k < ncfg; k++) {
         char key[96];
         snprintf(key, sizeof key, "logits.%s", names[k]);
@@ -197,9 +201,23 @@ static void test_bf16_logits(void **state) {
         if (maxerr > 5e-2 * maxabs)
             fail_msg("bf16 %s: max |error| %.3g exceeds 5e-2 * max |logit| %.3g", key, maxerr, maxabs);
         if (maxerr / maxabs > worst) worst = maxerr / maxabs;
+        glora_vit_forward(m, lin, acts_all, x, 4);
+        double attn = 0, f32attn = 0;
+        for (int i = 0; i < 20; i++) {
+            attn = fmax(attn, fabs((double)acts_all->logits[i] - got[0][i]));
+            f32attn = fmax(f32attn, fabs((double)acts_all->logits[i] - want[i]));
+        }
+        if (f32attn / maxabs > worst_f32attn) worst_f32attn = f32attn / maxabs;
+        /* bf16 attention rounds q, k, v and the probabilities: it moves the
+         * logits (not by more than the products' rounding does). */
+        assert_true(attn > 0 && attn <= 5e-2 * maxabs);
+        if (attn / maxabs > worst_attn) worst_attn = attn / maxabs;
     }
     print_message("bf16 logits vs the fp32 PyTorch fixtures: max |error| / max |logit| = %.2e "
-                  "(worst of %d configurations)\n", worst, ncfg);
+                  "(worst of %d configurations; %.2e with fp32 attention); bf16 attention alone "
+                  "(against fp32 attention, same bf16 products): %.2e\n", worst, ncfg, worst_f32attn,
+                  worst_attn);
+    glora_vit_acts_free(acts_all);
     glora_vit_linears_free(lin);
     glora_vit_linears_free(lin_packed);
     glora_vit_acts_free(acts);
