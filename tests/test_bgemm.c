@@ -4,7 +4,8 @@
  * alpha/beta, bias); the AVX512_BF16 kernel, the emulation and the
  * reference bit-identical (where the CPU has the instruction), including
  * products that underflow, overflow or cancel; the rounding of operands;
- * the same bits for 1, 2 and 3 threads; packed right-hand sides. */
+ * the same bits for 1, 2 and 3 threads; packed right-hand sides; the
+ * AVX-512 packers against the portable ones word for word. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -19,6 +20,7 @@
 
 #include "glora/common.h"
 #include "glora/gemm.h"
+#include "gemm/gemm-impl.h"
 #include "util/parallel.h"
 #include "util/rng.h"
 
@@ -412,6 +414,63 @@ static void test_packed_epilogue(void **state) {
     glora_sgemm_b_free(&pb);
 }
 
+/* The AVX-512 packers (pack_avx512_bf16.c) write the portable packers'
+ * words exactly, for every form of op(A) and op(B): odd k (the missing
+ * partner), k ranges starting off zero and odd, partial panels (1-31
+ * columns, 1-11 rows), leading dimensions past the width, and values
+ * that round up, tie, overflow to infinity, are denormal, zero, infinite
+ * or NaN. The destination starts as garbage, so padding must be written. */
+static void test_packers(void **state) {
+    (void)state;
+    if (glora_bgemm_set_kernel("avx512_bf16") != GLORA_OK) {
+        glora_error_clear();
+        skip();
+    }
+    glora_bgemm_set_kernel("auto");
+    static const float special[] = {0.0f, -0.0f, 0x1p-130f, -0x1p-140f, FLT_MAX, -FLT_MAX,
+                                    INFINITY, -INFINITY, 1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f,
+                                    0x1p-126f, 65504.0f};
+    static const size_t widths[] = {1, 5, 11, 12, 13, 16, 17, 24, 31, 32, 33, 45, 64, 97};
+    static const size_t depths[] = {1, 2, 3, 4, 7, 31, 32, 33, 64, 65};
+    glora_rng_t rng;
+    glora_rng_seed(&rng, 41);
+    for (int t = 0; t < 400; t++) {
+        glora_trans_t tr = (glora_trans_t)(t & 1);
+        size_t w = widths[glora_rng_below(&rng, 14)], k = depths[glora_rng_below(&rng, 10)];
+        size_t k0 = t % 3 == 0 ? glora_rng_below(&rng, 4) : 0, k1 = k0 + k;
+        /* The stored matrix: k1 x w when its rows are k steps (op(A)^T,
+         * op(B) = B), else w x k1; ld up to 2 past its width. */
+        int is_b = (t & 2) != 0, kmajor = is_b ? !tr : tr;
+        size_t rows = kmajor ? k1 : w, ld = (kmajor ? w : k1) + glora_rng_below(&rng, 3);
+        float *src = random_matrix(&rng, rows * ld);
+        for (size_t i = 0; i < rows * ld; i++)
+            if (glora_rng_below(&rng, 6) == 0)
+                src[i] = special[glora_rng_below(&rng, sizeof special / sizeof special[0])];
+            else if (glora_rng_below(&rng, 50) == 0)
+                src[i] = bits_float(0x7f800001u + (uint32_t)glora_rng_below(&rng, 1000)); /* NaN */
+        size_t words = (w + 32) * ((k1 + 1) / 2 + 1); /* past either tile's panels */
+        uint32_t *d1 = malloc(words * sizeof *d1), *d2 = malloc(words * sizeof *d2);
+        assert_true(d1 && d2);
+        for (size_t i = 0; i < words; i++) d1[i] = d2[i] = 0xdeadbeefu;
+        const char *what;
+        if (is_b) { /* op(B), k from 0: w columns in panels of 32 */
+            what = "B";
+            k0 = 0;
+            bgemm_pack_b_portable(tr, k1, w, src, ld, 32, d1);
+            bgemm_avx512_pack_b(tr, k1, w, src, ld, 32, d2);
+        } else {     /* op(A), k steps [k0, k1): w rows in panels of 12 */
+            what = "A";
+            bgemm_pack_a_portable(tr, w, k0, k1, src, ld, 12, d1);
+            bgemm_avx512_pack_a(tr, w, k0, k1, src, ld, 12, d2);
+        }
+        for (size_t i = 0; i < words; i++)
+            if (d1[i] != d2[i])
+                fail_msg("pack %s%s w=%zu k=[%zu,%zu) ld=%zu: word %zu is %08x, portable %08x",
+                         what, tr ? "^T" : "", w, k0, k1, ld, i, d2[i], d1[i]);
+        free(src); free(d1); free(d2);
+    }
+}
+
 static void test_names(void **state) {
     (void)state;
     assert_int_equal(glora_bgemm_set_kernel("bogus"), GLORA_EINVAL);
@@ -439,6 +498,7 @@ int main(void) {
         cmocka_unit_test(test_threads_bit_identical),
         cmocka_unit_test(test_packed),
         cmocka_unit_test(test_packed_epilogue),
+        cmocka_unit_test(test_packers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
