@@ -23,6 +23,7 @@
 #include "util/fileio.h"
 #include "glora/layer.h"
 #include "glora/model.h"
+#include "glora/nn.h"
 #include "glora/search.h"
 #include "util/parallel.h"
 #include "util/rng.h"
@@ -626,6 +627,125 @@ static void test_adapter_rows_bf16(void **state) {
     free(gmem2);
 }
 
+/* The merged form's backward (glora_adapter_backward_merged: layers whose
+ * A is a LoRA) over N = 1601 rows (three of the bf16 product's k blocks),
+ * for every such configuration of the official space at rank 3 and
+ * sub-rank variants:
+ * - fp32: the bits of what training ran before it existed (glora_sgemm's
+ *   G^T X, the column sums of glora_linear_backward, glora_adapter_backward);
+ * - bf16: dW' against a double-precision G^T X of the bf16-rounded G and X
+ *   within the bf16 product's bound, (N + N/768 + 6) 2^-24 sum |terms|;
+ *   db' the fp32 bits; and, on every 18th configuration and the sub-rank
+ *   ones, the stored tensors' gradients against central differences in
+ *   double of L = sum(dW'_ref (.) W') + sum(db' (.) b'), the objective whose
+ *   gradient glora_adapter_backward is (test_adapter_backward_fd). The
+ *   rounding must show: some dW' element is off the unrounded operands'
+ *   double product by more than that bound. */
+static void test_adapter_merged_bf16(void **state) {
+    (void)state;
+    glora_rng_t rng;
+    glora_rng_seed(&rng, 43);
+    enum { OUT = 13, IN = 35, R = 3, N = 1601 };
+    const double u = 0x1p-24;
+    size_t sz[8], total = 0;
+    glora_adapter_sizes(OUT, IN, R, sz);
+    for (int i = 0; i < 8; i++) total += sz[i];
+    float *mem = malloc(sizeof(float) * total), *gmem = malloc(sizeof(float) * total),
+          *gmem2 = malloc(sizeof(float) * total);
+    glora_adapter_t ad = {.out = OUT, .in = IN, .rank = R}, gr = ad, gr2 = ad;
+    float **slots[8] = {&ad.Ad, &ad.Au, &ad.Bd, &ad.Bu, &ad.Cd, &ad.Cu, &ad.D, &ad.E};
+    float **g1[8] = {&gr.Ad, &gr.Au, &gr.Bd, &gr.Bu, &gr.Cd, &gr.Cu, &gr.D, &gr.E};
+    float **g2[8] = {&gr2.Ad, &gr2.Au, &gr2.Bd, &gr2.Bu, &gr2.Cd, &gr2.Cu, &gr2.D, &gr2.E};
+    size_t off = 0;
+    for (int i = 0; i < 8; i++) {
+        *slots[i] = mem + off; *g1[i] = gmem + off; *g2[i] = gmem2 + off;
+        off += sz[i];
+    }
+    fill_random(mem, total, &rng, 0.5f);
+    static float w0[OUT * IN], b0[OUT], x[N * IN], G[N * OUT], dw[OUT * IN], db[OUT],
+        dw2[OUT * IN], db2[OUT], dwref[OUT * IN], scratch[OUT * IN];
+    static double dwd[OUT * IN];
+    fill_random(w0, OUT * IN, &rng, 0.7f);
+    fill_random(b0, OUT, &rng, 0.7f);
+    fill_random(x, N * IN, &rng, 1.0f);
+    fill_random(G, N * OUT, &rng, 1.0f);
+    /* The double references: dwd from the rounded operands, and how many
+     * elements the unrounded product puts off it by more than the bound. */
+    int rounded = 0;
+    double bound[OUT * IN];
+    for (int o = 0; o < OUT; o++)
+        for (int i = 0; i < IN; i++) {
+            double s = 0, sa = 0, s32 = 0;
+            for (int n = 0; n < N; n++) {
+                double v = bf(G[n * OUT + o]) * bf(x[n * IN + i]);
+                s += v;
+                sa += fabs(v);
+                s32 += (double)G[n * OUT + o] * x[n * IN + i];
+            }
+            dwd[o * IN + i] = s;
+            dwref[o * IN + i] = (float)s;
+            bound[o * IN + i] = (double)(N + N / 768 + 6) * u * sa + 1e-30;
+            rounded += fabs(s32 - s) > bound[o * IN + i];
+        }
+    glora_space_t space;
+    glora_space_official(&space, R);
+    int checked = 0, fd_checked = 0;
+    for (size_t ci = 0; ci < glora_space_size(&space) + 8; ci++) {
+        glora_layer_cfg_t cfg;
+        int sub = ci >= glora_space_size(&space);
+        if (!sub) {
+            glora_space_config(&space, ci, &cfg);
+        } else {
+            do glora_space_config(&space, glora_rng_below(&rng, glora_space_size(&space)), &cfg);
+            while (glora_adapter_rowform(&cfg));
+            for (int t = 0; t < 3; t++)
+                if (cfg.t[t].kind == GLORA_LORA) cfg.t[t].rank = (uint8_t)(1 + glora_rng_below(&rng, R));
+        }
+        if (glora_adapter_rowform(&cfg)) continue;
+        checked++;
+        /* fp32: the bits of the code it replaced */
+        memset(gmem, 0, sizeof(float) * total);
+        memset(gmem2, 0, sizeof(float) * total);
+        glora_adapter_backward_merged(&gr, dw, db, G, x, N, w0, b0, &ad, &cfg, scratch, GLORA_FP32);
+        glora_sgemm(GLORA_TRANS, GLORA_NOTRANS, OUT, IN, N, 1.0f, G, OUT, x, IN, 0.0f, dw2, IN);
+        memset(db2, 0, sizeof db2);
+        glora_linear_backward(NULL, NULL, db2, G, x, NULL, N, IN, OUT);
+        glora_adapter_backward(&gr2, dw2, db2, w0, b0, &ad, &cfg, scratch);
+        assert_memory_equal(dw, dw2, sizeof dw);
+        assert_memory_equal(db, db2, sizeof db);
+        assert_memory_equal(gmem, gmem2, sizeof(float) * total);
+        /* bf16 */
+        memset(gmem, 0, sizeof(float) * total);
+        glora_adapter_backward_merged(&gr, dw, db, G, x, N, w0, b0, &ad, &cfg, scratch, GLORA_BF16);
+        assert_memory_equal(db, db2, sizeof db);
+        for (int k = 0; k < OUT * IN; k++)
+            if (!(fabs(dw[k] - dwd[k]) <= bound[k]))
+                fail_msg("configuration %zu: bf16 dW'[%d] %.9g, reference %.9g (bound %.3g)", ci, k,
+                         dw[k], dwd[k], bound[k]);
+        if (!sub && ci % 18 != 0) continue;
+        fd_checked++;
+        for (size_t k = 0; k < total; k++) {
+            float keep = mem[k];
+            const float h = 1e-2f;
+            mem[k] = keep + h;
+            double lp = merged_objective(dwref, db, w0, b0, &ad, &cfg);
+            mem[k] = keep - h;
+            double lm = merged_objective(dwref, db, w0, b0, &ad, &cfg);
+            mem[k] = keep;
+            double fd = (lp - lm) / (2.0 * h);
+            if (fabs(fd - gmem[k]) > 1e-3 * (1.0 + fabs(fd)))
+                fail_msg("configuration %zu, element %zu: bf16 backward %.6g, finite difference %.6g",
+                         ci, k, gmem[k], fd);
+        }
+    }
+    printf("bf16 merged form: %d configurations (%d by finite differences); %d of %d dW' elements "
+           "show the rounding\n", checked, fd_checked, rounded, OUT * IN);
+    assert_true(checked == 108 + 8 && fd_checked >= 12 && rounded > 0);
+    free(mem);
+    free(gmem);
+    free(gmem2);
+}
+
 static void test_whole_model_merged_vs_unmerged(void **state) {
     (void)state;
     /* A model whose linears are run unmerged (term by term in double inside
@@ -1085,6 +1205,7 @@ int main(void) {
         cmocka_unit_test(test_reference_logits),
         cmocka_unit_test(test_bf16_logits),
         cmocka_unit_test(test_adapter_rows_bf16),
+        cmocka_unit_test(test_adapter_merged_bf16),
         cmocka_unit_test(test_whole_model_merged_vs_unmerged),
         cmocka_unit_test(test_linears_packed_only),
         cmocka_unit_test(test_spec_roundtrip_and_errors),

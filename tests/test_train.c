@@ -679,8 +679,9 @@ static void test_loop_learns_and_resumes(void **state) {
  * the products accumulate in fp32 (error ~2^-24, negligible). The tiny
  * model's forward runs 9 such products one after another (the patch
  * embedding and 4 linears per block, 2 blocks) and its backward about as
- * many input-gradient products, and to first order their relative errors
- * add: the loss within 9 * 2^-8 and the gradients (as one vector, L2)
+ * many input-gradient products (and, in a layer whose A is a LoRA, the
+ * dW' = G^T X its GLoRA gradients come from), and to first order their
+ * relative errors add: the loss within 9 * 2^-8 and the gradients (as one vector, L2)
  * within 18 * 2^-8 of fp32's. Rounding errors of random sign mostly cancel,
  * so the bounds are loose; the differences must not be zero either (the
  * bf16 path really ran). And a bf16 run is the same bits on any number of

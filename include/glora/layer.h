@@ -109,6 +109,20 @@ void glora_adapter_backward(glora_adapter_t *grad, const float *dw, const float 
                             const float *w0, const float *b0, const glora_adapter_t *ad,
                             const glora_layer_cfg_t *cfg, float *scratch);
 
+/* Backward of a layer whose A is a LoRA (the merged form, W' = the merged
+ * weight), for G = dy (N, out) and X = x (N, in): dw (out, in) receives
+ * dL/dW' = G^T X and db (out) dL/db' = sum_n G[n, :], then
+ * glora_adapter_backward(grad, dw, db, ...) accumulates the stored
+ * tensors' gradients (grad may not be NULL). prec is the arithmetic of
+ * G^T X (glora/gemm.h): with GLORA_BF16, G and X rounded to bfloat16 and
+ * summed in fp32 (fp32 output), as the weight-gradient product of a bf16
+ * autocast; db and the gradients formed from dw are fp32 either way.
+ * scratch holds out*in floats. */
+void glora_adapter_backward_merged(glora_adapter_t *grad, float *dw, float *db, const float *dy,
+                                   const float *x, size_t N, const float *w0, const float *b0,
+                                   const glora_adapter_t *ad, const glora_layer_cfg_t *cfg,
+                                   float *scratch, glora_precision_t prec);
+
 /* ---- training without dL/dW': the row form of a layer ------------------
  *
  * Supernet training runs every layer whose A is not a LoRA without merging,

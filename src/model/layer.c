@@ -3,6 +3,7 @@
 #include "glora/layer.h"
 #include "glora/common.h"
 #include "glora/gemm.h"
+#include "glora/nn.h"
 #include "nn/nn-impl.h"
 
 #include <stdio.h>
@@ -321,6 +322,20 @@ void glora_adapter_backward(glora_adapter_t *grad, const float *dw, const float 
 /* ---- the row form (see glora/layer.h for the formulas) ------------------ */
 
 #define COL_BLOCK 256
+
+void glora_adapter_backward_merged(glora_adapter_t *grad, float *dw, float *db, const float *dy,
+                                   const float *x, size_t N, const float *w0, const float *b0,
+                                   const glora_adapter_t *ad, const glora_layer_cfg_t *cfg,
+                                   float *scratch, glora_precision_t prec) {
+    const size_t out = (size_t)ad->out, in = (size_t)ad->in;
+    GLORA_ASSERT(grad && !glora_adapter_rowform(cfg));
+    /* dW' (out, in) = G^T X: k = N rows, the one weight-sized product. */
+    glora_gemm_bias(prec, GLORA_TRANS, GLORA_NOTRANS, out, in, N, 1.0f, dy, out, x, in, 0.0f, NULL,
+                    dw, in);
+    memset(db, 0, out * sizeof *db);
+    glora_linear_backward(NULL, NULL, db, dy, x, NULL, N, ad->in, ad->out);
+    glora_adapter_backward(grad, dw, db, w0, b0, ad, cfg, scratch);
+}
 
 size_t glora_adapter_rows_scratch(size_t N, int out, int R) {
     /* Gs (N, out), P and Q (N, R) each, s, G 1 and t (N) each, g, ga and

@@ -408,13 +408,11 @@ static void adapted_linear_backward(const glora_vit_t *m, const glora_vit_linear
         glora_gemm_bias(lin->precision, GLORA_NOTRANS, GLORA_NOTRANS, N, (size_t)in, (size_t)out, 1.0f,
                         dout, (size_t)out, lin->w[l], (size_t)in, 0.0f, NULL, dinp, (size_t)in);
     if (c) {
-        /* A is a LoRA: dW' = G^T X in full, dL/db' = column sums of G. */
+        /* A is a LoRA: dW' = G^T X in full (at the run's precision),
+         * dL/db' = column sums of G. */
         if (!gad) return;
-        glora_sgemm(GLORA_TRANS, GLORA_NOTRANS, (size_t)out, (size_t)in, N, 1.0f, dout, (size_t)out,
-                    inp, (size_t)in, 0.0f, ws->dw, (size_t)in);
-        memset(ws->db, 0, (size_t)out * sizeof(float));
-        glora_linear_backward(NULL, NULL, ws->db, dout, inp, lin->w[l], N, in, out);
-        glora_adapter_backward(gad, ws->dw, ws->db, w0, b0, &m->adapters[l], c, ws->scratch);
+        glora_adapter_backward_merged(gad, ws->dw, ws->db, dout, inp, N, w0, b0, &m->adapters[l], c,
+                                      ws->scratch, lin->precision);
         return;
     }
     /* No configuration: the frozen layer itself, trained only in full
