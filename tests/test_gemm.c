@@ -256,6 +256,49 @@ static void test_release_buffer(void **state) {
     free(b);
 }
 
+/* A thin product (op(B) one micro-panel wide, A not transposed, deep k:
+ * the LoRA terms' N x r products, whose A the loop nest reads in place)
+ * gives the bits of the same columns of a wider product (several panels:
+ * A packed), for every kernel, with beta 0 and 1, several k blocks, odd
+ * rows, B of both forms. */
+static void test_thin_bits(void **state) {
+    (void)state;
+    static const size_t shapes[][3] = {{37, 4, 3072}, {200, 1, 777}, {13, 32, 1601},
+                                       {50, 17, 600}, {12, 8, 300}};
+    glora_rng_t rng;
+    glora_rng_seed(&rng, 13);
+    for (size_t kk = 0; kk < NKERNELS; kk++) {
+        /* cblas: not ours to promise; ref: no loop nest */
+        if (strcmp(all_kernels[kk], "cblas") == 0 || strcmp(all_kernels[kk], "ref") == 0) continue;
+        if (glora_gemm_set_kernel(all_kernels[kk]) != GLORA_OK) {
+            glora_error_clear();
+            continue;
+        }
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int t = 0; t < 4; t++) {
+                glora_trans_t tb = (glora_trans_t)(t & 1);
+                const float beta = t & 2 ? 1.0f : 0.0f, alpha = t == 3 ? -0.5f : 1.0f;
+                size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2], nw = n + 70;
+                float *a = random_matrix(&rng, m * k), *b = random_matrix(&rng, k * nw);
+                float *c0 = random_matrix(&rng, m * nw);
+                float *cw = malloc(m * nw * sizeof *cw), *ct = malloc(m * n * sizeof *ct);
+                assert_true(cw && ct);
+                memcpy(cw, c0, m * nw * sizeof *cw);
+                for (size_t i = 0; i < m; i++) memcpy(ct + i * n, c0 + i * nw, n * sizeof *ct);
+                /* op(B) (k x nw): stored k x nw, or nw x k transposed; its
+                 * first n columns are the thin product's B. */
+                glora_sgemm(GLORA_NOTRANS, tb, m, nw, k, alpha, a, k, b, tb ? k : nw, beta, cw, nw);
+                glora_sgemm(GLORA_NOTRANS, tb, m, n, k, alpha, a, k, b, tb ? k : nw, beta, ct, n);
+                for (size_t i = 0; i < m; i++)
+                    if (memcmp(ct + i * n, cw + i * nw, n * sizeof *ct) != 0)
+                        fail_msg("%s: thin %zux%zux%zu (%d) row %zu differs from the wide product",
+                                 all_kernels[kk], m, n, k, t, i);
+                free(a); free(b); free(c0); free(cw); free(ct);
+            }
+    }
+    glora_gemm_set_kernel("auto");
+}
+
 /* A right-hand side packed once gives the same bits as glora_sgemm, for
  * every kernel, both forms of A and B, batches of several sizes against one
  * packing, and after the kernel changed under it (it then reads B itself). */
@@ -339,6 +382,7 @@ int main(void) {
         cmocka_unit_test(test_threads_bit_identical),
         cmocka_unit_test(test_release_buffer),
         cmocka_unit_test(test_packed_b),
+        cmocka_unit_test(test_thin_bits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

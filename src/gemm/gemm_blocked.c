@@ -30,6 +30,12 @@
  * panel, and the pass that packs A (the activations, of which a forward
  * pass makes one per layer) is saved. */
 #define DIRECT_A_MAX_K 512
+/* At any depth when op(B) is one micro-panel wide (n <= nr: the thin
+ * products of GLoRA's LoRA terms, N x r with r <= 32): each k block of A
+ * then meets a single B panel, so the kernel reads it once either way and
+ * packing it is a pass over A (the activations or G, megabytes at ViT-B)
+ * for nothing. The same tile code reads A in place or packed: the same
+ * bits. */
 
 /* The packing buffer, kept per calling thread (gemm-loop.h). */
 static _Thread_local gemm_keep_t kept;
@@ -125,7 +131,7 @@ static int blocked(const sgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t t
     int threads = gemm_choose_threads(m, n, k);
     gemm_plan_tiles(&p.t, m, n, kern->mr, kern->nr, kern->mc, threads);
     p.direct_b = !bpanels && kern->direct_b && !tb && p.t.pm <= DIRECT_B_MAX_PANELS;
-    p.direct_a = kern->ukernel_da && !ta && k <= DIRECT_A_MAX_K;
+    p.direct_a = kern->ukernel_da && !ta && (k <= DIRECT_A_MAX_K || p.t.pn == 1);
     const int pack_b = !bpanels && !p.direct_b;
     const size_t tiles = p.t.mt * p.t.nt;
     if ((size_t)threads > tiles) threads = (int)tiles;

@@ -507,10 +507,27 @@ static void rows_grad_b(glora_adapter_t *grad, const float *dy, const float *x, 
     if (B.kind == GLORA_LORA) {
         if (grad) {
             /* P (N, r) = X Bu_r^T; dBd_r += G^T P */
-            glora_sgemm(GLORA_NOTRANS, GLORA_TRANS, N, B.rank, in, 1.0f, x, in, ad->Bu, in, 0.0f,
-                        w->P, B.rank);
-            glora_sgemm(GLORA_TRANS, GLORA_NOTRANS, out, B.rank, N, 1.0f, dy, out, w->P, B.rank,
-                        1.0f, grad->Bd, R);
+            const size_t r = (size_t)B.rank;
+            glora_sgemm(GLORA_NOTRANS, GLORA_TRANS, N, r, in, 1.0f, x, in, ad->Bu, in, 0.0f, w->P, r);
+            if (N >= r) {
+                /* As dBd_r^T (r, out) += P^T G, in Gs (free until rows_dx):
+                 * A = P^T is r rows to pack, G is read in place as B,
+                 * where G^T P packs all of G (megabytes at ViT-B) as A.
+                 * Each element is the same chain of multiply-adds over n
+                 * in the same k blocks (a product does not depend on the
+                 * order of its factors) onto the same start (beta 1):
+                 * the same bits. */
+                float *T = w->Gs;
+                for (size_t o = 0; o < out; o++)
+                    for (size_t q = 0; q < r; q++) T[q * out + o] = grad->Bd[o * R + q];
+                glora_sgemm(GLORA_TRANS, GLORA_NOTRANS, r, out, N, 1.0f, w->P, r, dy, out, 1.0f, T,
+                            out);
+                for (size_t o = 0; o < out; o++)
+                    for (size_t q = 0; q < r; q++) grad->Bd[o * R + q] = T[q * out + o];
+            } else {
+                glora_sgemm(GLORA_TRANS, GLORA_NOTRANS, out, r, N, 1.0f, dy, out, w->P, r, 1.0f,
+                            grad->Bd, R);
+            }
         }
         if (grad || need_q) {
             /* Q (N, r) = G Bd_r; dBu_r += Q^T X */
