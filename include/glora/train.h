@@ -225,7 +225,8 @@ typedef struct {
      * whose A is a LoRA (glora/gemm.h, glora_adapter_backward_merged).
      * GLORA_BF16 rounds those operands to bfloat16 (fp32 accumulation);
      * the other weight and adapter gradients (and those formed from dW'),
-     * the head, LayerNorm, attention, GELU, the loss and AdamW stay fp32. The validation passes run at this precision too.
+     * the head, LayerNorm, attention, GELU, the loss and AdamW stay fp32.
+     * The validation passes run at this precision too.
      * GLORA_FP32 (0) is the exact path. */
     glora_precision_t precision;
     glora_sched_t sched;          /* its epochs field is taken from epochs */
