@@ -134,6 +134,9 @@ static int apply_official(const glora_config_t *cfg, glora_search_opts_t *o) {
         {"search.mutation_prob", 0.2, NULL, &o->mutation_prob}, {"search.max_tries", 10, &o->max_tries, NULL},
         {"search.generations", 20, &o->generations, NULL},
     };
+    if (glora_config_int(cfg, "search.cv_folds") >= 2)
+        return glora_config_error(cfg, "search.cv_folds", "is %lld, but search.preset official scores on one split "
+                                  "(0)", (long long)glora_config_int(cfg, "search.cv_folds"));
     for (size_t i = 0; i < sizeof pins / sizeof *pins; i++) {
         const char *key = pins[i].key;
         double now = pins[i].d ? glora_config_number(cfg, key) : (double)glora_config_int(cfg, key);

@@ -154,6 +154,17 @@ typedef struct {
     void (*start)(void *ctx, int resumed_after, size_t evaluated);
     void (*tick)(void *ctx, size_t done, size_t total); /* per chunk of candidates (may be NULL) */
     void *tick_ctx;
+    /* Cross-validation (search.cv_folds, glora_search_cv_t): with
+     * cv_folds >= 2 candidates are scored on folds[f] by fold_supernets[f]
+     * (trained without that fold), pooled over the folds; val is then
+     * unused and supernet, supernet_sha256 only name the supernet of the
+     * specs (best.json). fold_sha256[f] (the sha256 of supernet f's file)
+     * and the folds' pixels and labels join the checkpoint's identity.
+     * 0: one supernet scored on val. */
+    int cv_folds;
+    const glora_vit_t *const *fold_supernets;
+    const glora_dataset_t *const *folds;
+    const char *const *fold_sha256;
 } glora_search_setup_t;
 
 typedef struct {
@@ -169,7 +180,8 @@ typedef struct {
 } glora_search_result_t;
 
 /* Search a subnet of a trained supernet: the evolutionary search of
- * glora/search.h with glora_search_fitness on st->val, writing into st->dir
+ * glora/search.h with glora_search_fitness on st->val (or, with
+ * st->cv_folds >= 2, glora_search_cv_t's pooled folds), writing into st->dir
  * (created) checkpoint.json, history.jsonl, pareto.json, best.json and
  * best-under-<budget>.json after every generation.
  *
@@ -181,6 +193,17 @@ typedef struct {
  * left are removed. Without a checkpoint it starts afresh (and saves
  * st->config_yaml). */
 int glora_search_supernet(const glora_search_setup_t *st, glora_search_result_t *res);
+
+/* ---- cross-validation (search.cv_folds) ------------------------------------ */
+
+/* Assigns each of n examples with labels y (>= 0) to one of k folds,
+ * fold[i] in [0, k), stratified and deterministic: the examples of each
+ * class, in ascending order shuffled by a stream forked off seed by the
+ * class (as glora_dataset_kshot draws), are dealt to folds 0, 1, ..., k-1
+ * in turn, the deal going on from one class to the next (class 0 first).
+ * So every fold holds n / k examples rounded down or up, and of each class
+ * its count / k rounded down or up. Needs 2 <= k <= n. */
+int glora_cv_folds(const int *y, size_t n, int k, uint64_t seed, int *fold);
 
 /* ---- merge ----------------------------------------------------------------- */
 

@@ -83,6 +83,7 @@ extern "C" {
 
 #define GLORA_SEARCH_CHECKPOINT_FORMAT "glora-search-checkpoint/1"
 #define GLORA_SEARCH_MAX_BUDGETS 16
+#define GLORA_SEARCH_MAX_FOLDS 64 /* search.cv_folds */
 
 /* One searchable layer. name is used in outputs ("blocks.0.attn.qkv"). */
 typedef struct {
@@ -314,6 +315,7 @@ void glora_search_space_str(const glora_space_t *sp, char *buf, size_t size);
     {"search.fitness", GLORA_CFG_ENUM, "accuracy", "what ranks candidates: accuracy (top-1, then fewer parameters), loglik (mean log-likelihood of the true class), accuracy+loss (accuracy, then mean loss, then fewer parameters)", 0, 0, glora_search_fitness_names, GLORA_CFG_IDENTITY_IF_SET}, \
     {"search.fill_budget", GLORA_CFG_BOOL, "false", "accept only candidates using at least min_budget_fraction of their budget (max_params, each extra budget); random ones are grown to it", 0, 0, NULL, GLORA_CFG_IDENTITY_IF_SET}, \
     {"search.min_budget_fraction", GLORA_CFG_NUMBER, "0.9", "with fill_budget: the fraction of the budget a candidate must use", 0, 1, NULL, GLORA_CFG_IDENTITY_IF_SET}, \
+    {"search.cv_folds", GLORA_CFG_INT, "0", "K >= 2: score candidates by K-fold cross-validation (glora run only): the supernet section's data.train and this data split pooled into K folds (stratified, drawn by search.seed), K supernets trained as the supernet section says, each on all folds but one, every candidate scored on each fold by the supernet that never saw it, accuracy and loss pooled over all the folds' images; retrain, merge and eval still use the run's own supernet. 0 or 1: off (one supernet, scored on this split)", 0, GLORA_SEARCH_MAX_FOLDS, NULL, GLORA_CFG_IDENTITY_IF_SET}, \
     {"search.batch", GLORA_CFG_INT, "32", "images per forward pass of one candidate (results do not depend on it)", 1, 65536, NULL, GLORA_CFG_NOT_IDENTITY}, \
     {"search.space.ranks", GLORA_CFG_INTS, "[]", "LoRA ranks of the default space (default: the supernet's)", 1, 64, NULL}, \
     GLORA_SEARCH_SPACE_KEYS("search.space", "[]", "for every layer (default: official)"), \
@@ -410,6 +412,46 @@ int glora_search_vit_score(void *ctx, const glora_layer_cfg_t *const *cands, siz
 /* The glora_search_spec_fn for ctx = glora_search_vit_t*: glora_spec_write. */
 int glora_search_vit_write_spec(void *ctx, const char *path, const glora_layer_cfg_t *cfg,
                                 size_t params, double acc, int generation);
+
+/* ---- Binding to K supernets, by cross-validation (search.cv_folds) ----
+ * The labelled data is cut into k folds; supernet m[f] was trained on every
+ * fold but f. A candidate is scored on each fold f with m[f] (the images it
+ * never trained on), and the folds are pooled: the problem's items are the
+ * images of folds[0], then folds[1], ... (n_items = glora_search_cv_items),
+ * so a candidate's accuracy is its correct predictions over all folds
+ * divided by all their images, and its mean loss (search.fitness loglik,
+ * accuracy+loss) the mean over all of them. With folds of equal size that
+ * is the mean of the per-fold accuracies (losses). Everything else --
+ * ranking, tie-breaks, budgets, MPI distribution over (candidate, item)
+ * pairs -- is the engine's, unchanged. The supernets must share the
+ * architecture and rank (the layers come from m[0]). */
+typedef struct {
+    int k;                               /* folds, >= 2 */
+    const glora_vit_t *const *m;         /* k supernets, m[f] trained without fold f */
+    const glora_dataset_t *const *folds; /* k splits, fold f scored by m[f] */
+    size_t batch;                        /* images per forward pass of one candidate */
+    /* The model and the supernet file the specs name (best.json: retrain
+     * and merge use them); NULL: m[0], "". */
+    const glora_vit_t *spec_model;
+    char supernet_sha256[65];
+    void (*tick)(void *ctx, size_t done, size_t total); /* as glora_search_vit_t's (may be NULL) */
+    void *tick_ctx;
+    /* k workspaces, one per supernet (the caller's), or NULL for fresh
+     * buffers on every call. */
+    glora_search_ws_t *const *ws;
+} glora_search_cv_t;
+
+/* The images of all the folds: the problem's n_items. */
+size_t glora_search_cv_items(const glora_search_cv_t *v);
+/* The callbacks of the problem for ctx = glora_search_cv_t*, as the
+ * glora_search_vit_* ones on the pooled items. */
+int glora_search_cv_evaluate(void *ctx, const glora_layer_cfg_t *const *cands, size_t n, double *acc);
+int glora_search_cv_count(void *ctx, const glora_layer_cfg_t *const *cands, size_t n, size_t lo,
+                          size_t hi, uint64_t *correct);
+int glora_search_cv_score(void *ctx, const glora_layer_cfg_t *const *cands, size_t n, size_t lo,
+                          size_t hi, uint64_t *correct, double *loss);
+int glora_search_cv_write_spec(void *ctx, const char *path, const glora_layer_cfg_t *cfg,
+                               size_t params, double acc, int generation);
 
 #ifdef __cplusplus
 }

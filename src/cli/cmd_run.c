@@ -29,9 +29,14 @@ static const cli_cmd_t cmd = {
         "Each stage's settings are the section of CONFIG named after it, read by that\n"
         "command (see 'glora supernet --help' etc.); only the run section's keys are\n"
         "listed here. --set STAGE.KEY=VALUE sets a key of a stage's section\n"
-        "(pretrain, finetune, supernet, search, retrain). Examples:\n"
+        "(pretrain, finetune, supernet, search, retrain). With search.cv_folds K >= 2\n"
+        "the search stage cuts the labelled data (the supernet's data.train and the\n"
+        "search's data) into K folds, trains a supernet per fold on the others\n"
+        "(DIR/NAME/cv/) and scores each candidate on every fold with the supernet\n"
+        "that never saw it (docs/config.md). Examples:\n"
         "  glora run configs/quickstart.yaml\n"
-        "  glora run configs/quickstart.yaml --set supernet.train.epochs=50",
+        "  glora run configs/quickstart.yaml --set supernet.train.epochs=50\n"
+        "  glora run configs/suite-glora.yaml --set search.search.cv_folds=4",
     .schema = &glora_run_schema,
     .flags = flags,
     .n_flags = sizeof flags / sizeof flags[0],

@@ -102,9 +102,16 @@ static void search_ready(void *ctx, const glora_search_setup_t *st) {
     pg->generations = st->opts.generations;
     pg->resume = st->resume;
     pg->dir = st->dir;
-    snprintf(pg->header, sizeof pg->header,
-             "search: %d layers, %zu validation images, %d threads, budget [%s, %s] params\n",
-             glora_vit_layers(st->supernet), st->val->n, glora_max_threads(), cli_human((double)st->opts.min_params, lo),
+    size_t images = st->cv_folds >= 2 ? 0 : st->val->n;
+    char what[96];
+    for (int f = 0; f < st->cv_folds && st->cv_folds >= 2; f++) images += st->folds[f]->n;
+    if (st->cv_folds >= 2) /* the accuracies below are pooled over the folds */
+        snprintf(what, sizeof what, "%zu images in %d folds (each scored by its fold's supernet)", images,
+                 st->cv_folds);
+    else
+        snprintf(what, sizeof what, "%zu validation images", images);
+    snprintf(pg->header, sizeof pg->header, "search: %d layers, %s, %d threads, budget [%s, %s] params\n",
+             glora_vit_layers(st->supernet), what, glora_max_threads(), cli_human((double)st->opts.min_params, lo),
              st->opts.max_params ? cli_human((double)st->opts.max_params, hi) : "unbounded");
 }
 
@@ -145,8 +152,9 @@ static void search_done(void *ctx, const glora_search_setup_t *st, int rc, const
         if (pg->tty) fprintf(stderr, "\n");
         return;
     }
+    const char *score = st->cv_folds >= 2 ? "cross-validated accuracy" : "val accuracy";
     if (r->best >= 0)
-        printf("best: val accuracy %.4f, %zu GLoRA parameters, found in generation %d: %s/best.json\n",
+        printf("best: %s %.4f, %zu GLoRA parameters, found in generation %d: %s/best.json\n", score,
                r->best_acc, r->best_params, r->best_generation, st->dir);
     for (int i = 0; i < st->opts.n_budgets; i++) {
         char b[32];
@@ -154,7 +162,7 @@ static void search_done(void *ctx, const glora_search_setup_t *st, int rc, const
         if (r->budget_best[i] < 0)
             printf("under %s: no candidate evaluated\n", b);
         else
-            printf("under %s: val accuracy %.4f, %zu parameters: %s/best-under-%s.json\n", b,
+            printf("under %s: %s %.4f, %zu parameters: %s/best-under-%s.json\n", b, score,
                    r->budget_acc[i], r->budget_params[i], st->dir, b);
     }
     fflush(stdout);

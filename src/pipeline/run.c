@@ -24,6 +24,7 @@ struct glora_run {
     glora_dir_lock_t *lock;       /* on out, held by the whole run */
     char out[2048];
     char backbone[2100], supernet[2100], search_dir[2100], adapter[2100], merged[2100], finetuned[2100];
+    char cv_dir[2100];            /* a cross-validated search's folds and supernets */
     char subnet[2200];
     int64_t seed;                 /* run.seed: >= 0 replaces the stages' own */
     double seconds[GLORA_RUN_NSTAGES];  /* finished stages: over every invocation */
@@ -152,6 +153,7 @@ static void set_paths(glora_run_t *r, const glora_config_t *cfg) {
     snprintf(r->backbone, sizeof r->backbone, bb ? "%s" : "%s/backbone.safetensors", bb ? bb : r->out);
     snprintf(r->supernet, sizeof r->supernet, sn ? "%s" : "%s/supernet.safetensors", sn ? sn : r->out);
     snprintf(r->search_dir, sizeof r->search_dir, "%s/search", r->out);
+    snprintf(r->cv_dir, sizeof r->cv_dir, "%s/cv", r->out);
     snprintf(r->adapter, sizeof r->adapter, "%s/adapter.safetensors", r->out);
     snprintf(r->merged, sizeof r->merged, "%s/merged.safetensors", r->out);
     snprintf(r->finetuned, sizeof r->finetuned, "%s/finetuned.safetensors", r->out);
@@ -323,6 +325,25 @@ static int stage_config(const glora_run_t *r, int si, const char *section, const
     return rc;
 }
 
+/* The search with search.cv_folds >= 2 (c, the search's config): its folds'
+ * supernets are trained here by the supernet section (even when the run's
+ * stages leave the supernet out: run.supernet given), then the search. */
+static int cv_search(glora_run_t *r, const glora_config_t *c, const glora_stage_hooks_t *h,
+                     const pipeline_saved_t *saved, int *stopped) {
+    const char *set[] = {"model.backbone", r->backbone, NULL};
+    glora_config_t *sc = NULL;
+    int rc = stage_config(r, SUPERNET, glora_run_stage_names[SUPERNET], "seed", set, &sc);
+    if (rc) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", glora_errmsg());
+        rc = glora_error(rc, "config key 'search.cv_folds': the folds' supernets are trained by the run's "
+                         "supernet section: %s", msg);
+    }
+    if (!rc) rc = pipeline_cv_search(c, sc, r->cv_dir, h, saved, stopped);
+    glora_config_free(sc);
+    return rc;
+}
+
 /* Stage si (not eval) on its config; *stopped when a training stopped early. */
 static int run_stage(glora_run_t *r, int si, const glora_stage_hooks_t *h, int *stopped) {
     static const glora_recipe_kind_t kinds[] = {GLORA_RECIPE_PRETRAIN, GLORA_RECIPE_FINETUNE, GLORA_RECIPE_SUPERNET,
@@ -353,10 +374,14 @@ static int run_stage(glora_run_t *r, int si, const glora_stage_hooks_t *h, int *
     glora_config_t *c = NULL;
     glora_train_result_t res = {0};
     if (!rc) rc = stage_config(r, si, si == MERGE ? NULL : glora_run_stage_names[si], seed_keys[si], set, &c);
-    if (!rc && si == SEARCH) rc = pipeline_stage_search(c, 1, h, &saved);
+    int cv = !rc && si == SEARCH && glora_config_int(c, "search.cv_folds") >= 2;
+    *stopped = 0;
+    if (cv) rc = cv_search(r, c, h, &saved, stopped);
+    else if (!rc && si == SEARCH) rc = pipeline_stage_search(c, 1, h, &saved, NULL);
     else if (!rc && si == MERGE) rc = glora_stage_merge(c, h);
-    else if (!rc) rc = pipeline_stage_train(kinds[si], c, 1, h, &res, &saved);
-    *stopped = !rc && si != SEARCH && si != MERGE && res.start_epoch + res.epochs_run < (int)glora_config_int(c, "train.epochs");
+    else if (!rc) rc = pipeline_stage_train(kinds[si], c, 1, h, &res, &saved, NULL);
+    if (!rc && si != SEARCH && si != MERGE)
+        *stopped = res.start_epoch + res.epochs_run < (int)glora_config_int(c, "train.epochs");
     /* Under MPI the ranks agree on the stage's outcome here, which also
      * keeps them from opening the stage's outputs before rank 0 renamed
      * them into place. */

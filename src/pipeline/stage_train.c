@@ -55,6 +55,7 @@ typedef struct {
     pipeline_early_t *early;     /* retrain.early_stop */
     int early_rc;                /* its first failure during training */
     double early_acc, early_loss;
+    pipeline_data_t *data;       /* data given in memory (NULL: the config's) */
 } job_t;
 
 /* Closes the metrics (a failure there is reported), frees the rest. */
@@ -123,9 +124,16 @@ static int start_model(glora_recipe_kind_t kind, const glora_config_t *cfg, job_
     return rc;
 }
 
-/* The training split, image files at the size of the model to come. */
+/* The training split, image files at the size of the model to come; or
+ * the one given in memory (ts still describes the config's, for the
+ * checks of glora_dataset_fit). */
 static int load_train(const glora_config_t *cfg, job_t *j, glora_split_t *ts) {
     int rc = glora_split_from_config(ts, cfg, "data.train", "data.");
+    if (!rc && j->data) {
+        j->train = *j->data->train;
+        memset(j->data->train, 0, sizeof *j->data->train);
+        return GLORA_OK;
+    }
     if (!rc && !ts->list && !ts->folder) {   /* IDX: both files required */
         rc = glora_config_require(cfg, "data.train.images");
         if (!rc) rc = glora_config_require(cfg, "data.train.labels");
@@ -156,8 +164,14 @@ static int prepare(glora_recipe_kind_t kind, const glora_config_t *cfg, job_t *j
     if (kind == GLORA_RECIPE_SUPERNET && (rc = space_from_config(cfg, j->m->rank, &j->space))) return rc;
     if ((rc = glora_dataset_fit(&j->train, &ts, &j->m->arch))) return rc; /* labels vs the head */
     glora_split_t vs;
-    if ((rc = glora_split_from_config(&vs, cfg, "data.val", "data."))) return rc;
-    if (glora_split_given(&vs) && (rc = glora_split_load_config(cfg, "data.val", j->m, &j->val))) return rc;
+    if (j->data && j->data->val) { /* given in memory: fitted as the training split */
+        j->val = *j->data->val;
+        memset(j->data->val, 0, sizeof *j->data->val);
+        if ((rc = glora_dataset_fit(&j->val, &ts, &j->m->arch))) return rc;
+    } else if (!j->data) {
+        if ((rc = glora_split_from_config(&vs, cfg, "data.val", "data."))) return rc;
+        if (glora_split_given(&vs) && (rc = glora_split_load_config(cfg, "data.val", j->m, &j->val))) return rc;
+    }
     const char *trainable = glora_config_string(cfg, "train.trainable");
     if (!trainable && kind == GLORA_RECIPE_FINETUNE)
         trainable = strcmp(glora_config_string(cfg, "finetune.mode"), "linear") == 0 ? "head" : "backbone,head";
@@ -178,6 +192,15 @@ static int open_files(const glora_config_t *cfg, int resume, job_t *j, glora_tra
     if (!j->ckpt || !j->metrics_path) return glora_error(GLORA_ENOMEM, "run: out of memory");
     int rc = glora_config_hash(cfg, j->hash);
     if (rc) return rc;
+    if (j->data && j->data->identity) { /* the data given in memory joins the identity */
+        glora_sha256_t sh;
+        uint8_t d[32];
+        glora_sha256_init(&sh);
+        glora_sha256_update(&sh, j->hash, 64);
+        glora_sha256_update(&sh, j->data->identity, strlen(j->data->identity));
+        glora_sha256_final(&sh, d);
+        for (int i = 0; i < 32; i++) snprintf(j->hash + 2 * i, 3, "%02x", d[i]);
+    }
     o->checkpoint = j->ckpt;
     o->resume = resume;
     o->run_hash = j->hash;
@@ -240,10 +263,11 @@ static void on_epoch(const glora_train_progress_t *p, void *ctx) {
 }
 
 int pipeline_stage_train(glora_recipe_kind_t kind, const glora_config_t *cfg, int resume,
-                         const glora_stage_hooks_t *h, glora_train_result_t *res, const pipeline_saved_t *saved) {
+                         const glora_stage_hooks_t *h, glora_train_result_t *res, const pipeline_saved_t *saved,
+                         pipeline_data_t *data) {
     const char *output = glora_config_string(cfg, "output");
     if (!output || !output[0]) return glora_error(GLORA_EINVAL, "config key 'output': no output file given");
-    job_t j = {.h = h, .saved = saved};
+    job_t j = {.h = h, .saved = saved, .data = data};
     glora_recipe_t recipe;
     glora_train_opts_t o;
     glora_train_result_t out = {0};
@@ -301,5 +325,5 @@ int pipeline_stage_train(glora_recipe_kind_t kind, const glora_config_t *cfg, in
 
 int glora_stage_train(glora_recipe_kind_t kind, const glora_config_t *cfg, int resume,
                       const glora_stage_hooks_t *h, glora_train_result_t *res) {
-    return pipeline_stage_train(kind, cfg, resume, h, res, NULL);
+    return pipeline_stage_train(kind, cfg, resume, h, res, NULL, NULL);
 }

@@ -146,8 +146,24 @@ static int search_check_config(const glora_config_t *cfg) {
     return GLORA_OK;
 }
 
+/* The supernet of a search: model.backbone + model.adapter with its sha256
+ * into sha; in a cross-validated search only when the file exists (it
+ * names the specs' supernet), else *m NULL and sha "". */
+static int search_model(const glora_config_t *cfg, const pipeline_cv_t *cv, const glora_stage_hooks_t *h,
+                        glora_vit_t **m, char sha[65]) {
+    const char *adapter = glora_config_string(cfg, "model.adapter");
+    sha[0] = '\0';
+    if (cv && access(adapter, F_OK) != 0) return GLORA_OK;
+    int rc = glora_model_from_config(cfg, m);
+    if (!rc) rc = glora_sha256_file(adapter, sha);
+    if (!rc) glora_precision_from_config(cfg, "search.precision", *m, h);
+    if (!rc && cv && ((*m)->rank != cv->m[0]->rank || glora_vit_layers(*m) != glora_vit_layers(cv->m[0])))
+        rc = glora_error(GLORA_ESTATE, "supernet '%s': its layers or rank differ from the folds' supernets", adapter);
+    return rc;
+}
+
 int pipeline_stage_search(const glora_config_t *cfg, int resume, const glora_stage_hooks_t *h,
-                          const pipeline_saved_t *saved) {
+                          const pipeline_saved_t *saved, const pipeline_cv_t *cv) {
     glora_vit_t *m = NULL;
     glora_dataset_t ds = {0};
     glora_search_layer_t *L = NULL;
@@ -159,15 +175,21 @@ int pipeline_stage_search(const glora_config_t *cfg, int resume, const glora_sta
                                .batch = (size_t)glora_config_int(cfg, "search.batch"), .start = on_start,
                                .hooks = &hooks};
     int rc;
-    if ((rc = search_check_config(cfg)) || (rc = glora_search_opts_from_config(cfg, &st.opts)) ||
-        (rc = glora_model_from_config(cfg, &m)))
+    if ((rc = search_check_config(cfg)) || (rc = glora_search_opts_from_config(cfg, &st.opts)))
         goto out;
-    glora_precision_from_config(cfg, "search.precision", m, h);
-    if ((rc = glora_search_vit_layers(m, &L)) || (rc = glora_search_space_from_config(cfg, m, L))) goto out;
-    if ((rc = glora_sha256_file(glora_config_string(cfg, "model.adapter"), sha)) ||
-        (rc = glora_split_load_config(cfg, "data", m, &ds)))
+    if (!cv && glora_config_int(cfg, "search.cv_folds") >= 2) {
+        rc = glora_config_error(cfg, "search.cv_folds", "needs the supernets of the folds, which 'glora run' "
+                                "trains; a search on its own scores on one split");
+        glora_error_hint("put the search in a run (glora run, with a supernet section), or leave search.cv_folds at 0");
         goto out;
-    if (ds.n == 0) {
+    }
+    if ((rc = search_model(cfg, cv, h, &m, sha))) goto out;
+    /* The layers and specs follow the named supernet, else fold 1's. */
+    const glora_vit_t *spec_model = m ? m : cv->m[0];
+    if ((rc = glora_search_vit_layers(spec_model, &L)) || (rc = glora_search_space_from_config(cfg, spec_model, L)))
+        goto out;
+    if (!cv && (rc = glora_split_load_config(cfg, "data", m, &ds))) goto out;
+    if (!cv && ds.n == 0) {
         rc = glora_error(GLORA_EINVAL, "data '%s': the split is empty", glora_config_string(cfg, "data.images"));
         goto out;
     }
@@ -178,9 +200,15 @@ int pipeline_stage_search(const glora_config_t *cfg, int resume, const glora_sta
         if ((rc = check_same_config(cfg, path))) goto out;
     }
     if ((rc = glora_config_dump(cfg, &dump))) goto out;
-    st.supernet = m;
+    st.supernet = spec_model;
     st.val = &ds;
     st.layers = L;
+    if (cv) {
+        st.cv_folds = cv->k;
+        st.fold_supernets = cv->m;
+        st.folds = cv->folds;
+        st.fold_sha256 = cv->sha256;
+    }
     st.config_yaml = dump;
     if (h && h->search_tick) {
         st.tick = h->search_tick;
@@ -199,7 +227,7 @@ out:
 }
 
 int glora_stage_search(const glora_config_t *cfg, int resume, const glora_stage_hooks_t *h) {
-    return pipeline_stage_search(cfg, resume, h, NULL);
+    return pipeline_stage_search(cfg, resume, h, NULL, NULL);
 }
 
 /* ---- merge ----------------------------------------------------------------- */
