@@ -1,8 +1,9 @@
 #!/bin/sh
 # glora under MPI (2 ranks on localhost, 1 thread each): the search, a
-# supernet training and a whole small `glora run` give the same files as one
-# process (sha256 of every output file; the search's wall-clock "seconds"
-# fields are blanked first, as they differ between any two runs); a search
+# supernet training, a whole small `glora run` and a cross-validated search
+# (search.cv_folds) give the same files as one process (sha256 of every
+# output file; the search's wall-clock "seconds" fields are blanked first,
+# as they differ between any two runs); a search
 # whose rank is killed is resumed under MPI and in one process; a 2-rank
 # checkpoint resumes in one process; an error stops every rank with one
 # message. Skipped (77) when glora was built without --with-mpi.
@@ -169,6 +170,18 @@ YAML
     expect 0 $MPI2 "$GLORA" run "$T/r2.yaml"
     has "$T/out" 'GLoRA subnet, retrained'
     same "$T/r1.one" "$T/r1" "glora run: 2 ranks differ from 1 process"
+    # A cross-validated search (search.cv_folds) on that run's supernet: the
+    # folds' supernets train data-parallel and the search splits (candidate,
+    # pooled image) pairs over the ranks; the same files as one process.
+    for how in one mpi; do
+        mpi=""; [ $how = mpi ] && mpi=$MPI2
+        expect 0 $mpi "$GLORA" run "$T/r2.yaml" --name cv --set "backbone=$T/r1/tiny/backbone.safetensors" \
+            --set "supernet=$T/r1/tiny/supernet.safetensors" --set 'stages=[search]' --set search.search.cv_folds=2
+        [ $how = one ] && mv "$T/r1/cv" "$T/cv.one"
+    done
+    has "$T/out" '^best: cross-validated accuracy'
+    [ -s "$T/r1/cv/cv/supernet-fold2.safetensors" ] || fail "cross-validated search: no fold supernet"
+    same "$T/cv.one" "$T/r1/cv" "cross-validated search: 2 ranks differ from 1 process"
 else
     echo "training and run parts skipped: $F missing (dataset-fashion-mnist)"
 fi
