@@ -387,7 +387,9 @@ int glora_stage_merge(const glora_config_t *cfg, const glora_stage_hooks_t *h);
  * stage's schema; glora_run_stages fills in the paths between the stages,
  * so the sections hold only settings. Everything goes to DIR/NAME:
  * backbone.safetensors (when the pretrain stage makes it), finetuned,
- * supernet, search/, adapter and merged .safetensors, config.yaml (a copy of
+ * supernet, search/, cv/ (with search.cv_folds: the folds and their
+ * supernets, trained by the search stage), adapter and merged
+ * .safetensors, config.yaml (a copy of
  * the file), run.json (the run's own checkpoint: the finished stages and the
  * seconds every stage took, over all invocations) and summary.json. */
 
