@@ -19,6 +19,7 @@
 
 #include "nn/nn-impl.h"
 #include "nn/nn-math.h"
+#include "nn/attention-avx512.h"
 #include "util/transpose-avx512.h"
 
 #define QG 12     /* queries per register group */
@@ -103,46 +104,13 @@ static void av_group(float *o, size_t ldo, const float *a, size_t lda, const flo
 #undef CASE
 }
 
-/* Groups of at most `max` rows, as even as possible (17 = 9 + 8). */
-static size_t group_rows(size_t n, size_t max) {
-    size_t groups = (n + max - 1) / max;
-    return (n + groups - 1) / groups;
-}
-
-/* Softmax of one row of n scores in place. The maximum and the sum are 16
- * lane-wise partial results reduced in a fixed order (GCC compiles the
- * plain loop's sum as serial adds). The exponentials (nn-math.h's) run on
- * an aligned copy of up to 16 vectors of the row at a time, padded to
- * whole vectors: every load then reads exactly what one earlier vector
- * store wrote. Exponentiating the whole block of rows at once needs fewer
- * vectors, but then each row of 17 scores is read back across two stores,
- * and the profile showed those loads waiting (store forwarding). */
-#define SM_PIECE 256
-
+/* Softmax of one row of n scores in place: nn_softmax_exp_row's
+ * numerators, their lane sums reduced in a fixed order (GCC compiles the
+ * plain loop's sum as serial adds), then each times 1 / sum. */
 static void softmax_row(float *a, size_t n) {
-    float buf[SM_PIECE] __attribute__((aligned(64)));
     const size_t full = n / 16 * 16;
     const __mmask16 tm = (__mmask16)((1u << (n % 16)) - 1u);
-    __m512 vmx = _mm512_set1_ps(-INFINITY);
-    for (size_t j = 0; j < full; j += 16) vmx = _mm512_max_ps(vmx, _mm512_loadu_ps(a + j));
-    if (tm) vmx = _mm512_mask_max_ps(vmx, tm, vmx, _mm512_maskz_loadu_ps(tm, a + full));
-    vmx = _mm512_set1_ps(_mm512_reduce_max_ps(vmx));
-    __m512 vs = _mm512_setzero_ps();
-    for (size_t p0 = 0; p0 < n; p0 += SM_PIECE) {
-        const size_t len = n - p0 < SM_PIECE ? n - p0 : SM_PIECE, padded = (len + 15) / 16 * 16;
-        for (size_t j = 0; j < padded; j += 16) {
-            const __mmask16 m = j + 16 <= len ? (__mmask16)0xffff : tm;
-            _mm512_store_ps(buf + j, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + p0 + j), vmx));
-        }
-#pragma omp simd aligned(buf : 64)
-        for (size_t j = 0; j < padded; j++) buf[j] = nn_exp_neg(buf[j]);
-        for (size_t j = 0; j < padded; j += 16) {
-            const __mmask16 m = j + 16 <= len ? (__mmask16)0xffff : tm;
-            const __m512 e = _mm512_maskz_mov_ps(m, _mm512_load_ps(buf + j));
-            vs = _mm512_add_ps(vs, e);
-            _mm512_mask_storeu_ps(a + p0 + j, m, e);
-        }
-    }
+    const __m512 vs = nn_softmax_exp_row(a, n);
     const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vs));
     for (size_t j = 0; j < full; j += 16)
         _mm512_storeu_ps(a + j, _mm512_mul_ps(_mm512_loadu_ps(a + j), inv));
@@ -162,7 +130,7 @@ void nn_attn_fwd_pair_avx512(float *o0, float *a, const float *base, size_t T, s
     const __m512 vscale = _mm512_set1_ps(scale);
     float kt[MAX_NV * 16 * 16] __attribute__((aligned(64)));
     const float *k0 = base + Cs, *v0 = base + 2 * Cs;
-    const size_t qg = group_rows(nq, QG);
+    const size_t qg = nn_attn_group_rows(nq, QG);
 
     /* Scores of the full blocks of 16 keys. */
     for (size_t jb = 0; jb < nfull; jb++) {
@@ -191,7 +159,7 @@ void nn_attn_fwd_pair_avx512(float *o0, float *a, const float *base, size_t T, s
     }
     for (size_t i = q0; i < q1; i++) softmax_row(a + i * T, T);
     /* Outputs. */
-    const size_t ag = group_rows(nq, (size_t)av_rows_max(nv));
+    const size_t ag = nn_attn_group_rows(nq, (size_t)av_rows_max(nv));
     for (size_t i = q0; i < q1; i += ag) {
         size_t rows = q1 - i < ag ? q1 - i : ag;
         av_group(o0 + i * Cs, Cs, a + i * T, T, v0, C3, T, (int)rows, nv);
@@ -309,7 +277,7 @@ static void acc_group(float *y, size_t ldy, const float *w, size_t ldr, size_t l
  * the registers; row r's weight for term t is w[r*ldr + t*ldt]. */
 static void acc_rows(float *y, size_t ldy, size_t m, const float *w, size_t ldr, size_t ldt,
                      const float *x, size_t ldx, size_t n, int nv) {
-    const size_t rg = group_rows(m, (size_t)av_rows_max(nv));
+    const size_t rg = nn_attn_group_rows(m, (size_t)av_rows_max(nv));
     for (size_t r = 0; r < m; r += rg) {
         const size_t rows = m - r < rg ? m - r : rg;
         acc_group(y + r * ldy, ldy, w + r * ldr, ldr, ldt, x, ldx, n, (int)rows, nv);
@@ -352,7 +320,7 @@ void nn_attn_bwd_pair_avx512(float *dbase, float *da, const float *g0, const flo
     const int nv = (int)(hd / 16);
     float vt[MAX_NV * 16 * 16] __attribute__((aligned(64)));
     const float *v0 = base + 2 * Cs;
-    const size_t qg = group_rows(T, QG);
+    const size_t qg = nn_attn_group_rows(T, QG);
 
     /* dp = dO V^T, 16 keys at a time; the last block's missing keys are
      * zero rows whose lanes are not stored. */

@@ -24,6 +24,7 @@
 
 #include "nn/nn-impl.h"
 #include "nn/nn-math.h"
+#include "nn/attention-avx512.h"
 #include "util/transpose-avx512.h"
 
 #define QG 12    /* queries per score tile */
@@ -149,12 +150,6 @@ static inline void prefetch_row(const float *x, size_t n) {
     for (size_t i = 0; i < n; i += 16) _mm_prefetch((const char *)(x + i), _MM_HINT_T0);
 }
 
-/* Groups of at most `max` rows, as even as possible (17 = 9 + 8). */
-static size_t group_rows(size_t n, size_t max) {
-    size_t groups = (n + max - 1) / max;
-    return (n + groups - 1) / groups;
-}
-
 /* n floats at x (n <= 32; the rest zero) as 16 bf16 pair words. */
 static inline __m512i words32(const float *x, size_t n) {
     const __mmask16 m0 = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1u);
@@ -163,37 +158,11 @@ static inline __m512i words32(const float *x, size_t n) {
     return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
 }
 
-/* The softmax of one row in place (the definition's order), then its
- * probabilities as bf16 words over pairs of keys into pw. The exponentials
- * run on an aligned copy of the row padded to whole vectors (no scalar
- * peel or tail; the padding's lanes are dropped), up to SM_PIECE at a
- * time. */
-#define SM_PIECE 256
-
+/* The softmax of one row in place (the definition's order:
+ * nn_softmax_exp_row's numerators, their lanes summed as a tree), then its
+ * probabilities as bf16 words over pairs of keys into pw. */
 static void softmax_row(float *a, size_t T, uint32_t *pw) {
-    float buf[SM_PIECE] __attribute__((aligned(64)));
-    const size_t full = T / 16 * 16;
-    const __mmask16 tm = (__mmask16)((1u << (T % 16)) - 1u);
-    __m512 vmx = _mm512_set1_ps(-INFINITY);
-    for (size_t j = 0; j < full; j += 16) vmx = _mm512_max_ps(vmx, _mm512_loadu_ps(a + j));
-    if (tm) vmx = _mm512_mask_max_ps(vmx, tm, vmx, _mm512_maskz_loadu_ps(tm, a + full));
-    vmx = _mm512_set1_ps(_mm512_reduce_max_ps(vmx));
-    __m512 vs = _mm512_setzero_ps();
-    for (size_t p0 = 0; p0 < T; p0 += SM_PIECE) {
-        const size_t len = T - p0 < SM_PIECE ? T - p0 : SM_PIECE, padded = (len + 15) / 16 * 16;
-        for (size_t j = 0; j < padded; j += 16) {
-            const __mmask16 m = j + 16 <= len ? (__mmask16)0xffff : tm;
-            _mm512_store_ps(buf + j, _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + p0 + j), vmx));
-        }
-#pragma omp simd aligned(buf : 64)
-        for (size_t j = 0; j < padded; j++) buf[j] = nn_exp_neg(buf[j]);
-        for (size_t j = 0; j < padded; j += 16) {
-            const __mmask16 m = j + 16 <= len ? (__mmask16)0xffff : tm;
-            const __m512 e = _mm512_maskz_mov_ps(m, _mm512_load_ps(buf + j));
-            vs = _mm512_add_ps(vs, e);
-            _mm512_mask_storeu_ps(a + p0 + j, m, e);
-        }
-    }
+    const __m512 vs = nn_softmax_exp_row(a, T);
     /* The lanes' tree: l + (l + 8), then + 4, + 2, + 1. */
     const __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(vs), _mm512_extractf32x8_ps(vs, 1));
     const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
@@ -264,7 +233,7 @@ int nn_attn_bf16_pair_avx512(float *o0, float *a, const float *base, size_t T, s
 
     /* Scores, 12 queries x 2 blocks of keys a tile. */
     const __m512 vscale = _mm512_set1_ps(scale);
-    const size_t qg = group_rows(nq, QG);
+    const size_t qg = nn_attn_group_rows(nq, QG);
     const __mmask16 tail = T % 16 ? (__mmask16)((1u << (T % 16)) - 1u) : (__mmask16)0xffff;
     for (size_t jb = 0; jb < nblk; jb += 2) {
         const int kb = jb + 1 < nblk ? 2 : 1;
@@ -276,7 +245,7 @@ int nn_attn_bf16_pair_avx512(float *o0, float *a, const float *base, size_t T, s
         }
     }
     /* Softmax and P V, a group of rows at a time (their words in pw). */
-    const size_t ag = group_rows(nq, (size_t)av_rows_max(nv));
+    const size_t ag = nn_attn_group_rows(nq, (size_t)av_rows_max(nv));
     for (size_t i = 0; i < nq; i += ag) {
         const size_t rows = nq - i < ag ? nq - i : ag;
         for (size_t r = 0; r < rows; r++) softmax_row(a + (i + r) * T, T, pw + r * ldp);
