@@ -10,6 +10,7 @@
 #include "util/parallel.h"
 #include "glora/search.h"
 #include "glora/spec.h"
+#include "search/search-impl.h"
 
 size_t glora_search_cv_items(const glora_search_cv_t *v) {
     size_t n = 0;
@@ -93,16 +94,7 @@ int glora_search_cv_score(void *ctx, const glora_layer_cfg_t *const *cands, size
 
 int glora_search_cv_write_spec(void *ctx, const char *path, const glora_layer_cfg_t *cfg, size_t params,
                                double acc, int generation) {
-    glora_search_cv_t *v = ctx;
-    glora_spec_t spec;
-    memset(&spec, 0, sizeof spec);
-    int rc = glora_spec_from_model(&spec, v->spec_model ? v->spec_model : v->m[0], cfg, v->supernet_sha256);
-    if (rc) return rc;
-    GLORA_ASSERT(spec.params == params);
-    spec.has_val = 1;
-    spec.val_accuracy = acc;
-    spec.generation = generation;
-    rc = glora_spec_write(&spec, path);
-    glora_spec_free(&spec);
-    return rc;
+    const glora_search_cv_t *v = ctx;
+    return search_spec_write(v->spec_model ? v->spec_model : v->m[0], v->supernet_sha256, path, cfg, params, acc,
+                             generation);
 }

@@ -88,6 +88,11 @@ void search_mean_losses(const double *item_loss, size_t n, size_t n_items, doubl
 int search_serve(struct glora_search *s);
 int search_end_serving(int rc);
 
+/* A candidate's spec from model m's layers (vit.c): the write_spec of the
+ * ViT bindings, glora_search_vit_t's and glora_search_cv_t's. */
+int search_spec_write(const glora_vit_t *m, const char *supernet_sha256, const char *path,
+                      const glora_layer_cfg_t *cfg, size_t params, double acc, int generation);
+
 /* Checkpoint validation (checkpoint_check.c): ranges of everything in the
  * JSON (before any value is converted), then consistency of the loaded state. */
 struct cJSON;

@@ -8,6 +8,7 @@
 #include "util/parallel.h"
 #include "glora/search.h"
 #include "glora/spec.h"
+#include "search/search-impl.h"
 
 /* glora_search_fitness_score on v's buffers, or fresh ones. */
 static int score(glora_search_vit_t *v, const glora_layer_cfg_t *const *cands, size_t n, size_t lo,
@@ -90,12 +91,11 @@ int glora_search_vit_score(void *ctx, const glora_layer_cfg_t *const *cands, siz
     return 0;
 }
 
-int glora_search_vit_write_spec(void *ctx, const char *path, const glora_layer_cfg_t *cfg,
-                                size_t params, double acc, int generation) {
-    glora_search_vit_t *v = ctx;
+int search_spec_write(const glora_vit_t *m, const char *supernet_sha256, const char *path,
+                      const glora_layer_cfg_t *cfg, size_t params, double acc, int generation) {
     glora_spec_t spec;
     memset(&spec, 0, sizeof spec);
-    int rc = glora_spec_from_model(&spec, v->m, cfg, v->supernet_sha256);
+    int rc = glora_spec_from_model(&spec, m, cfg, supernet_sha256);
     if (rc) return rc;
     GLORA_ASSERT(spec.params == params);
     spec.has_val = 1;
@@ -104,4 +104,10 @@ int glora_search_vit_write_spec(void *ctx, const char *path, const glora_layer_c
     rc = glora_spec_write(&spec, path);
     glora_spec_free(&spec);
     return rc;
+}
+
+int glora_search_vit_write_spec(void *ctx, const char *path, const glora_layer_cfg_t *cfg,
+                                size_t params, double acc, int generation) {
+    const glora_search_vit_t *v = ctx;
+    return search_spec_write(v->m, v->supernet_sha256, path, cfg, params, acc, generation);
 }
