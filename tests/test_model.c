@@ -37,6 +37,23 @@ static void fill_random(float *v, size_t n, glora_rng_t *r, float scale) {
     for (size_t i = 0; i < n; i++) v[i] = scale * (float)glora_rng_normal(r);
 }
 
+/* An adapter of out x in, rank R, whose eight tensors lie one after the
+ * other in one fresh buffer (glora_adapter_sizes' order): returns the
+ * buffer (the caller frees it) and its floats in *total. */
+static float *adapter_in_buffer(glora_adapter_t *ad, int out, int in, int R, size_t *total) {
+    size_t sz[8], n = 0;
+    glora_adapter_sizes(out, in, R, sz);
+    for (int i = 0; i < 8; i++) n += sz[i];
+    float *mem = malloc(sizeof(float) * n);
+    assert_non_null(mem);
+    *ad = (glora_adapter_t){.out = out, .in = in, .rank = R};
+    float **slots[8] = {&ad->Ad, &ad->Au, &ad->Bd, &ad->Bu, &ad->Cd, &ad->Cu, &ad->D, &ad->E};
+    size_t off = 0;
+    for (int i = 0; i < 8; i++) { *slots[i] = mem + off; off += sz[i]; }
+    *total = n;
+    return mem;
+}
+
 /* Reads configs.json's configurations into specs-like layer arrays. */
 static int load_ref_configs(const glora_vit_t *m, char names[16][64], glora_layer_cfg_t cfg[16][64]) {
     char *text;
@@ -269,13 +286,10 @@ static void test_merge_all_432(void **state) {
     glora_rng_t rng;
     glora_rng_seed(&rng, 7);
     const int out = 13, in = 11, R = 4, n = 5;
-    size_t sz[8];
-    glora_adapter_sizes(out, in, R, sz);
-    float *mem = malloc(sizeof(float) * (sz[0] + sz[1] + sz[2] + sz[3] + sz[4] + sz[5] + sz[6] + sz[7]));
-    glora_adapter_t ad = {.out = out, .in = in, .rank = R};
-    float **slots[8] = {&ad.Ad, &ad.Au, &ad.Bd, &ad.Bu, &ad.Cd, &ad.Cu, &ad.D, &ad.E};
-    float *p = mem;
-    for (int i = 0; i < 8; i++) { *slots[i] = p; fill_random(p, sz[i], &rng, 0.3f); p += sz[i]; }
+    glora_adapter_t ad;
+    size_t total;
+    float *mem = adapter_in_buffer(&ad, out, in, R, &total);
+    fill_random(mem, total, &rng, 0.3f);
     float w0[13 * 11], b0[13], x[5 * 11], w[13 * 11], b[13], scratch[13 * 11], y[5 * 13];
     double ref[5 * 13];
     fill_random(w0, sizeof w0 / 4, &rng, 0.5f);
@@ -342,15 +356,9 @@ static void test_adapter_backward_fd(void **state) {
     glora_rng_t rng;
     glora_rng_seed(&rng, 11);
     const int out = 6, in = 5, R = 3;
-    size_t sz[8], total = 0;
-    glora_adapter_sizes(out, in, R, sz);
-    for (int i = 0; i < 8; i++) total += sz[i];
-    float *mem = malloc(sizeof(float) * total), *gmem = malloc(sizeof(float) * total);
-    glora_adapter_t ad = {.out = out, .in = in, .rank = R}, gr = ad;
-    float **slots[8] = {&ad.Ad, &ad.Au, &ad.Bd, &ad.Bu, &ad.Cd, &ad.Cu, &ad.D, &ad.E};
-    float **gslots[8] = {&gr.Ad, &gr.Au, &gr.Bd, &gr.Bu, &gr.Cd, &gr.Cu, &gr.D, &gr.E};
-    size_t off = 0;
-    for (int i = 0; i < 8; i++) { *slots[i] = mem + off; *gslots[i] = gmem + off; off += sz[i]; }
+    glora_adapter_t ad, gr;
+    size_t total;
+    float *mem = adapter_in_buffer(&ad, out, in, R, &total), *gmem = adapter_in_buffer(&gr, out, in, R, &total);
     fill_random(mem, total, &rng, 0.5f);
     float w0[30], b0[6], G[30], g[6], scratch[30];
     fill_random(w0, 30, &rng, 0.7f);
@@ -412,15 +420,9 @@ static void test_adapter_rows_fd(void **state) {
     glora_rng_t rng;
     glora_rng_seed(&rng, 23);
     enum { OUT = 6, IN = 5, R = 3, N = 4 };
-    size_t sz[8], total = 0;
-    glora_adapter_sizes(OUT, IN, R, sz);
-    for (int i = 0; i < 8; i++) total += sz[i];
-    float *mem = malloc(sizeof(float) * total), *gmem = malloc(sizeof(float) * total);
-    glora_adapter_t ad = {.out = OUT, .in = IN, .rank = R}, gr = ad;
-    float **slots[8] = {&ad.Ad, &ad.Au, &ad.Bd, &ad.Bu, &ad.Cd, &ad.Cu, &ad.D, &ad.E};
-    float **gslots[8] = {&gr.Ad, &gr.Au, &gr.Bd, &gr.Bu, &gr.Cd, &gr.Cu, &gr.D, &gr.E};
-    size_t off = 0;
-    for (int i = 0; i < 8; i++) { *slots[i] = mem + off; *gslots[i] = gmem + off; off += sz[i]; }
+    glora_adapter_t ad, gr;
+    size_t total;
+    float *mem = adapter_in_buffer(&ad, OUT, IN, R, &total), *gmem = adapter_in_buffer(&gr, OUT, IN, R, &total);
     fill_random(mem, total, &rng, 0.5f);
     float w0[OUT * IN], b0[OUT], x[N * IN], G[N * OUT], bp[OUT], y[N * OUT], y0[N * OUT],
         y2[N * OUT], dx[N * IN];
@@ -499,20 +501,10 @@ static void test_adapter_rows_bf16(void **state) {
     glora_rng_seed(&rng, 29);
     enum { OUT = 40, IN = 48, R = 3, N = 5 };
     const double u = 0x1p-24;
-    size_t sz[8], total = 0;
-    glora_adapter_sizes(OUT, IN, R, sz);
-    for (int i = 0; i < 8; i++) total += sz[i];
-    float *mem = malloc(sizeof(float) * total), *gmem = malloc(sizeof(float) * total),
-          *gmem2 = malloc(sizeof(float) * total);
-    glora_adapter_t ad = {.out = OUT, .in = IN, .rank = R}, gr = ad, gr2 = ad;
-    float **slots[8] = {&ad.Ad, &ad.Au, &ad.Bd, &ad.Bu, &ad.Cd, &ad.Cu, &ad.D, &ad.E};
-    float **g1[8] = {&gr.Ad, &gr.Au, &gr.Bd, &gr.Bu, &gr.Cd, &gr.Cu, &gr.D, &gr.E};
-    float **g2[8] = {&gr2.Ad, &gr2.Au, &gr2.Bd, &gr2.Bu, &gr2.Cd, &gr2.Cu, &gr2.D, &gr2.E};
-    size_t off = 0;
-    for (int i = 0; i < 8; i++) {
-        *slots[i] = mem + off; *g1[i] = gmem + off; *g2[i] = gmem2 + off;
-        off += sz[i];
-    }
+    glora_adapter_t ad, gr, gr2;
+    size_t total;
+    float *mem = adapter_in_buffer(&ad, OUT, IN, R, &total), *gmem = adapter_in_buffer(&gr, OUT, IN, R, &total),
+          *gmem2 = adapter_in_buffer(&gr2, OUT, IN, R, &total);
     fill_random(mem, total, &rng, 0.5f);
     static float w0[OUT * IN], b0[OUT], x[N * IN], G[N * OUT], bp[OUT], y[N * OUT], y0[N * OUT],
         yf[N * OUT], y0f[N * OUT], dx[N * IN], dxf[N * IN];
@@ -647,20 +639,10 @@ static void test_adapter_merged_bf16(void **state) {
     glora_rng_seed(&rng, 43);
     enum { OUT = 13, IN = 35, R = 3, N = 1601 };
     const double u = 0x1p-24;
-    size_t sz[8], total = 0;
-    glora_adapter_sizes(OUT, IN, R, sz);
-    for (int i = 0; i < 8; i++) total += sz[i];
-    float *mem = malloc(sizeof(float) * total), *gmem = malloc(sizeof(float) * total),
-          *gmem2 = malloc(sizeof(float) * total);
-    glora_adapter_t ad = {.out = OUT, .in = IN, .rank = R}, gr = ad, gr2 = ad;
-    float **slots[8] = {&ad.Ad, &ad.Au, &ad.Bd, &ad.Bu, &ad.Cd, &ad.Cu, &ad.D, &ad.E};
-    float **g1[8] = {&gr.Ad, &gr.Au, &gr.Bd, &gr.Bu, &gr.Cd, &gr.Cu, &gr.D, &gr.E};
-    float **g2[8] = {&gr2.Ad, &gr2.Au, &gr2.Bd, &gr2.Bu, &gr2.Cd, &gr2.Cu, &gr2.D, &gr2.E};
-    size_t off = 0;
-    for (int i = 0; i < 8; i++) {
-        *slots[i] = mem + off; *g1[i] = gmem + off; *g2[i] = gmem2 + off;
-        off += sz[i];
-    }
+    glora_adapter_t ad, gr, gr2;
+    size_t total;
+    float *mem = adapter_in_buffer(&ad, OUT, IN, R, &total), *gmem = adapter_in_buffer(&gr, OUT, IN, R, &total),
+          *gmem2 = adapter_in_buffer(&gr2, OUT, IN, R, &total);
     fill_random(mem, total, &rng, 0.5f);
     static float w0[OUT * IN], b0[OUT], x[N * IN], G[N * OUT], dw[OUT * IN], db[OUT],
         dw2[OUT * IN], db2[OUT], dwref[OUT * IN], scratch[OUT * IN];
