@@ -95,6 +95,13 @@ static void test_schema_check(void **state) {
     static const glora_config_key_t no_choices[] = {{"a", GLORA_CFG_ENUM, "x", .help = ""}};
     static const glora_config_key_t bad_path[] = {{"a..b", GLORA_CFG_INT, "1", .help = ""}};
     static const glora_config_key_t bad_range[] = {{"a", GLORA_CFG_INT, "0", .min = 1, .max = 5}};
+    static const char *const fits[] = {"accuracy", "loglik", NULL};
+    static const glora_config_key_t legacy_no_flag[] = {
+        {"f", GLORA_CFG_ENUM, "loglik", .choices = fits, .legacy = "accuracy"}};
+    static const glora_config_key_t legacy_bad[] = {
+        {"f", GLORA_CFG_ENUM, "loglik", .choices = fits, .flags = GLORA_CFG_IDENTITY_IF_SET, .legacy = "top1"}};
+    static const glora_config_key_t legacy_not_canon[] = {
+        {"n", GLORA_CFG_NUMBER, "2", .flags = GLORA_CFG_IDENTITY_IF_SET, .legacy = "1.0"}};
     const struct {
         glora_config_schema_t s;
         const char *want;
@@ -108,6 +115,9 @@ static void test_schema_check(void **state) {
         {GLORA_CONFIG_SCHEMA(bad_path), "key 'a..b': segments"},
         {GLORA_CONFIG_SCHEMA(bad_range),
          "config schema: default '0': key 'a' must be between 1 and 5, found 0"},
+        {GLORA_CONFIG_SCHEMA(legacy_no_flag), "key 'f': a legacy value needs GLORA_CFG_IDENTITY_IF_SET"},
+        {GLORA_CONFIG_SCHEMA(legacy_bad), "config schema: legacy value 'top1'"},
+        {GLORA_CONFIG_SCHEMA(legacy_not_canon), "key 'n': the legacy value must be written canonically"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         assert_int_equal(glora_config_schema_check(&cases[i].s), GLORA_EINVAL);
@@ -533,6 +543,27 @@ static void test_identity_if_set(void **state) {
     assert_int_equal(glora_config_set(b, "train.precision=bf16"), 0);
     assert_int_equal(glora_config_hash(b, hb), 0);
     assert_string_not_equal(ha, hb);
+    glora_config_free(a);
+    glora_config_free(b);
+
+    /* A default changed later (search.fitness): with .legacy the key is out
+     * of the hash only at the legacy value, so the old runs are still
+     * recognised and the new default is another run. */
+    static const char *const fits[] = {"accuracy", "loglik", NULL};
+    static const glora_config_key_t changed_keys[] = {
+        {"train.lr", GLORA_CFG_NUMBER, "1e-3", "lr", 0, 0, NULL},
+        {"search.fitness", GLORA_CFG_ENUM, "loglik", "f", 0, 0, fits, GLORA_CFG_IDENTITY_IF_SET, "accuracy"},
+    };
+    static const glora_config_schema_t changed_schema = GLORA_CONFIG_SCHEMA(changed_keys);
+    char hc[65];
+    assert_int_equal(glora_config_load(&a, NULL, &old_schema), 0);
+    assert_int_equal(glora_config_hash(a, ha), 0);
+    assert_int_equal(glora_config_load(&b, NULL, &changed_schema), 0);
+    assert_int_equal(glora_config_hash(b, hb), 0);
+    assert_string_not_equal(ha, hb);
+    assert_int_equal(glora_config_set(b, "search.fitness=accuracy"), 0);
+    assert_int_equal(glora_config_hash(b, hc), 0);
+    assert_string_equal(ha, hc);
     glora_config_free(a);
     glora_config_free(b);
 }

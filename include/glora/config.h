@@ -83,7 +83,11 @@ typedef enum {
  * GLORA_CFG_IDENTITY_IF_SET for a key added after runs were written without
  * it (train.precision, search.precision): at its default it is left out of
  * the identity too, so such a run still resumes; any other value is part of
- * it.  Write entries as
+ * it.  legacy, for such a key whose default later changed (search.fitness):
+ * the value the earlier runs computed with, written as the key canonically
+ * reads (an enum's choice); the key is then left out of the identity only at
+ * that value, so an earlier run is still recognised and a new run at the new
+ * default is not taken for it.  Write entries as
  * {key, type, default, .help = ..., .min = ..., ...}: naming the fields after
  * the default keeps -Wextra quiet about the ones left out. */
 typedef struct {
@@ -94,6 +98,7 @@ typedef struct {
     double min, max;
     const char *const *choices;
     unsigned flags;
+    const char *legacy;
 } glora_config_key_t;
 
 #define GLORA_CFG_NOT_IDENTITY 1u

@@ -40,8 +40,9 @@
  *     parents are the best of everything evaluated within its budget. So one
  *     search costs (1 + tiers) x population evaluations per generation and
  *     best-under-<budget>.json is a real search result, not a by-product.
- * Options that leave the official algorithm (off by default; search.preset
- * official pins them off whatever the defaults become, docs/config.md):
+ * Options that leave the official algorithm (off in glora_search_opts_default;
+ * the commands' search.fitness key defaults to loglik, which the transfer
+ * suite chose; search.preset official pins them all off, docs/config.md):
  *   - fitness loglik or accuracy+loss: the ranking uses each candidate's
  *     mean validation loss (problem score callback) instead of, or after,
  *     the accuracy;
@@ -160,7 +161,9 @@ typedef struct {
     size_t budgets[GLORA_SEARCH_MAX_BUDGETS]; /* extra budgets (>= min_params): tiers
                                                  searched alongside, best-under-<b>.json */
     int n_budgets;
-    glora_search_fitness_t fitness; /* GLORA_FITNESS_ACCURACY */
+    glora_search_fitness_t fitness; /* GLORA_FITNESS_ACCURACY here (a bare fitness
+                                       callback has no loss); the search.fitness
+                                       key's default is loglik */
     /* Candidates that use the budget: with fill_budget, every tier accepts
      * only candidates of at least ceil(min_budget_fraction x its budget)
      * parameters (and min_params), and a random candidate below that is grown
@@ -312,7 +315,7 @@ void glora_search_space_str(const glora_space_t *sp, char *buf, size_t size);
     {"search.max_params", GLORA_CFG_SIZE, "0", "most GLoRA parameters of a candidate (0: no limit)", 0, 0, NULL}, \
     {"search.extra_budgets", GLORA_CFG_SIZES, "[]", "smaller budgets searched alongside (a population each), for best-under-<budget>.json", 0, 0, NULL}, \
     {"search.preset", GLORA_CFG_ENUM, "none", "official: pin the official algorithm (population 50, parents 10, mutations 25, crossovers 25, mutation_prob 0.2, max_tries 10, generations 20, fitness accuracy, fill_budget false, the official space); a key set to another value is an error", 0, 0, glora_search_presets, GLORA_CFG_IDENTITY_IF_SET}, \
-    {"search.fitness", GLORA_CFG_ENUM, "accuracy", "what ranks candidates: accuracy (top-1, then fewer parameters), loglik (mean log-likelihood of the true class), accuracy+loss (accuracy, then mean loss, then fewer parameters)", 0, 0, glora_search_fitness_names, GLORA_CFG_IDENTITY_IF_SET}, \
+    {"search.fitness", GLORA_CFG_ENUM, "loglik", "what ranks candidates: loglik (mean log-likelihood of the true class, then fewer parameters; chosen by the transfer suite, docs/RESULTS.md), accuracy (top-1, then fewer parameters: the official ranking), accuracy+loss (accuracy, then mean loss, then fewer parameters)", 0, 0, glora_search_fitness_names, GLORA_CFG_IDENTITY_IF_SET, "accuracy"}, \
     {"search.fill_budget", GLORA_CFG_BOOL, "false", "accept only candidates using at least min_budget_fraction of their budget (max_params, each extra budget); random ones are grown to it", 0, 0, NULL, GLORA_CFG_IDENTITY_IF_SET}, \
     {"search.min_budget_fraction", GLORA_CFG_NUMBER, "0.9", "with fill_budget: the fraction of the budget a candidate must use", 0, 1, NULL, GLORA_CFG_IDENTITY_IF_SET}, \
     {"search.cv_folds", GLORA_CFG_INT, "0", "K >= 2: score candidates by K-fold cross-validation (glora run only): the supernet section's data.train and this data split pooled into K folds (stratified, drawn by search.seed), K supernets trained as the supernet section says, each on all folds but one, every candidate scored on each fold by the supernet that never saw it, accuracy and loss pooled over all the folds' images; retrain, merge and eval still use the run's own supernet. 0 or 1: off (one supernet, scored on this split)", 0, GLORA_SEARCH_MAX_FOLDS, NULL, GLORA_CFG_IDENTITY_IF_SET}, \

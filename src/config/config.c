@@ -254,6 +254,16 @@ int glora_config_schema_check(const glora_config_schema_t *s) {
             if (parse_text(&v, k, k->def, &o)) return GLORA_EINVAL;  /* names the key */
             cfg_value_clear(&v);
         }
+        if (k->legacy) {
+            if (!(k->flags & GLORA_CFG_IDENTITY_IF_SET))
+                return schema_fail(k, "a legacy value needs GLORA_CFG_IDENTITY_IF_SET");
+            cfg_value_t v;
+            cfg_origin_t o = {.assignment = k->legacy, .label = "config schema: legacy value"};
+            if (parse_text(&v, k, k->legacy, &o)) return GLORA_EINVAL;
+            int canonical = strcmp(v.canon, k->legacy) == 0;
+            cfg_value_clear(&v);
+            if (!canonical) return schema_fail(k, "the legacy value must be written canonically");
+        }
     }
     return 0;
 }

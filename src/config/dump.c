@@ -103,6 +103,7 @@ int glora_config_dump(const glora_config_t *c, char **yaml_out) {
 static int in_identity(const glora_config_t *c, const cfg_pair_t *p) {
     if (p->spec->flags & GLORA_CFG_NOT_IDENTITY) return 0;
     if (!(p->spec->flags & GLORA_CFG_IDENTITY_IF_SET)) return 1;
+    if (p->spec->legacy) return strcmp(p->canon, p->spec->legacy) != 0;
     size_t k = (size_t)(p->spec - c->schema->keys);
     return !(c->has_default[k] && strcmp(p->canon, c->defaults[k].canon) == 0);
 }
