@@ -15,7 +15,17 @@
  * rebuilt from Y0 exactly). LayerNorm outputs, attention probabilities and
  * output, the first residual sum and the GELU are recomputed per block in
  * backward by the same kernels, so they are the same bits as the forward's:
- * 10 N C floats per block at ViT-B/16 instead of 20. */
+ * 10 N C floats per block at ViT-B/16 instead of 20.
+ *
+ * When memory allows (keep_level), the tape keeps more per block and
+ * backward recomputes less: level 1 keeps the attention probabilities and
+ * output (attention's forward then runs once a step, not twice), level 2
+ * every activation of the block (no recomputation at all). A level is
+ * taken when one shard's tape and backward workspace with it fit in half
+ * of GLORA_TRAIN_LIVE_BYTES (two shards in flight stay within it): at
+ * vit-tiny-28 level 2, at ViT-B/16 level 1 for shards up to 8 images and 0
+ * above. Kept or recomputed, an activation is the same kernel's output on
+ * the same input: the same bits at every level. */
 #include "glora/train.h"
 #include "glora/common.h"
 #include "glora/gemm.h"
@@ -31,10 +41,15 @@ typedef struct {
     float *out;                    /* (N, C) block output (the next block's input) */
     float *y[GLORA_SITES];         /* per site: Y, or Y0 when the configuration needs it */
     float *ln1_mean, *ln1_rstd, *ln2_mean, *ln2_rstd; /* (N) */
+    /* The block's activations: its own buffers for those the keep level
+     * keeps, else the tape's shared work buffers below (recomputed). */
+    float *ln1, *qkv, *att, *attn, *res1, *ln2, *fc1, *gelu;
+    const float *qkv_y, *fc1_y;    /* level 2: where the forward left qkv's and fc1's Y */
 } tape_block_t;
 
 struct glora_vit_tape {
     size_t max_batch;
+    int keep;            /* keep level: 0, 1 (attention), 2 (every activation) */
     float *mem;
     float *patches;      /* (B, NP, Cin P P) */
     float *x0;           /* (N, C) tokens in */
@@ -84,8 +99,19 @@ static void largest_layer(const glora_vit_t *m, size_t *wsize, size_t *out_max) 
     }
 }
 
-/* Floats of a tape for B images. */
-static size_t tape_floats(const glora_vit_t *m, size_t B) {
+/* Floats a block's kept activations take at keep level lv (0, 1, 2). */
+static size_t kept_floats(const glora_vit_t *m, size_t B, int lv) {
+    const glora_vit_arch_t *a = &m->arch;
+    const size_t T = (size_t)a->tokens, C = (size_t)a->dim, H = (size_t)a->mlp_hidden,
+                 NH = (size_t)a->heads, N = B * T;
+    if (lv <= 0) return 0;
+    const size_t att = B * NH * T * T + N * C; /* probabilities, output */
+    if (lv == 1) return att;
+    return att + N * C + N * 3 * C + 2 * N * C + 2 * N * H; /* ln1, qkv, res1, ln2, fc1, gelu */
+}
+
+/* Floats of a tape for B images at keep level lv. */
+static size_t tape_floats(const glora_vit_t *m, size_t B, int lv) {
     const glora_vit_arch_t *a = &m->arch;
     const size_t T = (size_t)a->tokens, C = (size_t)a->dim, H = (size_t)a->mlp_hidden,
                  NH = (size_t)a->heads, N = B * T, NP = (size_t)a->num_patches,
@@ -100,7 +126,7 @@ static size_t tape_floats(const glora_vit_t *m, size_t B) {
     const size_t per_block = N * C + N * 3 * C + N * C + N * H + N * C + 4 * N;
     const size_t work = 2 * N * C + N * 3 * C + B * NH * T * T + 2 * N * C + 2 * N * H + N * C +
                         glora_adapter_rows_scratch(N, (int)out_max, m->rank > 0 ? m->rank : 1);
-    return B * NP * kk + N * C + depth * per_block + 3 * B * C + 2 * B +
+    return B * NP * kk + N * C + depth * (per_block + kept_floats(m, B, lv)) + 3 * B * C + 2 * B +
            B * (size_t)a->num_classes + bias_total + work;
 }
 
@@ -115,8 +141,22 @@ static size_t bwd_floats(const glora_vit_t *m, size_t B) {
            B * (size_t)a->num_patches * C + B * C;
 }
 
+/* The highest keep level whose shard (tape and backward workspace) takes
+ * at most half of GLORA_TRAIN_LIVE_BYTES; GLORA_TRAIN_KEEP=0|1|2 in the
+ * environment caps it (a diagnostic: tests compare the levels' bits). */
+static int keep_level(const glora_vit_t *m, size_t B) {
+    int cap = 2;
+    const char *e = getenv("GLORA_TRAIN_KEEP");
+    if (e && e[0] >= '0' && e[0] <= '2' && !e[1]) cap = e[0] - '0';
+    for (int lv = cap; lv > 0; lv--)
+        if ((tape_floats(m, B, lv) + bwd_floats(m, B)) * sizeof(float) <= GLORA_TRAIN_LIVE_BYTES / 2)
+            return lv;
+    return 0;
+}
+
 size_t glora_vit_shard_bytes(const glora_vit_t *m, size_t max_batch) {
-    return (tape_floats(m, max_batch) + bwd_floats(m, max_batch)) * sizeof(float);
+    return (tape_floats(m, max_batch, keep_level(m, max_batch)) + bwd_floats(m, max_batch)) *
+           sizeof(float);
 }
 
 int glora_vit_tape_create(glora_vit_tape_t **out, const glora_vit_t *m, size_t max_batch) {
@@ -130,10 +170,12 @@ int glora_vit_tape_create(glora_vit_tape_t **out, const glora_vit_t *m, size_t m
                  depth = (size_t)a->depth, L = (size_t)glora_vit_layers(m);
     size_t wsize, out_max;
     largest_layer(m, &wsize, &out_max);
-    const size_t total = tape_floats(m, B);
+    const int keep = keep_level(m, B);
+    const size_t total = tape_floats(m, B, keep);
     glora_vit_tape_t *t = calloc(1, sizeof *t);
     if (!t) return glora_error(GLORA_ENOMEM, "tape 'vit': out of memory");
     t->max_batch = B;
+    t->keep = keep;
     t->mem = glora_big_alloc(total, sizeof(float));
     t->blk = calloc(depth, sizeof *t->blk);
     t->bias = calloc(L, sizeof *t->bias);
@@ -175,6 +217,17 @@ int glora_vit_tape_create(glora_vit_tape_t **out, const glora_vit_t *m, size_t m
     t->gelu = TAKE(N * H);
     t->y = TAKE(N * C);
     t->rows = TAKE(glora_adapter_rows_scratch(N, (int)out_max, m->rank > 0 ? m->rank : 1));
+    for (size_t i = 0; i < depth; i++) {
+        tape_block_t *b = &t->blk[i];
+        b->att = keep >= 1 ? TAKE(B * NH * T * T) : t->att;
+        b->attn = keep >= 1 ? TAKE(N * C) : t->attn;
+        b->ln1 = keep >= 2 ? TAKE(N * C) : t->ln1;
+        b->qkv = keep >= 2 ? TAKE(N * 3 * C) : t->qkv;
+        b->res1 = keep >= 2 ? TAKE(N * C) : t->res1;
+        b->ln2 = keep >= 2 ? TAKE(N * C) : t->ln2;
+        b->fc1 = keep >= 2 ? TAKE(N * H) : t->fc1;
+        b->gelu = keep >= 2 ? TAKE(N * H) : t->gelu;
+    }
 #undef TAKE
     GLORA_ASSERT((size_t)(p - t->mem) <= total);
     *out = t;
@@ -311,9 +364,11 @@ static const float *layer_y(const glora_vit_t *m, const glora_layer_cfg_t *cfg, 
 }
 
 /* The block's activations backward needs, recomputed from the tape (the
- * same kernels on the same inputs: the same bits as the forward's); *qkv_y
- * and *fc1_y say where qkv's and fc1's Y are. With fwd, this IS the
- * forward (and the tape is written). */
+ * same kernels on the same inputs: the same bits as the forward's) into
+ * the block's buffers (tape_block_t: shared work, or its own for what the
+ * keep level keeps, which is not recomputed); *qkv_y and *fc1_y say where
+ * qkv's and fc1's Y are. With fwd, this IS the forward (and the tape is
+ * written). */
 static void block_pass(const glora_vit_t *m, const glora_vit_linears_t *lin,
                        const glora_layer_cfg_t *cfg, glora_vit_tape_t *t, int i, const float *xin,
                        size_t B, int fwd, const float **qkv_y, const float **fc1_y) {
@@ -323,31 +378,38 @@ static void block_pass(const glora_vit_t *m, const glora_vit_linears_t *lin,
     const glora_vit_block_t *w = &m->w.blk[i];
     tape_block_t *b = &t->blk[i];
     const int l = i * GLORA_SITES;
-    glora_layernorm_forward(t->ln1, fwd ? b->ln1_mean : NULL, fwd ? b->ln1_rstd : NULL, xin, w->ln1_w,
+    if (!fwd && t->keep >= 2) {
+        *qkv_y = b->qkv_y;
+        *fc1_y = b->fc1_y;
+        return;
+    }
+    glora_layernorm_forward(b->ln1, fwd ? b->ln1_mean : NULL, fwd ? b->ln1_rstd : NULL, xin, w->ln1_w,
                             w->ln1_b, N, C, LN_EPS);
-    const float *qkv = fwd ? layer_forward(m, lin, cfg, t, l + GLORA_SITE_QKV, t->ln1, N,
-                                           b->y[GLORA_SITE_QKV], t->qkv)
-                           : layer_y(m, cfg, t, l + GLORA_SITE_QKV, t->ln1, N, b->y[GLORA_SITE_QKV],
-                                     t->qkv);
-    glora_attention_forward(t->attn, t->att, qkv, B, T, C, NH);
-    const float *yp = fwd ? layer_forward(m, lin, cfg, t, l + GLORA_SITE_PROJ, t->attn, N,
+    const float *qkv = fwd ? layer_forward(m, lin, cfg, t, l + GLORA_SITE_QKV, b->ln1, N,
+                                           b->y[GLORA_SITE_QKV], b->qkv)
+                           : layer_y(m, cfg, t, l + GLORA_SITE_QKV, b->ln1, N, b->y[GLORA_SITE_QKV],
+                                     b->qkv);
+    if (fwd || t->keep < 1) glora_attention_forward(b->attn, b->att, qkv, B, T, C, NH);
+    const float *yp = fwd ? layer_forward(m, lin, cfg, t, l + GLORA_SITE_PROJ, b->attn, N,
                                           b->y[GLORA_SITE_PROJ], t->y)
-                          : layer_y(m, cfg, t, l + GLORA_SITE_PROJ, t->attn, N, b->y[GLORA_SITE_PROJ],
+                          : layer_y(m, cfg, t, l + GLORA_SITE_PROJ, b->attn, N, b->y[GLORA_SITE_PROJ],
                                     t->y);
-    glora_add(t->res1, yp, xin, N * (size_t)C);
-    glora_layernorm_forward(t->ln2, fwd ? b->ln2_mean : NULL, fwd ? b->ln2_rstd : NULL, t->res1,
+    glora_add(b->res1, yp, xin, N * (size_t)C);
+    glora_layernorm_forward(b->ln2, fwd ? b->ln2_mean : NULL, fwd ? b->ln2_rstd : NULL, b->res1,
                             w->ln2_w, w->ln2_b, N, C, LN_EPS);
-    const float *f1 = fwd ? layer_forward(m, lin, cfg, t, l + GLORA_SITE_FC1, t->ln2, N,
-                                          b->y[GLORA_SITE_FC1], t->fc1)
-                          : layer_y(m, cfg, t, l + GLORA_SITE_FC1, t->ln2, N, b->y[GLORA_SITE_FC1],
-                                    t->fc1);
-    glora_gelu_forward(t->gelu, f1, N * (size_t)H);
+    const float *f1 = fwd ? layer_forward(m, lin, cfg, t, l + GLORA_SITE_FC1, b->ln2, N,
+                                          b->y[GLORA_SITE_FC1], b->fc1)
+                          : layer_y(m, cfg, t, l + GLORA_SITE_FC1, b->ln2, N, b->y[GLORA_SITE_FC1],
+                                    b->fc1);
+    glora_gelu_forward(b->gelu, f1, N * (size_t)H);
     *qkv_y = qkv;
     *fc1_y = f1;
     if (!fwd) return;
-    const float *y2 = layer_forward(m, lin, cfg, t, l + GLORA_SITE_FC2, t->gelu, N,
+    b->qkv_y = qkv;
+    b->fc1_y = f1;
+    const float *y2 = layer_forward(m, lin, cfg, t, l + GLORA_SITE_FC2, b->gelu, N,
                                     b->y[GLORA_SITE_FC2], t->y);
-    glora_add(b->out, t->res1, y2, N * (size_t)C);
+    glora_add(b->out, b->res1, y2, N * (size_t)C);
 }
 
 void glora_vit_train_forward(const glora_vit_t *m, const glora_vit_linears_t *lin,
@@ -482,24 +544,24 @@ void glora_vit_backward(const glora_vit_t *m, const glora_vit_linears_t *lin,
         block_pass(m, lin, cfg, t, i, xin, B, 0, &qkv, &fc1);
         /* ws->dres holds dL/d(block output); the residual passes it on
          * unchanged to res1, and each branch adds its own part. */
-        adapted_linear_backward(m, lin, cfg, l + GLORA_SITE_FC2, ws->dgelu, ws->dres, t->gelu,
+        adapted_linear_backward(m, lin, cfg, l + GLORA_SITE_FC2, ws->dgelu, ws->dres, b->gelu,
                                 b->y[GLORA_SITE_FC2], N, g, ws, t);
         memset(ws->dfc1, 0, N * (size_t)H * sizeof(float));
         glora_gelu_backward(ws->dfc1, fc1, ws->dgelu, N * (size_t)H);
-        adapted_linear_backward(m, lin, cfg, l + GLORA_SITE_FC1, ws->dln, ws->dfc1, t->ln2,
+        adapted_linear_backward(m, lin, cfg, l + GLORA_SITE_FC1, ws->dln, ws->dfc1, b->ln2,
                                 b->y[GLORA_SITE_FC1], N, g, ws, t);
-        glora_layernorm_backward(ws->dres, gw->ln2_w, gw->ln2_b, ws->dln, t->res1, w->ln2_w,
+        glora_layernorm_backward(ws->dres, gw->ln2_w, gw->ln2_b, ws->dln, b->res1, w->ln2_w,
                                  b->ln2_mean, b->ln2_rstd, N, C);
         /* ws->dres is now dL/d(res1). */
-        adapted_linear_backward(m, lin, cfg, l + GLORA_SITE_PROJ, ws->dattn, ws->dres, t->attn,
+        adapted_linear_backward(m, lin, cfg, l + GLORA_SITE_PROJ, ws->dattn, ws->dres, b->attn,
                                 b->y[GLORA_SITE_PROJ], N, g, ws, t);
         memset(ws->dqkv, 0, NC * 3 * sizeof(float));
-        glora_attention_backward(ws->dqkv, ws->datt, ws->dattn, qkv, t->att, B, T, C, NH);
+        glora_attention_backward(ws->dqkv, ws->datt, ws->dattn, qkv, b->att, B, T, C, NH);
         int more = i > 0 ? trains_below(m, g, i - 1) : trains_below(m, g, -1);
         /* With nothing below and norm1 frozen, dL/d(norm1 output) is not needed. */
         int need_dln1 = more || gw->ln1_w || gw->ln1_b;
         adapted_linear_backward(m, lin, cfg, l + GLORA_SITE_QKV, need_dln1 ? ws->dln : NULL, ws->dqkv,
-                                t->ln1, b->y[GLORA_SITE_QKV], N, g, ws, t);
+                                b->ln1, b->y[GLORA_SITE_QKV], N, g, ws, t);
         if (need_dln1)
             glora_layernorm_backward(more ? ws->dres : NULL, gw->ln1_w, gw->ln1_b, ws->dln, xin,
                                      w->ln1_w, b->ln1_mean, b->ln1_rstd, N, C);
