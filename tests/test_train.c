@@ -24,6 +24,7 @@
 #include "util/parallel.h"
 #include "util/rng.h"
 #include "glora/train.h"
+#include "nn/nn-impl.h"
 
 /* ---- a double-precision reference forward ------------------------------ */
 
@@ -790,6 +791,56 @@ static void test_keep_levels_same_bits(void **state) {
     free(mask);
 }
 
+/* The AVX-512 column sums of the row form's backward (rows_avx512.c) are
+ * the plain loops' bits: per column, from zero, rows in order, each
+ * product rounded before its add; onto sums that already hold values,
+ * with any of the three left out, at widths around the vector and block
+ * sizes and a column block off the row start. */
+static void test_col_dots_bits(void **state) {
+    (void)state;
+    if (!nn_use_avx512()) {
+        printf("col_dots: no AVX-512 here, nothing to compare\n");
+        return;
+    }
+    glora_rng_t rng;
+    glora_rng_seed(&rng, 21);
+    const size_t Ns[] = {1, 17, 100}, njs[] = {1, 15, 16, 17, 63, 64, 65, 200, 256};
+    for (size_t a = 0; a < sizeof Ns / sizeof Ns[0]; a++)
+        for (size_t b = 0; b < sizeof njs / sizeof njs[0]; b++)
+            for (int which = 1; which < 8; which++) {
+                const size_t N = Ns[a], nj = njs[b], j0 = 5, ld = j0 + nj + 3;
+                float *g = malloc(N * ld * sizeof(float)), *y = malloc(N * ld * sizeof(float));
+                float *sv = malloc(N * sizeof(float)), out[2][3][300];
+                for (size_t k = 0; k < N * ld; k++) {
+                    g[k] = (float)glora_rng_normal(&rng);
+                    y[k] = (float)glora_rng_normal(&rng) * 1e3f;
+                }
+                for (size_t n = 0; n < N; n++) sv[n] = (float)glora_rng_normal(&rng);
+                for (size_t j = 0; j < 300; j++)
+                    out[0][0][j] = out[0][1][j] = out[0][2][j] = (float)glora_rng_normal(&rng);
+                memcpy(out[1], out[0], sizeof out[0]);
+                float *ga = which & 1 ? out[0][0] : NULL, *gb = which & 2 ? out[0][1] : NULL,
+                      *gc = which & 4 ? out[0][2] : NULL;
+                for (size_t j = j0; j < j0 + nj; j++) {
+                    float sa = 0, sb = 0, sc = 0;
+                    for (size_t n = 0; n < N; n++) {
+                        const float gv = g[n * ld + j];
+                        float pa = gv * y[n * ld + j], pb = gv * sv[n];
+                        sa += pa;
+                        sb += pb;
+                        sc += gv;
+                    }
+                    if (ga) ga[j] += sa;
+                    if (gb) gb[j] += sb;
+                    if (gc) gc[j] += sc;
+                }
+                nn_col_dots_avx512(which & 1 ? out[1][0] : NULL, y, which & 2 ? out[1][1] : NULL, sv,
+                                   which & 4 ? out[1][2] : NULL, g, N, ld, j0, nj);
+                assert_memory_equal(out[0], out[1], sizeof out[0]);
+                free(g); free(y); free(sv);
+            }
+}
+
 static void test_bf16_run_threads(void **state) {
     (void)state;
     enum { N = 32 };
@@ -841,6 +892,7 @@ int main(void) {
         cmocka_unit_test(test_bf16_step_close),
         cmocka_unit_test(test_bf16_run_threads),
         cmocka_unit_test(test_keep_levels_same_bits),
+        cmocka_unit_test(test_col_dots_bits),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

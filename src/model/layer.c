@@ -353,9 +353,15 @@ size_t glora_adapter_rows_scratch(size_t N, int out, int R) {
 NN_CLONES static void col_dots(float *ga, const float *y0, float *gb, const float *s, float *gc,
                                const float *g, size_t N, size_t out) {
     const size_t nblk = (out + COL_BLOCK - 1) / COL_BLOCK;
+    const int avx512 = nn_use_avx512();
 #pragma omp parallel for schedule(static) if (N * out >= (1u << 18) && nblk > 1)
     for (size_t blk = 0; blk < nblk; blk++) {
         const size_t j0 = blk * COL_BLOCK, nj = out - j0 < COL_BLOCK ? out - j0 : COL_BLOCK;
+        if (avx512) {
+            /* The sums in registers: the same bits (rows_avx512.c). */
+            nn_col_dots_avx512(ga, y0, gb, s, gc, g, N, out, j0, nj);
+            continue;
+        }
         float a[COL_BLOCK] = {0}, b[COL_BLOCK] = {0}, c[COL_BLOCK] = {0};
         for (size_t n = 0; n < N; n++) {
             const float *gn = g + n * out + j0;

@@ -73,5 +73,12 @@ void nn_gelu_fwd_avx512(float *out, const float *inp, size_t n);
 void nn_gelu_bwd_avx512(float *dinp, const float *inp, const float *dout, size_t n);
 void nn_layernorm_row_avx512(float *o, float *mean, float *rstd, const float *x,
                              const float *weight, const float *bias, size_t Cs, float eps);
+/* The column sums of the GLoRA row form's backward (src/model/layer.c
+ * col_dots) over columns [j0, j0 + nj) of G (N, ld): ga[j] += sum_n G Y0,
+ * gb[j] += sum_n G s_n, gc[j] += sum_n G, each skipped when NULL, every
+ * column summed over n in order from zero with a product rounded before
+ * its add (no FMA): the same bits as the plain loops. */
+void nn_col_dots_avx512(float *ga, const float *y0, float *gb, const float *s, float *gc,
+                        const float *g, size_t N, size_t ld, size_t j0, size_t nj);
 
 #endif

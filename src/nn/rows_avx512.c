@@ -60,3 +60,58 @@ void nn_layernorm_row_avx512(float *o, float *mean, float *rstd, const float *x,
     if (mean) *mean = m;
     if (rstd) *rstd = r;
 }
+
+/* Up to 64 columns of nn_col_dots_avx512, their sums in registers (four
+ * vectors a sum, written out one by one so that GCC keeps them there; the
+ * masks cover the block's width). Bits: each lane is acc + rounded
+ * product (VMULPS, then VADDPS), rows in order. */
+#define COL4(X) X(0) X(1) X(2) X(3)
+static void col_dots_64(float *ga, const float *y0, float *gb, const float *s, float *gc,
+                        const float *g, size_t N, size_t ld, size_t j0, size_t nj) {
+#define MASK(v) const __mmask16 m##v = nj <= 16 * v ? 0 : nj - 16 * v >= 16 ? (__mmask16)0xffff \
+                                                                           : tail_mask(nj - 16 * v);
+    COL4(MASK)
+#undef MASK
+#define ZERO(v) __m512 a##v = _mm512_setzero_ps(), b##v = a##v, c##v = a##v;
+    COL4(ZERO)
+#undef ZERO
+    for (size_t n = 0; n < N; n++) {
+        const float *gn = g + n * ld + j0;
+#define LOADG(v) const __m512 g##v = _mm512_maskz_loadu_ps(m##v, gn + 16 * v);
+        COL4(LOADG)
+#undef LOADG
+        if (ga) {
+            const float *yn = y0 + n * ld + j0;
+#define ACCA(v) a##v = _mm512_add_ps(a##v, _mm512_mul_ps(g##v, _mm512_maskz_loadu_ps(m##v, yn + 16 * v)));
+            COL4(ACCA)
+#undef ACCA
+        }
+        if (gb) {
+            const __m512 sn = _mm512_set1_ps(s[n]);
+#define ACCB(v) b##v = _mm512_add_ps(b##v, _mm512_mul_ps(g##v, sn));
+            COL4(ACCB)
+#undef ACCB
+        }
+        if (gc) {
+#define ACCC(v) c##v = _mm512_add_ps(c##v, g##v);
+            COL4(ACCC)
+#undef ACCC
+        }
+    }
+#define OUT(v)                                                                                  \
+    if (m##v) {                                                                                 \
+        const size_t o = j0 + 16 * v;                                                           \
+        if (ga) _mm512_mask_storeu_ps(ga + o, m##v, _mm512_add_ps(_mm512_maskz_loadu_ps(m##v, ga + o), a##v)); \
+        if (gb) _mm512_mask_storeu_ps(gb + o, m##v, _mm512_add_ps(_mm512_maskz_loadu_ps(m##v, gb + o), b##v)); \
+        if (gc) _mm512_mask_storeu_ps(gc + o, m##v, _mm512_add_ps(_mm512_maskz_loadu_ps(m##v, gc + o), c##v)); \
+    }
+    COL4(OUT)
+#undef OUT
+}
+#undef COL4
+
+void nn_col_dots_avx512(float *ga, const float *y0, float *gb, const float *s, float *gc,
+                        const float *g, size_t N, size_t ld, size_t j0, size_t nj) {
+    for (size_t j = 0; j < nj; j += 64)
+        col_dots_64(ga, y0, gb, s, gc, g, N, ld, j0 + j, nj - j < 64 ? nj - j : 64);
+}
