@@ -560,18 +560,26 @@ static void rows_grad_b(glora_adapter_t *grad, const float *dy, const float *x, 
 
 /* dX = (G (.) (1 + a)^T) W0 + G Bm; the product with the frozen W0 in
  * precision prec, B's thin terms in fp32. */
-static void rows_dx(float *dx, const float *dy, size_t N, const float *w0,
-                    const glora_adapter_t *ad, const glora_layer_cfg_t *cfg,
-                    glora_precision_t prec, rows_ws_t *w) {
+NN_CLONES static void rows_dx(float *dx, const float *dy, size_t N, const float *w0,
+                              const glora_adapter_t *ad, const glora_layer_cfg_t *cfg,
+                              glora_precision_t prec, rows_ws_t *w) {
     const size_t out = (size_t)ad->out, in = (size_t)ad->in, R = (size_t)ad->rank;
     glora_choice_t A = cfg->t[GLORA_A], B = cfg->t[GLORA_B];
     if (A.kind == GLORA_VECTOR) {
+        /* 1 + a_o copied out of Ad's stride R once, so that the rows'
+         * loop vectorises (the same sums and products). */
+        float one_a_stack[1024];
+        float *one_a = out <= 1024 ? one_a_stack : malloc(out * sizeof *one_a);
+        GLORA_ASSERT(one_a);
+        for (size_t o = 0; o < out; o++) one_a[o] = 1.0f + ad->Ad[o * R];
 #pragma omp parallel for schedule(static) if (N * out >= (1u << 18))
         for (size_t n = 0; n < N; n++) {
             const float *gn = dy + n * out;
             float *gs = w->Gs + n * out;
-            for (size_t o = 0; o < out; o++) gs[o] = gn[o] * (1.0f + ad->Ad[o * R]);
+#pragma omp simd
+            for (size_t o = 0; o < out; o++) gs[o] = gn[o] * one_a[o];
         }
+        if (one_a != one_a_stack) free(one_a);
         glora_gemm_bias(prec, GLORA_NOTRANS, GLORA_NOTRANS, N, in, out, 1.0f, w->Gs, out, w0, in,
                         0.0f, NULL, dx, in);
     } else {
