@@ -78,7 +78,13 @@ void glora_grads_zero(glora_grads_t *g);
  * output per adapted layer (the layer's Y, or Y0 when A is a vector or
  * scalar): 10 N C floats at ViT proportions (H = 4C). LayerNorm outputs,
  * attention, the first residual sum and GELU are recomputed in backward,
- * block by block, by the same kernels: the same bits as in the forward. */
+ * block by block, by the same kernels: the same bits as in the forward.
+ * When a shard's tape and backward workspace with them take at most half
+ * of GLORA_TRAIN_LIVE_BYTES, the tape keeps attention's probabilities and
+ * output too, or every activation of each block, and backward recomputes
+ * less or nothing (the same bits; GLORA_TRAIN_KEEP=0|1|2 in the
+ * environment caps the level, for tests). glora_vit_shard_bytes counts
+ * what is kept. */
 
 /* Tape of the training forward pass for up to max_batch images. */
 typedef struct glora_vit_tape glora_vit_tape_t;
