@@ -211,6 +211,13 @@ typedef void (*glora_train_cb)(const glora_train_progress_t *p, void *ctx);
  * one in flight). Results do not depend on it. */
 #define GLORA_TRAIN_LIVE_BYTES ((size_t)2 << 30)
 
+typedef enum {
+    GLORA_SAMPLING_UNIFORM = 0,
+    GLORA_SAMPLING_SANDWICH = 1,
+} glora_sampling_t;
+/* The names of glora_sampling_t in order ("uniform", "sandwich"), NULL-ended. */
+extern const char *const glora_sampling_names[];
+
 typedef struct {
     int epochs;
     size_t batch;
@@ -248,6 +255,17 @@ typedef struct {
      * the plain model (frozen W0/b0 everywhere). */
     const glora_layer_cfg_t *fixed_cfg;
     const glora_space_t *space;
+    /* How a supernet step (space non-NULL) picks its configurations:
+     * GLORA_SAMPLING_UNIFORM (0) as above, the official way; or
+     * GLORA_SAMPLING_SANDWICH, a deterministic cycle of four steps over the
+     * run (step t counted from 0 across epochs): t % 4 == 0 every layer takes
+     * the largest option of each tensor (by kind none < scalar < vector <
+     * lora, then rank: the most parameters), t % 4 == 1 the smallest, t % 4
+     * in {2, 3} the uniform draw. The uniform draw is made on every step, so
+     * the random stream (shuffling, draws) is uniform's. BigNAS's sandwich
+     * rule (largest, smallest and two random paths per step, gradients
+     * summed) spread over four steps at one path's cost per step. */
+    glora_sampling_t sampling;
     /* Checkpoint file written atomically after every epoch (NULL: none);
      * with resume, training continues from it when it exists. */
     const char *checkpoint;

@@ -4,6 +4,7 @@
 
 const char *const glora_precisions[] = {"fp32", "bf16", NULL};
 const char *const glora_arch_presets[] = {"vit-tiny-28", "vit-b16", NULL};
+const char *const glora_sampling_names[] = {"uniform", "sandwich", NULL};
 
 static const char *const ft_modes[] = {"full", "linear", NULL};
 static const char *const init_modes[] = {"inherit", "fresh", NULL};
@@ -34,6 +35,7 @@ static const glora_config_key_t supernet_keys[] = {
     {"space.C", GLORA_CFG_STRINGS, "[]", "choices of C (default: lora_R, vector, none)", 0, 0, choices_ab},
     {"space.D", GLORA_CFG_STRINGS, "[]", "choices of D (default: scalar, vector, none)", 0, 0, choices_ab},
     {"space.E", GLORA_CFG_STRINGS, "[]", "choices of E (default: scalar, vector, none)", 0, 0, choices_ab},
+    {"train.sampling", GLORA_CFG_ENUM, "uniform", "how each step picks the layers' configurations: uniform (every layer draws from the space, the official way) or sandwich (a cycle of four steps: every layer's largest option, every layer's smallest, then two uniform draws)", 0, 0, glora_sampling_names, GLORA_CFG_IDENTITY_IF_SET},
     GLORA_TRAIN_KEYS("200", "64", "1e-3", "1e-4", "42", "adapter,head", TRAINABLE_HELP),
 };
 static const glora_config_key_t retrain_keys[] = {

@@ -105,5 +105,7 @@ void glora_train_opts_from_config(const glora_config_t *cfg, glora_recipe_kind_t
     o->label_smoothing = (float)glora_config_number(cfg, "train.label_smoothing");
     o->seed = (uint64_t)glora_config_int(cfg, "seed");
     o->stop_after = (int)glora_config_int(cfg, "run.stop_after");
+    if (kind == GLORA_RECIPE_SUPERNET && strcmp(glora_config_string(cfg, "train.sampling"), "sandwich") == 0)
+        o->sampling = GLORA_SAMPLING_SANDWICH;
 }
 

@@ -408,13 +408,37 @@ static void shard_pass(const glora_vit_t *m, const glora_train_opts_t *o, run_t 
     }
 }
 
+/* train.sampling sandwich (glora/train.h): on the steps of the run (0-based,
+ * counted over all epochs, so resume keeps the cycle) with step % 4 == 0 every
+ * layer takes the space's largest option of each tensor, with step % 4 == 1
+ * the smallest; the other steps keep the uniform draw. The draw is always
+ * made, so the random stream (shuffles, draws) is uniform's. Options order
+ * by kind (none < scalar < vector < lora), then rank: by parameters, for any
+ * layer shape. */
+static void sandwich_override(const glora_train_opts_t *o, glora_layer_cfg_t *cfg, int L,
+                              uint64_t step) {
+    if (o->sampling != GLORA_SAMPLING_SANDWICH || step % 4 > 1) return;
+    const int largest = step % 4 == 0;
+    glora_layer_cfg_t pick;
+    for (int t = 0; t < GLORA_NTENSORS; t++) {
+        int best = 0;
+        for (int j = 1; j < o->space->n[t]; j++) {
+            const glora_choice_t a = o->space->opt[t][j], b = o->space->opt[t][best];
+            const int ka = (int)a.kind * 1024 + a.rank, kb = (int)b.kind * 1024 + b.rank;
+            if (largest ? ka > kb : ka < kb) best = j;
+        }
+        pick.t[t] = o->space->opt[t][best];
+    }
+    for (int l = 0; l < L; l++) cfg[l] = pick;
+}
+
 /* One optimiser step on the batch perm[idx ...]: this rank's shards in
  * waves of r->live, the gradients folded in shard order, clipping, AdamW.
  * Returns the gradient norm before clipping; losses_all and ok_all hold
  * every example's loss and top-1 hit. */
 static double train_step(glora_vit_t *m, const glora_train_opts_t *o, run_t *r,
                          const glora_dataset_t *train, const uint32_t *idx, glora_rng_t *rng,
-                         size_t space_size, double lr) {
+                         size_t space_size, double lr, uint64_t step) {
     const size_t B = r->B;
     /* This rank's examples only (its span of the shards). */
     const size_t b_lo = (size_t)r->sh_lo * r->per < B ? (size_t)r->sh_lo * r->per : B;
@@ -426,6 +450,7 @@ static double train_step(glora_vit_t *m, const glora_train_opts_t *o, run_t *r,
     if (o->space) {
         for (int l = 0; l < r->L; l++)
             glora_space_config(o->space, (size_t)glora_rng_below(rng, space_size), &r->cfg[l]);
+        sandwich_override(o, r->cfg, r->L, step);
         cfg = r->cfg;
     }
     probe_phase(PH_SUBNET);
@@ -497,7 +522,8 @@ static int run_epoch(glora_vit_t *m, const glora_train_opts_t *o, run_t *r,
     size_t correct = 0;
     for (size_t s = 0; s < steps; s++) {
         probe_step_begin(pr->epoch + 1, (int)s + 1);
-        gnorm = train_step(m, o, r, train, r->perm + s * B, rng, space_size, pr->lr);
+        gnorm = train_step(m, o, r, train, r->perm + s * B, rng, space_size, pr->lr,
+                           (uint64_t)pr->epoch * steps + s);
         probe_step_end();
         for (size_t b = 0; b < B; b++) {
             loss_sum += r->losses_all[b];
