@@ -91,6 +91,8 @@ static int check_opts(const glora_vit_t *m, const glora_train_opts_t *o,
         return glora_error(GLORA_EINVAL, "training 'data': %zu examples, fewer than one batch of %zu",
                            train->n, o->batch);
     if (train->n > UINT32_MAX) return glora_error(GLORA_EINVAL, "training 'data': too many examples");
+    if (o->sampling != GLORA_SAMPLING_UNIFORM && o->sampling != GLORA_SAMPLING_SANDWICH)
+        return glora_error(GLORA_EINVAL, "training 'sampling': %d is not a glora_sampling_t", (int)o->sampling);
     if ((o->space || o->fixed_cfg) && m->rank == 0)
         return glora_error(GLORA_EINVAL, "training 'model': GLoRA configurations need a model with "
                            "adapter tensors (rank 0)");
