@@ -253,3 +253,101 @@ int bgemm_panels_only(const glora_sgemm_b_t *pb, size_t j0) {
     return id >= 0 && id < NKERNELS && id == current_id() && pb->panels &&
            j0 % kernels[id].nr == 0;
 }
+
+/* ---- op(A) packed ahead (glora_bgemm_a_t) ---------------------------- */
+
+void glora_bgemm_a_free(glora_bgemm_a_t *pa) {
+    if (!pa) return;
+    free(pa->words);
+    memset(pa, 0, sizeof *pa);
+}
+
+/* pa's words for an m x k op(A) of kern (not ready yet); 0 when out of
+ * memory. */
+static int a_reserve(glora_bgemm_a_t *pa, const bgemm_kernel_t *kern, size_t m, size_t k) {
+    pa->ready = 0;
+    size_t words = bgemm_a_words(kern, m, k);
+    if (!words || words > SIZE_MAX / sizeof(uint32_t) - 64) return 0;
+    if (words * sizeof(uint32_t) > pa->cap) {
+        free(pa->words);
+        pa->cap = 0;
+        pa->words = aligned_alloc(64, (words * sizeof(uint32_t) + 63) & ~(size_t)63);
+        if (!pa->words) return 0;
+        pa->cap = words * sizeof(uint32_t);
+    }
+    pa->m = m;
+    pa->k = k;
+    pa->mr = kern->mr;
+    pa->kernel = (int)(kern - kernels);
+    return 1;
+}
+
+int glora_bgemm_a_begin(glora_bgemm_a_t *pa, size_t m, size_t k) {
+    pa->ready = 0;
+    const int id = current_id();
+    return id < NKERNELS && m > 0 && k > 0 && a_reserve(pa, &kernels[id], m, k);
+}
+
+void glora_bgemm_a_pack_rows(glora_bgemm_a_t *pa, size_t i0, size_t i1, const float *a,
+                             size_t lda) {
+    GLORA_ASSERT(pa->kernel >= 0 && pa->kernel < NKERNELS && pa->words && i1 <= pa->m &&
+                 i0 % pa->mr == 0 && lda >= pa->k);
+    bgemm_pack_ahead(&kernels[pa->kernel], pa->m, pa->k, i0, i1, 0, pa->k, a, lda,
+                     (uint32_t *)pa->words);
+}
+
+/* The bf16 kernel pb is packed for, if it is the one in use and has
+ * panels; NULL otherwise. */
+static const bgemm_kernel_t *panel_kernel(const glora_sgemm_b_t *pb) {
+    const int id = pb->kernel;
+    if (pb->precision != GLORA_BF16 || id < 0 || id >= NKERNELS || id != current_id() ||
+        !pb->panels || pb->k == 0)
+        return NULL;
+    return &kernels[id];
+}
+
+/* pa's panels when they hold the m x k op(A) for kern; NULL otherwise. */
+static const uint32_t *a_ready(const glora_bgemm_a_t *pa, const bgemm_kernel_t *kern, size_t m,
+                               size_t k) {
+    if (!pa || !pa->ready || pa->kernel != (int)(kern - kernels) || pa->m != m || pa->k != k)
+        return NULL;
+    return (const uint32_t *)pa->words;
+}
+
+void glora_sgemm_packed_ep_next(size_t m, size_t n, float alpha, const float *a, size_t lda,
+                                const glora_bgemm_a_t *in, const glora_sgemm_b_t *pb,
+                                float beta, const float *bias, glora_gemm_rows_fn ep, float *c,
+                                size_t ldc, glora_bgemm_a_t *next) {
+    next->ready = 0;
+    if (m == 0 || n == 0) return;
+    const bgemm_kernel_t *kern = panel_kernel(pb);
+    if (kern && alpha != 0.0f && n <= pb->n) {
+        GLORA_ASSERT(c && ldc >= n);
+        const uint32_t *apre = a_ready(in, kern, m, pb->k);
+        if (!apre) GLORA_ASSERT(a && lda >= pb->k);
+        if (a_reserve(next, kern, m, n) &&
+            bgemm_blocked_x(kern, GLORA_NOTRANS, GLORA_NOTRANS, m, n, pb->k, alpha, a, lda, NULL,
+                            0, (const uint32_t *)pb->panels, apre, beta, bias, ep,
+                            (uint32_t *)next->words, c, ldc) == 0) {
+            next->ready = 1;
+            return;
+        }
+        next->ready = 0;
+    }
+    glora_sgemm_packed_ep(GLORA_NOTRANS, m, 0, n, alpha, a, lda, pb, beta, bias, ep, c, ldc);
+}
+
+void glora_sgemm_packed_a(size_t m, size_t n, float alpha, const float *a, size_t lda,
+                          const glora_bgemm_a_t *pa, const glora_sgemm_b_t *pb, float beta,
+                          const float *bias, float *c, size_t ldc) {
+    const bgemm_kernel_t *kern = panel_kernel(pb);
+    const uint32_t *apre = kern ? a_ready(pa, kern, m, pb->k) : NULL;
+    if (apre && n > 0 && n <= pb->n && alpha != 0.0f) {
+        GLORA_ASSERT(c && ldc >= n);
+        if (bgemm_blocked_x(kern, GLORA_NOTRANS, GLORA_NOTRANS, m, n, pb->k, alpha, a, lda, NULL,
+                            0, (const uint32_t *)pb->panels, apre, beta, bias, NULL, NULL, c,
+                            ldc) == 0)
+            return;
+    }
+    glora_sgemm_packed(GLORA_NOTRANS, m, 0, n, alpha, a, lda, pb, beta, bias, c, ldc);
+}
