@@ -414,107 +414,6 @@ static void test_packed_epilogue(void **state) {
     glora_sgemm_b_free(&pb);
 }
 
-/* glora_sgemm_packed_ep_next and glora_sgemm_packed_a (fc1 + GELU packing
- * fc2's input, fc2 reading it; LayerNorm packing by rows with
- * glora_bgemm_a_pack_rows, fc1 reading that): the producer's C the same bits as
- * glora_sgemm_packed_ep's, and the consumer from the packed rows the same
- * bits as glora_sgemm_packed from C in fp32 (which packs C itself), for
- * every kernel (ref: not ready, the fp32 path), 1-3 threads on either side,
- * the producer's n (the consumer's k) one k block, several, odd, under a
- * panel; rows over several tiles and off a micro-panel edge. A pa for
- * other operands (m, k) is not used; fp32 panels never make one. */
-static void test_packed_next(void **state) {
-    (void)state;
-    static const size_t shapes[][4] = {
-        {250, 300, 1601, 40}, {17, 33, 20, 65}, {37, 64, 800, 96}, {300, 200, 768, 50}};
-    glora_rng_t rng;
-    glora_rng_seed(&rng, 41);
-    glora_sgemm_b_t p1 = {0}, p2 = {0};
-    glora_bgemm_a_t pa = {0}, pin = {0};
-    for (size_t kk = 0; kk < 3; kk++) {
-        int hw = glora_bgemm_set_kernel(bkernels[kk]) == GLORA_OK;
-        if (!hw) { glora_error_clear(); continue; }
-        for (size_t s = 0; s < 4; s++) {
-            size_t m = shapes[s][0], k1 = shapes[s][1], n1 = shapes[s][2], n2 = shapes[s][3];
-            if (kk == 1 && m * n1 * (k1 + n2) > 4000000) continue; /* the emulation is slow */
-            float *a = random_matrix(&rng, m * k1), *w1 = random_matrix(&rng, n1 * k1);
-            float *w2 = random_matrix(&rng, n2 * n1), *b1 = random_matrix(&rng, n1);
-            float *c1 = malloc(m * n1 * sizeof *c1), *c1b = malloc(m * n1 * sizeof *c1);
-            float *c2 = malloc(m * n2 * sizeof *c2), *c2b = malloc(m * n2 * sizeof *c2);
-            assert_true(c1 && c1b && c2 && c2b);
-            assert_int_equal(glora_gemm_b_pack(&p1, GLORA_BF16, GLORA_TRANS, k1, n1, w1, k1), GLORA_OK);
-            assert_int_equal(glora_gemm_b_pack(&p2, GLORA_BF16, GLORA_TRANS, n1, n2, w2, n1), GLORA_OK);
-            glora_set_threads(2);
-            glora_sgemm_packed_ep(GLORA_NOTRANS, m, 0, n1, 1.0f, a, k1, &p1, 0.0f, b1, ep_affine, c1, n1);
-            glora_sgemm_packed(GLORA_NOTRANS, m, 0, n2, 1.0f, c1, n1, &p2, 0.0f, NULL, c2, n2);
-            for (int t = 1; t <= 3; t++) {
-                glora_set_threads(t);
-                for (size_t i = 0; i < m * n1; i++) c1b[i] = NAN;
-                glora_sgemm_packed_ep_next(m, n1, 1.0f, a, k1, NULL, &p1, 0.0f, b1, ep_affine, c1b,
-                                           n1, &pa);
-                assert_int_equal(pa.ready, kk < 2);
-                assert_memory_equal(c1, c1b, m * n1 * sizeof *c1);
-                /* the consumer reads the panels, not C: spoil C */
-                const float *asrc = c1b;
-                if (pa.ready) {
-                    for (size_t i = 0; i < m * n1; i++) c1b[i] = NAN;
-                }
-                else asrc = c1;
-                glora_set_threads(4 - t);
-                for (size_t i = 0; i < m * n2; i++) c2b[i] = NAN;
-                glora_sgemm_packed_a(m, n2, 1.0f, asrc, n1, &pa, &p2, 0.0f, NULL, c2b, n2);
-                assert_memory_equal(c2, c2b, m * n2 * sizeof *c2);
-            }
-            /* A packed ahead by rows (glora_bgemm_a_pack_rows, in chunks of
-             * 1 and 3 micro-panels), read by the producer instead of a. */
-            if (kk < 2) {
-                assert_int_equal(glora_bgemm_a_begin(&pin, m, k1), 1);
-                for (size_t i0 = 0, q = 0; i0 < m; q++) {
-                    size_t i1 = i0 + pin.mr * (q % 2 ? 3 : 1);
-                    if (i1 > m) i1 = m;
-                    glora_bgemm_a_pack_rows(&pin, i0, i1, a + i0 * k1, k1);
-                    i0 = i1;
-                }
-                pin.ready = 1;
-                float *spoilt = malloc(m * k1 * sizeof *spoilt);
-                assert_non_null(spoilt);
-                for (size_t i = 0; i < m * k1; i++) spoilt[i] = NAN;
-                for (size_t i = 0; i < m * n1; i++) c1b[i] = NAN;
-                glora_sgemm_packed_ep_next(m, n1, 1.0f, spoilt, k1, &pin, &p1, 0.0f, b1, ep_affine,
-                                           c1b, n1, &pa);
-                assert_memory_equal(c1, c1b, m * n1 * sizeof *c1);
-                for (size_t i = 0; i < m * n1; i++) c1b[i] = NAN;
-                glora_sgemm_packed_a(m, n1, 1.0f, spoilt, k1, &pin, &p1, 0.0f, b1, c1b, n1);
-                for (size_t i = 0; i < m; i++) ep_affine(c1b + i * n1, c1b + i * n1, n1);
-                assert_memory_equal(c1, c1b, m * n1 * sizeof *c1);
-                free(spoilt);
-            } else {
-                assert_int_equal(glora_bgemm_a_begin(&pin, m, k1), 0);
-            }
-            /* Operands that do not match pa: read from a. */
-            if (pa.ready && m > 1) {
-                glora_sgemm_packed(GLORA_NOTRANS, m - 1, 0, n2, 1.0f, c1, n1, &p2, 0.0f, NULL, c2, n2);
-                glora_sgemm_packed_a(m - 1, n2, 1.0f, c1, n1, &pa, &p2, 0.0f, NULL, c2b, n2);
-                assert_memory_equal(c2, c2b, (m - 1) * n2 * sizeof *c2);
-            }
-            free(a); free(w1); free(w2); free(b1); free(c1); free(c1b); free(c2); free(c2b);
-        }
-    }
-    /* fp32 panels: never ready. */
-    float *a = random_matrix(&rng, 20 * 8), *w = random_matrix(&rng, 8 * 40), *c = malloc(20 * 40 * sizeof *c);
-    assert_non_null(c);
-    glora_bgemm_set_kernel("auto");
-    assert_int_equal(glora_gemm_b_pack(&p1, GLORA_FP32, GLORA_TRANS, 8, 40, w, 8), GLORA_OK);
-    glora_sgemm_packed_ep_next(20, 40, 1.0f, a, 8, NULL, &p1, 0.0f, NULL, NULL, c, 40, &pa);
-    assert_int_equal(pa.ready, 0);
-    free(a); free(w); free(c);
-    glora_set_threads(2);
-    glora_sgemm_b_free(&p1);
-    glora_sgemm_b_free(&p2);
-    glora_bgemm_a_free(&pa);
-    glora_bgemm_a_free(&pin);
-}
-
 /* The AVX-512 packers (pack_avx512_bf16.c) write the portable packers'
  * words exactly, for every form of op(A) and op(B): odd k (the missing
  * partner), k ranges starting off zero and odd, partial panels (1-31
@@ -599,7 +498,6 @@ int main(void) {
         cmocka_unit_test(test_threads_bit_identical),
         cmocka_unit_test(test_packed),
         cmocka_unit_test(test_packed_epilogue),
-        cmocka_unit_test(test_packed_next),
         cmocka_unit_test(test_packers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

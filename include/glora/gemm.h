@@ -106,46 +106,6 @@ void glora_sgemm_packed_ep(glora_trans_t ta, size_t m, size_t j0, size_t n, floa
                            const float *a, size_t lda, const glora_sgemm_b_t *pb, float beta,
                            const float *bias, glora_gemm_rows_fn ep, float *c, size_t ldc);
 
-/* op(A) of a bf16 product rounded and packed ahead, by the pass that
- * makes it while its rows are in cache (LayerNorm: glora_layernorm_forward_
- * bf16a; fc1 + GELU: glora_sgemm_packed_ep_next), for a product that then
- * skips its own pass over A in fp32 (glora_sgemm_packed_a,
- * glora_sgemm_packed_ep_next's `in`). The same words the product would
- * pack, so the same bits. Zero-initialise; glora_bgemm_a_free. */
-typedef struct {
-    void *words;
-    size_t cap;  /* bytes allocated */
-    size_t m, k; /* the operand (m x k) */
-    size_t mr;   /* rows of a micro-panel: glora_bgemm_a_pack_rows's i0 is a multiple */
-    int kernel;  /* the bf16 kernel it is packed for */
-    int ready;   /* every row packed, for that kernel */
-} glora_bgemm_a_t;
-void glora_bgemm_a_free(glora_bgemm_a_t *pa);
-/* Makes pa ready to take an m x k op(A) for the bf16 kernel in use (not
- * ready: pa->ready 0): 1, or 0 when that kernel has no panels ("ref") or
- * memory runs out (products then read A itself). */
-int glora_bgemm_a_begin(glora_bgemm_a_t *pa, size_t m, size_t k);
-/* Packs rows [i0, i1) of that op(A) (a: row i0, lda apart; i0 a multiple
- * of pa->mr; threads may pack disjoint rows). Once every row is packed, the
- * producer sets pa->ready = 1. */
-void glora_bgemm_a_pack_rows(glora_bgemm_a_t *pa, size_t i0, size_t i1, const float *a,
-                             size_t lda);
-/* glora_sgemm_packed_ep(GLORA_NOTRANS, m, 0, n, ...), op(A) = a (m x pb->k)
- * taken from `in` when it is ready for it (or NULL); and when pb is bf16
- * and packed for the kernel in use, C's finished rows (after ep) packed
- * into next as op(A) (m x n) of a later bf16 product; next->ready says
- * whether they were (not: out of memory, fp32, a kernel without panels). */
-void glora_sgemm_packed_ep_next(size_t m, size_t n, float alpha, const float *a, size_t lda,
-                                const glora_bgemm_a_t *in, const glora_sgemm_b_t *pb,
-                                float beta, const float *bias, glora_gemm_rows_fn ep, float *c,
-                                size_t ldc, glora_bgemm_a_t *next);
-/* glora_sgemm_packed(GLORA_NOTRANS, m, 0, n, ...) with op(A) = a (m x
- * pb->k) taken from pa when pa is ready for it (same m and k, the kernel in
- * use, a bf16 pb packed for it): the same bits either way. */
-void glora_sgemm_packed_a(size_t m, size_t n, float alpha, const float *a, size_t lda,
-                          const glora_bgemm_a_t *pa, const glora_sgemm_b_t *pb, float beta,
-                          const float *bias, float *c, size_t ldc);
-
 /* glora_sgemm, then C[i][j] += bias[j] on every row (bias n floats, or NULL),
  * the bias added while each tile is still in registers: the same bits as
  * adding it afterwards. */

@@ -237,9 +237,6 @@ typedef struct {
     float *lnf, *lnf_mean, *lnf_rstd; /* (N, C), (N), (N) final norm */
     float *cls;                    /* (B, C) */
     float *logits;                 /* (B, classes) */
-    /* Inference under bf16 with packed weights: LayerNorm's output packed
-     * as qkv's or fc1's A, GELU's as fc2's (glora_bgemm_a_t). */
-    glora_bgemm_a_t ln_a, fc2_a;
 } glora_vit_acts_t;
 
 int glora_vit_acts_create(glora_vit_acts_t **out, const glora_vit_t *m, size_t max_batch,

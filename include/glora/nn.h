@@ -56,14 +56,6 @@ void glora_linear_backward(float *dinp, float *dweight, float *dbias, const floa
  * rstd = 1 / sqrt(biased variance + eps). */
 void glora_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                              const float *weight, const float *bias, size_t N, int C, float eps);
-/* glora_layernorm_forward, and its output also rounded and packed into pa
- * (glora_bgemm_a_begin, glora_bgemm_a_pack_rows) as op(A) (N x C) of the
- * bf16 product that reads it, a few rows at a time while they are in cache;
- * pa->ready says whether it was (not: the bf16 kernel has no panels, or
- * out of memory). The same bits in out. */
-void glora_layernorm_forward_bf16a(float *out, float *mean, float *rstd, const float *inp,
-                                   const float *weight, const float *bias, size_t N, int C,
-                                   float eps, glora_bgemm_a_t *pa);
 void glora_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                               const float *inp, const float *weight, const float *mean,
                               const float *rstd, size_t N, int C);

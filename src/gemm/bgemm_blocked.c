@@ -34,8 +34,6 @@ typedef struct {
     uint32_t *bbuf;        /* where to pack them, when not given */
     uint32_t *apack;       /* per thread */
     size_t a_words;
-    const uint32_t *apre;  /* op(A) packed ahead (bgemm_a_words layout), or NULL */
-    uint32_t *next;        /* C's rows to pack as a later product's A, or NULL */
 } plan_t;
 
 static void pack_b_panel(const void *plan, size_t jp) {
@@ -45,38 +43,6 @@ static void pack_b_panel(const void *plan, size_t jp) {
     const float *src = p->tb ? p->b + j0 * p->ldb : p->b + j0;
     kern->pack_b(p->tb, p->k, gemm_min_size(kern->nr, p->n - j0), src, p->ldb, kern->nr,
                  p->bbuf + jp * p->kp * kern->nr);
-}
-
-/* Words of an m x k op(A) packed ahead: k blocks of bgemm_block_pairs(k)
- * pairs one after the other; in each, ceil(m / mr) micro-panels of the
- * block's pairs x mr words. Block pc (its first pair) starts at word
- * pc * ceil(m / mr) * mr; row i's micro-panel within it at i / mr * mr *
- * (the block's pairs). 0 on overflow. */
-size_t bgemm_a_words(const bgemm_kernel_t *kern, size_t m, size_t k) {
-    size_t words;
-    if (glora_size_mul(gemm_ceil_div(m, kern->mr) * kern->mr, (k + 1) / 2, &words)) return 0;
-    return words;
-}
-
-void bgemm_pack_ahead(const bgemm_kernel_t *kern, size_t m, size_t k, size_t i0, size_t i1,
-                      size_t j0, size_t j1, const float *a, size_t lda, uint32_t *dst) {
-    const size_t mr = kern->mr, kp = (k + 1) / 2, mpad = gemm_ceil_div(m, mr) * mr;
-    const size_t kcp = bgemm_block_pairs(k);
-    for (size_t s = j0; s < j1;) {
-        size_t pc = s / 2 / kcp * kcp;
-        size_t bp = gemm_min_size(kcp, kp - pc);
-        size_t e = gemm_min_size(gemm_min_size(2 * (pc + bp), k), j1);
-        for (size_t r = i0; r < i1; r += mr)
-            kern->pack_a(GLORA_NOTRANS, gemm_min_size(mr, i1 - r), s, e, a + (r - i0) * lda, lda,
-                         mr, dst + pc * mpad + r * bp + (s / 2 - pc) * mr);
-        s = e;
-    }
-}
-
-/* Rows [i0, i1) and columns [j0, j1) of C, finished, packed into p->next
- * as op(A) of a product whose k is p->n. */
-static void pack_next(const plan_t *p, size_t i0, size_t i1, size_t j0, size_t j1) {
-    bgemm_pack_ahead(p->kern, p->m, p->n, i0, i1, j0, j1, p->c + i0 * p->ldc, p->ldc, p->next);
 }
 
 size_t bgemm_packed_b_words(const bgemm_kernel_t *kern, size_t k, size_t n) {
@@ -98,19 +64,15 @@ static void compute_tile(const void *plan, size_t u, int tid) {
     const float *arows = p->ta ? p->a + i0 : p->a + i0 * p->lda;
     for (size_t pc = 0; pc < p->kp; pc += p->kcp) {
         size_t kcp = gemm_min_size(p->kcp, p->kp - pc);
-        const uint32_t *ablk = abuf;
-        if (p->apre)
-            ablk = p->apre + pc * (gemm_ceil_div(p->m, mr) * mr) + i0 * kcp;
-        else
-            kern->pack_a(p->ta, i1 - i0, 2 * pc, gemm_min_size(2 * (pc + kcp), p->k), arows,
-                         p->lda, mr, abuf);
+        kern->pack_a(p->ta, i1 - i0, 2 * pc, gemm_min_size(2 * (pc + kcp), p->k), arows, p->lda, mr,
+                     abuf);
         float beta = pc == 0 ? p->beta : 1.0f;
         const float *bias = p->bias && pc + kcp == p->kp ? p->bias : NULL;
         for (size_t jb = jp0; jb < jp1; jb += panels_per_block) {
             size_t jb1 = gemm_min_size(jb + panels_per_block, jp1);
             /* ir over micro-panels of A (in L1), jr over B panels (in L2). */
             for (size_t ir = i0; ir < i1; ir += mr) {
-                const uint32_t *ap = ablk + (ir - i0) * kcp;
+                const uint32_t *ap = abuf + (ir - i0) * kcp;
                 for (size_t jp = jb; jp < jb1; jp++) {
                     size_t j0 = jp * nr;
                     kern->ukernel(kcp, ap, p->bpack + jp * p->kp * nr + pc * nr,
@@ -124,8 +86,6 @@ static void compute_tile(const void *plan, size_t u, int tid) {
                 for (size_t i = i0; i < i1; i++)
                     p->ep(p->c + i * p->ldc + j0, p->c + i * p->ldc + j0, j1 - j0);
             }
-            if (p->next && pc + kcp == p->kp)
-                pack_next(p, i0, i1, jb * nr, gemm_min_size(jb1 * nr, p->n));
         }
     }
 }
@@ -134,18 +94,9 @@ int bgemm_blocked(const bgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb
                   size_t n, size_t k, float alpha, const float *a, size_t lda, const float *b,
                   size_t ldb, const uint32_t *bpanels, float beta, const float *bias,
                   glora_gemm_rows_fn ep, float *c, size_t ldc) {
-    return bgemm_blocked_x(kern, ta, tb, m, n, k, alpha, a, lda, b, ldb, bpanels, NULL, beta, bias,
-                           ep, NULL, c, ldc);
-}
-
-int bgemm_blocked_x(const bgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb, size_t m,
-                    size_t n, size_t k, float alpha, const float *a, size_t lda, const float *b,
-                    size_t ldb, const uint32_t *bpanels, const uint32_t *apanels, float beta,
-                    const float *bias, glora_gemm_rows_fn ep, uint32_t *next, float *c,
-                    size_t ldc) {
     plan_t p = {.kern = kern, .ta = ta, .tb = tb, .m = m, .n = n, .k = k, .kp = (k + 1) / 2,
                 .alpha = alpha, .beta = beta, .a = a, .b = b, .bias = bias, .ep = ep, .lda = lda,
-                .ldb = ldb, .ldc = ldc, .c = c, .apre = apanels, .next = next};
+                .ldb = ldb, .ldc = ldc, .c = c};
     p.kcp = bgemm_block_pairs(k);
     int threads = gemm_choose_threads(m, n, k);
     gemm_plan_tiles(&p.t, m, n, kern->mr, kern->nr, kern->mc, threads);

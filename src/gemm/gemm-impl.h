@@ -210,22 +210,6 @@ int bgemm_blocked(const bgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb
                   size_t n, size_t k, float alpha, const float *a, size_t lda, const float *b,
                   size_t ldb, const uint32_t *bpanels, float beta, const float *bias,
                   glora_gemm_rows_fn ep, float *c, size_t ldc);
-/* The same, and apanels (or NULL): op(A) packed ahead in the layout of
- * bgemm_a_words (then a is not read); next (or NULL): C's finished rows
- * packed there too, in that layout, as op(A) of a later product whose k is
- * n (glora_sgemm_packed_ep_next). */
-int bgemm_blocked_x(const bgemm_kernel_t *kern, glora_trans_t ta, glora_trans_t tb, size_t m,
-                    size_t n, size_t k, float alpha, const float *a, size_t lda, const float *b,
-                    size_t ldb, const uint32_t *bpanels, const uint32_t *apanels, float beta,
-                    const float *bias, glora_gemm_rows_fn ep, uint32_t *next, float *c,
-                    size_t ldc);
-size_t bgemm_a_words(const bgemm_kernel_t *kern, size_t m, size_t k);
-/* Rows [i0, i1) (i0 a multiple of kern->mr) and columns [j0, j1) (j0
- * even) of an m x k op(A) (a: its row i0, lda apart) packed by kern->pack_a
- * into dst, laid out as bgemm_a_words says: the words the loop nest would
- * pack from them, so the same bits. */
-void bgemm_pack_ahead(const bgemm_kernel_t *kern, size_t m, size_t k, size_t i0, size_t i1,
-                      size_t j0, size_t j1, const float *a, size_t lda, uint32_t *dst);
 /* glora_gemm_b_pack and glora_sgemm_packed for bf16 (bgemm.c); pb's
  * fields b, ldb, tb, k, n are set. */
 int bgemm_b_pack(glora_sgemm_b_t *pb);

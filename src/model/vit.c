@@ -431,8 +431,6 @@ void glora_vit_acts_free(glora_vit_acts_t *a) {
     if (!a) return;
     free(a->mem);
     free(a->blk);
-    glora_bgemm_a_free(&a->ln_a);
-    glora_bgemm_a_free(&a->fc2_a);
     free(a);
 }
 
@@ -461,48 +459,21 @@ static void adapted_forward(const glora_vit_linears_t *lin, int l, float *out, c
         glora_linear_forward(out, inp, lin->w[l], lin->b[l], N, IC, OC);
 }
 
-/* LayerNorm, packing its output as the next product's bf16 A when `ahead`
- * (in->ready says whether it did); plain otherwise. */
-static void layernorm_ahead(int ahead, float *out, float *mean, float *rstd, const float *x,
-                            const float *w, const float *b, size_t N, int C, glora_bgemm_a_t *pa) {
-    pa->ready = 0;
-    if (ahead)
-        glora_layernorm_forward_bf16a(out, mean, rstd, x, w, b, N, C, LN_EPS, pa);
-    else
-        glora_layernorm_forward(out, mean, rstd, x, w, b, N, C, LN_EPS);
-}
-
 /* fc1 and GELU on N rows into gelu: with packed weights and no need for
  * the pre-activation (inference), GELU runs on each block of the product's
  * rows as soon as it is done, while still in cache (the same bits: GELU is
  * elementwise, and glora_gelu_forward_serial is glora_gelu_forward's
  * kernel); otherwise the product into fc1, then a GELU pass. */
 static void fc1_gelu_forward(const glora_vit_linears_t *lin, int l, float *fc1, float *gelu,
-                             const float *inp, const glora_bgemm_a_t *in, size_t N, int IC,
-                             int OC, int keep_fc1, glora_bgemm_a_t *next) {
-    next->ready = 0;
+                             const float *inp, size_t N, int IC, int OC, int keep_fc1) {
     if (lin->packed && !keep_fc1) {
         GLORA_ASSERT(lin->packed[l].k == (size_t)IC && lin->packed[l].n == (size_t)OC);
-        glora_sgemm_packed_ep_next(N, (size_t)OC, 1.0f, inp, (size_t)IC, in, &lin->packed[l],
-                                   0.0f, lin->b[l], glora_gelu_forward_serial, gelu, (size_t)OC,
-                                   next);
+        glora_sgemm_packed_ep(GLORA_NOTRANS, N, 0, (size_t)OC, 1.0f, inp, (size_t)IC, &lin->packed[l],
+                              0.0f, lin->b[l], glora_gelu_forward_serial, gelu, (size_t)OC);
         return;
     }
     adapted_forward(lin, l, fc1, inp, N, IC, OC);
     glora_gelu_forward(gelu, fc1, N * (size_t)OC);
-}
-
-/* Adapted layer l on N rows of inp, from inp's bf16 panels when its
- * producer packed them (pa ready: the same bits as packing inp here). */
-static void packed_a_forward(const glora_vit_linears_t *lin, int l, float *out, const float *gelu,
-                        const glora_bgemm_a_t *pa, size_t N, int IC, int OC) {
-    if (lin->packed && pa->ready) {
-        GLORA_ASSERT(lin->packed[l].k == (size_t)IC && lin->packed[l].n == (size_t)OC);
-        glora_sgemm_packed_a(N, (size_t)OC, 1.0f, gelu, (size_t)IC, pa, &lin->packed[l], 0.0f,
-                             lin->b[l], out, (size_t)OC);
-        return;
-    }
-    adapted_forward(lin, l, out, gelu, N, IC, OC);
 }
 
 void glora_vit_embed(const glora_vit_t *m, glora_vit_acts_t *ac, const float *x, size_t B) {
@@ -532,9 +503,6 @@ void glora_vit_forward_tokens(const glora_vit_t *m, const glora_vit_linears_t *l
     const size_t N = B * (size_t)T;
     GLORA_ASSERT(B >= 1 && B <= ac->max_batch);
     const float *xin = x0;
-    /* Inference under bf16 with packed weights: LayerNorm packs qkv's and
-     * fc1's A, fc1's pass fc2's (glora_bgemm_a_t; the same bits). */
-    const int ahead = lin->packed && !ac->keep_all && lin->precision == GLORA_BF16;
     for (int i = 0; i < a->depth; i++) {
         const glora_vit_block_t *w = &m->w.blk[i];
         glora_vit_block_acts_t *b = &ac->blk[i];
@@ -549,20 +517,17 @@ void glora_vit_forward_tokens(const glora_vit_t *m, const glora_vit_linears_t *l
                 glora_linear_forward(ac->logits, ac->cls, m->w.head_w, m->w.head_b, B, C, a->num_classes);
             return;
         }
-        layernorm_ahead(ahead, b->ln1, b->ln1_mean, b->ln1_rstd, xin, w->ln1_w, w->ln1_b, N, C,
-                        &ac->ln_a);
-        packed_a_forward(lin, l + GLORA_SITE_QKV, b->qkv, b->ln1, &ac->ln_a, N, C, 3 * C);
+        glora_layernorm_forward(b->ln1, b->ln1_mean, b->ln1_rstd, xin, w->ln1_w, w->ln1_b, N, C, LN_EPS);
+        adapted_forward(lin, l + GLORA_SITE_QKV, b->qkv, b->ln1, N, C, 3 * C);
         if (attn_bf16(m, ac))
             glora_attention_forward_bf16(b->attn, b->att, b->qkv, B, T, C, NH);
         else
             glora_attention_forward(b->attn, b->att, b->qkv, B, T, C, NH);
         adapted_forward(lin, l + GLORA_SITE_PROJ, b->res1, b->attn, N, C, C);
         glora_add(b->res1, b->res1, xin, N * (size_t)C);
-        layernorm_ahead(ahead, b->ln2, b->ln2_mean, b->ln2_rstd, b->res1, w->ln2_w, w->ln2_b, N, C,
-                        &ac->ln_a);
-        fc1_gelu_forward(lin, l + GLORA_SITE_FC1, b->fc1, b->gelu, b->ln2, &ac->ln_a, N, C, H,
-                         ac->keep_all, &ac->fc2_a);
-        packed_a_forward(lin, l + GLORA_SITE_FC2, b->res2, b->gelu, &ac->fc2_a, N, H, C);
+        glora_layernorm_forward(b->ln2, b->ln2_mean, b->ln2_rstd, b->res1, w->ln2_w, w->ln2_b, N, C, LN_EPS);
+        fc1_gelu_forward(lin, l + GLORA_SITE_FC1, b->fc1, b->gelu, b->ln2, N, C, H, ac->keep_all);
+        adapted_forward(lin, l + GLORA_SITE_FC2, b->res2, b->gelu, N, H, C);
         glora_add(b->res2, b->res2, b->res1, N * (size_t)C);
         xin = b->res2;
     }
@@ -612,9 +577,8 @@ static void last_block_cls(const glora_vit_t *m, const glora_vit_linears_t *lin,
     for (size_t k = 0; k < B; k++)
         glora_add(b->res1 + k * Cs, b->res1 + k * Cs, xin + k * (size_t)T * Cs, Cs);
     glora_layernorm_forward(b->ln2, b->ln2_mean, b->ln2_rstd, b->res1, w->ln2_w, w->ln2_b, B, C, LN_EPS);
-    fc1_gelu_forward(lin, l + GLORA_SITE_FC1, b->fc1, b->gelu, b->ln2, NULL, B, C, H, 0,
-                     &ac->fc2_a);
-    packed_a_forward(lin, l + GLORA_SITE_FC2, b->res2, b->gelu, &ac->fc2_a, B, H, C);
+    fc1_gelu_forward(lin, l + GLORA_SITE_FC1, b->fc1, b->gelu, b->ln2, B, C, H, 0);
+    adapted_forward(lin, l + GLORA_SITE_FC2, b->res2, b->gelu, B, H, C);
     glora_add(b->res2, b->res2, b->res1, B * Cs);
     glora_layernorm_forward(ac->cls, ac->lnf_mean, ac->lnf_rstd, b->res2, m->w.norm_w, m->w.norm_b,
                             B, C, LN_EPS);

@@ -43,32 +43,6 @@ void glora_layernorm_forward(float *out, float *mean, float *rstd, const float *
     }
 }
 
-void glora_layernorm_forward_bf16a(float *out, float *mean, float *rstd, const float *inp,
-                                   const float *weight, const float *bias, size_t N, int C,
-                                   float eps, glora_bgemm_a_t *pa) {
-    const size_t Cs = (size_t)C;
-    GLORA_ASSERT(C > 0 && weight && bias);
-    if (!glora_bgemm_a_begin(pa, N, Cs)) {
-        glora_layernorm_forward(out, mean, rstd, inp, weight, bias, N, C, eps);
-        return;
-    }
-    const int avx512 = nn_use_avx512();
-    const size_t mr = pa->mr, chunks = (N + mr - 1) / mr;
-#pragma omp parallel for schedule(static) if (nn_parallel(N * Cs))
-    for (size_t q = 0; q < chunks; q++) {
-        const size_t n0 = q * mr, n1 = n0 + mr < N ? n0 + mr : N;
-        for (size_t n = n0; n < n1; n++) {
-            float *mn = mean ? mean + n : NULL, *rs = rstd ? rstd + n : NULL;
-            if (avx512)
-                nn_layernorm_row_avx512(out + n * Cs, mn, rs, inp + n * Cs, weight, bias, Cs, eps);
-            else
-                layernorm_row(out + n * Cs, mn, rs, inp + n * Cs, weight, bias, Cs, eps);
-        }
-        glora_bgemm_a_pack_rows(pa, n0, n1, out + n0 * Cs, Cs);
-    }
-    pa->ready = 1;
-}
-
 void glora_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                               const float *inp, const float *weight, const float *mean,
                               const float *rstd, size_t N, int C) {
