@@ -718,15 +718,24 @@ static void step_grads(glora_vit_t *m, const unsigned char *mask, const glora_la
     glora_vit_bwd_free(ws);
 }
 
+/* The mask of the parameters `which` selects (glora_train_select), and in
+ * *n the floats of their gradients. */
+static unsigned char *trained_mask(const glora_vit_t *m, const char *which, size_t *n) {
+    unsigned char *mask = calloc((size_t)m->n_params, 1);
+    assert_non_null(mask);
+    assert_int_equal(glora_train_select(m, which, mask), 0);
+    glora_grads_t *probe;
+    assert_int_equal(glora_grads_create(&probe, m, mask), 0);
+    *n = probe->n_floats;
+    glora_grads_free(probe);
+    return mask;
+}
+
 static void test_bf16_step_close(void **state) {
     fixture_t *f = *state;
     glora_vit_t *m = f->m;
-    unsigned char *mask = calloc((size_t)m->n_params, 1);
-    assert_int_equal(glora_train_select(m, "adapter,head", mask), 0);
-    glora_grads_t *probe;
-    assert_int_equal(glora_grads_create(&probe, m, mask), 0);
-    const size_t n = probe->n_floats;
-    glora_grads_free(probe);
+    size_t n;
+    unsigned char *mask = trained_mask(m, "adapter,head", &n);
     float *g32 = malloc(n * sizeof(float)), *g16 = malloc(n * sizeof(float));
     glora_layer_cfg_t cfg[8];
     double worst_loss = 0, worst_grad = 0;
@@ -759,12 +768,8 @@ static void test_bf16_step_close(void **state) {
 static void test_keep_levels_same_bits(void **state) {
     fixture_t *f = *state;
     glora_vit_t *m = f->m;
-    unsigned char *mask = calloc((size_t)m->n_params, 1);
-    assert_int_equal(glora_train_select(m, "adapter,head,blocks.*.norm*", mask), 0);
-    glora_grads_t *probe;
-    assert_int_equal(glora_grads_create(&probe, m, mask), 0);
-    const size_t n = probe->n_floats;
-    glora_grads_free(probe);
+    size_t n;
+    unsigned char *mask = trained_mask(m, "adapter,head,blocks.*.norm*", &n);
     float *g[3];
     for (int lv = 0; lv < 3; lv++) g[lv] = malloc(n * sizeof(float));
     glora_layer_cfg_t cfg[8];
