@@ -323,20 +323,6 @@ void glora_adapter_backward(glora_adapter_t *grad, const float *dw, const float 
 
 #define COL_BLOCK 256
 
-void glora_adapter_backward_merged(glora_adapter_t *grad, float *dw, float *db, const float *dy,
-                                   const float *x, size_t N, const float *w0, const float *b0,
-                                   const glora_adapter_t *ad, const glora_layer_cfg_t *cfg,
-                                   float *scratch, glora_precision_t prec) {
-    const size_t out = (size_t)ad->out, in = (size_t)ad->in;
-    GLORA_ASSERT(grad && !glora_adapter_rowform(cfg));
-    /* dW' (out, in) = G^T X: k = N rows, the one weight-sized product. */
-    glora_gemm_bias(prec, GLORA_TRANS, GLORA_NOTRANS, out, in, N, 1.0f, dy, out, x, in, 0.0f, NULL,
-                    dw, in);
-    memset(db, 0, out * sizeof *db);
-    glora_linear_backward(NULL, NULL, db, dy, x, NULL, N, ad->in, ad->out);
-    glora_adapter_backward(grad, dw, db, w0, b0, ad, cfg, scratch);
-}
-
 size_t glora_adapter_rows_scratch(size_t N, int out, int R) {
     /* Gs (N, out), P and Q (N, R) each, s, G 1 and t (N) each, g, ga and
      * gb (out) each */
@@ -386,6 +372,23 @@ NN_CLONES static void col_dots(float *ga, const float *y0, float *gb, const floa
             if (gc) gc[j0 + j] += c[j];
         }
     }
+}
+
+void glora_adapter_backward_merged(glora_adapter_t *grad, float *dw, float *db, const float *dy,
+                                   const float *x, size_t N, const float *w0, const float *b0,
+                                   const glora_adapter_t *ad, const glora_layer_cfg_t *cfg,
+                                   float *scratch, glora_precision_t prec) {
+    const size_t out = (size_t)ad->out, in = (size_t)ad->in;
+    GLORA_ASSERT(grad && !glora_adapter_rowform(cfg));
+    /* dW' (out, in) = G^T X: k = N rows, the one weight-sized product. */
+    glora_gemm_bias(prec, GLORA_TRANS, GLORA_NOTRANS, out, in, N, 1.0f, dy, out, x, in, 0.0f, NULL,
+                    dw, in);
+    /* db = the column sums of G, rows in order from 0 per column, added to
+     * a zeroed db: the sums glora_linear_backward's bias gradient forms
+     * (the same bits), with col_dots's sums in registers. */
+    memset(db, 0, out * sizeof *db);
+    col_dots(NULL, NULL, NULL, NULL, db, dy, N, out);
+    glora_adapter_backward(grad, dw, db, w0, b0, ad, cfg, scratch);
 }
 
 /* s[n] = sum_j x[n, j] (cols j), or with beta, sum_j x[n, j] beta[j]. */
