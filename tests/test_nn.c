@@ -535,9 +535,9 @@ static void run_attention_backward_case(size_t B, int T, int C, int NH) {
     float *plain = fzeros(nq), *fast = fzeros(nq), *da_plain = fzeros(na), *da_fast = fzeros(na);
     memcpy(plain, init, nq * sizeof *plain);
     memcpy(fast, init, nq * sizeof *fast);
-    nn_attention_backward_with(0, plain, da_plain, g, qkv, att, B, T, C, NH);
+    nn_attention_backward_with(0, 0, plain, da_plain, g, qkv, att, B, T, C, NH);
     if (nn_use_avx512()) {
-        nn_attention_backward_with(1, fast, da_fast, g, qkv, att, B, T, C, NH);
+        nn_attention_backward_with(1, 0, fast, da_fast, g, qkv, att, B, T, C, NH);
         assert_bits_equal("attention backward: AVX-512 dqkv vs plain", fast, plain, nq);
         assert_bits_equal("attention backward: AVX-512 ds vs plain", da_fast, da_plain, na);
     }
@@ -552,6 +552,30 @@ static void run_attention_backward_case(size_t B, int T, int C, int NH) {
     double mx = 0;
     for (size_t i = 0; i < nq; i++) mx = fmax(mx, fabs(want[i]));
     check_close("attention backward vs double", plain, want, nq, 1e-5 * mx, 1e-4);
+
+    /* The fused definition (bf16 training): the AVX-512 kernel against its
+     * plain loops bit for bit, the public entry, and both against double. */
+    float *fplain = fzeros(nq), *ffast = fzeros(nq);
+    memcpy(fplain, init, nq * sizeof *fplain);
+    memcpy(ffast, init, nq * sizeof *ffast);
+    nn_attention_backward_with(0, 1, fplain, da_plain, g, qkv, att, B, T, C, NH);
+    if (nn_use_avx512()) {
+        nn_attention_backward_with(1, 1, ffast, da_fast, g, qkv, att, B, T, C, NH);
+        assert_bits_equal("fused attention backward: AVX-512 dqkv vs plain", ffast, fplain, nq);
+        assert_bits_equal("fused attention backward: AVX-512 ds vs plain", da_fast, da_plain, na);
+    }
+    memcpy(pub, init, nq * sizeof *pub);
+    glora_attention_backward_fma(pub, da_fast, g, qkv, att, B, T, C, NH);
+    assert_bits_equal("fused attention backward: public vs plain", pub, fplain, nq);
+    check_close("fused attention backward vs double", fplain, want, nq, 1e-5 * mx, 1e-4);
+    /* It is another order: somewhere it must differ from the unfused bits
+     * (else the switch did nothing). */
+    if (T >= 16 && C / NH >= 16) {
+        size_t differ = 0;
+        for (size_t i = 0; i < nq; i++) differ += memcmp(&fplain[i], &plain[i], sizeof(float)) != 0;
+        assert_true(differ > 0);
+    }
+    free(fplain); free(ffast);
     free(qkv); free(att); free(out); free(g); free(init); free(plain); free(fast);
     free(da_plain); free(da_fast); free(pub); free(want);
 }
@@ -567,8 +591,11 @@ static void test_attention_backward_kernels(void **state) {
     run_attention_backward_case(2, 11, 40, 2);   /* hd 20: the plain loops on every CPU */
     /* No tokens: nothing to do, on either build. */
     float dq = 1.0f, da = 1.0f, none = 0.0f;
-    nn_attention_backward_with(0, &dq, &da, &none, &none, &none, 2, 0, 64, 1);
-    if (nn_use_avx512()) nn_attention_backward_with(1, &dq, &da, &none, &none, &none, 2, 0, 64, 1);
+    for (int fused = 0; fused < 2; fused++) {
+        nn_attention_backward_with(0, fused, &dq, &da, &none, &none, &none, 2, 0, 64, 1);
+        if (nn_use_avx512())
+            nn_attention_backward_with(1, fused, &dq, &da, &none, &none, &none, 2, 0, 64, 1);
+    }
     assert_true(dq == 1.0f && da == 1.0f);
 }
 
@@ -754,6 +781,20 @@ static void test_vector_math(void **state) {
         wd = fmax(wd, fabs(d[i] - dwant) / (cdf + fabs(xpdf)));
     }
     if (wy > 1e-6 || wd > 1e-6) fail_msg("gelu kernels: relative error %.3g / %.3g", wy, wd);
+
+    /* The forward with its derivative, then the gradient from it (what a
+     * recomputing backward runs): the same bits as glora_gelu_forward and
+     * glora_gelu_backward into zeros, on the sweep (zeros and signed zeros
+     * in dout included). */
+    float *g = frand(n, -1, 1), *y2 = fzeros(n), *dd = fzeros(n), *dref = fzeros(n);
+    for (size_t i = 0; i < n; i += 101) g[i] = 0.0f;
+    for (size_t i = 50; i < n; i += 103) g[i] = -0.0f;
+    glora_gelu_forward_deriv(y2, dd, x, n);
+    assert_bits_equal("gelu forward with derivative: out", y2, y, n);
+    glora_gelu_backward(dref, x, g, n);
+    glora_gelu_backward_deriv(dd, g, n);
+    assert_bits_equal("gelu backward from the derivative", dd, dref, n);
+    free(g); free(y2); free(dd); free(dref);
     free(x); free(y); free(d); free(one);
 }
 

@@ -86,6 +86,14 @@ void glora_attention_forward_first_bf16(float *out, float *att, const float *qkv
 void glora_attention_backward(float *dqkv, float *datt, const float *dout,
                               const float *qkv, const float *att,
                               size_t B, int T, int C, int NH);
+/* The same gradient with each product-and-sum one fused multiply-add (fp32
+ * throughout; about half the arithmetic instructions): the backward of
+ * bf16 training (`train.precision: bf16`). Its own fixed order (defined in
+ * src/nn/attention.c): deterministic, the same for any thread count and
+ * on every CPU, but not the bits of glora_attention_backward. */
+void glora_attention_backward_fma(float *dqkv, float *datt, const float *dout,
+                                  const float *qkv, const float *att,
+                                  size_t B, int T, int C, int NH);
 
 /* Exact GELU: x * 0.5 * (1 + erf(x / sqrt 2)), elementwise over n values
  * (the erf form, not tanh; accurate to a few float ulps, relative, also for
@@ -96,6 +104,13 @@ void glora_gelu_forward(float *out, const float *inp, size_t n);
  * of rows), where even an inactive parallel region costs more than GELU. */
 void glora_gelu_forward_serial(float *out, const float *inp, size_t n);
 void glora_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+/* For a backward that recomputes the forward: glora_gelu_forward's out
+ * (the same bits) and deriv = d gelu / dx at inp, in one pass; then
+ * glora_gelu_backward_deriv turns deriv (in d) into the gradient in place,
+ * d = 0 + dout * d: the same bits as glora_gelu_backward into a zeroed
+ * dinp, without evaluating the normal CDF again. */
+void glora_gelu_forward_deriv(float *out, float *deriv, const float *inp, size_t n);
+void glora_gelu_backward_deriv(float *d, const float *dout, size_t n);
 
 /* out = a + b elementwise (residual connections); out may alias a or b. */
 void glora_add(float *out, const float *a, const float *b, size_t n);

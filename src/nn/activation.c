@@ -58,6 +58,41 @@ void glora_gelu_backward(float *dinp, const float *inp, const float *dout, size_
     }
 }
 
+NN_CLONES static void gelu_fwd_deriv_plain(float *out, float *deriv, const float *inp, size_t n) {
+    nn_gelu_fwd_deriv_loop(out, deriv, inp, n);
+}
+
+void glora_gelu_forward_deriv(float *out, float *deriv, const float *inp, size_t n) {
+    /* inp, out, deriv are (n) */
+    const size_t chunks = (n + GELU_CHUNK - 1) / GELU_CHUNK;
+    const int avx512 = nn_use_avx512();
+#pragma omp parallel for schedule(static) if (nn_parallel(4 * n))
+    for (size_t c = 0; c < chunks; c++) {
+        size_t lo = c * GELU_CHUNK, len = n - lo < GELU_CHUNK ? n - lo : GELU_CHUNK;
+        if (avx512)
+            nn_gelu_fwd_deriv_avx512(out + lo, deriv + lo, inp + lo, len);
+        else
+            gelu_fwd_deriv_plain(out + lo, deriv + lo, inp + lo, len);
+    }
+}
+
+NN_CLONES static void gelu_bwd_deriv_chunk(float *d, const float *dout, size_t n) {
+    /* 0 + the product: what glora_gelu_backward adds to a zeroed dinp (a
+     * product of -0 becomes +0 there too) */
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) d[i] = 0.0f + dout[i] * d[i];
+}
+
+void glora_gelu_backward_deriv(float *d, const float *dout, size_t n) {
+    /* d, dout are (n); d holds the derivative in, the gradient out */
+    const size_t chunks = (n + GELU_CHUNK - 1) / GELU_CHUNK;
+#pragma omp parallel for schedule(static) if (nn_parallel(n / 32))
+    for (size_t c = 0; c < chunks; c++) {
+        size_t lo = c * GELU_CHUNK, len = n - lo < GELU_CHUNK ? n - lo : GELU_CHUNK;
+        gelu_bwd_deriv_chunk(d + lo, dout + lo, len);
+    }
+}
+
 NN_CLONES static void add_chunk(float *out, const float *a, const float *b, size_t n) {
 #pragma omp simd
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];

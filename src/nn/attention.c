@@ -125,7 +125,45 @@ NN_CLONES static void attn_bwd_pair(float *dbase, float *da, const float *g0, co
     }
 }
 
-void nn_attention_backward_with(int avx512, float *dqkv, float *datt, const float *dout,
+/* The fused definition (glora_attention_backward_fma) in plain C: each
+ * product-and-sum of attn_bwd_pair one fmaf, dp_ij one chain from +0 over
+ * d = l, l + 16, l + 32, ... for l = 0..15 in turn (the AVX-512 kernel's
+ * lanes), the softmax step as attn_bwd_pair's; every element of dq, dk,
+ * dv its terms in attn_bwd_pair's order. */
+NN_CLONES static void attn_bwd_pair_fused(float *dbase, float *da, const float *g0,
+                                          const float *base, const float *a, size_t Ts, size_t Cs,
+                                          size_t hd, float scale) {
+    const size_t C3 = 3 * Cs;
+    for (size_t i = 0; i < Ts; i++) {
+        const float *g = g0 + i * Cs;
+        const float *ai = a + i * Ts;
+        float *dai = da + i * Ts;
+        for (size_t j = 0; j < Ts; j++) {
+            const float *v = base + j * C3 + 2 * Cs;
+            float p = 0.0f;
+            for (size_t l = 0; l < 16 && l < hd; l++)
+                for (size_t d = l; d < hd; d += 16) p = fmaf(g[d], v[d], p);
+            dai[j] = p;
+            float *dv = dbase + j * C3 + 2 * Cs;
+            for (size_t d = 0; d < hd; d++) dv[d] = fmaf(ai[j], g[d], dv[d]);
+        }
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (size_t j = 0; j < Ts; j++) s += ai[j] * dai[j];
+#pragma omp simd
+        for (size_t j = 0; j < Ts; j++) dai[j] = ai[j] * (dai[j] - s) * scale;
+        const float *q = base + i * C3;
+        float *dq = dbase + i * C3;
+        for (size_t j = 0; j < Ts; j++) {
+            const float *k = base + j * C3 + Cs;
+            float *dk = dbase + j * C3 + Cs;
+            for (size_t d = 0; d < hd; d++) dq[d] = fmaf(dai[j], k[d], dq[d]);
+            for (size_t d = 0; d < hd; d++) dk[d] = fmaf(dai[j], q[d], dk[d]);
+        }
+    }
+}
+
+void nn_attention_backward_with(int avx512, int fused, float *dqkv, float *datt, const float *dout,
                                 const float *qkv, const float *att, size_t B, int T, int C, int NH) {
     /* dout is (B, T, C); qkv is (B, T, 3C); att and datt are (B, NH, T, T);
      * dqkv (B, T, 3C) accumulates */
@@ -142,7 +180,9 @@ void nn_attention_backward_with(int avx512, float *dqkv, float *datt, const floa
         const float *g0 = dout + b * Ts * Cs + h * hd, *base = qkv + b * Ts * C3 + h * hd,
                     *a = att + bh * Ts * Ts;
         if (fast)
-            nn_attn_bwd_pair_avx512(dbase, da, g0, base, a, Ts, Cs, hd, scale);
+            nn_attn_bwd_pair_avx512(dbase, da, g0, base, a, Ts, Cs, hd, scale, fused);
+        else if (fused)
+            attn_bwd_pair_fused(dbase, da, g0, base, a, Ts, Cs, hd, scale);
         else
             attn_bwd_pair(dbase, da, g0, base, a, Ts, Cs, hd, scale);
     }
@@ -151,5 +191,11 @@ void nn_attention_backward_with(int avx512, float *dqkv, float *datt, const floa
 void glora_attention_backward(float *dqkv, float *datt, const float *dout,
                               const float *qkv, const float *att,
                               size_t B, int T, int C, int NH) {
-    nn_attention_backward_with(nn_use_avx512(), dqkv, datt, dout, qkv, att, B, T, C, NH);
+    nn_attention_backward_with(nn_use_avx512(), 0, dqkv, datt, dout, qkv, att, B, T, C, NH);
+}
+
+void glora_attention_backward_fma(float *dqkv, float *datt, const float *dout,
+                                  const float *qkv, const float *att,
+                                  size_t B, int T, int C, int NH) {
+    nn_attention_backward_with(nn_use_avx512(), 1, dqkv, datt, dout, qkv, att, B, T, C, NH);
 }

@@ -190,14 +190,21 @@ void nn_attn_fwd_pair_avx512(float *o0, float *a, const float *base, size_t T, s
  * Blocking: dp for a block of 16 keys is one vector per query (the keys'
  * V rows transposed once, as the forward's scores); the three accumulations
  * keep a block of output rows in registers while they stream the rows they
- * add (as the forward's weighted sum of V). */
+ * add (as the forward's weighted sum of V).
+ *
+ * With `fused` (the backward of bf16 training, glora_attention_backward_fma)
+ * every product-and-sum above is one fused multiply-add instead: dp_ij is
+ * one chain from +0 over d = l + 16 c (l = 0..15 outer, c inner), and dv,
+ * dk, dq add their terms in the same order as above, each term one FMA;
+ * the softmax step is unchanged. attention.c's attn_bwd_pair_fused is the
+ * same definition in plain C (fmaf): the same bits. */
 
 /* dp for `rows` queries against one transposed block of 16 values
  * (vt[d][key]): lane j of the result is dot(g_i, v_j) in the plain loop's
  * order (lane partials over c, then lanes 0..15 summed from 0). */
 static inline __attribute__((always_inline)) void
 dp_tile(float *dp, size_t ldp, __mmask16 m, const float *g, size_t ldg, const float *vt,
-        const int rows, const int nv) {
+        const int rows, const int nv, const int fused) {
     __m512 f[QG];
 #pragma GCC unroll 12
     for (int i = 0; i < rows; i++) f[i] = _mm512_setzero_ps();
@@ -208,6 +215,14 @@ dp_tile(float *dp, size_t ldp, __mmask16 m, const float *g, size_t ldg, const fl
 #pragma GCC unroll 12
         for (int i = 0; i < rows; i++) {
             const float *gi = g + (size_t)i * ldg + l;
+            if (fused) {
+                /* One chain of fused multiply-adds per key from +0, over
+                 * d = l + 16 c: l outer, c inner (attn_bwd_pair_fused). */
+#pragma GCC unroll 4
+                for (int c = 0; c < nv; c++)
+                    f[i] = _mm512_fmadd_ps(_mm512_set1_ps(gi[16 * c]), vd[c], f[i]);
+                continue;
+            }
             /* Lane l's partial: its first product alone (the plain loop
              * starts from 0: only the sign of an all-zero partial differs,
              * and the lane sum below, from +0, cannot see it). */
@@ -224,7 +239,22 @@ dp_tile(float *dp, size_t ldp, __mmask16 m, const float *g, size_t ldg, const fl
 
 static void dp_group(float *dp, size_t ldp, __mmask16 m, const float *g, size_t ldg,
                      const float *vt, int rows, int nv) {
-#define CASE(R, NV) case R: dp_tile(dp, ldp, m, g, ldg, vt, R, NV); break;
+#define CASE(R, NV) case R: dp_tile(dp, ldp, m, g, ldg, vt, R, NV, 0); break;
+#define ROWS(NV) switch (rows) { CASE(1, NV) CASE(2, NV) CASE(3, NV) CASE(4, NV) CASE(5, NV) \
+    CASE(6, NV) CASE(7, NV) CASE(8, NV) CASE(9, NV) CASE(10, NV) CASE(11, NV) CASE(12, NV) default: break; }
+    switch (nv) {
+    case 1: ROWS(1) break;
+    case 2: ROWS(2) break;
+    case 3: ROWS(3) break;
+    default: ROWS(4) break;
+    }
+#undef ROWS
+#undef CASE
+}
+
+static void dp_group_fused(float *dp, size_t ldp, __mmask16 m, const float *g, size_t ldg,
+                     const float *vt, int rows, int nv) {
+#define CASE(R, NV) case R: dp_tile(dp, ldp, m, g, ldg, vt, R, NV, 1); break;
 #define ROWS(NV) switch (rows) { CASE(1, NV) CASE(2, NV) CASE(3, NV) CASE(4, NV) CASE(5, NV) \
     CASE(6, NV) CASE(7, NV) CASE(8, NV) CASE(9, NV) CASE(10, NV) CASE(11, NV) CASE(12, NV) default: break; }
     switch (nv) {
@@ -242,7 +272,7 @@ static void dp_group(float *dp, size_t ldp, __mmask16 m, const float *g, size_t 
  * then a sum; x_t at x + t*ldx. */
 static inline __attribute__((always_inline)) void
 acc_tile(float *y, size_t ldy, const float *w, size_t ldr, size_t ldt, const float *x, size_t ldx,
-         size_t n, const int rows, const int NV) {
+         size_t n, const int rows, const int NV, const int fused) {
     __m512 acc[QG][MAX_NV];
 #pragma GCC unroll 12
     for (int r = 0; r < rows; r++)
@@ -257,7 +287,9 @@ acc_tile(float *y, size_t ldy, const float *w, size_t ldr, size_t ldt, const flo
         for (int r = 0; r < rows; r++) {
             const __m512 s = _mm512_set1_ps(wt[(size_t)r * ldr]);
 #pragma GCC unroll 4
-            for (int c = 0; c < NV; c++) acc[r][c] = _mm512_add_ps(acc[r][c], _mm512_mul_ps(s, xt[c]));
+            for (int c = 0; c < NV; c++)
+                acc[r][c] = fused ? _mm512_fmadd_ps(s, xt[c], acc[r][c])
+                                  : _mm512_add_ps(acc[r][c], _mm512_mul_ps(s, xt[c]));
         }
     }
 #pragma GCC unroll 12
@@ -268,7 +300,14 @@ acc_tile(float *y, size_t ldy, const float *w, size_t ldr, size_t ldt, const flo
 
 static void acc_group(float *y, size_t ldy, const float *w, size_t ldr, size_t ldt, const float *x,
                       size_t ldx, size_t n, int rows, int nv) {
-#define CASE(R, NV) case R: acc_tile(y, ldy, w, ldr, ldt, x, ldx, n, R, NV); break;
+#define CASE(R, NV) case R: acc_tile(y, ldy, w, ldr, ldt, x, ldx, n, R, NV, 0); break;
+    TILE_DISPATCH(CASE)
+#undef CASE
+}
+
+static void acc_group_fused(float *y, size_t ldy, const float *w, size_t ldr, size_t ldt,
+                            const float *x, size_t ldx, size_t n, int rows, int nv) {
+#define CASE(R, NV) case R: acc_tile(y, ldy, w, ldr, ldt, x, ldx, n, R, NV, 1); break;
     TILE_DISPATCH(CASE)
 #undef CASE
 }
@@ -276,11 +315,14 @@ static void acc_group(float *y, size_t ldy, const float *w, size_t ldr, size_t l
 /* y rows 0..m-1 (ldy apart) += the weighted rows of x, in groups that fit
  * the registers; row r's weight for term t is w[r*ldr + t*ldt]. */
 static void acc_rows(float *y, size_t ldy, size_t m, const float *w, size_t ldr, size_t ldt,
-                     const float *x, size_t ldx, size_t n, int nv) {
+                     const float *x, size_t ldx, size_t n, int nv, int fused) {
     const size_t rg = nn_attn_group_rows(m, (size_t)av_rows_max(nv));
     for (size_t r = 0; r < m; r += rg) {
         const size_t rows = m - r < rg ? m - r : rg;
-        acc_group(y + r * ldy, ldy, w + r * ldr, ldr, ldt, x, ldx, n, (int)rows, nv);
+        if (fused)
+            acc_group_fused(y + r * ldy, ldy, w + r * ldr, ldr, ldt, x, ldx, n, (int)rows, nv);
+        else
+            acc_group(y + r * ldy, ldy, w + r * ldr, ldr, ldt, x, ldx, n, (int)rows, nv);
     }
 }
 
@@ -314,7 +356,8 @@ static void softmax_bwd_row(float *d, const float *a, size_t T, float scale) {
  * scratch (left holding ds), g0 dout of token 0 (rows Cs apart), base q of
  * token 0, a the pair's probabilities. */
 void nn_attn_bwd_pair_avx512(float *dbase, float *da, const float *g0, const float *base,
-                             const float *a, size_t T, size_t Cs, size_t hd, float scale) {
+                             const float *a, size_t T, size_t Cs, size_t hd, float scale,
+                             int fused) {
     if (T == 0) return; /* nothing to do (and no groups of rows to size) */
     const size_t C3 = 3 * Cs, nblk = (T + 15) / 16;
     const int nv = (int)(hd / 16);
@@ -336,14 +379,17 @@ void nn_attn_bwd_pair_avx512(float *dbase, float *da, const float *g0, const flo
         }
         for (size_t i = 0; i < T; i += qg) {
             const size_t rows = T - i < qg ? T - i : qg;
-            dp_group(da + i * T + j0, T, m, g0 + i * Cs, Cs, vt, (int)rows, nv);
+            if (fused)
+                dp_group_fused(da + i * T + j0, T, m, g0 + i * Cs, Cs, vt, (int)rows, nv);
+            else
+                dp_group(da + i * T + j0, T, m, g0 + i * Cs, Cs, vt, (int)rows, nv);
         }
     }
     /* Through the softmax. */
     for (size_t i = 0; i < T; i++) softmax_bwd_row(da + i * T, a + i * T, T, scale);
     /* dv_j += sum_i a_ij g_i; dk_j += sum_i ds_ij q_i (i in order). */
-    acc_rows(dbase + 2 * Cs, C3, T, a, 1, T, g0, Cs, T, nv);
-    acc_rows(dbase + Cs, C3, T, da, 1, T, base, C3, T, nv);
+    acc_rows(dbase + 2 * Cs, C3, T, a, 1, T, g0, Cs, T, nv, fused);
+    acc_rows(dbase + Cs, C3, T, da, 1, T, base, C3, T, nv, fused);
     /* dq_i += sum_j ds_ij k_j (j in order). */
-    acc_rows(dbase, C3, T, da, T, 1, base + Cs, C3, T, nv);
+    acc_rows(dbase, C3, T, da, T, 1, base + Cs, C3, T, nv, fused);
 }

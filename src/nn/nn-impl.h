@@ -44,12 +44,14 @@ int nn_attn_avx512_fits(size_t hd);
 void nn_attn_fwd_pair_avx512(float *o0, float *a, const float *base, size_t T, size_t Cs,
                              size_t hd, float scale, size_t nq);
 void nn_attn_bwd_pair_avx512(float *dbase, float *da, const float *g0, const float *base,
-                             const float *a, size_t T, size_t Cs, size_t hd, float scale);
+                             const float *a, size_t T, size_t Cs, size_t hd, float scale,
+                             int fused);
 
-/* glora_attention_backward with the build chosen: the AVX-512 pair kernel
- * where avx512 is set and it fits (the caller checked nn_use_avx512), else
- * the plain loops. For the tests, which compare the two bit for bit. */
-void nn_attention_backward_with(int avx512, float *dqkv, float *datt, const float *dout,
+/* glora_attention_backward (fused 0) or glora_attention_backward_fma
+ * (fused 1) with the build chosen: the AVX-512 pair kernel where avx512 is
+ * set and it fits (the caller checked nn_use_avx512), else the plain loops.
+ * For the tests, which compare the two bit for bit. */
+void nn_attention_backward_with(int avx512, int fused, float *dqkv, float *datt, const float *dout,
                                 const float *qkv, const float *att, size_t B, int T, int C, int NH);
 
 /* The bf16 attention forward (attention_bf16.c defines it; the AVX512_BF16
@@ -71,6 +73,7 @@ void nn_attention_forward_bf16_with(int hw, float *out, float *att, const float 
  * be NULL). */
 void nn_gelu_fwd_avx512(float *out, const float *inp, size_t n);
 void nn_gelu_bwd_avx512(float *dinp, const float *inp, const float *dout, size_t n);
+void nn_gelu_fwd_deriv_avx512(float *out, float *deriv, const float *inp, size_t n);
 void nn_layernorm_row_avx512(float *o, float *mean, float *rstd, const float *x,
                              const float *weight, const float *bias, size_t Cs, float eps);
 /* The column sums of the GLoRA row form's backward (src/model/layer.c

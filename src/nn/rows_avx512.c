@@ -21,6 +21,10 @@ void nn_gelu_bwd_avx512(float *dinp, const float *inp, const float *dout, size_t
     nn_gelu_bwd_loop(dinp, inp, dout, n);
 }
 
+void nn_gelu_fwd_deriv_avx512(float *out, float *deriv, const float *inp, size_t n) {
+    nn_gelu_fwd_deriv_loop(out, deriv, inp, n);
+}
+
 /* The lanes of the last, partial vector of a row of n floats. */
 static inline __mmask16 tail_mask(size_t n) { return (__mmask16)((1u << (n % 16)) - 1u); }
 

@@ -371,7 +371,8 @@ static const float *layer_y(const glora_vit_t *m, const glora_layer_cfg_t *cfg, 
  * written). */
 static void block_pass(const glora_vit_t *m, const glora_vit_linears_t *lin,
                        const glora_layer_cfg_t *cfg, glora_vit_tape_t *t, int i, const float *xin,
-                       size_t B, int fwd, const float **qkv_y, const float **fc1_y) {
+                       size_t B, int fwd, const float **qkv_y, const float **fc1_y,
+                       float *gelu_deriv) {
     const glora_vit_arch_t *a = &m->arch;
     const int T = a->tokens, C = a->dim, H = a->mlp_hidden, NH = a->heads;
     const size_t N = B * (size_t)T;
@@ -401,7 +402,10 @@ static void block_pass(const glora_vit_t *m, const glora_vit_linears_t *lin,
                                           b->y[GLORA_SITE_FC1], b->fc1)
                           : layer_y(m, cfg, t, l + GLORA_SITE_FC1, b->ln2, N, b->y[GLORA_SITE_FC1],
                                     b->fc1);
-    glora_gelu_forward(b->gelu, f1, N * (size_t)H);
+    if (gelu_deriv)
+        glora_gelu_forward_deriv(b->gelu, gelu_deriv, f1, N * (size_t)H);
+    else
+        glora_gelu_forward(b->gelu, f1, N * (size_t)H);
     *qkv_y = qkv;
     *fc1_y = f1;
     if (!fwd) return;
@@ -434,7 +438,7 @@ void glora_vit_train_forward(const glora_vit_t *m, const glora_vit_linears_t *li
     glora_tokens_forward(t->x0, t->ln1, m->w.cls, m->w.pos, B, NP, C);
     const float *xin = t->x0, *qkv_y, *fc1_y;
     for (int i = 0; i < a->depth; i++) {
-        block_pass(m, lin, cfg, t, i, xin, B, 1, &qkv_y, &fc1_y);
+        block_pass(m, lin, cfg, t, i, xin, B, 1, &qkv_y, &fc1_y, NULL);
         xin = t->blk[i].out;
     }
     /* The head reads the cls token only; LayerNorm is per row, so its cls
@@ -541,13 +545,20 @@ void glora_vit_backward(const glora_vit_t *m, const glora_vit_linears_t *lin,
         const float *xin = i > 0 ? t->blk[i - 1].out : t->x0;
         const int l = i * GLORA_SITES;
         const float *qkv, *fc1;
-        block_pass(m, lin, cfg, t, i, xin, B, 0, &qkv, &fc1);
+        /* Where the block is recomputed (keep level below 2), GELU's
+         * derivative comes with it, into dfc1 (free until GELU's backward). */
+        const int deriv = t->keep < 2;
+        block_pass(m, lin, cfg, t, i, xin, B, 0, &qkv, &fc1, deriv ? ws->dfc1 : NULL);
         /* ws->dres holds dL/d(block output); the residual passes it on
          * unchanged to res1, and each branch adds its own part. */
         adapted_linear_backward(m, lin, cfg, l + GLORA_SITE_FC2, ws->dgelu, ws->dres, b->gelu,
                                 b->y[GLORA_SITE_FC2], N, g, ws, t);
-        memset(ws->dfc1, 0, N * (size_t)H * sizeof(float));
-        glora_gelu_backward(ws->dfc1, fc1, ws->dgelu, N * (size_t)H);
+        if (deriv) {
+            glora_gelu_backward_deriv(ws->dfc1, ws->dgelu, N * (size_t)H);
+        } else {
+            memset(ws->dfc1, 0, N * (size_t)H * sizeof(float));
+            glora_gelu_backward(ws->dfc1, fc1, ws->dgelu, N * (size_t)H);
+        }
         adapted_linear_backward(m, lin, cfg, l + GLORA_SITE_FC1, ws->dln, ws->dfc1, b->ln2,
                                 b->y[GLORA_SITE_FC1], N, g, ws, t);
         glora_layernorm_backward(ws->dres, gw->ln2_w, gw->ln2_b, ws->dln, b->res1, w->ln2_w,
@@ -556,7 +567,9 @@ void glora_vit_backward(const glora_vit_t *m, const glora_vit_linears_t *lin,
         adapted_linear_backward(m, lin, cfg, l + GLORA_SITE_PROJ, ws->dattn, ws->dres, b->attn,
                                 b->y[GLORA_SITE_PROJ], N, g, ws, t);
         memset(ws->dqkv, 0, NC * 3 * sizeof(float));
-        glora_attention_backward(ws->dqkv, ws->datt, ws->dattn, qkv, b->att, B, T, C, NH);
+        /* bf16 training: the same gradient with fused multiply-adds. */
+        (lin->precision == GLORA_BF16 ? glora_attention_backward_fma : glora_attention_backward)(
+            ws->dqkv, ws->datt, ws->dattn, qkv, b->att, B, T, C, NH);
         int more = i > 0 ? trains_below(m, g, i - 1) : trains_below(m, g, -1);
         /* With nothing below and norm1 frozen, dL/d(norm1 output) is not needed. */
         int need_dln1 = more || gw->ln1_w || gw->ln1_b;
