@@ -237,32 +237,21 @@ dp_tile(float *dp, size_t ldp, __mmask16 m, const float *g, size_t ldg, const fl
     for (int i = 0; i < rows; i++) _mm512_mask_storeu_ps(dp + (size_t)i * ldp, m, f[i]);
 }
 
+/* dp_tile with its shape and the fused choice as constants (one inlined
+ * body per case). */
 static void dp_group(float *dp, size_t ldp, __mmask16 m, const float *g, size_t ldg,
-                     const float *vt, int rows, int nv) {
-#define CASE(R, NV) case R: dp_tile(dp, ldp, m, g, ldg, vt, R, NV, 0); break;
-#define ROWS(NV) switch (rows) { CASE(1, NV) CASE(2, NV) CASE(3, NV) CASE(4, NV) CASE(5, NV) \
-    CASE(6, NV) CASE(7, NV) CASE(8, NV) CASE(9, NV) CASE(10, NV) CASE(11, NV) CASE(12, NV) default: break; }
-    switch (nv) {
-    case 1: ROWS(1) break;
-    case 2: ROWS(2) break;
-    case 3: ROWS(3) break;
-    default: ROWS(4) break;
-    }
-#undef ROWS
-#undef CASE
-}
-
-static void dp_group_fused(float *dp, size_t ldp, __mmask16 m, const float *g, size_t ldg,
-                     const float *vt, int rows, int nv) {
-#define CASE(R, NV) case R: dp_tile(dp, ldp, m, g, ldg, vt, R, NV, 1); break;
-#define ROWS(NV) switch (rows) { CASE(1, NV) CASE(2, NV) CASE(3, NV) CASE(4, NV) CASE(5, NV) \
-    CASE(6, NV) CASE(7, NV) CASE(8, NV) CASE(9, NV) CASE(10, NV) CASE(11, NV) CASE(12, NV) default: break; }
-    switch (nv) {
-    case 1: ROWS(1) break;
-    case 2: ROWS(2) break;
-    case 3: ROWS(3) break;
-    default: ROWS(4) break;
-    }
+                     const float *vt, int rows, int nv, int fused) {
+#define CASE(R, NV, F) case R: dp_tile(dp, ldp, m, g, ldg, vt, R, NV, F); break;
+#define ROWS(NV, F) switch (rows) { CASE(1, NV, F) CASE(2, NV, F) CASE(3, NV, F) CASE(4, NV, F) \
+    CASE(5, NV, F) CASE(6, NV, F) CASE(7, NV, F) CASE(8, NV, F) CASE(9, NV, F) CASE(10, NV, F) \
+    CASE(11, NV, F) CASE(12, NV, F) default: break; }
+#define NVS(F) switch (nv) { case 1: ROWS(1, F) break; case 2: ROWS(2, F) break; \
+    case 3: ROWS(3, F) break; default: ROWS(4, F) break; }
+    if (fused)
+        NVS(1)
+    else
+        NVS(0)
+#undef NVS
 #undef ROWS
 #undef CASE
 }
@@ -379,10 +368,7 @@ void nn_attn_bwd_pair_avx512(float *dbase, float *da, const float *g0, const flo
         }
         for (size_t i = 0; i < T; i += qg) {
             const size_t rows = T - i < qg ? T - i : qg;
-            if (fused)
-                dp_group_fused(da + i * T + j0, T, m, g0 + i * Cs, Cs, vt, (int)rows, nv);
-            else
-                dp_group(da + i * T + j0, T, m, g0 + i * Cs, Cs, vt, (int)rows, nv);
+            dp_group(da + i * T + j0, T, m, g0 + i * Cs, Cs, vt, (int)rows, nv, fused);
         }
     }
     /* Through the softmax. */
