@@ -122,7 +122,7 @@ int glora_search_space_from_config(const glora_config_t *cfg, const glora_vit_t 
     return 0;
 }
 
-/* search.preset official: the official algorithm (glora/search.h, GLORA.md)
+/* search.preset official: the official algorithm (glora/search.h, docs/config.md)
  * whatever the defaults become. Each key it pins takes the preset's value; a
  * key also set in the config must say the same. */
 static int apply_official(const glora_config_t *cfg, glora_search_opts_t *o) {
