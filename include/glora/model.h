@@ -25,7 +25,16 @@
 #ifndef GLORA_MODEL_H
 #define GLORA_MODEL_H
 
+/* The metadata keys above, and those of glora convert and the merged model
+ * (docs/formats.md): write and read them through these names. */
+#define GLORA_META_HEADS "glora.heads"
+#define GLORA_META_RANK "glora.rank"
+#define GLORA_META_KIND "glora.kind"   /* backbone, supernet, adapter, merged; checkpoint, early-stop (state) */
+#define GLORA_META_BACKBONE_SHA256 "glora.backbone_sha256" /* the backbone file the tensors belong to */
+#define GLORA_META_SUBNET "glora.subnet"                 /* the subnet spec (JSON) of an adapter */
+#define GLORA_META_SUBNET_PARAMS "glora.subnet_params"   /* GLoRA parameters folded into a merged model */
 #define GLORA_META_CLASS_NAMES "glora.class_names"
+#define GLORA_META_SOURCE "glora.source"                 /* glora convert: the input's file name */
 
 #include <stddef.h>
 

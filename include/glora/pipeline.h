@@ -24,11 +24,8 @@
 extern "C" {
 #endif
 
-/* Metadata keys of the model files the stages write (docs/formats.md). */
-#define GLORA_META_KIND "glora.kind"                     /* backbone, supernet, adapter, merged */
-#define GLORA_META_BACKBONE_SHA256 "glora.backbone_sha256" /* the backbone file the tensors belong to */
-#define GLORA_META_SUBNET "glora.subnet"                 /* the subnet spec (JSON) of an adapter */
-#define GLORA_META_SUBNET_PARAMS "glora.subnet_params"   /* GLoRA parameters folded into a merged model */
+/* The metadata keys of the model files the stages write (GLORA_META_KIND,
+ * ...) are in glora/model.h. */
 
 /* ---- build ----------------------------------------------------------------
  * Models are owned by the caller (glora_vit_free). */

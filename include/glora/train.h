@@ -306,6 +306,10 @@ int glora_train_run(glora_vit_t *m, const unsigned char *trainable,
  * trainable tensors under their names, "adamw.m.<name>" and "adamw.v.<name>",
  * and metadata glora.kind=checkpoint, glora.epoch (epochs completed),
  * glora.adam_step, glora.rng (four 64-bit words in hex), glora.run_hash. */
+#define GLORA_META_EPOCH "glora.epoch"
+#define GLORA_META_ADAM_STEP "glora.adam_step"
+#define GLORA_META_RNG "glora.rng"
+#define GLORA_META_RUN_HASH "glora.run_hash"
 int glora_checkpoint_save(const char *path, const glora_vit_t *m, const glora_grads_t *g,
                           const glora_adamw_t *opt, int epoch, const glora_rng_t *rng,
                           const char *run_hash);

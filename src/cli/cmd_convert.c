@@ -65,7 +65,7 @@ int glora_cmd_convert(int argc, char **argv) {
         return cli_fail();
     }
     const char *slash = strrchr(in, '/');
-    const char *meta[] = {"format", "pt", "glora.kind", "backbone", "glora.source", slash ? slash + 1 : in};
+    const char *meta[] = {"format", "pt", GLORA_META_KIND, "backbone", GLORA_META_SOURCE, slash ? slash + 1 : in};
     rc = glora_vit_save(m, out, GLORA_ROLE_BACKBONE | GLORA_ROLE_HEAD, meta, 3);
     if (!rc) {
         const glora_vit_arch_t *a = &m->arch;

@@ -52,7 +52,7 @@ static void print_file(const char *path, int list) {
     glora_sha256_file(path, hex);
     size_t numel = 0;
     for (size_t i = 0; i < glora_st_count(st); i++) numel += glora_st_tensor(st, i)->numel;
-    const char *kind = glora_st_meta(st, "glora.kind");
+    const char *kind = glora_st_meta(st, GLORA_META_KIND);
     printf("file %s: %zu tensors, %s values, %s bytes%s%s\n  sha256 %s\n", path, glora_st_count(st),
            cli_human((double)numel, (char[32]){0}), cli_human((double)sb.st_size, size),
            kind ? ", kind " : "", kind ? kind : "", hex);

@@ -71,7 +71,7 @@ int glora_cmd_init(int argc, char **argv) {
     }
     glora_rng_seed(&rng, (uint64_t)glora_config_int(cfg, "seed"));
     glora_train_init_vit(m, &rng);
-    const char *meta[] = {"glora.kind", "backbone"};
+    const char *meta[] = {GLORA_META_KIND, "backbone"};
     if (glora_vit_save(m, glora_config_string(cfg, "output"), GLORA_ROLE_BACKBONE | GLORA_ROLE_HEAD, meta, 1)) {
         rc = cli_fail();
         goto out;

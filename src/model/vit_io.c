@@ -159,11 +159,11 @@ static int resolve_heads(const char *bb_path, const glora_st_t *bb, const glora_
     heads_t h = {0};
     int meta = 0, rc;
     heads_add(&h, o->heads, "the config (model.heads)%s", "");
-    if ((rc = parse_meta_int(bb, "glora.heads", &meta)) < 0) return rc;
+    if ((rc = parse_meta_int(bb, GLORA_META_HEADS, &meta)) < 0) return rc;
     heads_add(&h, meta, "the metadata of '%s'", bb_path);
     heads_add(&h, file_heads, "the query kernels of '%s'", bb_path);
     meta = 0;
-    if ((rc = parse_meta_int(ad, "glora.heads", &meta)) < 0) return rc;
+    if ((rc = parse_meta_int(ad, GLORA_META_HEADS, &meta)) < 0) return rc;
     if (ad) heads_add(&h, meta, "the metadata of '%s'", glora_st_path(ad));
     if (o->arch && o->arch[0]) {
         const glora_timm_arch_t *t = glora_timm_arch_find(o->arch);
@@ -320,7 +320,7 @@ int glora_vit_load_ex(glora_vit_t **out, const char *backbone_path, const char *
         }
     }
     if (!rc) {
-        const char *sha = ad ? glora_st_meta(ad, "glora.backbone_sha256") : NULL;
+        const char *sha = ad ? glora_st_meta(ad, GLORA_META_BACKBONE_SHA256) : NULL;
         if (ad && sha) {
             snprintf(m->backbone_sha256, sizeof m->backbone_sha256, "%s", sha);
         }
@@ -377,10 +377,10 @@ int glora_vit_save(const glora_vit_t *m, const char *path, int role_mask,
     snprintf(heads, sizeof heads, "%d", m->arch.heads);
     snprintf(rank, sizeof rank, "%d", m->rank);
     size_t nk = 0;
-    kv[nk++] = "glora.heads";
+    kv[nk++] = GLORA_META_HEADS;
     kv[nk++] = heads;
     if (m->rank > 0 && (role_mask & GLORA_ROLE_ADAPTER)) {
-        kv[nk++] = "glora.rank";
+        kv[nk++] = GLORA_META_RANK;
         kv[nk++] = rank;
     }
     if (m->class_names && (role_mask & GLORA_ROLE_HEAD)) {

@@ -24,6 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The state file's metadata keys (docs/formats.md, "Training checkpoints"). */
+#define META_EVALUATED "glora.early.evaluated"
+#define META_BEST_EPOCH "glora.early.best_epoch"
+#define META_ACCURACY "glora.early.accuracy"
+#define META_LOSS "glora.early.loss"
+
 #define HOLD_LABEL 0x686f6c64 /* "hold": the stream the held-out slice is drawn from */
 
 struct pipeline_early {
@@ -125,8 +131,8 @@ static int write_state(const pipeline_early_t *e) {
     snprintf(be, sizeof be, "%d", e->best_epoch);
     snprintf(ac, sizeof ac, "%.17g", e->best_acc);
     snprintf(lo, sizeof lo, "%.17g", e->best_loss);
-    const char *meta[] = {"glora.kind", "early-stop", "glora.early.evaluated", ev, "glora.early.best_epoch", be,
-                          "glora.early.accuracy", ac, "glora.early.loss", lo};
+    const char *meta[] = {GLORA_META_KIND, "early-stop", META_EVALUATED, ev, META_BEST_EPOCH, be,
+                          META_ACCURACY, ac, META_LOSS, lo};
     int rc = glora_st_write(e->path, ent, (size_t)k, meta, 5);
     free(ent);
     return rc;
@@ -181,8 +187,8 @@ static int resume(pipeline_early_t *e, const char *ckpt) {
                          "checkpoint '%s')", ckpt);
         return rc;
     }
-    const char *ac = glora_st_meta(st, "glora.early.accuracy"), *lo = glora_st_meta(st, "glora.early.loss");
-    if (meta_int(st, "glora.early.evaluated", &ev) || meta_int(st, "glora.early.best_epoch", &be) || be > ev ||
+    const char *ac = glora_st_meta(st, META_ACCURACY), *lo = glora_st_meta(st, META_LOSS);
+    if (meta_int(st, META_EVALUATED, &ev) || meta_int(st, META_BEST_EPOCH, &be) || be > ev ||
         !ac || !lo) {
         rc = glora_error(GLORA_EFORMAT, "early-stop state '%s': metadata glora.early.* missing or malformed",
                          e->path);
@@ -194,7 +200,7 @@ static int resume(pipeline_early_t *e, const char *ckpt) {
     e->best_loss = strtod(lo, NULL);
     if ((rc = load_tensors(e, st, 1))) goto done;
     if ((rc = glora_st_open(&ck, ckpt))) goto done;
-    if (meta_int(ck, "glora.epoch", &ce) || (ce != ev && ce != ev + 1)) {
+    if (meta_int(ck, GLORA_META_EPOCH, &ce) || (ce != ev && ce != ev + 1)) {
         rc = glora_error(GLORA_ESTATE, "early-stop state '%s': %ld epochs evaluated, the checkpoint '%s' is "
                          "at epoch %ld", e->path, ev, ckpt, ce);
         goto done;

@@ -41,8 +41,8 @@ int glora_checkpoint_save(const char *path, const glora_vit_t *m, const glora_gr
     snprintf(step_s, sizeof step_s, "%" PRId64, opt->t);
     snprintf(rng_s, sizeof rng_s, "%016" PRIx64 "%016" PRIx64 "%016" PRIx64 "%016" PRIx64,
              rng->s[0], rng->s[1], rng->s[2], rng->s[3]);
-    const char *meta[] = {"glora.kind", KIND, "glora.epoch", epoch_s, "glora.adam_step", step_s,
-                          "glora.rng", rng_s, "glora.run_hash", run_hash ? run_hash : ""};
+    const char *meta[] = {GLORA_META_KIND, KIND, GLORA_META_EPOCH, epoch_s, GLORA_META_ADAM_STEP, step_s,
+                          GLORA_META_RNG, rng_s, GLORA_META_RUN_HASH, run_hash ? run_hash : ""};
     int rc = glora_st_write(path, e, k, meta, 5);
     free(e);
     free(names);
@@ -67,11 +67,11 @@ int glora_checkpoint_load(const char *path, glora_vit_t *m, const glora_grads_t 
     glora_st_t *st;
     int rc = glora_st_open(&st, path);
     if (rc) return rc;
-    const char *kind = glora_st_meta(st, "glora.kind");
-    const char *ep = glora_st_meta(st, "glora.epoch");
-    const char *step = glora_st_meta(st, "glora.adam_step");
-    const char *rs = glora_st_meta(st, "glora.rng");
-    const char *hash = glora_st_meta(st, "glora.run_hash");
+    const char *kind = glora_st_meta(st, GLORA_META_KIND);
+    const char *ep = glora_st_meta(st, GLORA_META_EPOCH);
+    const char *step = glora_st_meta(st, GLORA_META_ADAM_STEP);
+    const char *rs = glora_st_meta(st, GLORA_META_RNG);
+    const char *hash = glora_st_meta(st, GLORA_META_RUN_HASH);
     char *end;
     long e = ep ? strtol(ep, &end, 10) : -1;
     long long t = step ? strtoll(step, &end, 10) : -1;
