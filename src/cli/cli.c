@@ -49,7 +49,8 @@ void cli_help(const cli_cmd_t *cmd, FILE *out) {
         fprintf(out, "  %-24s %s\n", "--set KEY=VALUE", "override one config key (repeatable)");
         fprintf(out, "  %-24s %s\n", "--section NAME", "read only the map under NAME of CONFIG (one file for a whole run)");
     }
-    fprintf(out, "  %-24s %s\n", "--threads N", "OpenMP threads (default: all cores; results do not depend on it)");
+    fprintf(out, "  %-24s %s\n", "--threads N",
+            cmd->threads_help ? cmd->threads_help : "OpenMP threads (default: all cores; results do not depend on it)");
     fprintf(out, "  %-24s %s\n", "-h, --help", "show this help");
     if (!cmd->schema || cmd->schema->nkeys == 0) return;
     fprintf(out, "\nconfig keys (YAML file and --set; see docs/config.md):\n");
@@ -80,15 +81,69 @@ static int load_config(const cli_cmd_t *cmd, cli_args_t *args, const char *const
     return CLI_OK;
 }
 
+/* The config assignments of a command line: --set's and the flags' (those
+ * built here owned). */
+typedef struct {
+    const char *sets[256];
+    int n_sets;
+    char *owned[256];
+    int n_owned;
+} cli_sets_t;
+
+/* --set v: a key of the command's, or one it passes on (cmd->pass_set). */
+static int take_set(const cli_cmd_t *cmd, const char *v, cli_args_t *args, cli_sets_t *s) {
+    if (!v || !strchr(v, '=')) return cli_usage_error(cmd->name, "--set takes KEY=VALUE");
+    if (cmd->pass_set && cmd->pass_set(v)) {
+        if (args->n_passed == 256) return cli_usage_error(cmd->name, "too many --set options");
+        args->passed[args->n_passed++] = v;
+        return CLI_OK;
+    }
+    if (!cmd->schema) return cli_usage_error(cmd->name, "'glora %s' takes no config keys", cmd->name);
+    if (s->n_sets == 256) return cli_usage_error(cmd->name, "too many --set options");
+    s->sets[s->n_sets++] = v;
+    return CLI_OK;
+}
+
+/* The flag argv[*i] (maybe "--flag=value"; its value may be argv[*i + 1],
+ * then *i moves past it): a switch, a value the command reads, or a config
+ * key's assignment. */
+static int take_flag(const cli_cmd_t *cmd, int argc, char **argv, int *i, cli_args_t *args, cli_sets_t *s) {
+    const char *a = argv[*i], *eq = strchr(a, '=');
+    size_t alen = eq ? (size_t)(eq - a) : strlen(a), fi;
+    for (fi = 0; fi < cmd->n_flags; fi++)
+        if (strlen(cmd->flags[fi].flag) == alen && strncmp(cmd->flags[fi].flag, a, alen) == 0) break;
+    if (fi == cmd->n_flags) return cli_usage_error(cmd->name, "unknown option '%s'", a);
+    const cli_flag_t *f = &cmd->flags[fi];
+    if (!f->arg) {
+        if (eq) return cli_usage_error(cmd->name, "%s takes no value", f->flag);
+        args->switches |= 1u << fi;
+        return CLI_OK;
+    }
+    const char *v = eq ? eq + 1 : (*i + 1 < argc ? argv[++*i] : NULL);
+    if (!v) return cli_usage_error(cmd->name, "%s needs a value (%s)", f->flag, f->arg);
+    if (!f->key) {
+        args->values[fi] = v;
+        return CLI_OK;
+    }
+    size_t n = strlen(f->key) + strlen(v) + 2;
+    char *assign = malloc(n);
+    if (!assign || s->n_sets == 256 || s->n_owned == 256) {
+        free(assign);
+        return cli_usage_error(cmd->name, "too many options");
+    }
+    snprintf(assign, n, "%s=%s", f->key, v);
+    s->owned[s->n_owned++] = assign;
+    s->sets[s->n_sets++] = assign;
+    return CLI_OK;
+}
+
 int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, cli_args_t *args) {
+    GLORA_ASSERT(cmd->n_flags <= 32 && cmd->max_positional <= 256);
     memset(args, 0, sizeof *args);
     for (int i = 1; cmd->section && i < argc; i++)
         if (strcmp(argv[i], "--section") == 0)
             return cli_usage_error(cmd->name, "%s reads its own '%s' section; no --section", cmd->name, cmd->section);
-    const char *sets[256];
-    int n_sets = 0;
-    char *owned[256];
-    int n_owned = 0;
+    cli_sets_t s = {.n_sets = 0};
     int rc = CLI_OK;
     for (int i = 1; i < argc && rc == CLI_OK; i++) {
         const char *a = argv[i];
@@ -106,73 +161,26 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, cli_args_t *args) {
             }
             args->threads = (int)n;
             i++;
-            continue;
-        }
-        if (strcmp(a, "--section") == 0) {
-            if (i + 1 >= argc || !cmd->schema) {
+        } else if (strcmp(a, "--section") == 0) {
+            if (i + 1 >= argc || !cmd->schema)
                 rc = cli_usage_error(cmd->name, "--section takes the name of a top-level key of the config");
-                break;
-            }
-            args->section = argv[++i];
-            continue;
-        }
-        if (strcmp(a, "--set") == 0 || strncmp(a, "--set=", 6) == 0) {
-            const char *v = a[5] == '=' ? a + 6 : (i + 1 < argc ? argv[++i] : NULL);
-            if (!v || !strchr(v, '=')) {
-                rc = cli_usage_error(cmd->name, "--set takes KEY=VALUE");
-                break;
-            }
-            if (!cmd->schema) {
-                rc = cli_usage_error(cmd->name, "'glora %s' takes no config keys", cmd->name);
-                break;
-            }
-            if (n_sets == 256) { rc = cli_usage_error(cmd->name, "too many --set options"); break; }
-            sets[n_sets++] = v;
-            continue;
-        }
-        if (a[0] == '-' && a[1] != '\0') {
-            const cli_flag_t *f = NULL;
-            size_t fi = 0;
-            const char *eq = strchr(a, '=');
-            size_t alen = eq ? (size_t)(eq - a) : strlen(a);
-            for (fi = 0; fi < cmd->n_flags; fi++)
-                if (strlen(cmd->flags[fi].flag) == alen && strncmp(cmd->flags[fi].flag, a, alen) == 0) {
-                    f = &cmd->flags[fi];
-                    break;
-                }
-            if (!f) { rc = cli_usage_error(cmd->name, "unknown option '%s'", a); break; }
-            if (!f->arg) {
-                if (eq) { rc = cli_usage_error(cmd->name, "%s takes no value", f->flag); break; }
-                args->switches |= 1u << fi;
-                continue;
-            }
-            const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-            if (!v) { rc = cli_usage_error(cmd->name, "%s needs a value (%s)", f->flag, f->arg); break; }
-            size_t n = strlen(f->key) + strlen(v) + 2;
-            char *assign = malloc(n);
-            if (!assign || n_sets == 256 || n_owned == 256) {
-                free(assign);
-                rc = cli_usage_error(cmd->name, "too many options");
-                break;
-            }
-            snprintf(assign, n, "%s=%s", f->key, v);
-            owned[n_owned++] = assign;
-            sets[n_sets++] = assign;
-            continue;
-        }
-        /* A positional argument: the config (a .yaml file) or one of the
-         * command's own. */
-        if (cmd->schema && !args->config_path && (ends_with(a, ".yaml") || ends_with(a, ".yml"))) {
-            args->config_path = a;
+            else
+                args->section = argv[++i];
+        } else if (strcmp(a, "--set") == 0 || strncmp(a, "--set=", 6) == 0) {
+            rc = take_set(cmd, a[5] == '=' ? a + 6 : (i + 1 < argc ? argv[++i] : NULL), args, &s);
+        } else if (a[0] == '-' && a[1] != '\0') {
+            rc = take_flag(cmd, argc, argv, &i, args, &s);
+        } else if (cmd->schema && !args->config_path && (ends_with(a, ".yaml") || ends_with(a, ".yml"))) {
+            args->config_path = a; /* the config */
         } else if (args->n_positional < cmd->max_positional) {
-            args->positional[args->n_positional++] = a;
+            args->positional[args->n_positional++] = a; /* one of the command's own */
         } else {
             rc = cli_usage_error(cmd->name, "unexpected argument '%s'", a);
         }
     }
     if (cmd->section && args->config_path) args->section = cmd->section;
-    if (rc == CLI_OK && cmd->schema) rc = load_config(cmd, args, sets, n_sets);
-    for (int i = 0; i < n_owned; i++) free(owned[i]);
+    if (rc == CLI_OK && cmd->schema) rc = load_config(cmd, args, s.sets, s.n_sets);
+    for (int i = 0; i < s.n_owned; i++) free(s.owned[i]);
     if (rc == CLI_OK && args->threads > 0) glora_set_threads(args->threads);
     if (rc != CLI_OK) cli_args_free(args);
     return rc;
@@ -188,6 +196,13 @@ int cli_switch(const cli_cmd_t *cmd, const cli_args_t *args, const char *flag) {
         if (strcmp(cmd->flags[i].flag, flag) == 0) return (args->switches >> i) & 1u;
     GLORA_ASSERT(!"switch not declared by the command");
     return 0;
+}
+
+const char *cli_value(const cli_cmd_t *cmd, const cli_args_t *args, const char *flag) {
+    for (size_t i = 0; i < cmd->n_flags; i++)
+        if (strcmp(cmd->flags[i].flag, flag) == 0) return args->values[i];
+    GLORA_ASSERT(!"value flag not declared by the command");
+    return NULL;
 }
 
 int cli_run_stage(const cli_stage_t *stage, int argc, char **argv) {

@@ -2,9 +2,12 @@
  * cli.h - what the glora commands share: error reporting in the one format
  * users see, and parsing of "[CONFIG] [--set key=value] [--flag value]".
  *
- * Every command reads a YAML config checked against its schema; flags are
- * shortcuts for --set of one key (e.g. --model F is --set model.backbone=F),
- * so a command line and a config file say the same things.
+ * Every command parses its arguments here. A command with a config reads
+ * a YAML file checked against its schema; its flags are shortcuts for --set
+ * of one key (e.g. --model F is --set model.backbone=F), so a command line
+ * and a config file say the same things. The commands without a config
+ * (report, make-task, the benchmarks) declare flags that set no key and read
+ * their values with cli_value.
  */
 #ifndef GLORA_CLI_H
 #define GLORA_CLI_H
@@ -26,7 +29,8 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 
 typedef struct {
     const char *flag;    /* "--model" */
-    const char *key;     /* config key it sets, or NULL for a switch */
+    const char *key;     /* config key it sets; NULL: a switch (arg NULL) or a value
+                          * the command reads itself (cli_value) */
     const char *arg;     /* name of its argument in help ("FILE"), NULL for a switch */
     const char *help;
 } cli_flag_t;
@@ -41,6 +45,11 @@ typedef struct {
     int max_positional;    /* positional arguments besides CONFIG (usually 0) */
     const char *section;   /* the one section of CONFIG it reads (glora run: "run"), or NULL; then --section is refused */
     const char *positional_help; /* e.g. "MODEL" */
+    /* Non-NULL: a --set KEY=VALUE it returns non-zero for is not one of the
+     * command's keys but passed on in cli_args_t.passed (glora run: a
+     * stage's STAGE.KEY=VALUE). */
+    int (*pass_set)(const char *assignment);
+    const char *threads_help; /* --threads in help, NULL: "OpenMP threads (default: all cores; ...)" */
 } cli_cmd_t;
 
 typedef struct {
@@ -49,8 +58,11 @@ typedef struct {
     const char *section;       /* --section NAME: the part of the config read */
     const char *positional[256]; /* extra positional arguments (max_positional <= 256) */
     int n_positional;
-    unsigned switches;         /* bit i set when switch flags[i] was given */
+    unsigned switches;         /* bit i set when switch flags[i] was given (n_flags <= 32) */
+    const char *values[32];    /* the value of flags[i] without a key (the last given), or NULL */
     int threads;               /* --threads N (0: default) */
+    const char *passed[256];   /* the --set assignments cmd->pass_set took, in order */
+    int n_passed;
 } cli_args_t;
 
 /* Parses argv[1..] (argv[0] is the command name). Returns CLI_OK with args
@@ -62,6 +74,9 @@ int cli_parse(const cli_cmd_t *cmd, int argc, char **argv, cli_args_t *args);
 void cli_args_free(cli_args_t *args);
 /* Non-zero when the switch flag (e.g. "--json") was given. */
 int cli_switch(const cli_cmd_t *cmd, const cli_args_t *args, const char *flag);
+/* The value given to a flag that sets no config key (e.g. "--out"), or NULL
+ * when it was not given. */
+const char *cli_value(const cli_cmd_t *cmd, const cli_args_t *args, const char *flag);
 /* Prints the command's help: synopsis, summary, flags and the config keys. */
 void cli_help(const cli_cmd_t *cmd, FILE *out);
 

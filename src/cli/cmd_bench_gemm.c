@@ -67,44 +67,28 @@ static const shape_t shapes[] = {
 };
 #define NSHAPES (sizeof shapes / sizeof shapes[0])
 
-static void usage(FILE *out) {
-    fprintf(out,
-            "usage: glora bench gemm [--threads N] [--kernel NAME] [--quick] [--reps N]\n"
-            "\n"
-            "Times glora_sgemm on the matrix products of ViT-B/16 and vit-tiny-28 layers\n"
-            "(forward NT, input-gradient NN, weight-gradient TN) and prints GFLOP/s, the\n"
-            "median of several timed repetitions after a warm-up.%s\n"
-            "\n"
-            "  --threads N    threads for glora (and OpenBLAS); default: OpenMP's\n"
-            "  --kernel NAME  auto, avx512, avx2, portable, ref or cblas (default auto)\n"
-            "  --quick        a representative third of the shapes, fewer repetitions\n"
-            "  --reps N       timed repetitions per shape (default 7, --quick 3)\n"
-            "  --help         this text\n",
+static const cli_flag_t flags[] = {
+    {"--kernel", NULL, "NAME", "auto, avx512, avx2, portable, ref or cblas (default auto)"},
+    {"--quick", NULL, NULL, "a representative third of the shapes, fewer repetitions"},
+    {"--reps", NULL, "N", "timed repetitions per shape (default 7, --quick 3)"},
+};
+
+static const cli_cmd_t cmd = {
+    .name = "bench gemm",
+    .synopsis = "[--threads N] [--kernel NAME] [--quick] [--reps N]",
+    .summary = "Times glora_sgemm on the matrix products of ViT-B/16 and vit-tiny-28 layers\n"
+               "(forward NT, input-gradient NN, weight-gradient TN) and prints GFLOP/s, the\n"
+               "median of several timed repetitions after a warm-up."
 #ifdef GLORA_HAVE_CBLAS
-            "\nOpenBLAS runs on the same data, turn\n"
-            "about with glora; the ratio is glora / OpenBLAS, with its geometric mean over\n"
-            "all shapes and over the vit-tiny-28 ones."
-#else
-            ""
+               "\n\nOpenBLAS runs on the same data, turn\n"
+               "about with glora; the ratio is glora / OpenBLAS, with its geometric mean over\n"
+               "all shapes and over the vit-tiny-28 ones."
 #endif
-    );
-}
-
-/* Prints "glora: error: <what> '<arg>': <why>" and a hint; returns 2. */
-static int usage_error(const char *what, const char *arg, const char *why) {
-    fprintf(stderr, "glora: error: %s '%s': %s\n", what, arg, why);
-    fprintf(stderr, "hint: see 'glora bench gemm --help'\n");
-    return 2;
-}
-
-static int parse_count(const char *s, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < 1 || v > 1024) return -1;
-    *out = (int)v;
-    return 0;
-}
+    ,
+    .flags = flags,
+    .n_flags = sizeof flags / sizeof flags[0],
+    .threads_help = "threads for glora (and OpenBLAS); default: OpenMP's",
+};
 
 typedef void (*product_fn)(const shape_t *s, const float *a, const float *b, float *c);
 
@@ -169,26 +153,19 @@ static void print_header(int threads, int reps, int with_openblas) {
 }
 
 int glora_cmd_bench_gemm(int argc, char **argv) {
-    int threads = glora_max_threads(), reps = 0, quick = 0;
-    const char *kernel = "auto";
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            usage(stdout);
-            return 0;
-        } else if (strcmp(arg, "--quick") == 0) {
-            quick = 1;
-        } else if (strcmp(arg, "--threads") == 0 || strcmp(arg, "--reps") == 0 ||
-                   strcmp(arg, "--kernel") == 0) {
-            if (i + 1 >= argc) return usage_error("bench gemm option", arg, "needs a value");
-            const char *val = argv[++i];
-            if (strcmp(arg, "--kernel") == 0)
-                kernel = val;
-            else if (parse_count(val, strcmp(arg, "--threads") == 0 ? &threads : &reps) != 0)
-                return usage_error(arg, val, "expected a count from 1 to 1024");
-        } else {
-            return usage_error("bench gemm option", arg, "unknown");
-        }
+    cli_args_t args;
+    int rc = cli_parse(&cmd, argc, argv, &args);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    int threads = glora_max_threads(), reps = 0, quick = cli_switch(&cmd, &args, "--quick");
+    const char *kernel = cli_value(&cmd, &args, "--kernel"), *r = cli_value(&cmd, &args, "--reps");
+    if (!kernel) kernel = "auto";
+    if (r) {
+        char *end;
+        errno = 0;
+        long v = strtol(r, &end, 10);
+        if (errno || end == r || *end || v < 1 || v > 1024)
+            return cli_usage_error(cmd.name, "--reps '%s': expected a count from 1 to 1024", r);
+        reps = (int)v;
     }
     if (glora_gemm_check_env() != GLORA_OK || glora_gemm_set_kernel(kernel) != GLORA_OK) {
         fprintf(stderr, "glora: error: %s\n", glora_errmsg());

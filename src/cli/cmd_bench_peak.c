@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "cli/cli.h"
 #include "cli/commands.h"
@@ -12,38 +11,36 @@
 #include "glora/gemm.h"
 #include "util/parallel.h"
 
+static const cli_flag_t flags[] = {
+    {"--seconds", NULL, "S", "time per precision (default 1)"},
+    {"--json", NULL, NULL, "one JSON line"},
+};
+
+static const cli_cmd_t cmd = {
+    .name = "bench peak",
+    .synopsis = "[--threads N] [--seconds S] [--json]",
+    .summary = "Measures this machine's multiply-add peak: independent chains of 512-bit\n"
+               "VFMADD231PS (fp32, 32 FLOP each) and VDPBF16PS (bf16, 64 FLOP each) in\n"
+               "registers on N threads (default 2) for S seconds each. The bench search and\n"
+               "train figures are put against these numbers (docs/PERFORMANCE.md).",
+    .flags = flags,
+    .n_flags = sizeof flags / sizeof flags[0],
+    .threads_help = "threads (default 2)",
+};
+
 int glora_cmd_bench_peak(int argc, char **argv) {
-    int threads = 2, json = 0;
+    cli_args_t args;
+    int rc = cli_parse(&cmd, argc, argv, &args);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    int threads = args.threads ? args.threads : 2, json = cli_switch(&cmd, &args, "--json");
     double seconds = 1.0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: glora bench peak [--threads N] [--seconds S] [--json]\n\n"
-                   "Measures this machine's multiply-add peak: independent chains of 512-bit\n"
-                   "VFMADD231PS (fp32, 32 FLOP each) and VDPBF16PS (bf16, 64 FLOP each) in\n"
-                   "registers on N threads for S seconds each. The bench search and train\n"
-                   "figures are put against these numbers (docs/PERFORMANCE.md).\n\n"
-                   "  --threads N   threads (default 2)\n"
-                   "  --seconds S   time per precision (default 1)\n"
-                   "  --json        one JSON line\n");
-            return 0;
-        } else if (!strcmp(argv[i], "--json")) {
-            json = 1;
-        } else if ((!strcmp(argv[i], "--threads") || !strcmp(argv[i], "--seconds")) && i + 1 < argc) {
-            char *end;
-            errno = 0;
-            double v = strtod(argv[++i], &end);
-            if (errno || *end || !(v > 0) || v > 1024) {
-                fprintf(stderr, "glora: error: bad value '%s'\nhint: see 'glora bench peak --help'\n",
-                        argv[i]);
-                return 2;
-            }
-            if (!strcmp(argv[i - 1], "--threads")) threads = (int)v;
-            else seconds = v;
-        } else {
-            fprintf(stderr, "glora: error: unknown or incomplete option '%s'\n"
-                            "hint: see 'glora bench peak --help'\n", argv[i]);
-            return 2;
-        }
+    const char *s = cli_value(&cmd, &args, "--seconds");
+    if (s) {
+        char *end;
+        errno = 0;
+        seconds = strtod(s, &end);
+        if (errno || end == s || *end || !(seconds > 0) || seconds > 1024)
+            return cli_usage_error(cmd.name, "--seconds '%s': expected a number of seconds above 0, at most 1024", s);
     }
     glora_set_threads(threads);
     double fp32 = 0, bf16 = 0;

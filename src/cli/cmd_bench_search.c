@@ -24,49 +24,51 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-static void usage(FILE *out) {
-    fprintf(out,
-            "usage: glora bench search [--threads N] [--candidates N] [--warmup N] [--repeat N]\n"
-            "                          [--arch vit-tiny-28|vit-b16] [--precision fp32|bf16]\n"
-            "                          [--images N] [--backbone FILE --supernet FILE] [--data DIR]\n"
-            "                          [--no-peer] [--peer-script FILE] [--json]\n"
-            "\n"
-            "Times the search's fitness: top-1 accuracy of random candidates from the official\n"
-            "space on 200 images (Fashion-MNIST val200 = train examples 800..999 when found,\n"
-            "else random images), as images/s and candidates/s, the median of --repeat runs,\n"
-            "and glora's CPU seconds per image over them (its process, all threads: on a\n"
-            "loaded machine, the figure to compare). Each run embeds the images and merges\n"
-            "every candidate; glora's buffers (merged weights, kept packed, activations) are\n"
-            "kept from run to run, as glora search keeps them from one generation to the next.\n"
-            "Without model files the model is --arch (vit-tiny-28, or vit-b16: ViT-B/16 at\n"
-            "224x224x3 on random images) with random weights and rank-4 GLoRA tensors.\n"
-            "--precision bf16 runs glora's products with AVX512_BF16 and the peer's bf16\n"
-            "autocast ways beside its fp32 ones. The PyTorch peer (bench/bench_search.py: the official evaluation\n"
-            "loop and a careful one) runs in the same invocation, between glora's runs, with\n"
-            "the same settings, through /usr/bin/python3 with OPENBLAS_CORETYPE and\n"
-            "OPENBLAS_L2_SIZE unset.\n"
-            "\n"
-            "  --threads N        threads for glora and torch (default 2)\n"
-            "  --candidates N     timed candidates per run (default 40)\n"
-            "  --warmup N         untimed candidates first (default 4; glora's at least one per\n"
-            "                     thread, so that each thread's buffers exist before the timing,\n"
-            "                     as they do after a search's first candidates)\n"
-            "  --repeat N         timed runs; the median is reported (default 3)\n"
-            "  --batch N          glora's images per forward pass (search.batch; default 32)\n"
-            "  --arch A           vit-tiny-28 (default) or vit-b16, random weights\n"
-            "  --precision P      fp32 (default) or bf16 (search.precision)\n"
-            "  --images N         images per candidate (default 200)\n"
-            "  --backbone FILE    backbone safetensors (with --supernet)\n"
-            "  --supernet FILE    supernet safetensors\n"
-            "  --data DIR         directory with train-images-idx3-ubyte[.gz] and labels\n"
-            "                     (default: data/fashion-mnist, then /usr/share/datasets/fashion-mnist)\n"
-            "  --no-peer          glora only\n"
-            "  --peer-script FILE the peer (default: bench/bench_search.py of the source tree)\n"
-            "  --peak-gflops X    the peak for the 'physical limit' line (default: measured\n"
-            "                     as glora bench peak does, for --precision, 1 s)\n"
-            "  --json             JSON lines only\n"
-            "  --help             this text\n");
-}
+static const cli_flag_t flags[] = {
+    {"--candidates", NULL, "N", "timed candidates per run (default 40)"},
+    {"--warmup", NULL, "N", "untimed candidates first (default 4; glora's at least one per thread, so that each "
+                            "thread's buffers exist before the timing, as they do after a search's first candidates)"},
+    {"--repeat", NULL, "N", "timed runs; the median is reported (default 3)"},
+    {"--batch", NULL, "N", "glora's images per forward pass (search.batch; default 32)"},
+    {"--arch", NULL, "A", "vit-tiny-28 (default) or vit-b16, random weights"},
+    {"--precision", NULL, "P", "fp32 (default) or bf16 (search.precision)"},
+    {"--images", NULL, "N", "images per candidate (default 200)"},
+    {"--backbone", NULL, "FILE", "backbone safetensors (with --supernet)"},
+    {"--supernet", NULL, "FILE", "supernet safetensors"},
+    {"--data", NULL, "DIR", "directory with train-images-idx3-ubyte[.gz] and labels (default: data/fashion-mnist, "
+                            "then /usr/share/datasets/fashion-mnist)"},
+    {"--no-peer", NULL, NULL, "glora only"},
+    {"--peer-script", NULL, "FILE", "the peer (default: bench/bench_search.py of the source tree)"},
+    {"--peak-gflops", NULL, "X", "the peak for the 'physical limit' line (default: measured as glora bench peak "
+                                 "does, for --precision, 1 s)"},
+    {"--json", NULL, NULL, "JSON lines only"},
+};
+
+static const cli_cmd_t cmd = {
+    .name = "bench search",
+    .synopsis = "[--threads N] [--candidates N] [--warmup N] [--repeat N]\n"
+                "                          [--arch vit-tiny-28|vit-b16] [--precision fp32|bf16]\n"
+                "                          [--images N] [--backbone FILE --supernet FILE] [--data DIR]\n"
+                "                          [--no-peer] [--peer-script FILE] [--json]",
+    .summary =
+        "Times the search's fitness: top-1 accuracy of random candidates from the official\n"
+        "space on 200 images (Fashion-MNIST val200 = train examples 800..999 when found,\n"
+        "else random images), as images/s and candidates/s, the median of --repeat runs,\n"
+        "and glora's CPU seconds per image over them (its process, all threads: on a\n"
+        "loaded machine, the figure to compare). Each run embeds the images and merges\n"
+        "every candidate; glora's buffers (merged weights, kept packed, activations) are\n"
+        "kept from run to run, as glora search keeps them from one generation to the next.\n"
+        "Without model files the model is --arch (vit-tiny-28, or vit-b16: ViT-B/16 at\n"
+        "224x224x3 on random images) with random weights and rank-4 GLoRA tensors.\n"
+        "--precision bf16 runs glora's products with AVX512_BF16 and the peer's bf16\n"
+        "autocast ways beside its fp32 ones. The PyTorch peer (bench/bench_search.py: the official evaluation\n"
+        "loop and a careful one) runs in the same invocation, between glora's runs, with\n"
+        "the same settings, through /usr/bin/python3 with OPENBLAS_CORETYPE and\n"
+        "OPENBLAS_L2_SIZE unset.",
+    .flags = flags,
+    .n_flags = sizeof flags / sizeof flags[0],
+    .threads_help = "threads for glora and torch (default 2)",
+};
 
 static int usage_error(const char *fmt, const char *arg) {
     fprintf(stderr, "glora: error: ");
@@ -187,8 +189,7 @@ typedef struct {
 /* The value of option a; returns non-zero when it is bad. */
 static int parse_value(opts_t *o, const char *a, const char *v) {
     int bad = 0;
-    if (!strcmp(a, "--threads")) bad = parse_count(v, 1, 1024, &o->threads);
-    else if (!strcmp(a, "--candidates")) bad = parse_count(v, 1, 100000, &o->candidates);
+    if (!strcmp(a, "--candidates")) bad = parse_count(v, 1, 100000, &o->candidates);
     else if (!strcmp(a, "--warmup")) bad = parse_count(v, 0, 100000, &o->warmup);
     else if (!strcmp(a, "--repeat")) bad = parse_count(v, 1, 1000, &o->repeat);
     else if (!strcmp(a, "--batch")) bad = parse_count(v, 1, 200, &o->batch);
@@ -216,26 +217,15 @@ static int parse_value(opts_t *o, const char *a, const char *v) {
 static int parse_args(int argc, char **argv, opts_t *o) {
     *o = (opts_t){.threads = 2, .candidates = 40, .warmup = 4, .repeat = 3, .peer = 1, .batch = 32,
                   .n_img = 200, .arch = "vit-tiny-28", .prec = GLORA_FP32};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--no-peer")) {
-            o->peer = 0;
-        } else if (!strcmp(a, "--json")) {
-            o->json = 1;
-        } else if (!strcmp(a, "--threads") || !strcmp(a, "--candidates") || !strcmp(a, "--warmup") ||
-                   !strcmp(a, "--repeat") || !strcmp(a, "--batch") || !strcmp(a, "--backbone") || !strcmp(a, "--supernet") ||
-                   !strcmp(a, "--data") || !strcmp(a, "--peer-script") || !strcmp(a, "--peak-gflops") ||
-                   !strcmp(a, "--arch") || !strcmp(a, "--precision") || !strcmp(a, "--images")) {
-            if (i + 1 >= argc) return usage_error("option '%s' needs a value", a);
-            const char *v = argv[++i];
-            if (parse_value(o, a, v)) return usage_error("bad value '%s'", v);
-        } else {
-            return usage_error("unknown option '%s'", a);
-        }
-    }
+    cli_args_t args;
+    int rc = cli_parse(&cmd, argc, argv, &args);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    if (args.threads) o->threads = args.threads;
+    o->peer = !cli_switch(&cmd, &args, "--no-peer");
+    o->json = cli_switch(&cmd, &args, "--json");
+    for (size_t i = 0; i < cmd.n_flags; i++)
+        if (args.values[i] && parse_value(o, flags[i].flag, args.values[i]))
+            return usage_error("bad value '%s'", args.values[i]);
     if (!o->backbone != !o->supernet) return usage_error("%s", "--backbone and --supernet go together");
     o->warm = o->warmup > 0 && o->warmup < o->threads ? o->threads : o->warmup;
     return -1;

@@ -12,19 +12,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char help[] =
-    "usage: glora make-task NAME... | all | --list [--data DIR] [--out DIR] [--train N] [--test N]\n\n"
-    "Writes tasks of the transfer suite (docs/formats.md, glora/tasks.h) as plain IDX\n"
-    "files under OUT/NAME/: train-{images-idx3,labels-idx1}-ubyte made from the source's\n"
-    "training file (examples 0..799 train800, 800..999 val200, 1000.. a holdout no run\n"
-    "reads) and test-{images-idx3,labels-idx1}-ubyte made from its t10k file. Every task is\n"
-    "a deterministic function of its name and the source images.\n\n"
-    "  --list      the tasks: name, group, source images, upstream of the backbone,\n"
-    "              classes, what the label is\n"
-    "  --data DIR  where scripts/get-data put mnist/ and fashion-mnist/ (default data)\n"
-    "  --out DIR   where the tasks go (default data/suite)\n"
-    "  --train N   examples of the train file (default 2000)\n"
-    "  --test N    examples of the test file (default 10000)\n";
+static const cli_flag_t flags[] = {
+    {"--list", NULL, NULL, "list the tasks: name, group, source, upstream, classes, what the label is"},
+    {"--data", NULL, "DIR", "where scripts/get-data put mnist/ and fashion-mnist/ (default data)"},
+    {"--out", NULL, "DIR", "where the tasks go (default data/suite)"},
+    {"--train", NULL, "N", "examples of the train file (default 2000)"},
+    {"--test", NULL, "N", "examples of the test file (default 10000)"},
+};
+
+static const cli_cmd_t cmd = {
+    .name = "make-task",
+    .synopsis = "NAME... | all | --list [--data DIR] [--out DIR] [--train N] [--test N]",
+    .summary =
+        "Writes tasks of the transfer suite (docs/formats.md, glora/tasks.h) as plain IDX\n"
+        "files under OUT/NAME/: train-{images-idx3,labels-idx1}-ubyte made from the source's\n"
+        "training file (examples 0..799 train800, 800..999 val200, 1000.. a holdout no run\n"
+        "reads) and test-{images-idx3,labels-idx1}-ubyte made from its t10k file. Every task is\n"
+        "a deterministic function of its name and the source images.",
+    .flags = flags,
+    .n_flags = sizeof flags / sizeof flags[0],
+    .max_positional = 64, /* task names */
+};
 
 static int parse_count(const char *flag, const char *s, size_t *out) {
     char *end;
@@ -37,34 +45,18 @@ static int parse_count(const char *flag, const char *s, size_t *out) {
 }
 
 int glora_cmd_make_task(int argc, char **argv) {
-    const char *data = "data", *out = "data/suite";
+    cli_args_t args;
+    int rc = cli_parse(&cmd, argc, argv, &args);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    const char *data = cli_value(&cmd, &args, "--data"), *out = cli_value(&cmd, &args, "--out");
+    const char *train = cli_value(&cmd, &args, "--train"), *test = cli_value(&cmd, &args, "--test");
     size_t n_train = 2000, n_test = 10000;
-    const char *names[64];
-    int n_names = 0, list = 0, rc;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(help, stdout);
-            return CLI_OK;
-        }
-        if (strcmp(a, "--list") == 0) {
-            list = 1;
-            continue;
-        }
-        if (a[0] == '-') {
-            if (i + 1 >= argc) return cli_usage_error("make-task", "%s: needs a value", a);
-            const char *v = argv[++i];
-            if (strcmp(a, "--data") == 0) data = v;
-            else if (strcmp(a, "--out") == 0) out = v;
-            else if (strcmp(a, "--train") == 0) { if ((rc = parse_count(a, v, &n_train))) return rc; }
-            else if (strcmp(a, "--test") == 0) { if ((rc = parse_count(a, v, &n_test))) return rc; }
-            else return cli_usage_error("make-task", "unknown option '%s'", a);
-            continue;
-        }
-        if (n_names == (int)(sizeof names / sizeof names[0]))
-            return cli_usage_error("make-task", "too many task names");
-        names[n_names++] = a;
-    }
+    if (!data) data = "data";
+    if (!out) out = "data/suite";
+    if ((train && (rc = parse_count("--train", train, &n_train))) || (test && (rc = parse_count("--test", test, &n_test))))
+        return rc;
+    const char *const *names = args.positional;
+    int n_names = args.n_positional, list = cli_switch(&cmd, &args, "--list");
     if (list) {
         for (int i = 0; glora_task_at(i); i++) {
             const glora_task_t *t = glora_task_at(i);

@@ -10,12 +10,12 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 static const cli_flag_t flags[] = {
     {"--search", NULL, "DIR", "the search's output directory (default RUN_DIR/search)"},
     {"--baselines", NULL, "FILE", "baselines JSON (default RUN_DIR/baselines.json when present)"},
     {"-o", NULL, "FILE", "SVG to write (default RUN_DIR/report.svg)"},
+    {"--output", NULL, "FILE", "the same as -o"},
 };
 
 static const cli_cmd_t cmd = {
@@ -26,33 +26,18 @@ static const cli_cmd_t cmd = {
                "evaluated candidate, with the Pareto front and the baselines marked.\n"
                "Baselines JSON: [{\"name\": \"LoRA r=4\", \"params\": 49152, \"val_accuracy\": 0.81}, ...]",
     .flags = flags,
-    .n_flags = 0, /* parsed here: they take values but set no config key */
+    .n_flags = sizeof flags / sizeof flags[0],
     .max_positional = 1,
 };
 
 int glora_cmd_report(int argc, char **argv) {
-    const char *run_dir = NULL, *search_dir = NULL, *baselines_path = NULL, *out_path = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            cli_help(&cmd, stdout);
-            printf("  --search DIR             %s\n  --baselines FILE         %s\n  -o FILE                  %s\n",
-                   flags[0].help, flags[1].help, flags[2].help);
-            return CLI_OK;
-        }
-        const char **slot = strcmp(a, "--search") == 0 ? &search_dir : strcmp(a, "--baselines") == 0 ? &baselines_path
-                          : strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0 ? &out_path : NULL;
-        if (slot) {
-            if (i + 1 >= argc) return cli_usage_error("report", "%s needs a value", a);
-            *slot = argv[++i];
-        } else if (a[0] == '-') {
-            return cli_usage_error("report", "unknown option '%s'", a);
-        } else if (!run_dir) {
-            run_dir = a;
-        } else {
-            return cli_usage_error("report", "unexpected argument '%s'", a);
-        }
-    }
+    cli_args_t args;
+    int rc = cli_parse(&cmd, argc, argv, &args);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    const char *run_dir = args.n_positional ? args.positional[0] : NULL;
+    const char *search_dir = cli_value(&cmd, &args, "--search"), *baselines_path = cli_value(&cmd, &args, "--baselines");
+    const char *out_path = cli_value(&cmd, &args, "--output");
+    if (cli_value(&cmd, &args, "-o")) out_path = cli_value(&cmd, &args, "-o");
     if (!run_dir) return cli_usage_error("report", "which run? give RUN_DIR");
     char sdir[4096], ckpt[4200], bpath[4200], opath[4200];
     snprintf(sdir, sizeof sdir, "%s", search_dir ? search_dir : run_dir);

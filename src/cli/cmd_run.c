@@ -9,7 +9,6 @@
 #include "glora/pipeline.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 static const cli_flag_t flags[] = {
@@ -41,6 +40,7 @@ static const cli_cmd_t cmd = {
     .flags = flags,
     .n_flags = sizeof flags / sizeof flags[0],
     .section = "run", /* the others belong to the stages */
+    .pass_set = glora_run_is_stage_key, /* --set STAGE.KEY=VALUE: glora_run_override */
 };
 
 static void print_summary(const glora_run_t *r, const glora_config_t *cfg, const glora_run_summary_t *s) {
@@ -108,33 +108,9 @@ static int run(glora_run_t *r, const glora_config_t *cfg, int *stopped) {
 }
 
 int glora_cmd_run(int argc, char **argv) {
-    /* --set STAGE.KEY=VALUE belongs to a stage (glora_run_override); the
-     * rest of the command line to the run section. */
-    char **av = malloc(((size_t)argc + 1) * sizeof *av);
-    const char **stage_sets = malloc(((size_t)argc + 1) * sizeof *stage_sets);
-    int ac = 0, ns = 0;
-    if (!av || !stage_sets) {
-        free(av), free(stage_sets);
-        fprintf(stderr, "glora: error: out of memory\n");
-        return CLI_FAIL;
-    }
-    for (int i = 0; i < argc; i++) {
-        int split = strcmp(argv[i], "--set") == 0 && i + 1 < argc; /* --set K=V, not --set=K=V */
-        const char *v = split ? argv[i + 1] : strncmp(argv[i], "--set=", 6) == 0 ? argv[i] + 6 : NULL;
-        if (v && glora_run_is_stage_key(v)) {
-            stage_sets[ns++] = v;
-            i += split;
-        } else {
-            av[ac++] = argv[i];
-        }
-    }
-    av[ac] = NULL;
     cli_args_t args;
-    int rc = cli_parse(&cmd, ac, av, &args);
-    if (rc) {
-        free(av), free(stage_sets);
-        return rc < 0 ? CLI_OK : rc;
-    }
+    int rc = cli_parse(&cmd, argc, argv, &args);
+    if (rc) return rc < 0 ? CLI_OK : rc;
     const glora_config_t *cfg = args.cfg;
     glora_run_t *r = NULL;
     if (!args.config_path) {
@@ -142,8 +118,8 @@ int glora_cmd_run(int argc, char **argv) {
     } else if (glora_run_open(&r, args.config_path, cfg)) {
         rc = cli_fail();
     } else {
-        for (int i = 0; i < ns && rc == CLI_OK; i++)
-            if (glora_run_override(r, stage_sets[i])) rc = cli_fail();
+        for (int i = 0; i < args.n_passed && rc == CLI_OK; i++)
+            if (glora_run_override(r, args.passed[i])) rc = cli_fail();
     }
     if (r && rc == CLI_OK) {
         size_t nst;
@@ -158,6 +134,5 @@ int glora_cmd_run(int argc, char **argv) {
     }
     glora_run_close(r);
     cli_args_free(&args);
-    free(av), free(stage_sets);
     return rc;
 }
