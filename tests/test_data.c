@@ -437,6 +437,31 @@ static void test_fashion_mnist(void **state) {
     glora_dataset_free(&ds);
 }
 
+/* data.max_memory: left unset, half the machine's RAM, so that eval and
+ * predict stream a split too large for it (a test split of SUN397's size)
+ * without anyone setting it; given, its value, 0 (no cap) included. */
+static void test_max_memory_default(void **state) {
+    (void)state;
+    static const glora_config_key_t keys[] = {GLORA_SPLIT_KEYS("data", "test"), GLORA_SPLIT_NORM_KEYS("data.")};
+    static const glora_config_schema_t schema = GLORA_CONFIG_SCHEMA(keys);
+    glora_config_t *cfg = NULL;
+    glora_split_t s;
+    assert_int_equal(glora_config_load(&cfg, NULL, &schema), GLORA_OK);
+    assert_int_equal(glora_split_from_config(&s, cfg, "data", "data."), GLORA_OK);
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    assert_true(pages > 0 && page > 0);
+    assert_true(s.max_memory > 0);
+    assert_true(s.max_memory == (size_t)pages * (size_t)page / 2);
+    assert_true(glora_split_default_max_memory() == s.max_memory);
+    assert_int_equal(glora_config_set(cfg, "data.max_memory=0"), GLORA_OK);
+    assert_int_equal(glora_split_from_config(&s, cfg, "data", "data."), GLORA_OK);
+    assert_true(s.max_memory == 0);
+    assert_int_equal(glora_config_set(cfg, "data.max_memory=36864"), GLORA_OK);
+    assert_int_equal(glora_split_from_config(&s, cfg, "data", "data."), GLORA_OK);
+    assert_true(s.max_memory == 36864);
+    glora_config_free(cfg);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load),
@@ -445,6 +470,7 @@ int main(void) {
         cmocka_unit_test(test_shifts),
         cmocka_unit_test(test_noise),
         cmocka_unit_test(test_fashion_mnist),
+        cmocka_unit_test(test_max_memory_default),
     };
     return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -90,7 +90,9 @@ typedef struct {
     float means[3], stds[3];     /* per-channel normalisation (one value: all channels) */
     int nnorm;                   /* values given in means and stds: 1 or 3 */
     int nstd;                    /* (while reading the config: values in stds) */
-    size_t max_memory;           /* most bytes of decoded pixels to hold (0: no cap) */
+    size_t max_memory;           /* most bytes of decoded pixels to hold (0: no cap);
+                                  * from a config: data.max_memory, or when unset
+                                  * glora_split_default_max_memory() */
     const char *cache;           /* directory for decoded-split caches (NULL: none) */
     /* A timm config.json beside the model (glora_split_timm_defaults): its
      * path ("" when none) and which fields took their value from it. */
@@ -104,6 +106,10 @@ typedef struct {
 #define GLORA_SPLIT_FROM_CROP 8u
 #define GLORA_SPLIT_FROM_MEAN 16u
 #define GLORA_SPLIT_FROM_STD 32u
+
+/* data.max_memory when the config leaves it unset: half the machine's
+ * physical RAM (sysconf), or 0 (no cap) when the system does not say. */
+size_t glora_split_default_max_memory(void);
 
 /* Non-zero when the split names a source (images + labels, list, folder). */
 int glora_split_given(const glora_split_t *s);
@@ -132,7 +138,7 @@ const char *glora_split_source(const glora_split_t *s);
     {Q "size", GLORA_CFG_INT, "0", "side of the images read from files (0: the model's)", 0, 16384, NULL}, \
     {Q "interpolation", GLORA_CFG_ENUM, "bicubic", "resampling of image files (PIL's): bicubic, bilinear, nearest", 0, 0, glora_split_interps}, \
     {Q "crop_pct", GLORA_CFG_NUMBER, "1", "resize shorter: the shorter side goes to floor(size / crop_pct)", 1e-3, 1, NULL}, \
-    {Q "max_memory", GLORA_CFG_SIZE, "0", "most bytes of decoded image pixels a split may hold (0: no cap; eval streams pieces of this size)", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY}, \
+    {Q "max_memory", GLORA_CFG_SIZE, NULL, "most bytes of decoded image pixels a split may hold (default: half the machine's RAM; 0: no cap); eval and predict read a larger split in pieces of this size, other commands refuse it", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY}, \
     {Q "cache", GLORA_CFG_STRING, NULL, "directory where decoded image splits are cached (unset: no cache)", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY}
 /* Domain shift of a split read for one model; Q is "data.". */
 #define GLORA_SPLIT_FIT_KEYS(Q)                                                                    \
@@ -192,8 +198,10 @@ int glora_split_load_images(glora_dataset_t *ds, const glora_split_t *s,
 /* A split of image files read in pieces, for work that can go chunk by
  * chunk (evaluation) under data.max_memory: each piece holds at most
  * max_memory bytes of pixels (all of the split when 0), decoded as
- * glora_split_load would, fitted to arch. No kshot or shift. *total is the
- * number of images the pieces will hold. */
+ * glora_split_load would, fitted to arch. No kshot or shift. A split that
+ * fits in one piece is that one piece, read through s->cache when set (the
+ * pieces of a larger split are not cached). *total is the number of images
+ * the pieces will hold. */
 typedef struct glora_split_stream glora_split_stream_t;
 int glora_split_stream_open(glora_split_stream_t **out, const glora_split_t *s,
                             const glora_vit_arch_t *arch, size_t *total);

@@ -10,6 +10,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static const glora_config_key_t keys[] = {
     CLI_MODEL_KEYS,
@@ -63,9 +64,12 @@ int glora_cmd_eval(int argc, char **argv) {
     glora_split_t split;
     size_t total = 0;
     int have_spec = 0;
-    /* Image files under data.max_memory are evaluated piece by piece. */
+    /* Image files under data.max_memory (by default half the RAM) are
+     * evaluated piece by piece (one piece when the split fits); a k-shot
+     * draw or a shift needs the whole split, which must then fit. */
     if (cli_infer_load(cfg, &m, &spec, &have_spec) || glora_split_from_config(&split, cfg, "data", "data.") ||
-        ((split.list || split.folder) && split.max_memory > 0
+        ((split.list || split.folder) && split.max_memory > 0 && split.kshot == 0 &&
+                 (!split.shift || strcmp(split.shift, "clean") == 0)
              ? glora_split_stream_open(&stream, &split, &m->arch, &total) ||
                    glora_split_stream_next(stream, &ds)
              : cli_load_split(cfg, "data", m, &ds))) {

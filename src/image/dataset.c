@@ -167,6 +167,8 @@ struct glora_split_stream {
     glora_image_stream_t *st;
     glora_split_t s;
     glora_vit_arch_t arch;
+    int whole;   /* the split fits in one piece: read it as glora_split_load would (cache included) */
+    int done;    /* whole: the piece was handed out */
 };
 
 int glora_split_stream_open(glora_split_stream_t **out, const glora_split_t *s,
@@ -207,6 +209,7 @@ int glora_split_stream_open(glora_split_stream_t **out, const glora_split_t *s,
         goto fail;
     }
     if ((rc = glora_image_stream_open(&st->st, &st->list, s->start, count, &prep, chunk))) goto fail;
+    st->whole = chunk >= count;
     *total = count;
     *out = st;
     return 0;
@@ -218,6 +221,12 @@ fail:
 int glora_split_stream_next(glora_split_stream_t *st, glora_dataset_t *ds) {
     glora_image_split_t ch = {0};
     glora_dataset_free(ds);
+    if (st->whole) {   /* one piece: the same pixels, through data.cache when set */
+        if (st->done) return 0;
+        st->done = 1;
+        int rc = glora_split_load_images(ds, &st->s, &st->arch);
+        return rc ? rc : glora_dataset_fit(ds, &st->s, &st->arch);
+    }
     int rc = glora_image_stream_next(st->st, &ch);
     if (rc || ch.n == 0) return rc;
     ds->n = ch.n;

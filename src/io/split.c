@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char *const glora_shift_kinds[] = {"clean", "inverted", "rotated", "noisy", "blurred", NULL};
 const char *const glora_split_resize_modes[] = {"no", "yes", "squash", "shorter", NULL};
@@ -169,6 +170,14 @@ void glora_split_describe(const glora_split_t *s, int model_size, char *buf, siz
 #undef PUT
 }
 
+size_t glora_split_default_max_memory(void) {
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0) return 0;
+    size_t bytes;
+    if (glora_size_mul((size_t)pages, (size_t)page, &bytes)) return SIZE_MAX / 2;
+    return bytes / 2;
+}
+
 int glora_split_from_config(glora_split_t *s, const glora_config_t *cfg, const char *prefix,
                             const char *norm) {
     char k[160];
@@ -213,7 +222,8 @@ int glora_split_from_config(glora_split_t *s, const glora_config_t *cfg, const c
     const char *model = model_of(cfg);
     if (model && (rc = glora_split_timm_defaults(s, cfg, norm, model))) return rc;
     norm_merge(s);
-    if ((key = key_of(cfg, k, sizeof k, norm, "max_memory"))) s->max_memory = glora_config_size(cfg, key);
+    if ((key = key_of(cfg, k, sizeof k, norm, "max_memory")))
+        s->max_memory = glora_config_is_set(cfg, key) ? glora_config_size(cfg, key) : glora_split_default_max_memory();
     if ((key = key_of(cfg, k, sizeof k, norm, "cache"))) s->cache = glora_config_string(cfg, key);
     int kinds = !!s->images + !!s->list + !!s->folder;
     if (kinds > 1)
