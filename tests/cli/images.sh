@@ -1,8 +1,10 @@
 #!/bin/sh
 # Splits read from image files (list files, image folders) through the one
-# data layer: fashion images as PNGs give the IDX pipeline's bytes exactly;
-# the whole pipeline runs on generated 64x64 RGB images (a 2-block ViT of
-# patch 16); bad inputs are one-line errors naming the file and line.
+# data layer: fashion images as PNGs give the IDX pipeline's bytes exactly
+# (fine-tuning, and configs/fashion1k-images.yaml against
+# configs/quickstart.yaml made small); the whole pipeline runs on generated
+# 64x64 RGB images (a 2-block ViT of patch 16); bad inputs are one-line
+# errors naming the file and line.
 . "$top_srcdir/tests/cli/common.sh"
 IMGDATA="$top_builddir/glora-imgdata"
 if [ ! -f "$FASHION/train-images-idx3-ubyte.gz" ]; then
@@ -109,6 +111,42 @@ while read -r p l; do cp "$T/rgb/$p" "$T/folder/c$l/"; done <"$T/rgb/test.txt"
 expect 0 "$GLORA" eval --model "$R/merged.safetensors" --set data.folder="$T/folder" \
     --set data.mean=imagenet --set data.std=imagenet --json
 has "$T/out" '"n": 16'
+
+# 2b. configs/fashion1k-images.yaml against configs/quickstart.yaml, both as
+#    committed with only the amounts of work made small (sed: 64 train800,
+#    32 val200, 200 test images, 2 epochs, a small search): the supernet,
+#    search pick, retrained adapter, merged model and every accuracy of the
+#    PNG run are the IDX run's, bit for bit. The shared backbone is a random
+#    vit-tiny-28 put where the configs look for it (the pretrain stage is then
+#    skipped); the PNG task is written as scripts/make-image-data writes it.
+Q="$T/qs"
+mkdir -p "$Q/data" "$Q/runs" && ln -s "$F" "$Q/data/fashion-mnist" || fail "quickstart workspace"
+D="$Q/data/fashion1k"
+expect 0 "$IMGDATA" idx "$F/train-images-idx3-ubyte.gz" "$F/train-labels-idx1-ubyte.gz" 0 64 "$D" train800
+expect 0 "$IMGDATA" idx "$F/train-images-idx3-ubyte.gz" "$F/train-labels-idx1-ubyte.gz" 64 32 "$D" val200
+expect 0 "$IMGDATA" idx "$F/t10k-images-idx3-ubyte.gz" "$F/t10k-labels-idx1-ubyte.gz" 0 200 "$D" test
+expect 0 "$GLORA" init --set arch.preset=vit-tiny-28 --seed 1 -o "$Q/runs/vit-tiny-28-mnist.safetensors"
+small() {
+    sed -e 's/epochs: 200/epochs: 2/; s/epochs: 100/epochs: 2/; s/population: 50/population: 4/' \
+        -e 's/parents: 10/parents: 2/; s/mutations: 25/mutations: 2/; s/crossovers: 25/crossovers: 2/' \
+        -e 's/generations: 20/generations: 2/; s/count: 800/count: 64/g; s/start: 800/start: 64/g' \
+        -e 's/count: 200/count: 32/g' "$top_srcdir/configs/$1.yaml" >"$Q/$1.yaml"
+    grep -q 'epochs: 200\|generations: 20\|count: 800\|start: 800' "$Q/$1.yaml" && fail "the sed left a full-size setting in $1"
+}
+small quickstart
+small fashion1k-images
+(cd "$Q" && "$GLORA" run quickstart.yaml --set test.count=200 --threads 2 >"$T/out" 2>"$T/err") ||
+    fail "quickstart.yaml (small): $(tail -2 "$T/err")"
+(cd "$Q" && "$GLORA" run fashion1k-images.yaml --set test.count=200 --threads 2 >"$T/out" 2>"$T/err") ||
+    fail "fashion1k-images.yaml (small): $(tail -2 "$T/err")"
+for f in supernet.safetensors search/best.json adapter.safetensors merged.safetensors; do
+    [ -s "$Q/runs/quickstart/$f" ] || fail "the quickstart run left no $f"
+    cmp -s "$Q/runs/quickstart/$f" "$Q/runs/fashion1k-images/$f" || fail "$f: the PNG run differs from the IDX run"
+done
+grep '"method"' "$Q/runs/quickstart/summary.json" >"$T/qs-rows"
+grep '"method"' "$Q/runs/fashion1k-images/summary.json" >"$T/im-rows"
+[ "$(grep -c test_accuracy "$T/qs-rows")" -eq 3 ] || fail "quickstart summary rows: $(cat "$T/qs-rows")"
+cmp -s "$T/qs-rows" "$T/im-rows" || fail "summary rows differ: $(cat "$T/qs-rows" "$T/im-rows")"
 
 # 3. Bad inputs: one line naming the file (and the line).
 printf 'images/train/000000.png 1\nimages/train/000001.png\n' >"$T/rgb/nolabel.txt"
