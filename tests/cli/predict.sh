@@ -113,6 +113,18 @@ expect 0 "$GLORA" retrain --model "$T/m4.safetensors" --set model.adapter="$T/sn
 expect 0 "$GLORA" merge --model "$T/m4.safetensors" --adapter "$T/ad.safetensors" -o "$T/merged.safetensors"
 expect 0 "$GLORA" predict --model "$T/merged.safetensors" "$f0"
 jq -e '.name == "class\(.class)"' "$T/out" >/dev/null || fail "the merged model lost the names: $(cat "$T/out")"
+# A backbone with the retrained adapter, and with the supernet and the
+# search's spec: each predicts what glora eval counts for the same model,
+# with the names the adapter carries.
+for a in "--adapter $T/ad.safetensors" "--adapter $T/sn.safetensors --subnet $T/srch/best.json"; do
+    expect 0 "$GLORA" predict --model "$T/m4.safetensors" $a --list "$T/d/test.txt" --logits
+    check "$T/out" 12 4
+    jq -e -s 'all(.[]; .name == "class\(.class)")' "$T/out" >/dev/null || fail "predict $a: no names"
+    right=$(jq -r .class "$T/out" | paste - "$T/labels" | awk '$1 == $2 {n++} END {print n + 0}')
+    expect 0 "$GLORA" eval --model "$T/m4.safetensors" $a --list "$T/d/test.txt" --json
+    ev=$(sed 's/.*"correct": \([0-9]*\).*/\1/' "$T/out")
+    [ -n "$ev" ] && [ "$right" = "$ev" ] || fail "predict $a gets $right of 12 right, eval counts $ev"
+done
 jq '.class_names = ["a", "b"]' "$T/srch/best.json" >"$T/nz.json"
 expect 1 "$GLORA" eval --model "$T/m4.safetensors" --adapter "$T/sn.safetensors" --subnet "$T/nz.json" \
     --list "$T/d/test.txt" --set data.size=32

@@ -38,6 +38,23 @@ expect 0 "$GLORA" info "$V/nohead/model.safetensors"
 has "$T/out" 'dim 32, depth 2, 4 heads, MLP 128, 0 classes'
 has "$T/out" 'mean 0.485 0.456 0.406, std 0.229 0.224 0.225'
 
+# A headless timm file (the orig_in21k / augreg_in21k layout, num_classes
+# 0) trains with a new head of the task's classes; its config.json beside it
+# gives the image size. A patch-32 ViT (timm's names, as glora writes them)
+# loads and trains too.
+IMGDATA="$top_builddir/glora-imgdata"
+expect 0 "$IMGDATA" synth "$T/d" train 16 64 4 5
+expect 0 "$GLORA" finetune --model "$V/nohead/model.safetensors" --set data.train.list="$T/d/train.txt" \
+    --epochs 1 --batch 8 --threads 2 -o "$T/newhead.safetensors"
+expect 0 "$GLORA" info "$T/newhead.safetensors"
+has "$T/out" '64x64x3 images, patch 16 \(17 tokens\), dim 32, depth 2, 4 heads, MLP 128, 4 classes'
+expect 0 "$GLORA" init --set arch.img_size=64 --set arch.in_chans=3 --set arch.patch=32 --set arch.dim=32 \
+    --set arch.depth=1 --set arch.heads=2 --set arch.mlp_hidden=64 --set arch.num_classes=4 -o "$T/p32.safetensors"
+expect 0 "$GLORA" supernet --model "$T/p32.safetensors" --set data.train.list="$T/d/train.txt" \
+    --epochs 1 --batch 8 --threads 2 -o "$T/p32-sn.safetensors"
+expect 0 "$GLORA" info "$T/p32.safetensors"
+has "$T/out" 'patch 32 \(5 tokens\)'
+
 # A timm file alone says nothing about heads: --arch or --heads must.
 cp "$V/model.safetensors" "$T/alone/timm.safetensors"
 expect 1 "$GLORA" convert "$T/alone/timm.safetensors" -o "$T/x.safetensors"
