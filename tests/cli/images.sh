@@ -112,6 +112,19 @@ expect 0 "$GLORA" eval --model "$R/merged.safetensors" --set data.folder="$T/fol
     --set data.mean=imagenet --set data.std=imagenet --json
 has "$T/out" '"n": 16'
 
+# NOAH's few-shot layout: <task>/annotations/train_meta.list.num_shot_K.seed_S
+# (and val_meta.list, test_meta.list) naming images relative to another
+# folder, given as root: the same images and count as the plain list.
+mkdir -p "$T/noah/fgvc/annotations" || fail "noah folder"
+sed 's#^images/##' "$T/rgb/test.txt" >"$T/noah/fgvc/annotations/train_meta.list.num_shot_4.seed_0"
+expect 0 "$GLORA" eval --model "$R/merged.safetensors" --set data.list="$T/noah/fgvc/annotations/train_meta.list.num_shot_4.seed_0" \
+    --set data.root="$T/rgb/images" --set data.mean=imagenet --set data.std=imagenet --json
+has "$T/out" '"n": 16'
+d=$(sed 's/.*"correct": \([0-9]*\).*/\1/' "$T/out")
+[ "$b" = "$d" ] || fail "NOAH-style list with root: $d right, the plain list $b"
+expect 1 "$GLORA" eval --model "$R/merged.safetensors" --set data.list="$T/noah/fgvc/annotations/train_meta.list.num_shot_4.seed_0"
+one_line; has "$T/err" "train_meta.list.num_shot_4.seed_0' line 1: image '.*annotations/test/000000.png' is missing"
+
 # 2b. configs/fashion1k-images.yaml against configs/quickstart.yaml, both as
 #    committed with only the amounts of work made small (sed: 64 train800,
 #    32 val200, 200 test images, 2 epochs, a small search): the supernet,
