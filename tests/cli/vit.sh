@@ -38,6 +38,35 @@ expect 0 "$GLORA" info "$V/nohead/model.safetensors"
 has "$T/out" 'dim 32, depth 2, 4 heads, MLP 128, 0 classes'
 has "$T/out" 'mean 0.485 0.456 0.406, std 0.229 0.224 0.225'
 
+# PyTorch's logits on JPEG files (jpeg.json, tests/ref/make_vit_fixtures.py:
+# PIL decoding and resizing, a 500x375 photo, a portrait, a grey JPEG, a 1x1):
+# glora predict on the timm file with its config.json's preprocessing
+# (resize shorter, crop_pct 0.9, bicubic, mean/std 0.5), and on Google's .npz
+# with the official GLoRA code's (squash, ImageNet mean/std), within 1e-4 of
+# the largest |logit|.
+if command -v jq >/dev/null 2>&1; then
+    I="$top_srcdir/tests/fixtures/image"
+    set -- $(jq -r '.files[]' "$V/jpeg.json" | sed "s#^#$I/#")
+    [ $# -eq 4 ] || fail "jpeg.json names $# files"
+    expect 0 "$GLORA" predict --model "$V/model.safetensors" --logits "$@"
+    cp "$T/out" "$T/st.jsonl"
+    expect 0 "$GLORA" predict --model "$V/model.npz" --set data.resize=squash --set data.mean=imagenet \
+        --set data.std=imagenet --logits "$@"
+    cp "$T/out" "$T/npz.jsonl"
+    set --
+    for k in shorter:st squash:npz; do
+        e=$(jq -s --slurpfile r "$V/jpeg.json" --arg k "${k%%:*}" '
+            ($r[0][$k] | flatten | map(fabs) | max) as $big |
+            if length != ($r[0][$k] | length) then "lines: \(length)" else
+            [range(length) as $i | .[$i].logits as $g | $r[0][$k][$i] | to_entries[] |
+             ((.value - $g[.key]) | fabs)] | max / $big end' "$T/${k#*:}.jsonl")
+        echo "JPEG -> logits, ${k%%:*} (${k#*:}): max |glora - PyTorch| / max |logit| = $e"
+        awk -v e="$e" 'BEGIN {exit !(e + 0 == e && e <= 1e-4)}' || fail "${k%%:*}: glora vs PyTorch logits: $e"
+    done
+else
+    echo "note: jq missing: the JPEG -> logits check against PyTorch is skipped"
+fi
+
 # A headless timm file (the orig_in21k / augreg_in21k layout, num_classes
 # 0) trains with a new head of the task's classes; its config.json beside it
 # gives the image size. A patch-32 ViT (timm's names, as glora writes them)

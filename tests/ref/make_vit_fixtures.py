@@ -9,12 +9,18 @@ checked here by a second forward pass in NumPy that uses the Google arrays as
 the Flax code does (x @ kernel, einsum over [D, heads, head_dim] kernels, an
 HWIO convolution), so a wrong inverse mapping cannot go unnoticed.
 
+It also writes PyTorch's logits on the JPEG fixtures of tests/fixtures/image
+preprocessed by PIL (jpeg.json; needs python3-pil).
+
     /usr/bin/python3 tests/ref/make_vit_fixtures.py [--out DIR]
         [--dim 32 --depth 2 --heads 4 --img 64 --patch 16 --classes 10]
-        [--no-small]   (skip the fixtures; with --out and B/16 sizes this is
-                        what bench/check-vit-b16 uses)
+        [--big]   (only model.safetensors, model.npz, io.safetensors: with
+                   --out and B/16 sizes this is what bench/check-vit-b16 uses)
 
-Deterministic (seed 20261202): a rerun writes the same bytes.
+Deterministic (seed 20261202): a rerun writes the same weights and inputs,
+byte for byte; PyTorch's outputs (io.safetensors, jpeg.json) can move in
+their last bits on another machine (8e-7 of the largest logit between the
+committed io.safetensors and a rerun on the 2026-12-03 machine).
 """
 
 import argparse
@@ -227,6 +233,39 @@ def savez(path, arrays, compressed):
     os.replace(tmp, path)
 
 
+# JPEG fixtures of tests/fixtures/image: a VTAB-sized photo, a portrait, a
+# grey JPEG and a 1x1 image.
+JPEGS = ["rgb_500x375.jpg", "rgb_23x37.jpg", "grey_37x23.jpg", "rgb_1x1.jpg"]
+
+
+def jpeg_refs(model, img, out):
+    """PyTorch's logits on the JPEG fixtures, preprocessed by PIL as a
+    PyTorch user's pipeline does: Image.open().convert('RGB'), then timm's
+    eval transform with config.json's values (Resize(floor(img / 0.9),
+    bicubic), CenterCrop(img), mean = std = 0.5) and the official GLoRA
+    transform (Resize((img, img), bicubic), ImageNet mean/std); ToTensor and
+    Normalize in float32. Resizing goes through make_image_fixtures.transform,
+    the calls torchvision makes on PIL images. Written to jpeg.json."""
+    from PIL import Image
+    import make_image_fixtures as mif
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "image")
+    kinds = {"shorter": ("shorter", "%d/0.9" % img, [0.5] * 3, [0.5] * 3),
+             "squash": ("squash", str(img), [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])}
+    res = {"files": JPEGS}
+    for name, (op, param, mean, std) in kinds.items():
+        xs = []
+        for f in JPEGS:
+            im = mif.transform(Image.open(os.path.join(src, f)).convert("RGB"), op, param, "bicubic")
+            a = mif.to_chw(im).astype(np.float32) / np.float32(255)
+            m = np.array(mean, np.float32)[:, None, None]
+            sd = np.array(std, np.float32)[:, None, None]
+            xs.append((a - m) / sd)
+        with torch.no_grad():
+            logits = model(torch.from_numpy(np.stack(xs)))
+        res[name] = [[float(v) for v in row] for row in logits.numpy()]
+    write_json(os.path.join(out, "jpeg.json"), res)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "vit"))
@@ -264,6 +303,7 @@ def main():
     write_json(os.path.join(a.out, "config.json"),
                config_json("vit_glora_test_patch16_64", a.classes, a.heads, a.img, [0.5] * 3, [0.5] * 3))
     savez(os.path.join(a.out, "model_deflated.npz"), g, compressed=True)
+    jpeg_refs(model, a.img, a.out)
     # timm's orig_in21k layout: no head, num_classes 0.
     nohead = os.path.join(a.out, "nohead")
     os.makedirs(nohead, exist_ok=True)
