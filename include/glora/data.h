@@ -139,7 +139,7 @@ const char *glora_split_source(const glora_split_t *s);
     {Q "interpolation", GLORA_CFG_ENUM, "bicubic", "resampling of image files (PIL's): bicubic, bilinear, nearest", 0, 0, glora_split_interps}, \
     {Q "crop_pct", GLORA_CFG_NUMBER, "1", "resize shorter: the shorter side goes to floor(size / crop_pct)", 1e-3, 1, NULL}, \
     {Q "max_memory", GLORA_CFG_SIZE, NULL, "most bytes of decoded image pixels a split may hold (default: half the machine's RAM; 0: no cap); eval and predict read a larger split in pieces of this size, other commands refuse it", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY}, \
-    {Q "cache", GLORA_CFG_STRING, NULL, "directory where decoded image splits are cached (unset: no cache)", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY}
+    {Q "cache", GLORA_CFG_STRING, NULL, "directory where decoded image splits are cached (unset: no cache; under glora run: the run's cache, else RUN/image-cache)", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY}
 /* Domain shift of a split read for one model; Q is "data.". */
 #define GLORA_SPLIT_FIT_KEYS(Q)                                                                    \
     {Q "shift", GLORA_CFG_ENUM, "clean", "domain shift applied to the images (docs/formats.md)", 0, 0, glora_shift_kinds}, \

@@ -26,6 +26,7 @@ struct glora_run {
     char backbone[2100], supernet[2100], search_dir[2100], adapter[2100], merged[2100], finetuned[2100];
     char cv_dir[2100];            /* a cross-validated search's folds and supernets */
     char subnet[2200];
+    char cache[2100];             /* decoded image splits: run.cache, else RUN/image-cache */
     int64_t seed;                 /* run.seed: >= 0 replaces the stages' own */
     double seconds[GLORA_RUN_NSTAGES];  /* finished stages: over every invocation */
     double partial[GLORA_RUN_NSTAGES];  /* unfinished stages: the invocations so far */
@@ -157,6 +158,8 @@ static void set_paths(glora_run_t *r, const glora_config_t *cfg) {
     snprintf(r->adapter, sizeof r->adapter, "%s/adapter.safetensors", r->out);
     snprintf(r->merged, sizeof r->merged, "%s/merged.safetensors", r->out);
     snprintf(r->finetuned, sizeof r->finetuned, "%s/finetuned.safetensors", r->out);
+    const char *cache = glora_config_is_set(cfg, "cache") ? glora_config_string(cfg, "cache") : NULL;
+    snprintf(r->cache, sizeof r->cache, cache ? "%s" : "%s/image-cache", cache ? cache : r->out);
     if (subnet_opt && strncmp(subnet_opt, "preset:", 7) != 0)
         snprintf(r->subnet, sizeof r->subnet, "%s", subnet_opt);
     else if (subnet_opt)
@@ -278,10 +281,11 @@ static int write_preset(const glora_vit_t *m, const char *preset, int classes, c
     return rc;
 }
 
-static int load_split(const glora_config_t *cfg, const char *split, glora_dataset_t *ds, int *have) {
+static int load_split(const glora_run_t *r, const char *split, glora_dataset_t *ds, int *have) {
     glora_split_t s;
     memset(ds, 0, sizeof *ds);
-    int rc = glora_split_from_config(&s, cfg, split, "");
+    int rc = glora_split_from_config(&s, r->cfg, split, "");
+    if (!s.cache) s.cache = r->cache;   /* image files only: IDX splits are not cached */
     *have = !rc && glora_split_given(&s);
     return rc || !*have ? rc : glora_split_load(ds, &s, NULL);
 }
@@ -294,7 +298,7 @@ static int preset_subnet(const glora_run_t *r, const char *preset) {
     glora_dataset_t v;
     glora_vit_load_opts_t o;
     int have_val = 0, classes = 0;
-    int rc = load_split(r->cfg, "val", &v, &have_val);
+    int rc = load_split(r, "val", &v, &have_val);
     if (!rc && have_val) classes = v.num_classes;
     glora_dataset_free(&v);
     load_opts_heads(r->cfg, &o);
@@ -317,6 +321,10 @@ static int stage_config(const glora_run_t *r, int si, const char *section, const
             rc = glora_config_set(*c, r->overrides[i] + strlen(glora_run_stage_names[si]) + 1);
     for (size_t i = 0; !rc && set[i]; i += 2) rc = glora_config_set_string(*c, set[i], set[i + 1]);
     if (!rc && arch) rc = glora_config_set_string(*c, "model.arch", arch);
+    /* Decoded image splits are cached beside the run unless the stage says
+     * where (data.cache); IDX splits are never cached. */
+    if (!rc && glora_config_has(*c, "data.cache") && !glora_config_is_set(*c, "data.cache"))
+        rc = glora_config_set_string(*c, "data.cache", r->cache);
     if (!rc && seed_key && r->seed >= 0) {
         char a[96];
         snprintf(a, sizeof a, "%s=%lld", seed_key, (long long)r->seed);
@@ -499,10 +507,11 @@ static void splits_free(splits_t *s) {
     for (size_t j = 0; j < GLORA_RUN_MAX_SHIFTS; j++) glora_dataset_free(&s->shifted[j]);
 }
 
-static int splits_load(const glora_config_t *cfg, splits_t *s) {
+static int splits_load(const glora_run_t *r, splits_t *s) {
+    const glora_config_t *cfg = r->cfg;
     const char *const *shifts = glora_config_strings(cfg, "test_shifts", &s->nshift);
-    int rc = load_split(cfg, "val", &s->val, &s->have_val);
-    if (!rc) rc = load_split(cfg, "test", &s->test, &s->have_test);
+    int rc = load_split(r, "val", &s->val, &s->have_val);
+    if (!rc) rc = load_split(r, "test", &s->test, &s->have_test);
     GLORA_ASSERT(s->nshift <= GLORA_RUN_MAX_SHIFTS);
     if (!s->have_test) s->nshift = 0; /* check_shifts refused that already */
     for (size_t j = 0; j < s->nshift && !rc; j++)
@@ -537,7 +546,7 @@ static int eval_model(const glora_run_t *r, const splits_t *s, const char *metho
 /* Every model the run made, on val, test and the shifted copies of test. */
 static int final_eval(const glora_run_t *r, glora_run_summary_t *sum) {
     splits_t s = {0};
-    int rc = splits_load(r->cfg, &s);
+    int rc = splits_load(r, &s);
     int n = 0;
     if (!rc && exists(r->supernet) && exists(r->subnet))
         rc = eval_model(r, &s, "GLoRA subnet, supernet weights", r->supernet, r->backbone, r->subnet, &sum->rows[n++]);

@@ -92,6 +92,10 @@ R="$T/runs/rgb"
 for f in supernet.safetensors search/best.json adapter.safetensors merged.safetensors summary.json; do
     [ -s "$R/$f" ] || fail "run left no $f"
 done
+# no cache key anywhere in run.yaml: the decoded splits (train, val, test)
+# were cached beside the run, one file each, shared by the stages
+n=$(ls "$R"/image-cache/images-*.cache 2>/dev/null | wc -l)
+[ "$n" -eq 3 ] || fail "the run cached $n decoded splits in $R/image-cache, expected 3 (train, val, test)"
 E="--set data.list=$T/rgb/test.txt --set data.mean=imagenet --set data.std=imagenet --json"
 expect 0 "$GLORA" eval --model "$T/init64.safetensors" --adapter "$R/adapter.safetensors" $E
 a=$(sed 's/.*"correct": \([0-9]*\).*/\1/' "$T/out")
@@ -160,6 +164,8 @@ grep '"method"' "$Q/runs/quickstart/summary.json" >"$T/qs-rows"
 grep '"method"' "$Q/runs/fashion1k-images/summary.json" >"$T/im-rows"
 [ "$(grep -c test_accuracy "$T/qs-rows")" -eq 3 ] || fail "quickstart summary rows: $(cat "$T/qs-rows")"
 cmp -s "$T/qs-rows" "$T/im-rows" || fail "summary rows differ: $(cat "$T/qs-rows" "$T/im-rows")"
+[ -e "$Q/runs/quickstart/image-cache" ] && fail "an IDX-only run made an image cache"
+ls "$Q"/runs/fashion1k-images/image-cache/images-*.cache >/dev/null 2>&1 || fail "the PNG run cached nothing"
 
 # 3. Bad inputs: one line naming the file (and the line).
 printf 'images/train/000000.png 1\nimages/train/000001.png\n' >"$T/rgb/nolabel.txt"
