@@ -138,7 +138,7 @@ const char *glora_split_source(const glora_split_t *s);
     {Q "size", GLORA_CFG_INT, "0", "side of the images read from files (0: the model's)", 0, 16384, NULL}, \
     {Q "interpolation", GLORA_CFG_ENUM, "bicubic", "resampling of image files (PIL's): bicubic, bilinear, nearest", 0, 0, glora_split_interps}, \
     {Q "crop_pct", GLORA_CFG_NUMBER, "1", "resize shorter: the shorter side goes to floor(size / crop_pct)", 1e-3, 1, NULL}, \
-    {Q "max_memory", GLORA_CFG_SIZE, NULL, "most bytes of decoded image pixels a split may hold (default: half the machine's RAM; 0: no cap); eval and predict read a larger split in pieces of this size, other commands refuse it", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY}, \
+    {Q "max_memory", GLORA_CFG_SIZE, NULL, "most bytes of decoded image pixels a split may hold (default: half the machine's RAM; 0: no cap); eval, predict and run's final evaluation read a larger split in pieces of this size, training and search refuse it", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY}, \
     {Q "cache", GLORA_CFG_STRING, NULL, "directory where decoded image splits are cached (unset: no cache; under glora run: the run's cache, else RUN/image-cache)", 0, 0, NULL, GLORA_CFG_NOT_IDENTITY}
 /* Domain shift of a split read for one model; Q is "data.". */
 #define GLORA_SPLIT_FIT_KEYS(Q)                                                                    \

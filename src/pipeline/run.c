@@ -2,6 +2,7 @@
  * with its own checkpoint run.json (see glora/pipeline.h). */
 #include "glora/pipeline.h"
 #include "glora/common.h"
+#include "glora/image.h"
 #include "glora/safetensors.h"
 #include "pipeline/pipeline-impl.h"
 #include "util/comm.h"
@@ -494,12 +495,45 @@ static size_t merged_params(const char *path) {
     return n;
 }
 
-/* The splits of the final evaluation: val, test and the shifted copies. */
+/* The splits of the final evaluation: val, test and the shifted copies. A
+ * split of image files whose decoded pixels exceed max_memory (by default
+ * half the RAM) is not loaded: each model reads it in pieces (*_big), as
+ * glora eval does; the test split only when no shifted copy is asked. */
 typedef struct {
     glora_dataset_t val, test, shifted[GLORA_RUN_MAX_SHIFTS];
-    int have_val, have_test;
+    glora_split_t val_split, test_split;
+    int have_val, have_test, val_big, test_big;
     size_t nshift;
 } splits_t;
+
+/* Whether s is image files whose decoded pixels would exceed s->max_memory
+ * (at s->size, 3 channels: the most a split may take). */
+static int split_too_big(const glora_split_t *s, int *big) {
+    *big = 0;
+    if (!(s->list || s->folder) || s->max_memory == 0 || s->size == 0) return GLORA_OK;
+    glora_image_list_t l;
+    int rc = s->list ? glora_image_list_read(&l, s->list, s->root, 0) : glora_image_folder_read(&l, s->folder);
+    if (rc) return rc;
+    size_t count = s->count ? s->count : s->start < l.n ? l.n - s->start : 0;
+    glora_image_prep_t p = {.channels = 3, .size = s->size};
+    *big = glora_image_split_bytes(count, &p) > s->max_memory;
+    glora_image_list_free(&l);
+    return GLORA_OK;
+}
+
+/* load_split, or only *s and *big = 1 when stream_ok and the split is too
+ * big to load (split_too_big). */
+static int load_or_mark(const glora_run_t *r, const char *split, int stream_ok, glora_dataset_t *ds, int *have,
+                        glora_split_t *s, int *big) {
+    memset(ds, 0, sizeof *ds);
+    *big = 0;
+    int rc = glora_split_from_config(s, r->cfg, split, "");
+    if (!s->cache) s->cache = r->cache;
+    *have = !rc && glora_split_given(s);
+    if (rc || !*have) return rc;
+    if (stream_ok && (rc = split_too_big(s, big))) return rc;
+    return *big ? GLORA_OK : glora_split_load(ds, s, NULL);
+}
 
 static void splits_free(splits_t *s) {
     glora_dataset_free(&s->val);
@@ -510,12 +544,27 @@ static void splits_free(splits_t *s) {
 static int splits_load(const glora_run_t *r, splits_t *s) {
     const glora_config_t *cfg = r->cfg;
     const char *const *shifts = glora_config_strings(cfg, "test_shifts", &s->nshift);
-    int rc = load_split(r, "val", &s->val, &s->have_val);
-    if (!rc) rc = load_split(r, "test", &s->test, &s->have_test);
+    int rc = load_or_mark(r, "val", 1, &s->val, &s->have_val, &s->val_split, &s->val_big);
+    if (!rc) rc = load_or_mark(r, "test", s->nshift == 0, &s->test, &s->have_test, &s->test_split, &s->test_big);
     GLORA_ASSERT(s->nshift <= GLORA_RUN_MAX_SHIFTS);
     if (!s->have_test) s->nshift = 0; /* check_shifts refused that already */
     for (size_t j = 0; j < s->nshift && !rc; j++)
         rc = glora_dataset_shift(&s->test, shifts[j], (uint64_t)glora_config_int(cfg, "shift_seed"), &s->shifted[j]);
+    return rc;
+}
+
+/* The accuracy of m on split s read in pieces of s->max_memory bytes. */
+static int eval_pieces(const glora_vit_t *m, const glora_layer_cfg_t *cfg, const glora_split_t *s, double *acc) {
+    glora_split_stream_t *st = NULL;
+    glora_dataset_t ds = {0};
+    size_t total = 0, correct = 0, n = 0, c;
+    int rc = glora_split_stream_open(&st, s, &m->arch, &total);
+    while (!rc && !(rc = glora_split_stream_next(st, &ds)) && ds.n > 0)
+        if (!(rc = glora_evaluate(m, cfg, &ds, 256, &c))) correct += c, n += ds.n;
+    glora_dataset_free(&ds);
+    glora_split_stream_close(st);
+    if (!rc) GLORA_ASSERT(n == total && n > 0);
+    if (!rc) *acc = (double)correct / (double)n;
     return rc;
 }
 
@@ -535,8 +584,14 @@ static int eval_model(const glora_run_t *r, const splits_t *s, const char *metho
     const glora_layer_cfg_t *cfg = have_spec ? spec.cfg : NULL;
     if (!rc && backbone == r->merged) row->params = merged_params(r->merged);
     if (!rc && backbone == r->finetuned) rc = changed_params(r, m, &row->params);
-    if (!rc && s->have_val) { rc = eval_split(m, cfg, &s->val, &row->val); row->have_val = 1; }
-    if (!rc && s->have_test) { rc = eval_split(m, cfg, &s->test, &row->test); row->have_test = 1; }
+    if (!rc && s->have_val) {
+        rc = s->val_big ? eval_pieces(m, cfg, &s->val_split, &row->val) : eval_split(m, cfg, &s->val, &row->val);
+        row->have_val = 1;
+    }
+    if (!rc && s->have_test) {
+        rc = s->test_big ? eval_pieces(m, cfg, &s->test_split, &row->test) : eval_split(m, cfg, &s->test, &row->test);
+        row->have_test = 1;
+    }
     for (size_t j = 0; j < s->nshift && !rc; j++) rc = eval_split(m, cfg, &s->shifted[j], &row->shift[j]);
     glora_spec_free(&spec);
     glora_vit_free(m);

@@ -96,6 +96,16 @@ done
 # were cached beside the run, one file each, shared by the stages
 n=$(ls "$R"/image-cache/images-*.cache 2>/dev/null | wc -l)
 [ "$n" -eq 3 ] || fail "the run cached $n decoded splits in $R/image-cache, expected 3 (train, val, test)"
+# The finished run evaluated again with max_memory under its val and test
+# splits' pixels (3 images): both are read in pieces, model by model, and
+# give the same accuracies; a shifted copy needs the whole test split.
+grep '"method"' "$R/summary.json" >"$T/rows-whole"
+expect 0 "$GLORA" run "$T/run.yaml" --threads 2 --set max_memory=36864
+grep '"method"' "$R/summary.json" >"$T/rows-pieces"
+[ "$(grep -c test_accuracy "$T/rows-whole")" -eq 3 ] || fail "run summary rows: $(cat "$T/rows-whole")"
+cmp -s "$T/rows-whole" "$T/rows-pieces" || fail "the run's evaluation in pieces differs: $(cat "$T/rows-whole" "$T/rows-pieces")"
+expect 1 "$GLORA" run "$T/run.yaml" --threads 2 --set max_memory=36864 --set 'test_shifts=[inverted]'
+has "$T/err" "over data.max_memory"
 E="--set data.list=$T/rgb/test.txt --set data.mean=imagenet --set data.std=imagenet --json"
 expect 0 "$GLORA" eval --model "$T/init64.safetensors" --adapter "$R/adapter.safetensors" $E
 a=$(sed 's/.*"correct": \([0-9]*\).*/\1/' "$T/out")
