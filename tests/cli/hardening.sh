@@ -140,6 +140,32 @@ expect 1 "$GLORA" search "$T/search.yaml" --threads 1 --output "$T/s2" --resume 
 one_line; has "$T/err" "s2' is in use by another glora \(pid $pid\)"
 kill_now $pid
 
+# Two `glora run` on one run directory (both "succeeded" and interleaved the
+# metrics lines before the lock): the second is refused at once, naming the
+# first, and leaves the first's metrics as they were.
+cat >"$T/run.yaml" <<EOF
+run:
+  name: lk
+  dir: $T/runs
+  backbone: $D/backbone.safetensors
+  stages: [supernet]
+supernet:
+  glora: {rank: 2}
+  data:
+    train: {images: $D/images-idx3-ubyte, labels: $D/labels-idx1-ubyte, start: 0, count: 64}
+  train: {epochs: 400, batch: 32}
+EOF
+"$GLORA" run "$T/run.yaml" --threads 1 >/dev/null 2>&1 &
+pid=$!
+wait_until '[ "$(lines "$T/runs/lk/supernet.safetensors.metrics.jsonl")" -ge 1 ]' $pid 60
+kill -STOP $pid 2>/dev/null
+cp "$T/runs/lk/supernet.safetensors.metrics.jsonl" "$T/lk.metrics" 2>/dev/null || fail "the first run wrote no metrics"
+expect 1 timeout 60 "$GLORA" run "$T/run.yaml" --threads 1
+one_line; has "$T/err" "runs/lk' is in use by another glora \(pid $pid\)"
+cmp -s "$T/lk.metrics" "$T/runs/lk/supernet.safetensors.metrics.jsonl" || fail "a refused run touched the metrics"
+kill -CONT $pid 2>/dev/null
+kill_now $pid
+
 # ---- one writer per output: merge, init, convert, make-task, report ----
 # hold LOCKFILE: another process (its pid in $holder) holds the flock, as a
 # running glora writing that output would.
