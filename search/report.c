@@ -4,7 +4,9 @@
 #include "glora/common.h"
 #include "util/fileio.h"
 #include "glora/search.h"
+#include "util/json-check.h"
 #include "util/strbuf.h"
+#include "search/search-impl.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -122,12 +124,42 @@ static void report_free(report_t *r) {
     cJSON_Delete(r->bl);
 }
 
-/* Candidates, history and baselines, and the ranges they span. */
+/* The baselines: a list of objects, no key twice, params a non-negative
+ * number and val_accuracy in [0, 1] where given (an infinite or NaN value
+ * would put "inf" into the SVG's coordinates). */
+static int check_baselines(const cJSON *bl, const char *path) {
+    char dup[128];
+    if (glora_json_find_dup(bl, dup, sizeof dup) > 0)
+        return glora_error(GLORA_EFORMAT, "baselines '%s': key '%s' appears twice", path, dup);
+    if (!cJSON_IsArray(bl)) return glora_error(GLORA_EFORMAT, "baselines '%s': not a JSON list", path);
+    int i = 0;
+    for (const cJSON *b = bl->child; b; b = b->next, i++) {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(b, "params");
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(b, "val_accuracy");
+        if (!cJSON_IsObject(b))
+            return glora_error(GLORA_EFORMAT, "baselines '%s': item [%d] is not an object", path, i);
+        if (p && !(cJSON_IsNumber(p) && isfinite(p->valuedouble) && p->valuedouble >= 0))
+            return glora_error(GLORA_EFORMAT, "baselines '%s': key '[%d].params' is not a non-negative number",
+                               path, i);
+        if (a && !(cJSON_IsNumber(a) && a->valuedouble >= 0 && a->valuedouble <= 1))
+            return glora_error(GLORA_EFORMAT, "baselines '%s': key '[%d].val_accuracy' is not a number "
+                               "from 0 to 1", path, i);
+    }
+    return GLORA_OK;
+}
+
+/* Candidates, history and baselines, and the ranges they span. The
+ * checkpoint gets the same range checks as a resumed search's
+ * (search_checkpoint_check_json), so a corrupted one is refused, naming the
+ * key, instead of drawn with infinite coordinates. */
 static int load(report_t *r, const char *ckpt, const char *bpath, int baselines_required) {
     r->cp = read_json(ckpt, 1);
     if (!r->cp) return GLORA_EFORMAT;
+    int rc = search_checkpoint_check_json(ckpt, r->cp);
+    if (rc) return rc;
     r->bl = read_json(bpath, baselines_required);
     if (!r->bl && baselines_required) return GLORA_EFORMAT;
+    if (r->bl && (rc = check_baselines(r->bl, bpath))) return rc;
     const cJSON *cands = cJSON_GetObjectItem(r->cp, "candidates"), *hist = cJSON_GetObjectItem(r->cp, "history");
     r->hist = hist;
     int n = cJSON_GetArraySize(cands), ng = cJSON_GetArraySize(hist);

@@ -337,7 +337,10 @@ int glora_search_space_from_config(const glora_config_t *cfg, const glora_vit_t 
  * mean validation accuracy per generation from checkpoint_path, and the
  * accuracy against parameters of every evaluated candidate with the Pareto
  * front and the baselines of baselines_path (a JSON list of {name, params,
- * val_accuracy}; a missing file is an error only when baselines_required). */
+ * val_accuracy}; a missing file is an error only when baselines_required).
+ * The checkpoint must pass the range and duplicate-key checks a resume
+ * makes; the baselines must have no key twice, params >= 0 and val_accuracy
+ * in [0, 1]: anything else is refused, naming the file and the key. */
 int glora_search_report(const char *checkpoint_path, const char *baselines_path, int baselines_required,
                         const char *out_path);
 

@@ -2,7 +2,8 @@
 # Hostile inputs found by issue #14, each refused with one line naming the
 # file and the key: corrupted search checkpoints (out-of-range numbers,
 # impossible RNG state, duplicate parents, duplicate keys, inconsistent
-# history), a subnet spec with a key twice, a named pipe as an input.
+# history; the same checkpoint given to glora report), a subnet spec with a
+# key twice, a named pipe as an input.
 . "$top_srcdir/tests/cli/common.sh"
 
 search_fixture "$T/fx"
@@ -52,6 +53,24 @@ corrupt parents-unranked 's/"parents": \[([0-9]+), ([0-9]+)/"parents": [\2, \1/'
 corrupt duplicate-key 's/^  "done":/  "generation": 0,\n  "done":/' "'generation' appears twice"
 corrupt generation-out-of-order '0,/^    \[1, /s//    [0, /' "candidates\[[0-9]+\]\[0\]|history\[[01]\]"
 corrupt population-wrong 's/"start": [0-9]+/"start": 0/' "population"
+# glora report reads the same checkpoint: it drew accuracy 1e999 (inf) and a
+# key twice into an SVG with "inf" coordinates; now the same checks refuse it.
+for edit in '0,/^    \[0, ([0-9]+), [^,]+,/s//    [0, \1, 1e999,/' 's/^  "done":/  "generation": 0,\n  "done":/'; do
+    sed -E "$edit" "$T/good.json" >"$T/s/checkpoint.json"
+    expect 1 "$GLORA" report "$T" --search "$T/s" -o "$T/bad.svg"
+    one_line; has "$T/err" "checkpoint.json'?: key '(candidates\[0\]\[2\]|generation)'"
+    [ -e "$T/bad.svg" ] && fail "report drew a refused checkpoint"
+done
+cp "$T/good.json" "$T/s/checkpoint.json"
+printf '[{"name": "b", "params": 5, "params": 6, "val_accuracy": 0.5}]\n' >"$T/bl.json"
+expect 1 "$GLORA" report "$T" --search "$T/s" --baselines "$T/bl.json" -o "$T/bad.svg"
+one_line; has "$T/err" "bl.json': key '\[0\]\.params' appears twice"
+printf '[{"name": "b", "params": 5, "val_accuracy": 1e999}]\n' >"$T/bl.json"
+expect 1 "$GLORA" report "$T" --search "$T/s" --baselines "$T/bl.json" -o "$T/bad.svg"
+one_line; has "$T/err" "bl.json': key '\[0\]\.val_accuracy' is not a number from 0 to 1"
+[ -e "$T/bad.svg" ] && fail "report drew refused baselines"
+printf '[{"name": "b", "params": 5, "val_accuracy": 0.5}]\n' >"$T/bl.json"
+expect 0 "$GLORA" report "$T" --search "$T/s" --baselines "$T/bl.json" -o "$T/good.svg"
 # The good checkpoint still resumes (the refusals above did not touch it).
 cp "$T/good.json" "$T/s/checkpoint.json"
 expect 0 "$GLORA" search "$T/search.yaml" --resume --threads 1
