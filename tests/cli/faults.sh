@@ -2,10 +2,11 @@
 # Fault injection, short version (scripts/faults runs more kill points and
 # repeats): a tiny `glora run` (supernet, search, retrain, merge, eval) killed
 # with SIGKILL at points inside every stage and resumed gives the same bytes
-# as an uninterrupted run; every command that writes, given a full disk (a
-# file-size limit, and a full tmpfs when it can be mounted) or a read-only
-# output directory, fails with one line, leaves the previous files intact
-# and no temporary behind.
+# as an uninterrupted run, its summary counting the killed invocations'
+# seconds; every command that writes, given a full disk (a full tmpfs, when
+# one can be mounted; hardening.sh has the file-size-limit case) or a
+# read-only output directory, fails with one line, leaves the previous files
+# intact and no temporary behind.
 . "$top_srcdir/tests/cli/common.sh"
 
 search_fixture "$T/fx"
@@ -68,15 +69,21 @@ kill_when() {
     wait_until "$2" $pid 30
     kill_now $pid
     kills=$((kills + 1))
+    # The supernet's seconds so far, which run.json keeps from its last
+    # checkpoint: the summary's supernet seconds must include the most seen
+    # (they used to count only the invocation that finished the stage).
+    s=$(sed -n 's/.*"unfinished": {"supernet": {"seconds": \([0-9.]*\)}.*/\1/p' "$R/run.json" 2>/dev/null)
+    [ -n "$s" ] && saved=$(awk -v a="$s" -v b="${saved:-0}" 'BEGIN { print (a > b ? a : b) }')
 }
 R=$T/runs/k
-kills=0
+kills=0 saved=
 kill_when k 'true'
 kill_when k '[ -e "$R/supernet.safetensors.ckpt" ]'                      # supernet: after epoch 1
 kill_when k '[ -e "$R/supernet.safetensors.metrics.jsonl" ] && [ $(wc -l <"$R/supernet.safetensors.metrics.jsonl") -ge 2 ]'
 kill_when k '[ -e "$R/search/checkpoint.json" ]'                          # search: after generation 0
 kill_when k '[ -e "$R/search/history.jsonl" ] && [ $(wc -l <"$R/search/history.jsonl") -ge 3 ]'
 kill_when k '[ -e "$R/adapter.safetensors.ckpt" ]'                         # retrain: after epoch 1
+kill_when k '[ -e "$R/adapter.safetensors.metrics.jsonl" ] && [ $(wc -l <"$R/adapter.safetensors.metrics.jsonl") -ge 2 ]'
 kill_when k '[ -e "$R/adapter.safetensors" ]'                              # merge
 kill_when k '[ -e "$R/merged.safetensors" ]'                               # eval
 if [ "$KILLS" = long ]; then
@@ -96,6 +103,14 @@ else
     fail "a run killed $kills times and resumed differs from the reference"
 fi
 find "$R" -name '*.tmp.*' | grep -q . && fail "temporaries left after the resumed run: $(find "$R" -name '*.tmp.*')"
+total=$(sed -n 's/.*"supernet": {"seconds": \([0-9.]*\), "skipped": [a-z]*}.*/\1/p' "$R/summary.json")
+if [ -n "$saved" ] && [ -n "$total" ]; then
+    echo "supernet: ${total}s in the summary, ${saved}s saved by a killed invocation"
+    awk -v t="$total" -v s="$saved" 'BEGIN { exit !(t + 0.05 >= s) }' ||
+        fail "summary: supernet took ${total}s, but killed invocations had saved ${saved}s of it"
+else
+    echo "note: no supernet seconds saved before the kills ('$saved') or none in the summary ('$total')"
+fi
 
 # ---- disk full and read-only outputs on every command that writes ----
 # The previous outputs of every writing command sit on a small tmpfs, which
@@ -118,24 +133,48 @@ printf '%s\n' "model: {backbone: $D/backbone.safetensors, adapter: $D/supernet.s
     "output: {dir: $M/search}" \
     "search: {population: 4, parents: 2, mutations: 1, crossovers: 1, generations: 1, max_params: 8K}" \
     >"$T/search.yaml"
+for kind in pretrain finetune retrain; do
+    sed -e "s#output: .*#output: $M/$kind.safetensors#" -e '/^glora:/d' "$T/train.yaml" >"$T/$kind.yaml"
+done
+echo "model: {backbone: $D/backbone.safetensors, adapter: $D/supernet.safetensors}" >>"$T/retrain.yaml"
+sed -i '/^model: {backbone: [^,]*}$/d' "$T/retrain.yaml"
+V="$top_srcdir/tests/fixtures/vit"
+IM="$top_srcdir/tests/fixtures/image"
+mkdir -p "$T/data/fashion-mnist"
+for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+    [ -f "$FASHION/$f.gz" ] && ln -sf "$FASHION/$f.gz" "$T/data/fashion-mnist/$f.gz"
+done
+# Every command that writes a file, each with its own output on the tmpfs.
 cmds() {
-    echo "init -o $M/init.safetensors --seed 4"
-    echo "merge --model $D/backbone.safetensors --adapter $D/supernet.safetensors --subnet $T/runs/ref/search/best.json -o $M/merged.safetensors"
-    echo "supernet $T/train.yaml"
-    echo "search $T/search.yaml --resume"
-    echo "run $T/run.yaml --dir $M --name ref"
+    echo "init -o $M/init.safetensors --seed 4 --threads 1"
+    echo "merge --model $D/backbone.safetensors --adapter $D/supernet.safetensors --subnet $T/runs/ref/search/best.json -o $M/merged.safetensors --threads 1"
+    echo "supernet $T/train.yaml --threads 1"
+    echo "pretrain $T/pretrain.yaml --threads 1"
+    echo "finetune $T/finetune.yaml --threads 1"
+    echo "retrain $T/retrain.yaml --subnet $T/runs/ref/search/best.json --threads 1"
+    echo "search $T/search.yaml --resume --threads 1"
+    echo "run $T/run.yaml --dir $M --name ref --threads 1"
+    echo "convert $V/model.npz -o $M/conv.safetensors --threads 1"
+    echo "predict --model $FIX/backbone.safetensors $IM/rgb_37x23.png --set data.resize=squash -o $M/pred.jsonl --threads 1"
+    echo "report $M/ref -o $M/report.svg"
+    # make-task needs Fashion-MNIST (dataset-fashion-mnist); skipped without it.
+    [ -f "$FASHION/train-images-idx3-ubyte.gz" ] &&
+        echo "make-task size-1k --data $T/data --out $M/suite --train 300 --test 100"
 }
 mkdir -p "$M/ref" && cp -r "$T/runs/ref/." "$M/ref/"
-cmds | while read -r c; do
+# The loops read the list from a file, not a pipe: a loop at the end of a
+# pipe runs in a subshell, whose fail() calls would not reach finish.
+cmds >"$T/cmds"
+while read -r c; do
     # shellcheck disable=SC2086
-    "$GLORA" $c --threads 1 >/dev/null 2>"$T/err" </dev/null || fail "'$c' failed before any fault: $(cat "$T/err")"
-done
+    "$GLORA" $c >/dev/null 2>"$T/err" </dev/null || fail "'$c' failed before any fault: $(cat "$T/err")"
+done <"$T/cmds"
 snapshot() { (cd "$M" && find . -type f ! -name filler | sort | xargs sha256sum); }
 faulted() {
-    cmds | while read -r c; do
+    while read -r c; do
         snapshot >"$T/before"
         # shellcheck disable=SC2086
-        "$GLORA" $c --threads 1 >/dev/null 2>"$T/err" </dev/null
+        "$GLORA" $c >/dev/null 2>"$T/err" </dev/null
         st=$?
         [ $st -eq 1 ] || fail "$1: '$c' exited $st, expected 1: $(head -3 "$T/err")"
         [ "$(grep -c '^glora: error: ' "$T/err")" -eq 1 ] || fail "$1: '$c': expected one error line: $(head -5 "$T/err")"
@@ -143,7 +182,7 @@ faulted() {
         cmp -s "$T/before" "$T/after" || fail "$1: '$c' changed its previous outputs: $(diff "$T/before" "$T/after" | head -4)"
         find "$M" -name '*.tmp.*' | grep -q . && fail "$1: '$c' left a temporary: $(find "$M" -name '*.tmp.*')"
         echo "$1: $(grep '^glora: error: ' "$T/err")"
-    done
+    done <"$T/cmds"
 }
 # Disk full: a filler takes all the space left.
 head -c 20000000 /dev/zero >"$M/filler" 2>/dev/null
