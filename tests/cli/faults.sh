@@ -92,6 +92,12 @@ if [ "$KILLS" = long ]; then
         kill_when k "[ \$n -ge $((ms + 3)) ]"
     done
 fi
+# Temporaries a writer killed mid-write leaves (whether or not a kill above
+# left any): removed when the run starts again, in the run directory and in
+# search/ (the find below).
+head -c 1048576 /dev/zero >"$R/adapter.safetensors.ckpt.tmp.Qq1Ww2"
+echo '{' >"$R/run.json.tmp.Qq1Ww2"
+mkdir -p "$R/search" && echo '{' >"$R/search/checkpoint.json.tmp.Qq1Ww2"
 expect 0 "$GLORA" run "$T/run.yaml" --threads 2 --name k
 sums "$R" >"$T/k.sums"
 if diff "$T/ref.sums" "$T/k.sums" >/dev/null; then
