@@ -220,8 +220,9 @@ static int read_dir(const char *dir, strvec_t *dirs, strvec_t *files) {
         }
     }
     closedir(d);
-    if (dirs) qsort(dirs->v, dirs->n, sizeof *dirs->v, cmp_str);
-    if (files) qsort(files->v, files->n, sizeof *files->v, cmp_str);
+    /* An empty list has no array (v is NULL), which qsort must not get. */
+    if (dirs && dirs->n > 1) qsort(dirs->v, dirs->n, sizeof *dirs->v, cmp_str);
+    if (files && files->n > 1) qsort(files->v, files->n, sizeof *files->v, cmp_str);
     return rc;
 }
 
