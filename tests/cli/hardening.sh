@@ -71,6 +71,10 @@ one_line; has "$T/err" "bl.json': key '\[0\]\.val_accuracy' is not a number from
 [ -e "$T/bad.svg" ] && fail "report drew refused baselines"
 printf '[{"name": "b", "params": 5, "val_accuracy": 0.5}]\n' >"$T/bl.json"
 expect 0 "$GLORA" report "$T" --search "$T/s" --baselines "$T/bl.json" -o "$T/good.svg"
+# --threads, which report's help lists with every command's, is taken too.
+expect 0 "$GLORA" report "$T" --search "$T/s" --threads 1 -o "$T/good.svg"
+expect 2 "$GLORA" report "$T" --search "$T/s" --threads 0 -o "$T/good.svg"
+one_line; has "$T/err" "--threads takes a number of threads from 1 to 1024"
 # The good checkpoint still resumes (the refusals above did not touch it).
 cp "$T/good.json" "$T/s/checkpoint.json"
 expect 0 "$GLORA" search "$T/search.yaml" --resume --threads 1
