@@ -282,14 +282,8 @@ static int write_preset(const glora_vit_t *m, const char *preset, int classes, c
     return rc;
 }
 
-static int load_split(const glora_run_t *r, const char *split, glora_dataset_t *ds, int *have) {
-    glora_split_t s;
-    memset(ds, 0, sizeof *ds);
-    int rc = glora_split_from_config(&s, r->cfg, split, "");
-    if (!s.cache) s.cache = r->cache;   /* image files only: IDX splits are not cached */
-    *have = !rc && glora_split_given(&s);
-    return rc || !*have ? rc : glora_split_load(ds, &s, NULL);
-}
+static int load_or_mark(const glora_run_t *r, const char *split, int stream_ok, glora_dataset_t *ds, int *have,
+                        glora_split_t *s, int *big);
 
 /* The preset subnet a retrain without search trains. Its fresh head takes
  * the classes of the task's labels (a suite task may have fewer than the
@@ -298,8 +292,9 @@ static int preset_subnet(const glora_run_t *r, const char *preset) {
     glora_vit_t *m = NULL;
     glora_dataset_t v;
     glora_vit_load_opts_t o;
-    int have_val = 0, classes = 0;
-    int rc = load_split(r, "val", &v, &have_val);
+    glora_split_t vs;
+    int have_val = 0, classes = 0, big;
+    int rc = load_or_mark(r, "val", 0, &v, &have_val, &vs, &big);
     if (!rc && have_val) classes = v.num_classes;
     glora_dataset_free(&v);
     load_opts_heads(r->cfg, &o);
@@ -521,8 +516,10 @@ static int split_too_big(const glora_split_t *s, int *big) {
     return GLORA_OK;
 }
 
-/* load_split, or only *s and *big = 1 when stream_ok and the split is too
- * big to load (split_too_big). */
+/* A split of the run's config into *ds (*have: whether the config names
+ * one), its image files cached in the run's cache unless the split names
+ * its own (IDX splits are never cached); or, when stream_ok and the split
+ * is too big to load (split_too_big), only *s and *big = 1. */
 static int load_or_mark(const glora_run_t *r, const char *split, int stream_ok, glora_dataset_t *ds, int *have,
                         glora_split_t *s, int *big) {
     memset(ds, 0, sizeof *ds);
