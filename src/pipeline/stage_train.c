@@ -226,6 +226,30 @@ static int open_files(const glora_config_t *cfg, int resume, job_t *j, glora_tra
     return GLORA_OK;
 }
 
+/* retrain.average: every tensor that trained becomes a * the value it
+ * started from (the supernet's, read again from model.adapter, so that a
+ * resumed retrain averages the same way) + (1 - a) * the retrained value,
+ * in double, rounded once. */
+static int average_inherited(const glora_config_t *cfg, job_t *j, double a) {
+    glora_vit_t *s = NULL;
+    glora_vit_load_opts_t o = {.heads = (int)glora_config_int(cfg, "model.heads"),
+                               .arch = glora_config_string(cfg, "model.arch")};
+    int rc = glora_vit_load_ex(&s, glora_config_string(cfg, "model.backbone"),
+                               glora_config_string(cfg, "model.adapter"), &o);
+    if (!rc && (s->n_params != j->m->n_params || s->n_floats != j->m->n_floats))
+        rc = glora_error(GLORA_ESTATE, "retrain.average: the supernet '%s' changed during the retrain",
+                         glora_config_string(cfg, "model.adapter"));
+    for (int i = 0; !rc && i < j->m->n_params; i++) {
+        if (!j->mask[i]) continue;
+        const glora_param_t *p = &j->m->params[i];
+        float *w = j->m->mem + p->offset;
+        const float *w0 = s->mem + s->params[i].offset;
+        for (size_t k = 0; k < p->numel; k++) w[k] = (float)(a * (double)w0[k] + (1.0 - a) * (double)w[k]);
+    }
+    glora_vit_free(s);
+    return rc;
+}
+
 static void on_step(const glora_train_progress_t *p, void *ctx) {
     const job_t *j = ctx;
     if (j->h && j->h->train_step) j->h->train_step(p, j->h->ctx);
@@ -282,6 +306,12 @@ int pipeline_stage_train(glora_recipe_kind_t kind, const glora_config_t *cfg, in
         job_free(&j);
         return rc;
     }
+    const double average = kind == GLORA_RECIPE_RETRAIN ? glora_config_number(cfg, "retrain.average") : 0;
+    if (average > 0 && strcmp(glora_config_string(cfg, "retrain.init"), "inherit") != 0) {
+        rc = glora_config_error(cfg, "retrain.average", "needs retrain.init=inherit (the weights to average with)");
+        job_free(&j);
+        return rc;
+    }
     if (kind == GLORA_RECIPE_RETRAIN && glora_config_bool(cfg, "retrain.early_stop")) {
         /* The held-out slice leaves the training split before anything trains. */
         rc = pipeline_early_open(&j.early, cfg, j.m, j.mask, j.spec.cfg, &j.train, output, j.ckpt,
@@ -303,9 +333,11 @@ int pipeline_stage_train(glora_recipe_kind_t kind, const glora_config_t *cfg, in
     o.on_step = on_step;
     o.on_epoch = on_epoch;
     o.cb_ctx = &j;
-    rc = glora_train_recipe(j.m, &recipe, &o, &j.train, j.val.n ? &j.val : NULL, j.early ? NULL : output, &out);
+    const int after = j.early || average > 0; /* the output is written below, once training is done */
+    rc = glora_train_recipe(j.m, &recipe, &o, &j.train, j.val.n ? &j.val : NULL, after ? NULL : output, &out);
     if (!rc) rc = j.early_rc;
-    if (!rc && j.early && out.start_epoch + out.epochs_run >= o.epochs) { /* the best epoch's weights */
+    const int done = out.start_epoch + out.epochs_run >= o.epochs;
+    if (!rc && j.early && done) { /* the best epoch's weights */
         int best;
         double acc, loss;
         pipeline_early_finish(j.early, &best, &acc, &loss);
@@ -315,8 +347,18 @@ int pipeline_stage_train(glora_recipe_kind_t kind, const glora_config_t *cfg, in
                      best, o.epochs, pipeline_early_holdout(j.early), acc, loss);
             h->note(h->ctx, msg);
         }
-        rc = pipeline_recipe_save(j.m, &recipe, output);
     }
+    if (!rc && average > 0 && done) {
+        rc = average_inherited(cfg, &j, average);
+        if (!rc && h && h->note) {
+            char msg[200];
+            snprintf(msg, sizeof msg,
+                     "retrain.average: the output is %g x the supernet's weights + %g x the retrained "
+                     "(the validation figures are the retrained weights')", average, 1.0 - average);
+            h->note(h->ctx, msg);
+        }
+    }
+    if (!rc && after && done) rc = pipeline_recipe_save(j.m, &recipe, output);
     if (!rc && h && h->train_done) h->train_done(h->ctx, &info, &out);
     if (res) *res = out;
     if (job_free(&j) && !rc) rc = GLORA_EIO;

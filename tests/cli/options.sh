@@ -6,7 +6,10 @@
 # search.preset official (refuses a key set to another value), and
 # retrain.early_stop (held-out scores in the metrics, the best epoch's
 # weights in the output, a retrain stopped and resumed -- also one epoch
-# ahead of its early-stop state -- ending with the same bits), and a run
+# ahead of its early-stop state -- ending with the same bits),
+# retrain.average (0: the plain retrain, 1: the supernet's subnet exactly,
+# 0.5: every float the midpoint, rounded once; threads and a resume change
+# nothing; refused without init=inherit or outside [0, 1]), and a run
 # without retraining whose merge folds the supernet's subnet.
 . "$top_srcdir/tests/cli/common.sh"
 
@@ -175,6 +178,53 @@ expect 0 "$GLORA" retrain $RT --threads 2 --set retrain.early_stop=false -o "$T/
 # A holdout that leaves less than a batch is refused.
 expect 1 "$GLORA" retrain $RT --set retrain.holdout=170 -o "$T/bad/a.safetensors"
 one_line; has "$T/err" 'retrain.holdout'
+
+# ---- retrain.average: the output is a * the supernet's weights + (1 - a) * the retrained ----
+RA="$(echo "$RT" | sed 's/--set retrain.early_stop=true --set retrain.holdout=64//')"
+expect 0 "$GLORA" retrain $RA --threads 2 --set retrain.average=0 -o "$T/av0/a.safetensors"
+cmp -s "$T/plain/a.safetensors" "$T/av0/a.safetensors" || fail "retrain.average=0 is not the plain retrain"
+expect 0 "$GLORA" retrain $RA --threads 2 --set retrain.average=1 -o "$T/av1/a.safetensors"
+has "$T/err" 'retrain.average: the output is 1 x'
+# a = 1 gives back the supernet's weights exactly: the same merged model.
+expect 0 "$GLORA" merge --model "$R/backbone.safetensors" --adapter "$T/av1/a.safetensors" -o "$T/av1/m.safetensors"
+expect 0 "$GLORA" merge --model "$R/backbone.safetensors" --adapter "$R/supernet.safetensors" \
+    --subnet "$R/search/best.json" -o "$T/av1/sn.safetensors"
+cmp -s "$T/av1/m.safetensors" "$T/av1/sn.safetensors" || fail "retrain.average=1 is not the supernet's subnet"
+expect 0 "$GLORA" retrain $RA --threads 1 --set retrain.average=0.5 -o "$T/avh/a.safetensors"
+# Every float of a = 0.5 is the midpoint of a = 0's and a = 1's, rounded
+# once to float (od prints each float with the fewest digits that name it;
+# the three files share one header, the tensors in the same places).
+floats() {
+    n=$(od -A n -t u8 -N 8 "$1" | tr -d ' ')
+    od -A n -t f4 -v -j $((8 + n)) "$1" | tr -s ' ' '\n' | sed '/^$/d'
+}
+hdr=$(od -A n -t u8 -N 8 "$T/avh/a.safetensors" | tr -d ' ')
+for f in av0 av1; do
+    cmp -s -n $((8 + hdr)) "$T/avh/a.safetensors" "$T/$f/a.safetensors" || fail "the $f output's header differs"
+done
+floats "$T/av0/a.safetensors" >"$T/avh/f0"
+floats "$T/av1/a.safetensors" >"$T/avh/f1"
+floats "$T/avh/a.safetensors" >"$T/avh/fh"
+paste "$T/avh/f0" "$T/avh/f1" "$T/avh/fh" | awk '
+    function abs(v) { return v < 0 ? -v : v }
+    { m = 0.5 * $1 + 0.5 * $2; d = abs($3 - m)
+      # a float rounding of m, and the printed decimals are each within half
+      # a float step of the float they name
+      if (d > 6.0e-8 * (abs($1) / 2 + abs($2) / 2 + 2 * abs(m)) + 1e-38) { bad++; if (bad < 4) print "float " NR ": " $3 " is not the midpoint of " $1 " and " $2 }
+      if ($1 != $2) moved++ }
+    END { print NR " floats, " moved + 0 " moved by the retrain, " bad + 0 " off"; exit bad > 0 || moved == 0 || NR < 1000 }' \
+    >"$T/avh/check" || fail "retrain.average=0.5: $(cat "$T/avh/check")"
+# Threads and a stop and resume do not change it.
+expect 0 "$GLORA" retrain $RA --threads 2 --set retrain.average=0.5 -o "$T/avh2/a.safetensors"
+cmp -s "$T/avh/a.safetensors" "$T/avh2/a.safetensors" || fail "retrain.average: 1 and 2 threads differ"
+for stop in 2 0; do
+    expect 0 "$GLORA" retrain $RA --threads 2 --set retrain.average=0.5 --stop-after $stop --resume -o "$T/avr/a.safetensors"
+done
+cmp -s "$T/avh/a.safetensors" "$T/avr/a.safetensors" || fail "retrain.average: stopped and resumed differs"
+expect 1 "$GLORA" retrain $RA --set retrain.average=0.5 --init fresh -o "$T/avf/a.safetensors"
+one_line; has "$T/err" 'retrain.average.*needs retrain.init=inherit'
+expect 1 "$GLORA" retrain $RA --set retrain.average=1.5 -o "$T/avf/a.safetensors"
+one_line; has "$T/err" 'retrain.average'
 
 # ---- no retraining: merge folds the supernet's subnet ----
 cat >"$T/noretrain.yaml" <<YAML
