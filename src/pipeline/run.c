@@ -33,6 +33,7 @@ struct glora_run {
     double partial[GLORA_RUN_NSTAGES];  /* unfinished stages: the invocations so far */
     int skipped[GLORA_RUN_NSTAGES];
     int done[GLORA_RUN_NSTAGES];  /* finished in this or an earlier invocation (run.json) */
+    char made[GLORA_RUN_NSTAGES][65]; /* a finished stage's config identity ("": not recorded) */
     int want[GLORA_RUN_NSTAGES];  /* in run.stages */
     int running;                  /* stage of this invocation (-1: none) */
     double t0;                    /* when it started */
@@ -51,21 +52,29 @@ static int load_opts_heads(const glora_config_t *cfg, glora_vit_load_opts_t *o) 
 }
 
 /* ---- the run's own checkpoint: RUN/run.json -------------------------------
- * {"stages": {"<stage>": {"seconds": S}, ...}, "unfinished": {"<stage>":
- * {"seconds": S}, ...}}: the stages that finished and how long they took
- * (every invocation of them added up), and the seconds spent so far in
- * stages begun but not finished. */
+ * {"stages": {"<stage>": {"seconds": S, "config": "<sha256>"}, ...},
+ * "unfinished": {"<stage>": {"seconds": S}, ...}}: the stages that finished,
+ * how long they took (every invocation of them added up) and the identity
+ * of the config they finished with (glora_config_hash of the stage's
+ * config; absent in the files of earlier versions), and the seconds spent
+ * so far in stages begun but not finished. */
 
-static int read_seconds(const cJSON *obj, const char *path, double *sec, int *have) {
+static int read_seconds(const cJSON *obj, const char *path, double *sec, int *have, char (*made)[65]) {
     for (int i = 0; obj && glora_run_stage_names[i]; i++) {
         cJSON *e = cJSON_GetObjectItemCaseSensitive(obj, glora_run_stage_names[i]);
         cJSON *s = cJSON_GetObjectItemCaseSensitive(e, "seconds");
+        cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "config");
         if (!e) continue;
         if (!cJSON_IsNumber(s) || !(s->valuedouble >= 0))
             return glora_error(GLORA_EFORMAT, "run state '%s': stage '%s' has no valid seconds", path,
                                glora_run_stage_names[i]);
+        if (c && (!made || !cJSON_IsString(c) || strlen(c->valuestring) != 64 ||
+                  strspn(c->valuestring, "0123456789abcdef") != 64))
+            return glora_error(GLORA_EFORMAT, "run state '%s': stage '%s' has an invalid config identity", path,
+                               glora_run_stage_names[i]);
         sec[i] = s->valuedouble;
         if (have) have[i] = 1;
+        if (c) memcpy(made[i], c->valuestring, 65);
     }
     return GLORA_OK;
 }
@@ -84,8 +93,8 @@ static int load_state(glora_run_t *r) {
         rc = glora_error(GLORA_EFORMAT, "run state '%s': key '%s' appears twice", path, dup);
     else if (!cJSON_IsObject(st) || (un && !cJSON_IsObject(un)))
         rc = glora_error(GLORA_EFORMAT, "run state '%s': not a run checkpoint", path);
-    if (!rc) rc = read_seconds(st, path, r->seconds, r->done);
-    if (!rc) rc = read_seconds(un, path, r->partial, NULL);
+    if (!rc) rc = read_seconds(st, path, r->seconds, r->done, r->made);
+    if (!rc) rc = read_seconds(un, path, r->partial, NULL, NULL);
     cJSON_Delete(j);
     return rc;
 }
@@ -94,8 +103,10 @@ static void put_stages(sbuf_t *b, const glora_run_t *r, int done) {
     int first = 1;
     for (int i = 0; glora_run_stage_names[i]; i++) {
         if (done ? !r->done[i] : r->done[i] || !(r->partial[i] > 0)) continue;
-        sb_printf(b, "%s\"%s\": {\"seconds\": %.1f}", first ? "" : ", ", glora_run_stage_names[i],
+        sb_printf(b, "%s\"%s\": {\"seconds\": %.1f", first ? "" : ", ", glora_run_stage_names[i],
                   done ? r->seconds[i] : r->partial[i]);
+        if (done && r->made[i][0]) sb_printf(b, ", \"config\": \"%s\"", r->made[i]);
+        sb_puts(b, "}");
         first = 0;
     }
 }
@@ -177,15 +188,20 @@ static int setup(glora_run_t *r) {
      * would otherwise remove rank 0's in-flight config.yaml temporary. */
     if (!rc) rc = glora_dir_lock(&r->lock, r->out);
     if (!rc && glora_comm_writer()) rc = glora_clean_temps(r->out, 1, NULL);
-    /* Keep the config the run was made with beside its results. */
+    return rc ? rc : load_state(r);
+}
+
+/* Keep the config the run was started with beside its results. */
+static int keep_config(const glora_run_t *r) {
     char *text, path[2200];
     size_t n;
     snprintf(path, sizeof path, "%s/config.yaml", r->out);
-    if (!rc && !(rc = glora_read_file(r->config, 1 << 20, &text, &n))) {
+    int rc = glora_read_file(r->config, 1 << 20, &text, &n);
+    if (!rc) {
         rc = glora_write_atomic(path, text, n);
         free(text);
     }
-    return rc ? rc : load_state(r);
+    return rc;
 }
 
 int glora_run_open(glora_run_t **out, const char *config_path, const glora_config_t *cfg) {
@@ -348,15 +364,14 @@ static int cv_search(glora_run_t *r, const glora_config_t *c, const glora_stage_
     return rc;
 }
 
-/* Stage si (not eval) on its config; *stopped when a training stopped early. */
-static int run_stage(glora_run_t *r, int si, const glora_stage_hooks_t *h, int *stopped) {
-    static const glora_recipe_kind_t kinds[] = {GLORA_RECIPE_PRETRAIN, GLORA_RECIPE_FINETUNE, GLORA_RECIPE_SUPERNET,
-                                                0, GLORA_RECIPE_RETRAIN};
+/* The config stage si (not eval) runs on: its section, the paths between
+ * the stages and the run's seed. For the stage's identity (identity != 0)
+ * the run's own files are named from the run's directory ("RUN/..."), so
+ * that a run directory moved or copied elsewhere is the same run. */
+static int job_config(const glora_run_t *r, int si, int identity, glora_config_t **c) {
     static const char *const seed_keys[] = {NULL, "seed", "seed", "search.seed", "seed", NULL};
-    const char *preset = glora_config_string(r->cfg, "subnet");
     const char *set[10] = {"model.backbone", r->backbone, "output", NULL};
-    const pipeline_saved_t saved = {stage_saved, r};
-    int rc = GLORA_OK;
+    char rel[4][2200];
     switch (si) {
     case PRETRAIN: set[0] = "output", set[1] = r->backbone, set[2] = NULL; break;
     case FINETUNE: set[3] = r->finetuned; break;
@@ -368,16 +383,33 @@ static int run_stage(glora_run_t *r, int si, const glora_stage_hooks_t *h, int *
         if (!r->want[RETRAIN] && !exists(r->adapter) && exists(r->supernet))
             set[5] = r->supernet, set[6] = "subnet", set[7] = r->subnet;
         break;
-    case RETRAIN:
-        /* A preset subnet is written first; the supernet when there is one. */
-        if (preset && strncmp(preset, "preset:", 7) == 0) rc = preset_subnet(r, preset);
+    case RETRAIN: /* the supernet when there is one */
         set[3] = r->adapter, set[4] = "subnet", set[5] = r->subnet;
         if (exists(r->supernet)) set[6] = "model.adapter", set[7] = r->supernet;
         break;
     }
+    size_t n = strlen(r->out);
+    for (int i = 1, k = 0; identity && set[i - 1] && i < 10; i += 2)
+        if (set[i] && strncmp(set[i], r->out, n) == 0 && set[i][n] == '/' && k < 4) {
+            snprintf(rel[k], sizeof rel[k], "RUN%s", set[i] + n);
+            set[i] = rel[k++];
+        }
+    return stage_config(r, si, si == MERGE ? NULL : glora_run_stage_names[si], seed_keys[si], set, c);
+}
+
+/* Stage si (not eval) on its config; *stopped when a training stopped
+ * early. A stage that finishes records its config's identity. */
+static int run_stage(glora_run_t *r, int si, const glora_stage_hooks_t *h, int *stopped) {
+    static const glora_recipe_kind_t kinds[] = {GLORA_RECIPE_PRETRAIN, GLORA_RECIPE_FINETUNE, GLORA_RECIPE_SUPERNET,
+                                                0, GLORA_RECIPE_RETRAIN};
+    const char *preset = glora_config_string(r->cfg, "subnet");
+    const pipeline_saved_t saved = {stage_saved, r};
+    int rc = GLORA_OK;
+    /* A retrain of a preset subnet writes the subnet first. */
+    if (si == RETRAIN && preset && strncmp(preset, "preset:", 7) == 0) rc = preset_subnet(r, preset);
     glora_config_t *c = NULL;
     glora_train_result_t res = {0};
-    if (!rc) rc = stage_config(r, si, si == MERGE ? NULL : glora_run_stage_names[si], seed_keys[si], set, &c);
+    if (!rc) rc = job_config(r, si, 0, &c);
     int cv = !rc && si == SEARCH && glora_config_int(c, "search.cv_folds") >= 2;
     *stopped = 0;
     if (cv) rc = cv_search(r, c, h, &saved, stopped);
@@ -386,6 +418,12 @@ static int run_stage(glora_run_t *r, int si, const glora_stage_hooks_t *h, int *
     else if (!rc) rc = pipeline_stage_train(kinds[si], c, 1, h, &res, &saved, NULL);
     if (!rc && si != SEARCH && si != MERGE)
         *stopped = res.start_epoch + res.epochs_run < (int)glora_config_int(c, "train.epochs");
+    if (!rc && !*stopped) {
+        glora_config_t *ci = NULL;
+        rc = job_config(r, si, 1, &ci);
+        if (!rc) rc = glora_config_hash(ci, r->made[si]);
+        glora_config_free(ci);
+    }
     /* Under MPI the ranks agree on the stage's outcome here, which also
      * keeps them from opening the stage's outputs before rank 0 renamed
      * them into place. */
@@ -413,9 +451,37 @@ static int timed_stage(glora_run_t *r, int si, const glora_stage_hooks_t *h, int
     return rc;
 }
 
+/* A finished stage is skipped, so it must be the one this config asks
+ * for: the identity it finished with (run.json; not recorded by earlier
+ * versions) against its config now. The backbone is not checked: it is
+ * pretrained only when missing, and may be shared by runs. */
+static int check_finished(const glora_run_t *r) {
+    for (int si = PRETRAIN + 1; si < EVAL; si++) {
+        if (!r->want[si] || !r->done[si] || !r->made[si][0]) continue;
+        glora_config_t *c = NULL;
+        char now[65];
+        int rc = job_config(r, si, 1, &c);
+        if (!rc) rc = glora_config_hash(c, now);
+        glora_config_free(c);
+        if (rc) return rc;
+        if (strcmp(now, r->made[si]) != 0) {
+            rc = glora_error(GLORA_ESTATE, "run '%s': its %s stage finished with another config than this one "
+                             "(%s/config.yaml is the one the run last started with)", r->out,
+                             glora_run_stage_names[si], r->out);
+            glora_error_hint("a finished stage is not redone: give this config another run.name, or remove "
+                             "'%s' to run it from the start", r->out);
+            return rc;
+        }
+    }
+    return GLORA_OK;
+}
+
 int glora_run_stages(glora_run_t *r, const glora_stage_hooks_t *h, const char **failed, int *stopped) {
     *failed = NULL;
     *stopped = 0;
+    int rc0 = check_finished(r);
+    if (!rc0) rc0 = keep_config(r);
+    if (rc0) return rc0;
     for (int si = 0; si < EVAL; si++) {
         /* The backbone is pretrained only when missing, whatever the list says. */
         if (si == PRETRAIN && exists(r->backbone)) {

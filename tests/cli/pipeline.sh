@@ -3,7 +3,8 @@
 # model: every stage's output exists, loads, and is consistent -- the merged
 # model scores exactly what the retrained adapter scores, also on the shifted
 # copies of the test split (run.test_shifts), a second run skips every stage,
-# and the report draws the search.
+# a finished stage whose config changed is refused, and the report draws the
+# search.
 . "$top_srcdir/tests/cli/common.sh"
 if [ ! -f "$FASHION/train-images-idx3-ubyte.gz" ]; then
     echo "skip: $FASHION missing (scripts/install-deps installs dataset-fashion-mnist)"
@@ -93,6 +94,38 @@ cp "$T/out" "$T/first"
 expect 0 "$GLORA" run "$T/run.yaml"
 has "$T/err" 'supernet: done before'
 has "$T/err" 'retrain: done before'
+# run.json records the identity of each finished stage's config; a finished
+# stage whose config changed is refused, not skipped (its old results would
+# be reported as the new config's), before anything runs or config.yaml is
+# replaced. Keys that do not change what a stage computes (train.val_every)
+# may change. The run.json of earlier versions records no identities: its
+# stages are skipped as before.
+for st in supernet search retrain merge; do
+    grep -q "\"$st\": {\"seconds\": [0-9.]*, \"config\": \"[0-9a-f]\{64\}\"}" "$R/run.json" ||
+        fail "run.json records no config identity of the $st stage: $(cat "$R/run.json")"
+done
+cp "$R/run.json" "$T/state.before"
+expect 1 "$GLORA" run "$T/run.yaml" --set retrain.seed=7
+has "$T/err" "its retrain stage finished with another config than this one"
+has "$T/err" "another run.name"
+sed 's/max_params: 6K/max_params: 5K/' "$T/run.yaml" >"$T/run5k.yaml"
+expect 1 "$GLORA" run "$T/run5k.yaml"
+has "$T/err" "its search stage finished with another config"
+cmp -s "$T/run.yaml" "$R/config.yaml" || fail "a refused run replaced config.yaml"
+cmp -s "$T/state.before" "$R/run.json" || fail "a refused run changed run.json"
+expect 0 "$GLORA" run "$T/run.yaml" --set retrain.train.val_every=5
+has "$T/err" 'retrain: done before'
+# The run's own files count from its directory: moved elsewhere, it is the same run.
+mkdir -p "$T/moved" && cp -r "$R" "$T/moved/"
+expect 0 "$GLORA" run "$T/run.yaml" --dir "$T/moved"
+has "$T/err" 'merge: done before'
+sed 's/, "config": "[0-9a-f]*"//g' "$T/state.before" >"$R/run.json"
+expect 0 "$GLORA" run "$T/run.yaml" --set retrain.seed=7
+has "$T/err" 'retrain: done before'
+cp "$T/state.before" "$R/run.json"
+sed 's/"config": "\([0-9a-f]*\)"/"config": "\1x"/' "$T/state.before" >"$R/run.json"
+expect 1 "$GLORA" run "$T/run.yaml"; one_line; has "$T/err" "invalid config identity"
+cp "$T/state.before" "$R/run.json"
 # A run name is text, not JSON: summary.json escapes it.
 cat >"$T/quote.yaml" <<YAML
 run:
