@@ -42,7 +42,7 @@ static const glora_config_key_t retrain_keys[] = {
     {"subnet", GLORA_CFG_STRING, NULL, "subnet spec (JSON) to retrain", 0, 0, NULL},
     {"retrain.init", GLORA_CFG_ENUM, "inherit", "inherit (start from the supernet's values) or fresh (GLoRA init, zero head)", 0, 0, init_modes},
     {"retrain.early_stop", GLORA_CFG_BOOL, "false", "hold out retrain.holdout training images, score them before training and after every epoch, and keep the best epoch's weights (epoch 0: the starting ones)", 0, 0, NULL, GLORA_CFG_IDENTITY_IF_SET},
-    {"retrain.average", GLORA_CFG_NUMBER, "0", "with init=inherit: the output holds average * the supernet's weights the retrain started from + (1 - average) * the retrained ones, for every tensor that trained (a weight-space average; 0: the retrained weights)", 0, 1, NULL, GLORA_CFG_IDENTITY_IF_SET},
+    {"retrain.average", GLORA_CFG_NUMBER, "0.5", "with init=inherit: the output holds average * the supernet's weights the retrain started from + (1 - average) * the retrained ones, for every tensor that trained (a weight-space average, chosen by the transfer suite, docs/RESULTS.md; 0: the retrained weights, as before 2026-12-03; the default does nothing with init=fresh)", 0, 1, NULL, GLORA_CFG_IDENTITY_IF_SET, "0"},
     {"retrain.holdout", GLORA_CFG_INT, "100", "with early_stop: training images held out (drawn by the seed), not trained on", 1, 1e9, NULL, GLORA_CFG_IDENTITY_IF_SET},
     {"model.backbone", GLORA_CFG_STRING, NULL, "pretrained backbone (a timm ViT), frozen", 0, 0, NULL},
     {"model.adapter", GLORA_CFG_STRING, NULL, "trained supernet (needed by retrain.init=inherit)", 0, 0, NULL},

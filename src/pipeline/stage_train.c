@@ -306,11 +306,14 @@ int pipeline_stage_train(glora_recipe_kind_t kind, const glora_config_t *cfg, in
         job_free(&j);
         return rc;
     }
-    const double average = kind == GLORA_RECIPE_RETRAIN ? glora_config_number(cfg, "retrain.average") : 0;
+    double average = kind == GLORA_RECIPE_RETRAIN ? glora_config_number(cfg, "retrain.average") : 0;
     if (average > 0 && strcmp(glora_config_string(cfg, "retrain.init"), "inherit") != 0) {
-        rc = glora_config_error(cfg, "retrain.average", "needs retrain.init=inherit (the weights to average with)");
-        job_free(&j);
-        return rc;
+        if (glora_config_is_set(cfg, "retrain.average")) {
+            rc = glora_config_error(cfg, "retrain.average", "needs retrain.init=inherit (the weights to average with)");
+            job_free(&j);
+            return rc;
+        }
+        average = 0; /* the default averages only inherited weights */
     }
     if (kind == GLORA_RECIPE_RETRAIN && glora_config_bool(cfg, "retrain.early_stop")) {
         /* The held-out slice leaves the training split before anything trains. */
@@ -350,11 +353,17 @@ int pipeline_stage_train(glora_recipe_kind_t kind, const glora_config_t *cfg, in
     }
     if (!rc && average > 0 && done) {
         rc = average_inherited(cfg, &j, average);
+        /* What is reported is the output's validation accuracy. */
+        size_t correct = 0;
+        if (!rc && j.val.n && !(rc = glora_evaluate(j.m, j.spec.cfg, &j.val, 0, &correct))) {
+            out.has_val = 1;
+            out.val_accuracy = (double)correct / (double)j.val.n;
+        }
         if (!rc && h && h->note) {
             char msg[200];
             snprintf(msg, sizeof msg,
                      "retrain.average: the output is %g x the supernet's weights + %g x the retrained "
-                     "(the validation figures are the retrained weights')", average, 1.0 - average);
+                     "(the epochs' validation figures above are the retrained weights')", average, 1.0 - average);
             h->note(h->ctx, msg);
         }
     }

@@ -7,9 +7,11 @@
 # retrain.early_stop (held-out scores in the metrics, the best epoch's
 # weights in the output, a retrain stopped and resumed -- also one epoch
 # ahead of its early-stop state -- ending with the same bits),
-# retrain.average (0: the plain retrain, 1: the supernet's subnet exactly,
-# 0.5: every float the midpoint, rounded once; threads and a resume change
-# nothing; refused without init=inherit or outside [0, 1]), and a run
+# retrain.average (0: the retrained weights, 1: the supernet's subnet
+# exactly, 0.5, the default: every float the midpoint, rounded once; threads
+# and a resume change nothing; the validation reported is the output's;
+# the default does nothing with init=fresh, a value set is refused there,
+# as is one outside [0, 1]), and a run
 # without retraining whose merge folds the supernet's subnet.
 . "$top_srcdir/tests/cli/common.sh"
 
@@ -181,8 +183,9 @@ one_line; has "$T/err" 'retrain.holdout'
 
 # ---- retrain.average: the output is a * the supernet's weights + (1 - a) * the retrained ----
 RA="$(echo "$RT" | sed 's/--set retrain.early_stop=true --set retrain.holdout=64//')"
+# (0.5 is the default: "plain" above is the default retrain without early stopping)
 expect 0 "$GLORA" retrain $RA --threads 2 --set retrain.average=0 -o "$T/av0/a.safetensors"
-cmp -s "$T/plain/a.safetensors" "$T/av0/a.safetensors" || fail "retrain.average=0 is not the plain retrain"
+cmp -s "$T/plain/a.safetensors" "$T/av0/a.safetensors" && fail "retrain.average=0 gives the default's output"
 expect 0 "$GLORA" retrain $RA --threads 2 --set retrain.average=1 -o "$T/av1/a.safetensors"
 has "$T/err" 'retrain.average: the output is 1 x'
 # a = 1 gives back the supernet's weights exactly: the same merged model.
@@ -217,10 +220,24 @@ paste "$T/avh/f0" "$T/avh/f1" "$T/avh/fh" | awk '
 # Threads and a stop and resume do not change it.
 expect 0 "$GLORA" retrain $RA --threads 2 --set retrain.average=0.5 -o "$T/avh2/a.safetensors"
 cmp -s "$T/avh/a.safetensors" "$T/avh2/a.safetensors" || fail "retrain.average: 1 and 2 threads differ"
+cmp -s "$T/avh/a.safetensors" "$T/plain/a.safetensors" || fail "retrain.average: 0.5 is not the default"
+# The validation accuracy reported is the output's (after the average).
+V="--set data.val.images=$F/train-images-idx3-ubyte.gz --set data.val.labels=$F/train-labels-idx1-ubyte.gz
+   --set data.val.start=300 --set data.val.count=100"
+expect 0 "$GLORA" retrain $RA $V --threads 2 -o "$T/avv/a.safetensors"
+said=$(sed -n "s/^wrote .*validation \([0-9.]*\)%)$/\1/p" "$T/err")
+expect 0 "$GLORA" eval --model "$R/backbone.safetensors" --adapter "$T/avv/a.safetensors" \
+    --images $F/train-images-idx3-ubyte.gz --labels $F/train-labels-idx1-ubyte.gz --start 300 --count 100 --json
+got=$(sed 's/.*"accuracy": \([0-9.]*\).*/\1/' "$T/out")
+[ -n "$said" ] && awk -v a="$said" -v b="$got" 'BEGIN { exit !(a / 100 - b < 1e-9 && b - a / 100 < 1e-9) }' ||
+    fail "retrain.average: the retrain reported validation '$said'%, the output scores $got"
 for stop in 2 0; do
     expect 0 "$GLORA" retrain $RA --threads 2 --set retrain.average=0.5 --stop-after $stop --resume -o "$T/avr/a.safetensors"
 done
 cmp -s "$T/avh/a.safetensors" "$T/avr/a.safetensors" || fail "retrain.average: stopped and resumed differs"
+expect 0 "$GLORA" retrain $RA --init fresh -o "$T/avf0/a.safetensors" # the default: nothing to average
+has "$T/err" "^wrote"
+grep -q 'retrain.average' "$T/err" && fail "a fresh retrain averaged: $(cat "$T/err")"
 expect 1 "$GLORA" retrain $RA --set retrain.average=0.5 --init fresh -o "$T/avf/a.safetensors"
 one_line; has "$T/err" 'retrain.average.*needs retrain.init=inherit'
 expect 1 "$GLORA" retrain $RA --set retrain.average=1.5 -o "$T/avf/a.safetensors"
